@@ -1,0 +1,150 @@
+/* gw.h - the gateway's shared types: an HTTP request as the route handlers
+ * see it, the response they build, the route table and the dialect hooks. */
+#ifndef EVENTS_GW_H
+#define EVENTS_GW_H
+
+#include <stddef.h>
+
+#include <grpc/grpc.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "google/rpc/error_details.pb-c.h"
+#include "pbjson.h"
+
+#define GW_MAX_BODY (1u << 20)
+#define GW_MAX_PARAMS 4
+
+typedef struct gw_route gw_route;
+typedef struct gw_dialect gw_dialect;
+
+typedef struct gw_req {
+  struct MHD_Connection *conn;
+  const char *method;
+  const char *path;
+  const char *body;
+  size_t body_len;
+  const char *authorization;
+  char request_id[80];
+  const gw_route *route;
+  size_t n_params;
+  char *param_names[GW_MAX_PARAMS];
+  char *param_values[GW_MAX_PARAMS];
+} gw_req;
+
+typedef struct gw_resp {
+  int status;
+  json_t *body;             /* NULL: no body */
+  const char *content_type; /* NULL: application/json */
+  char *text;               /* preformatted body instead of json (e.g. metrics) */
+} gw_resp;
+
+/* Why a request failed, in terms every dialect can render. */
+typedef struct gw_fail {
+  int http;               /* status to answer */
+  grpc_status_code code;  /* the gRPC status behind it (OK when the gateway decided) */
+  char message[512];
+  char field[256];        /* offending field or parameter, "" if none */
+  char reason[64];        /* "required", "invalid_value_format", ... */
+  const Google__Rpc__BadRequest *bad_request; /* all violations, when the service sent them */
+} gw_fail;
+
+/* A dialect: what truly differs between the four APIs. */
+struct gw_dialect {
+  const char *name;
+  const char *content_type; /* of responses */
+  unsigned json_flags;      /* pbjson flags for bodies */
+  /* Renders an error body for f into resp (status included). */
+  void (*error)(const gw_req *req, const gw_fail *f, gw_resp *resp);
+  /* Optional: checks the request before anything else (e.g. JSON:API media types). */
+  int (*check)(const gw_req *req, gw_fail *f);
+};
+
+/* Request builder: fills the RPC request message `in` (already initialised)
+ * from the HTTP request; returns 0 or -1 with f filled. */
+typedef int (*gw_build_fn)(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
+/* Response renderer: turns the RPC response into status + body. */
+typedef int (*gw_render_fn)(const gw_req *req, const ProtobufCMessage *in,
+                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
+/* Local handler (no RPC): healthz, readyz, openapi, metrics. */
+typedef void (*gw_local_fn)(const gw_req *req, gw_resp *resp);
+
+struct gw_route {
+  const char *method;
+  const char *tmpl; /* "/v1/objects/{objectId}/events/{eventId}" */
+  const gw_dialect *dialect;
+  const char *rpc;  /* "/events.object.v1.ObjectEventService/GetEvent" */
+  const ProtobufCServiceDescriptor *service;
+  gw_build_fn build;
+  gw_render_fn render;
+  gw_local_fn local;
+  int needs_body; /* a JSON body is expected */
+  const char *summary; /* for the OpenAPI document */
+};
+
+/* ---- route table (gw_route.c) ---- */
+const gw_route *gw_routes(size_t *n);
+/* Finds the route for method+path; fills req params. Returns the route, or
+ * NULL with *status 404 (no such path) or 405 (path known, method not). */
+const gw_route *gw_route_match(const gw_route *routes, size_t n, const char *method,
+                               const char *path, gw_req *req, int *status);
+void gw_req_free_params(gw_req *req);
+const char *gw_param(const gw_req *req, const char *name);
+/* The dialect whose paths contain `path` (for errors before routing). */
+const gw_dialect *gw_dialect_for_path(const char *path);
+
+/* ---- gRPC client (gw_rpc.c) ---- */
+int gw_rpc_init(const char *target);
+void gw_rpc_shutdown(void);
+typedef struct gw_rpc_result {
+  grpc_status_code code;
+  char *message;
+  Google__Rpc__BadRequest *bad_request;
+  ProtobufCMessage *response;
+} gw_rpc_result;
+int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *in,
+                const ProtobufCMessageDescriptor *out_desc, int timeout_ms, gw_rpc_result *res);
+void gw_rpc_result_clear(gw_rpc_result *res);
+int gw_http_status(grpc_status_code code);
+
+/* ---- helpers for dialects (gw_util.c) ---- */
+/* Iterates the query string; returns the number of arguments. */
+typedef struct gw_query_arg {
+  const char *key;
+  const char *value;
+} gw_query_arg;
+size_t gw_query(const gw_req *req, gw_query_arg *out, size_t cap);
+const char *gw_header(const gw_req *req, const char *name);
+/* "scheme://host" the client used, for absolute links. */
+void gw_base_url(const gw_req *req, char *buf, size_t len);
+/* Parses the body as a JSON object; on failure fills f (400). */
+int gw_body_json(const gw_req *req, json_t **out, gw_fail *f);
+void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix);
+/* Sets request fields from a JSON object (field names, typed values) - the
+ * same mapper as bodies. */
+int gw_merge(ProtobufCMessage *msg, json_t *fields, unsigned flags, gw_fail *f);
+/* Converts a query-string value to the JSON type of `field` in `desc`
+ * (integers, booleans, strings; timestamps and enums stay strings). Returns
+ * a new reference or NULL with f naming `param`. */
+json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
+                       const char *param, const char *value, gw_fail *f);
+
+/* ---- local handlers (gw_local.c) ---- */
+void gw_healthz(const gw_req *req, gw_resp *resp);
+void gw_readyz(const gw_req *req, gw_resp *resp);
+void gw_openapi(const gw_req *req, gw_resp *resp);
+
+/* ---- dialects ---- */
+extern const gw_dialect gw_customer;
+extern const gw_dialect gw_activity;
+extern const gw_dialect gw_catalog;
+extern const gw_dialect gw_object;
+extern const gw_dialect gw_plain; /* healthz and friends */
+
+extern const gw_route gw_customer_routes[];
+extern const size_t gw_customer_n_routes;
+
+#endif

@@ -1,0 +1,24 @@
+/* gw_routes.c - the one route table: method + path template -> gRPC method
+ * and the dialect's request builder and response renderer. */
+#include "gw.h"
+#include "gw_dialects.h"
+
+#include "events/activity/v1/activity.pb-c.h"
+#include "events/catalog/v1/catalog.pb-c.h"
+#include "events/customer/v1/customer.pb-c.h"
+#include "events/object/v1/object.pb-c.h"
+
+#define LOCAL(m, path, fn, what)                                                                   \
+  { .method = m, .tmpl = path, .dialect = &gw_plain, .local = fn, .summary = what }
+
+static const gw_route routes[] = {
+    LOCAL("GET", "/healthz", gw_healthz, "Liveness: the gateway process is up"),
+    LOCAL("GET", "/readyz", gw_readyz, "Readiness: the service answers its health check"),
+    LOCAL("GET", "/openapi.json", gw_openapi, "This OpenAPI document"),
+    CUSTOMER_ROUTES
+};
+
+const gw_route *gw_routes(size_t *n) {
+  *n = sizeof routes / sizeof *routes;
+  return routes;
+}

@@ -1,0 +1,148 @@
+/* gw_util.c - small helpers the dialects share: query strings, headers,
+ * bodies, failures, and typed conversion of query values. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+typedef struct query_iter {
+  gw_query_arg *out;
+  size_t cap, n;
+} query_iter;
+
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+  (void)kind;
+  query_iter *it = cls;
+  if (it->n < it->cap) it->out[it->n] = (gw_query_arg){key, value ? value : ""};
+  it->n++;
+  return MHD_YES;
+}
+
+size_t gw_query(const gw_req *req, gw_query_arg *out, size_t cap) {
+  query_iter it = {out, cap, 0};
+  MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect, &it);
+  return it.n;
+}
+
+const char *gw_header(const gw_req *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void gw_base_url(const gw_req *req, char *buf, size_t len) {
+  const char *host = gw_header(req, "X-Forwarded-Host");
+  if (!host) host = gw_header(req, "Host");
+  const char *proto = gw_header(req, "X-Forwarded-Proto");
+  if (!proto || (strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0)) proto = "http";
+  snprintf(buf, len, "%s://%s", proto, host ? host : "localhost");
+}
+
+void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt, ...) {
+  va_list ap;
+  f->http = http;
+  f->code = GRPC_STATUS_OK;
+  snprintf(f->field, sizeof f->field, "%s", field ? field : "");
+  snprintf(f->reason, sizeof f->reason, "%s", reason ? reason : "");
+  va_start(ap, fmt);
+  vsnprintf(f->message, sizeof f->message, fmt, ap);
+  va_end(ap);
+}
+
+void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix) {
+  char field[256];
+  if (prefix && *prefix)
+    snprintf(field, sizeof field, "%s%s%s", prefix, e->path[0] ? "." : "", e->path);
+  else
+    snprintf(field, sizeof field, "%s", e->path);
+  gw_fail_set(f, 400, field, e->reason ? e->reason : "invalid_value_format", "%s", e->msg);
+}
+
+int gw_body_json(const gw_req *req, json_t **out, gw_fail *f) {
+  json_error_t je;
+  if (req->body_len == 0) {
+    gw_fail_set(f, 400, "", "required", "a JSON body is required");
+    return -1;
+  }
+  json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    gw_fail_set(f, 400, "", "invalid_value_format", "malformed JSON at line %d column %d: %s",
+                je.line, je.column, je.text);
+    return -1;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    gw_fail_set(f, 400, "", "invalid_value_format", "the body must be a JSON object");
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
+int gw_merge(ProtobufCMessage *msg, json_t *fields, unsigned flags, gw_fail *f) {
+  pbjson_err e = {0};
+  if (pbjson_merge(fields, msg, flags, &e) < 0) {
+    gw_fail_from_pbjson(f, &e, NULL);
+    return -1;
+  }
+  return 0;
+}
+
+static json_t *parse_int(const char *param, const char *v, long long lo, long long hi, gw_fail *f) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(v, &end, 10);
+  if (!*v || *end || errno == ERANGE) {
+    gw_fail_set(f, 400, param, "invalid_value_format", "%s must be an integer", param);
+    return NULL;
+  }
+  if (x < lo || x > hi) {
+    gw_fail_set(f, 400, param, "out_of_range", "%s is out of range", param);
+    return NULL;
+  }
+  return json_integer(x);
+}
+
+static json_t *parse_bool(const char *param, const char *v, gw_fail *f) {
+  if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) return json_true();
+  if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) return json_false();
+  gw_fail_set(f, 400, param, "invalid_value_format", "%s must be true or false", param);
+  return NULL;
+}
+
+json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
+                       const char *param, const char *value, gw_fail *f) {
+  const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(desc, field);
+  if (!fd) {
+    gw_fail_set(f, 500, param, "", "no field %s", field);
+    return NULL;
+  }
+  switch (fd->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+    return parse_int(param, value, INT32_MIN, INT32_MAX, f);
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    return parse_int(param, value, INT64_MIN, INT64_MAX, f);
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    return parse_int(param, value, 0, UINT32_MAX, f);
+  case PROTOBUF_C_TYPE_BOOL:
+    return parse_bool(param, value, f);
+  case PROTOBUF_C_TYPE_MESSAGE: {
+    const char *wk = ((const ProtobufCMessageDescriptor *)fd->descriptor)->name;
+    if (strcmp(wk, "google.protobuf.Int64Value") == 0)
+      return parse_int(param, value, INT64_MIN, INT64_MAX, f);
+    if (strcmp(wk, "google.protobuf.Int32Value") == 0)
+      return parse_int(param, value, INT32_MIN, INT32_MAX, f);
+    if (strcmp(wk, "google.protobuf.BoolValue") == 0) return parse_bool(param, value, f);
+    return json_string(value);
+  }
+  default:
+    return json_string(value);
+  }
+}

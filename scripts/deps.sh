@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, idempotently and quickly when it
+# is all there: Debian packages, Go tools (grpcurl, ghz) and the pinned
+# Python venv (.venv) of the test tools.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler protobuf-c-compiler
+  libprotobuf-c-dev libmicrohttpd-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev
+  libcmocka-dev libssl-dev clang-format ninja-build curl ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "deps: Go >= 1.24 is required (FerretDB, grpcurl, ghz)" >&2; exit 1; }
+gobin=$(go env GOPATH)/bin
+export PATH="$gobin:$PATH"
+[ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.1
+[ -x "$gobin/ghz" ] || go install github.com/bojand/ghz/cmd/ghz@v0.120.0
+
+venv="$root/.venv"
+req="$root/tests/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "deps: preparing the Python venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$stamp"
+fi

@@ -1,0 +1,18 @@
+/* ids.h - identifiers the dialects hand out: random lowercase hex of a
+ * given length, UUIDv4 and time-ordered UUIDv7. */
+#ifndef EVENTS_IDS_H
+#define EVENTS_IDS_H
+
+#include <stddef.h>
+
+/* buf receives len hex characters and a NUL (len+1 bytes). */
+int ids_hex(char *buf, size_t len);
+int ids_uuid4(char buf[37]);
+int ids_uuid7(char buf[37]);
+/* 1 if s is exactly len lowercase hex characters. */
+int ids_is_hex(const char *s, size_t len);
+int ids_is_uuid(const char *s);
+/* Microseconds since the epoch. */
+long long ids_now_us(void);
+
+#endif

@@ -1,0 +1,146 @@
+/* main.c - events-service: configuration, start-up checks, serve until
+ * SIGTERM/SIGINT, then drain in-flight calls and exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+
+#include "config.h"
+#include "creds.h"
+#include "dialects.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "log.h"
+#include "rpc_health.h"
+#include "rpc_reflect.h"
+#include "rpc_server.h"
+#include "store.h"
+
+extern const unsigned char events_descriptor_set[];
+extern const size_t events_descriptor_set_len;
+
+static config_var vars[] = {
+    {"EVENTS_GRPC_ADDR", "127.0.0.1:50051", "gRPC listen address", NULL},
+    {"EVENTS_STORE", "sqlite:var/events.db", "mongodb://... or sqlite:PATH", NULL},
+    {"EVENTS_CREDENTIALS", NULL, "credentials file (required)", NULL},
+    {"EVENTS_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
+    {"EVENTS_WORKERS", "8", "worker threads serving calls", NULL},
+    {"EVENTS_GRACE_MS", "20000", "how long SIGTERM waits for in-flight calls", NULL},
+};
+#define N_VARS (sizeof vars / sizeof *vars)
+
+static const char *get(const char *name) {
+  return config_get(vars, N_VARS, name);
+}
+
+static int fatal(const char *what, const char *detail) {
+  json_t *f = json_pack("{s:s}", "error", detail);
+  log_json(LOG_LEVEL_ERROR, what, f);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  char err[512];
+  int rc = config_load(argc, argv, vars, N_VARS, err, sizeof err);
+  if (rc != 0) {
+    if (rc < 0) fprintf(stderr, "events-service: %s (see --help)\n", err);
+    return rc < 0 ? 2 : 0;
+  }
+  if (log_init("events-service", get("EVENTS_LOG_LEVEL")) < 0) {
+    fprintf(stderr, "events-service: EVENTS_LOG_LEVEL must be debug, info, warn or error\n");
+    return 2;
+  }
+
+  creds *cr = NULL;
+  creds_err cerr;
+  if (creds_load(get("EVENTS_CREDENTIALS"), &cr, &cerr) < 0)
+    return fatal("refusing to start without valid credentials", cerr.msg);
+
+  /* Signals are taken synchronously by sigwait below; block them before any
+   * thread (gRPC's, the workers) exists so none of those receives them. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  rc = 1;
+  store *st = NULL;
+  store_err serr;
+  if (store_open(get("EVENTS_STORE"), dialects_schema(), &st, &serr) < 0) {
+    fatal("cannot open the store", serr.msg);
+    goto free_creds;
+  }
+
+  size_t n_dialects;
+  const dialect *const *ds = dialects_all(&n_dialects);
+  const char *names[8];
+  rpc_service_def defs[8];
+  size_t n = 0;
+  for (size_t i = 0; i < n_dialects; i++) {
+    defs[n] = ds[i]->service;
+    names[n++] = ds[i]->service.desc->name;
+  }
+  names[n] = "grpc.health.v1.Health";
+  defs[n] = rpc_health_def(names, n + 1);
+  n++;
+  names[n++] = "grpc.reflection.v1.ServerReflection";
+  names[n++] = "grpc.reflection.v1alpha.ServerReflection";
+
+  grpc_init();
+  reflect *rf = NULL;
+  if (reflect_open(events_descriptor_set, events_descriptor_set_len, names, n, &rf) < 0) {
+    fatal("cannot load the embedded descriptor set", "corrupt");
+    goto shutdown_grpc;
+  }
+  /* The reflection services: their handler is built into the server. */
+  size_t n_defs = n - 2;
+  defs[n_defs++] = (rpc_service_def){&grpc__reflection__v1__server_reflection__descriptor, NULL, 1};
+  defs[n_defs++] =
+      (rpc_service_def){&grpc__reflection__v1alpha__server_reflection__descriptor, NULL, 1};
+
+  rpc_server_config cfg = {
+      .addr = get("EVENTS_GRPC_ADDR"),
+      .workers = atoi(get("EVENTS_WORKERS")),
+      .creds = cr,
+      .store = st,
+      .services = defs,
+      .n_services = n_defs,
+      .reflect = rf,
+  };
+  rpc_server *srv = NULL;
+  int port = 0;
+  if (cfg.workers < 1 || cfg.workers > 256) {
+    fatal("bad configuration", "EVENTS_WORKERS must be 1..256");
+    goto free_reflect;
+  }
+  if (rpc_server_start(&cfg, &srv, &port, err, sizeof err) < 0) {
+    fatal("cannot start the gRPC server", err);
+    goto free_reflect;
+  }
+  log_json(LOG_LEVEL_INFO, "serving",
+           json_pack("{s:s, s:i, s:s, s:i, s:i}", "addr", cfg.addr, "port", port, "store",
+                     store_engine(st), "workers", cfg.workers, "credentials",
+                     (int)creds_count(cr)));
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  log_json(LOG_LEVEL_INFO, "draining", json_pack("{s:i}", "signal", sig));
+  rpc_health_set_draining();
+  rpc_server_stop(srv, atoi(get("EVENTS_GRACE_MS")));
+  log_printf(LOG_LEVEL_INFO, "stopped");
+  rc = 0;
+
+free_reflect:
+  reflect_free(rf);
+shutdown_grpc:
+  grpc_shutdown();
+  store_close(st);
+free_creds:
+  creds_free(cr);
+  return rc;
+}

@@ -1,0 +1,38 @@
+/* rpc.h - what a dialect handler sees of the call it serves.
+ *
+ * Handlers are the protobuf-c service methods: they get the decoded request
+ * and a closure; the closure_data is the rpc_call. On success a handler
+ * passes its response to the closure; on failure it records the status with
+ * rpc_fail or rpc_violation and passes NULL. The tenant is resolved before
+ * any handler runs. */
+#ifndef EVENTS_RPC_H
+#define EVENTS_RPC_H
+
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "store.h"
+
+typedef struct rpc_call rpc_call;
+
+/* A service the server exposes, with the handlers built so far (a NULL
+ * handler or impl answers UNIMPLEMENTED). */
+typedef struct rpc_service_def {
+  const ProtobufCServiceDescriptor *desc;
+  ProtobufCService *impl;
+  int public; /* no credentials needed: health */
+} rpc_service_def;
+
+const char *rpc_tenant(const rpc_call *c);
+store *rpc_store(const rpc_call *c);
+void rpc_fail(rpc_call *c, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records a field violation; the call fails with INVALID_ARGUMENT and
+ * google.rpc.BadRequest details. `field` is the request field path. */
+void rpc_violation(rpc_call *c, const char *field, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int rpc_failed(const rpc_call *c);
+/* Maps a store error to its status (NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE...). */
+void rpc_fail_store(rpc_call *c, const store_err *err);
+
+#endif

@@ -1,0 +1,465 @@
+/* rpc_server.c - gRPC C core server loop.
+ *
+ * Each worker thread owns a completion queue on which every method has one
+ * call requested; when a call arrives the worker re-arms the request and
+ * serves the call to completion (handlers block on the store), so the number
+ * of workers bounds concurrency. Methods come from the protobuf-c service
+ * descriptors: no switch per method. Unknown methods are requested through
+ * grpc_server_request_call and answered UNIMPLEMENTED at once, since core
+ * itself never answers them. */
+#include "rpc_server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+
+#include "log.h"
+#include "rpc_int.h"
+
+enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
+
+struct rpc_method {
+  char path[256];
+  const ProtobufCMethodDescriptor *md;
+  ProtobufCService *impl;
+  unsigned index;
+  int public;
+  enum method_kind kind;
+  void *handle;
+};
+
+struct rpc_server {
+  grpc_server *server;
+  grpc_completion_queue **cqs;
+  pthread_t *threads;
+  int n_workers, n_started;
+  rpc_method *methods;
+  size_t n_methods;
+  const creds *creds;
+  store *store;
+  const reflect *reflect;
+  volatile int stopping;
+};
+
+store *rpc_store(const rpc_call *c) {
+  return c->srv->store;
+}
+
+/* ---- call lifecycle ---- */
+
+static rpc_call *call_new(rpc_server *s, rpc_method *m, grpc_completion_queue *cq) {
+  rpc_call *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->srv = s;
+  c->method = m;
+  c->cq = cq;
+  c->state = CALL_REQUESTED;
+  grpc_metadata_array_init(&c->md);
+  if (!m) grpc_call_details_init(&c->details);
+  return c;
+}
+
+static void call_free(rpc_call *c) {
+  if (c->call) grpc_call_unref(c->call);
+  grpc_metadata_array_destroy(&c->md);
+  if (!c->method) grpc_call_details_destroy(&c->details);
+  if (c->payload) grpc_byte_buffer_destroy(c->payload);
+  if (c->response) grpc_byte_buffer_destroy(c->response);
+  rpc_status_clear(c);
+  free(c);
+}
+
+static int call_request(rpc_server *s, rpc_method *m, grpc_completion_queue *cq) {
+  rpc_call *c = call_new(s, m, cq);
+  if (!c) return -1;
+  grpc_call_error e;
+  if (m)
+    e = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline, &c->md,
+                                            m->kind == METHOD_UNARY ? &c->payload : NULL, cq, cq,
+                                            c);
+  else
+    e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, cq, cq, c);
+  if (e != GRPC_CALL_OK) {
+    call_free(c);
+    return -1;
+  }
+  return 0;
+}
+
+static const char *method_name(const rpc_call *c, char *buf, size_t len) {
+  if (c->method) return c->method->path;
+  size_t n = GRPC_SLICE_LENGTH(c->details.method);
+  if (n >= len) n = len - 1;
+  memcpy(buf, GRPC_SLICE_START_PTR(c->details.method), n);
+  buf[n] = '\0';
+  return buf;
+}
+
+static void call_log(rpc_call *c) {
+  if (!log_enabled(LOG_LEVEL_INFO)) return;
+  char buf[256];
+  gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
+  double ms = (double)d.tv_sec * 1e3 + d.tv_nsec / 1e6;
+  json_t *f = json_pack("{s:s, s:i, s:f}", "method", method_name(c, buf, sizeof buf), "code",
+                        (int)c->status, "ms", ms);
+  if (f && c->tenant[0]) json_object_set_new(f, "tenant", json_string(c->tenant));
+  if (f && c->status != GRPC_STATUS_OK && c->message)
+    json_object_set_new(f, "error", json_string(c->message));
+  log_json(c->status == GRPC_STATUS_INTERNAL ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, "rpc", f);
+}
+
+/* Sends status (and, for unary, the response) and the close op in one batch. */
+static void call_reply(rpc_call *c, int send_initial) {
+  grpc_op ops[4];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (send_initial) {
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    n++;
+  }
+  if (c->status == GRPC_STATUS_OK && c->response) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = c->response;
+    n++;
+  }
+  rpc_status_finish(c);
+  grpc_slice msg = grpc_slice_from_copied_string(c->message ? c->message : "");
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = c->status;
+  ops[n].data.send_status_from_server.status_details = c->status == GRPC_STATUS_OK ? NULL : &msg;
+  if (c->has_details) {
+    c->trailer.key = grpc_slice_from_static_string("grpc-status-details-bin");
+    c->trailer.value = c->details_bin;
+    ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+    ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
+  }
+  n++;
+  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+  n++;
+  c->state = CALL_REPLYING;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+  grpc_slice_unref(msg);
+  if (e != GRPC_CALL_OK) {
+    log_printf(LOG_LEVEL_ERROR, "start_batch: %s", grpc_call_error_to_string(e));
+    call_log(c);
+    call_free(c);
+  }
+}
+
+/* ---- unary dispatch ---- */
+
+static void closure(const ProtobufCMessage *out, void *data) {
+  rpc_call *c = data;
+  if (!out) {
+    if (c->status == GRPC_STATUS_OK) rpc_fail(c, GRPC_STATUS_INTERNAL, "handler gave no response");
+    return;
+  }
+  size_t len = protobuf_c_message_get_packed_size(out);
+  grpc_slice slice = grpc_slice_malloc(len);
+  protobuf_c_message_pack(out, GRPC_SLICE_START_PTR(slice));
+  c->response = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+}
+
+static int read_payload(grpc_byte_buffer *bb, grpc_slice *out) {
+  grpc_byte_buffer_reader r;
+  if (!grpc_byte_buffer_reader_init(&r, bb)) return -1;
+  *out = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  return 0;
+}
+
+static int authenticate(rpc_call *c) {
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    if (!grpc_slice_eq(m->key, grpc_slice_from_static_string("authorization"))) continue;
+    const char *t = creds_lookup(c->srv->creds, (const char *)GRPC_SLICE_START_PTR(m->value),
+                                 GRPC_SLICE_LENGTH(m->value));
+    if (!t) break;
+    snprintf(c->tenant, sizeof c->tenant, "%s", t);
+    return 0;
+  }
+  return -1;
+}
+
+static void handler_missing(rpc_call *c) {
+  rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "%s is not implemented", c->method->path);
+}
+
+static void serve_unary(rpc_call *c) {
+  rpc_method *m = c->method;
+  typedef void (*generic_handler)(ProtobufCService *, const ProtobufCMessage *, ProtobufCClosure,
+                                  void *);
+  generic_handler h = NULL;
+  if (m->impl) h = ((generic_handler *)(m->impl + 1))[m->index];
+
+  if (gpr_time_cmp(gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME),
+                   gpr_now(GPR_CLOCK_REALTIME)) < 0) {
+    rpc_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded before the call was served");
+    return;
+  }
+  if (!m->public && authenticate(c) < 0) {
+    rpc_fail(c, GRPC_STATUS_UNAUTHENTICATED, "missing or unknown credentials");
+    return;
+  }
+  if (!h) {
+    handler_missing(c);
+    return;
+  }
+  grpc_slice raw = grpc_empty_slice();
+  if (c->payload && read_payload(c->payload, &raw) < 0) {
+    rpc_fail(c, GRPC_STATUS_INTERNAL, "cannot read the request");
+    return;
+  }
+  ProtobufCMessage *in = protobuf_c_message_unpack(m->md->input, NULL, GRPC_SLICE_LENGTH(raw),
+                                                   GRPC_SLICE_START_PTR(raw));
+  grpc_slice_unref(raw);
+  if (!in) {
+    rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s",
+             m->md->input->name);
+    return;
+  }
+  h(m->impl, in, closure, c);
+  protobuf_c_message_free_unpacked(in, NULL);
+}
+
+/* ---- reflection stream ---- */
+
+static void stream_read(rpc_call *c, int send_initial, grpc_byte_buffer *reply) {
+  grpc_op ops[3];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (send_initial) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (reply) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = reply;
+    n++;
+  }
+  if (c->payload) grpc_byte_buffer_destroy(c->payload);
+  c->payload = NULL;
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n].data.recv_message.recv_message = &c->payload;
+  n++;
+  if (c->response) grpc_byte_buffer_destroy(c->response);
+  c->response = reply;
+  c->state = CALL_STREAM_READ;
+  if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK) call_free(c);
+}
+
+static void stream_step(rpc_call *c) {
+  if (!c->payload) { /* the client half-closed: end the stream */
+    c->state = CALL_STREAM_CLOSING;
+    call_reply(c, 0);
+    return;
+  }
+  grpc_slice raw;
+  uint8_t *resp = NULL;
+  size_t resp_len = 0;
+  if (read_payload(c->payload, &raw) < 0) goto fail;
+  int rc = reflect_answer(c->srv->reflect, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw),
+                          &resp, &resp_len);
+  grpc_slice_unref(raw);
+  if (rc < 0) goto fail;
+  grpc_slice s = grpc_slice_new(resp, resp_len, free);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  stream_read(c, 0, bb);
+  return;
+fail:
+  rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "bad reflection request");
+  c->state = CALL_STREAM_CLOSING;
+  call_reply(c, 0);
+}
+
+/* ---- event loop ---- */
+
+static void on_arrival(rpc_call *c) {
+  rpc_server *s = c->srv;
+  c->started = gpr_now(GPR_CLOCK_MONOTONIC);
+  if (!s->stopping) call_request(s, c->method, c->cq);
+  if (!c->method) {
+    rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+    call_reply(c, 1);
+    return;
+  }
+  if (c->method->kind == METHOD_REFLECTION) {
+    stream_read(c, 1, NULL);
+    return;
+  }
+  serve_unary(c);
+  call_reply(c, 1);
+}
+
+static void on_event(rpc_call *c, int ok) {
+  switch (c->state) {
+  case CALL_REQUESTED:
+    if (!ok) { /* the server is shutting down */
+      call_free(c);
+      return;
+    }
+    on_arrival(c);
+    return;
+  case CALL_STREAM_READ:
+    if (!ok) {
+      call_free(c);
+      return;
+    }
+    stream_step(c);
+    return;
+  case CALL_REPLYING:
+  case CALL_STREAM_CLOSING:
+    call_log(c);
+    call_free(c);
+    return;
+  }
+}
+
+static void *worker(void *arg) {
+  grpc_completion_queue *cq = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type == GRPC_OP_COMPLETE) on_event(ev.tag, ev.success);
+  }
+  return NULL;
+}
+
+/* ---- set-up ---- */
+
+static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
+  size_t n = 1; /* reflection v1alpha shares the v1 handler */
+  for (size_t i = 0; i < cfg->n_services; i++) n += cfg->services[i].desc->n_methods;
+  s->methods = calloc(n, sizeof *s->methods);
+  if (!s->methods) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < cfg->n_services; i++) {
+    const rpc_service_def *d = &cfg->services[i];
+    for (unsigned j = 0; j < d->desc->n_methods; j++) {
+      const ProtobufCMethodDescriptor *md = &d->desc->methods[j];
+      int streaming = reflect_is_streaming(cfg->reflect, d->desc->name, md->name);
+      int reflection = strncmp(d->desc->name, "grpc.reflection.", 16) == 0;
+      if (streaming < 0) {
+        snprintf(err, errlen, "%s.%s is not in the descriptor set", d->desc->name, md->name);
+        return -1;
+      }
+      if (streaming && !reflection) continue; /* e.g. Health.Watch: answered UNIMPLEMENTED */
+      rpc_method *m = &s->methods[s->n_methods++];
+      snprintf(m->path, sizeof m->path, "/%s/%s", d->desc->name, md->name);
+      m->md = md;
+      m->impl = d->impl;
+      m->index = j;
+      m->public = d->public;
+      m->kind = reflection ? METHOD_REFLECTION : METHOD_UNARY;
+    }
+  }
+  return 0;
+}
+
+int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, char *err,
+                     size_t errlen) {
+  rpc_server *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  s->creds = cfg->creds;
+  s->store = cfg->store;
+  s->reflect = cfg->reflect;
+  s->n_workers = cfg->workers > 0 ? cfg->workers : 4;
+  if (build_methods(s, cfg, err, errlen) < 0) goto free_server;
+
+  grpc_arg args[] = {
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 4 << 20},
+  };
+  grpc_channel_args chargs = {.num_args = 1, .args = args};
+  s->server = grpc_server_create(&chargs, NULL);
+  for (size_t i = 0; i < s->n_methods; i++) {
+    rpc_method *m = &s->methods[i];
+    m->handle = grpc_server_register_method(
+        s->server, m->path, NULL,
+        m->kind == METHOD_UNARY ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE,
+        0);
+  }
+  s->cqs = calloc((size_t)s->n_workers, sizeof *s->cqs);
+  s->threads = calloc((size_t)s->n_workers, sizeof *s->threads);
+  if (!s->cqs || !s->threads) {
+    snprintf(err, errlen, "out of memory");
+    goto destroy_server;
+  }
+  for (int i = 0; i < s->n_workers; i++) {
+    s->cqs[i] = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
+  }
+  grpc_server_credentials *sc = grpc_insecure_server_credentials_create();
+  *port = grpc_server_add_http2_port(s->server, cfg->addr, sc);
+  grpc_server_credentials_release(sc);
+  if (*port == 0) {
+    snprintf(err, errlen, "cannot listen on %s", cfg->addr);
+    goto destroy_server;
+  }
+  grpc_server_start(s->server);
+  for (int i = 0; i < s->n_workers; i++) {
+    for (size_t j = 0; j < s->n_methods; j++) call_request(s, &s->methods[j], s->cqs[i]);
+    call_request(s, NULL, s->cqs[i]);
+    if (pthread_create(&s->threads[i], NULL, worker, s->cqs[i]) != 0) {
+      snprintf(err, errlen, "cannot start worker thread");
+      rpc_server_stop(s, 0);
+      return -1;
+    }
+    s->n_started++;
+  }
+  *out = s;
+  return 0;
+
+destroy_server:
+  grpc_server_shutdown_and_notify(s->server, NULL, NULL);
+  grpc_server_destroy(s->server);
+  for (int i = 0; s->cqs && i < s->n_workers; i++) {
+    if (!s->cqs[i]) continue;
+    grpc_completion_queue_shutdown(s->cqs[i]);
+    while (grpc_completion_queue_next(s->cqs[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->cqs[i]);
+  }
+free_server:
+  free(s->cqs);
+  free(s->threads);
+  free(s->methods);
+  free(s);
+  return -1;
+}
+
+void rpc_server_stop(rpc_server *s, int grace_ms) {
+  s->stopping = 1;
+  grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
+  grpc_server_shutdown_and_notify(s->server, done, s);
+  gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                    gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+  grpc_event ev = grpc_completion_queue_pluck(done, s, until, NULL);
+  if (ev.type == GRPC_QUEUE_TIMEOUT) {
+    log_printf(LOG_LEVEL_WARN, "grace period over: cancelling the remaining calls");
+    grpc_server_cancel_all_calls(s->server);
+    grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  }
+  grpc_server_destroy(s->server);
+  grpc_completion_queue_shutdown(done);
+  while (grpc_completion_queue_pluck(done, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(done);
+  for (int i = 0; i < s->n_workers; i++) grpc_completion_queue_shutdown(s->cqs[i]);
+  for (int i = 0; i < s->n_started; i++) pthread_join(s->threads[i], NULL);
+  for (int i = 0; i < s->n_workers; i++) grpc_completion_queue_destroy(s->cqs[i]);
+  free(s->cqs);
+  free(s->threads);
+  free(s->methods);
+  free(s);
+}

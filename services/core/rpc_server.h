@@ -1,0 +1,33 @@
+/* rpc_server.h - the gRPC server: worker threads on completion queues, a
+ * method table built from the protobuf-c service descriptors, and graceful
+ * shutdown. */
+#ifndef EVENTS_RPC_SERVER_H
+#define EVENTS_RPC_SERVER_H
+
+#include <stddef.h>
+
+#include "creds.h"
+#include "rpc.h"
+#include "rpc_reflect.h"
+#include "store.h"
+
+typedef struct rpc_server rpc_server;
+
+typedef struct rpc_server_config {
+  const char *addr;
+  int workers;
+  const creds *creds;
+  store *store;
+  const rpc_service_def *services;
+  size_t n_services;
+  const reflect *reflect;
+} rpc_server_config;
+
+/* Binds and starts serving; *port receives the bound port. */
+int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, char *err,
+                     size_t errlen);
+/* Stops accepting, lets in-flight calls finish for up to grace_ms, then
+ * cancels the rest and frees everything. */
+void rpc_server_stop(rpc_server *s, int grace_ms);
+
+#endif

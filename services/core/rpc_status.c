@@ -1,0 +1,115 @@
+/* rpc_status.c - call outcomes: status codes, messages and the
+ * google.rpc.Status/BadRequest details that let the gateway name the field. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/slice.h>
+
+#include "google/protobuf/any.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+#include "rpc_int.h"
+
+const char *rpc_tenant(const rpc_call *c) {
+  return c->tenant;
+}
+
+int rpc_failed(const rpc_call *c) {
+  return c->status != GRPC_STATUS_OK;
+}
+
+static char *vformat(const char *fmt, va_list ap) {
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0) return NULL;
+  return s;
+}
+
+void rpc_fail(rpc_call *c, grpc_status_code code, const char *fmt, ...) {
+  if (c->status != GRPC_STATUS_OK) return; /* the first failure explains the call */
+  va_list ap;
+  va_start(ap, fmt);
+  c->status = code;
+  c->message = vformat(fmt, ap);
+  va_end(ap);
+}
+
+void rpc_violation(rpc_call *c, const char *field, const char *reason, const char *fmt, ...) {
+  if (c->status != GRPC_STATUS_OK && c->status != GRPC_STATUS_INVALID_ARGUMENT) return;
+  if (c->n_violations >= 100) return; /* bounded: one bad list should not flood the reply */
+  Google__Rpc__BadRequest__FieldViolation *v = malloc(sizeof *v);
+  void *grown = realloc(c->violations, (c->n_violations + 1) * sizeof *c->violations);
+  if (!v || !grown) {
+    free(v);
+    if (grown) c->violations = grown;
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  c->violations = grown;
+  google__rpc__bad_request__field_violation__init(v);
+  va_list ap;
+  va_start(ap, fmt);
+  v->description = vformat(fmt, ap);
+  va_end(ap);
+  v->field = strdup(field);
+  v->reason = strdup(reason ? reason : "");
+  c->violations[c->n_violations++] = v;
+  if (c->status == GRPC_STATUS_OK) {
+    c->status = GRPC_STATUS_INVALID_ARGUMENT;
+    c->message = strdup(v->description ? v->description : "invalid argument");
+  }
+}
+
+void rpc_fail_store(rpc_call *c, const store_err *err) {
+  grpc_status_code code;
+  switch (err->code) {
+  case STORE_ENOTFOUND: code = GRPC_STATUS_NOT_FOUND; break;
+  case STORE_EDUPLICATE: code = GRPC_STATUS_ALREADY_EXISTS; break;
+  case STORE_EUNAVAILABLE: code = GRPC_STATUS_UNAVAILABLE; break;
+  case STORE_EINVAL: code = GRPC_STATUS_INVALID_ARGUMENT; break;
+  default: code = GRPC_STATUS_INTERNAL; break;
+  }
+  /* Internal detail stays in the log, not in the reply. */
+  rpc_fail(c, code, "%s",
+           code == GRPC_STATUS_INTERNAL      ? "internal error"
+           : code == GRPC_STATUS_UNAVAILABLE ? "store unavailable"
+                                             : err->msg);
+}
+
+void rpc_status_finish(rpc_call *c) {
+  if (c->n_violations == 0) return;
+  Google__Rpc__BadRequest br = GOOGLE__RPC__BAD_REQUEST__INIT;
+  br.n_field_violations = c->n_violations;
+  br.field_violations = c->violations;
+  size_t blen = google__rpc__bad_request__get_packed_size(&br);
+  uint8_t *bbuf = malloc(blen ? blen : 1);
+  if (!bbuf) return;
+  google__rpc__bad_request__pack(&br, bbuf);
+
+  Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT, *anys[1] = {&any};
+  any.type_url = "type.googleapis.com/google.rpc.BadRequest";
+  any.value.data = bbuf;
+  any.value.len = blen;
+  Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+  st.code = (int32_t)c->status;
+  st.message = c->message ? c->message : "";
+  st.n_details = 1;
+  st.details = anys;
+  size_t slen = google__rpc__status__get_packed_size(&st);
+  c->details_bin = grpc_slice_malloc(slen);
+  google__rpc__status__pack(&st, GRPC_SLICE_START_PTR(c->details_bin));
+  c->has_details = 1;
+  free(bbuf);
+}
+
+void rpc_status_clear(rpc_call *c) {
+  for (size_t i = 0; i < c->n_violations; i++) {
+    free(c->violations[i]->field);
+    free(c->violations[i]->description);
+    free(c->violations[i]->reason);
+    free(c->violations[i]);
+  }
+  free(c->violations);
+  free(c->message);
+  if (c->has_details) grpc_slice_unref(c->details_bin);
+}

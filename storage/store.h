@@ -1,0 +1,123 @@
+/* store.h - the document store every dialect's handlers use.
+ *
+ * Documents are jansson objects. Every call names the tenant, so no query can
+ * leave it out; a document of another tenant does not exist. A document's key
+ * within its tenant and collection is its "id" member (string or integer).
+ * Times are stored as integers (microseconds since the epoch) so that ranges
+ * and ordering behave the same on every engine.
+ *
+ * Engines: "sqlite:PATH" (embedded, WAL, synchronous=FULL) and
+ * "mongodb://..." (mongo-c-driver client pool; database from the URI path,
+ * default "events"). All functions are safe to call from many threads. */
+#ifndef EVENTS_STORE_H
+#define EVENTS_STORE_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+enum {
+  STORE_OK = 0,
+  STORE_ENOTFOUND = -1,    /* no such document in this tenant */
+  STORE_EDUPLICATE = -2,   /* a unique index refused the write */
+  STORE_EUNAVAILABLE = -3, /* the store cannot be reached or timed out */
+  STORE_EINVAL = -4,       /* bad argument, e.g. a tampered cursor */
+  STORE_EINTERNAL = -5,
+};
+
+typedef struct store_err {
+  int code;
+  char msg[256];
+} store_err;
+
+/* Schema: collections and their secondary indexes, created idempotently by
+ * store_open. (tenant, id) is always the primary key. */
+#define STORE_MAX_INDEX_FIELDS 6
+typedef struct store_index {
+  const char *fields[STORE_MAX_INDEX_FIELDS]; /* dotted paths, NULL-terminated */
+  int unique;
+} store_index;
+
+typedef struct store_collection {
+  const char *name;
+  const store_index *indexes;
+  size_t n_indexes;
+} store_collection;
+
+typedef struct store_schema {
+  const store_collection *collections;
+  size_t n_collections;
+} store_schema;
+
+typedef struct store store;
+
+int store_open(const char *url, const store_schema *schema, store **out, store_err *err);
+void store_close(store *st);
+const char *store_engine(const store *st); /* "sqlite" or "mongodb" */
+int store_ping(store *st, store_err *err);
+
+/* Next value of a per-tenant increasing integer sequence (starts at 1). */
+int store_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                  store_err *err);
+
+int store_insert(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err);
+/* *out is a new reference. */
+int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
+              store_err *err);
+/* Replace the whole document (doc carries the same id). */
+int store_replace(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err);
+/* Atomically set the members of `set` (a JSON null member removes that field);
+ * *out (may be NULL) receives the updated document. */
+int store_patch(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
+                json_t **out, store_err *err);
+int store_delete(store *st, const char *tenant, const char *coll, json_t *id, store_err *err);
+
+typedef enum store_op {
+  STORE_EQ,      /* value: scalar */
+  STORE_IN,      /* value: array of scalars */
+  STORE_GT,
+  STORE_GTE,
+  STORE_LT,
+  STORE_LTE,
+  STORE_EXISTS,  /* present and not null; value unused */
+  STORE_MISSING, /* absent or null; value unused */
+} store_op;
+
+typedef struct store_cond {
+  const char *field; /* dotted path; "id" is the document key */
+  store_op op;
+  json_t *value; /* borrowed */
+} store_cond;
+
+typedef struct store_order {
+  const char *field;
+  int desc;
+} store_order;
+
+typedef struct store_query {
+  const store_cond *conds;
+  size_t n_conds;
+  const store_order *order; /* "id" is appended as tie-breaker unless present */
+  size_t n_order;
+  size_t limit;       /* 0: no limit */
+  size_t offset;      /* offset pagination; not combined with cursors */
+  const char *after;  /* keyset cursor: documents after it */
+  const char *before; /* keyset cursor: documents before it (page returned in order) */
+  int count;          /* fill store_page.total */
+} store_query;
+
+typedef struct store_page {
+  json_t *docs; /* array, in query order */
+  char *next;   /* cursor after the last doc, NULL on the last page */
+  char *prev;   /* cursor before the first doc, NULL on the first page */
+  long long total; /* matches ignoring pagination, when query.count */
+} store_page;
+
+int store_find(store *st, const char *tenant, const char *coll, const store_query *q,
+               store_page *out, store_err *err);
+void store_page_clear(store_page *page);
+int store_delete_where(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                       size_t n_conds, long long *deleted, store_err *err);
+int store_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                size_t n_conds, long long *out, store_err *err);
+
+#endif

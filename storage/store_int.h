@@ -1,0 +1,101 @@
+/* store_int.h - what store.c shares with the engines: the engine vtable, the
+ * find plan that engines execute, and small helpers (errors, string builder,
+ * cursor sealing). Not part of the public API; tests may include it to forge
+ * cursors. */
+#ifndef EVENTS_STORE_INT_H
+#define EVENTS_STORE_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include "store.h"
+
+/* More sort keys than this is a caller bug, not a feature. */
+#define STORE_MAX_ORDER 8
+
+/* A find reduced to what an engine executes. The scan order already has "id"
+ * appended and, for `before` queries, every direction flipped, so engines only
+ * ever scan forwards. */
+typedef struct store_plan {
+  const store_cond *conds; /* validated; EQ null already rewritten to MISSING */
+  size_t n_conds;
+  const store_order *order; /* scan order, "id" last */
+  size_t n_order;
+  json_t *seek;  /* NULL, or an array with one value per order key: return only
+                    documents strictly after this position in scan order */
+  size_t limit;  /* 0: no limit */
+  size_t offset;
+} store_plan;
+
+typedef struct store_engine_ops {
+  const char *name;
+  int (*open)(const char *url, const store_schema *schema, store **out, store_err *err);
+  void (*close)(store *st);
+  int (*ping)(store *st, store_err *err);
+  int (*next_id)(store *st, const char *tenant, const char *sequence, long long *out,
+                 store_err *err);
+  /* `id` is the validated doc["id"]; doc holds no reserved member. */
+  int (*insert)(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                store_err *err);
+  int (*get)(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
+             store_err *err);
+  int (*replace)(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                 store_err *err);
+  /* `set` is non-empty with validated dotted keys; null values remove. */
+  int (*patch)(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
+               json_t **out, store_err *err);
+  int (*del)(store *st, const char *tenant, const char *coll, json_t *id, store_err *err);
+  /* Appends the documents to `docs` in scan order. */
+  int (*find)(store *st, const char *tenant, const char *coll, const store_plan *plan,
+              json_t *docs, store_err *err);
+  int (*count)(store *st, const char *tenant, const char *coll, const store_cond *conds,
+               size_t n_conds, long long *out, store_err *err);
+  int (*delete_where)(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                      size_t n_conds, long long *deleted, store_err *err);
+} store_engine_ops;
+
+/* Every engine's handle starts with this, so store.c can dispatch. */
+struct store {
+  const store_engine_ops *engine;
+  char **collections; /* names from the schema, for argument checks */
+  size_t n_collections;
+};
+
+extern const store_engine_ops store_sqlite_engine;
+extern const store_engine_ops store_mongo_engine;
+
+/* The counters collection/table behind store_next_id; a schema may not use it. */
+#define STORE_COUNTERS "counters"
+
+/* Sets *err (if any) and returns code, so failures read `return store_fail(...)`. */
+int store_fail(store_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Field paths are restricted to [A-Za-z0-9_-] segments joined by dots, which
+ * both engines can address and which SQLite can embed as a literal (expression
+ * indexes only match literal paths). */
+int store_path_ok(const char *path);
+/* The member at a dotted path, or NULL. Borrowed. */
+json_t *store_doc_path(json_t *doc, const char *path);
+/* Sets (or, for a JSON null value, removes) the member at a dotted path,
+ * creating intermediate objects. Fails if an intermediate is not an object. */
+int store_doc_patch(json_t *doc, json_t *set, store_err *err);
+
+/* Growable string; an allocation failure sticks in `oom` and is checked once. */
+typedef struct store_buf {
+  char *p;
+  size_t len, cap;
+  int oom;
+} store_buf;
+void store_buf_add(store_buf *b, const char *s);
+void store_buf_addn(store_buf *b, const char *s, size_t n);
+void store_buf_addf(store_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void store_buf_free(store_buf *b);
+
+/* Cursor framing: base64url(version || payload || checksum). Exposed so tests
+ * can build checksum-valid tokens around malformed payloads. */
+char *store_cursor_seal(const char *payload, size_t len);
+/* Returns a malloc'd payload (NUL-terminated) or NULL if the framing or the
+ * checksum is wrong. */
+char *store_cursor_unseal(const char *token, size_t *len);
+
+#endif

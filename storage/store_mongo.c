@@ -1,0 +1,703 @@
+/* store_mongo.c - the MongoDB engine (mongo-c-driver client pool). One
+ * collection per schema collection holding {tenant, id, ...fields}, with a
+ * unique {tenant, id} index and the schema's indexes, each led by tenant so
+ * every query is an index prefix. jansson values are converted to BSON here:
+ * integers as int64, reals as double, so the two engines compare alike. */
+#include <math.h>
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store_int.h"
+
+/* Applied when the URI sets none: an outage should fail a call in seconds,
+ * not hang it for the driver's 30 s default. */
+#define MG_SERVER_SELECTION_MS 3000
+#define MG_CONNECT_MS 2000
+#define MG_SOCKET_MS 10000
+#define MG_MAX_DEPTH 100 /* MongoDB's own nesting limit */
+
+typedef struct mg_store {
+  store base;
+  mongoc_uri_t *uri;
+  mongoc_client_pool_t *pool;
+  char *db;
+} mg_store;
+
+#define MG(st) ((mg_store *)(st))
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static int mg_code(const bson_error_t *e) {
+  if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
+      e->domain == MONGOC_ERROR_PROTOCOL)
+    return STORE_EUNAVAILABLE;
+  if (e->domain != MONGOC_ERROR_SERVER && e->domain != MONGOC_ERROR_WRITE_CONCERN &&
+      e->domain != MONGOC_ERROR_COLLECTION)
+    return STORE_EINTERNAL;
+  switch (e->code) {
+  case 11000: /* DuplicateKey, and its legacy forms */
+  case 11001:
+  case 12582:
+    return STORE_EDUPLICATE;
+  case 6:     /* HostUnreachable */
+  case 7:     /* HostNotFound */
+  case 50:    /* MaxTimeMSExpired */
+  case 64:    /* WriteConcernFailed (wtimeout) */
+  case 89:    /* NetworkTimeout */
+  case 91:    /* ShutdownInProgress */
+  case 189:   /* PrimarySteppedDown */
+  case 262:   /* ExceededTimeLimit */
+  case 9001:  /* SocketException */
+  case 10107: /* NotWritablePrimary */
+  case 11600: /* InterruptedAtShutdown */
+  case 11602: /* InterruptedDueToReplStateChange */
+  case 13435: /* NotPrimaryNoSecondaryOk */
+  case 13436: /* NotPrimaryOrSecondary */
+    return STORE_EUNAVAILABLE;
+  case 2:     /* BadValue */
+  case 9:     /* FailedToParse */
+  case 14:    /* TypeMismatch */
+  case 28:    /* PathNotViable: patch through a non-object */
+  case 40:    /* ConflictingUpdateOperators */
+  case 52:    /* DollarPrefixedFieldName */
+  case 56:    /* EmptyFieldName */
+  case 57:    /* DottedFieldName */
+  case 10334: /* BSONObjectTooLarge */
+  case 17419:
+  case 17420:
+    return STORE_EINVAL;
+  default:
+    return STORE_EINTERNAL;
+  }
+}
+
+static int mg_fail(store_err *err, const char *what, const bson_error_t *e) {
+  return store_fail(err, mg_code(e), "mongodb %s: %s", what, e->message);
+}
+
+static int mg_unencodable(store_err *err) {
+  return store_fail(err, STORE_EINVAL, "mongodb: document cannot be encoded as BSON");
+}
+
+/* ---- jansson <-> BSON ------------------------------------------------------ */
+
+static bool mg_append(bson_t *b, const char *key, json_t *v, int depth);
+
+static bool mg_append_members(bson_t *b, json_t *obj, const char *skip, int depth) {
+  const char *k;
+  json_t *x;
+  json_object_foreach(obj, k, x) {
+    if (skip && !strcmp(k, skip)) continue;
+    if (!mg_append(b, k, x, depth)) return false;
+  }
+  return true;
+}
+
+static bool mg_append(bson_t *b, const char *key, json_t *v, int depth) {
+  bson_t child;
+  bool ok;
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    if (depth >= MG_MAX_DEPTH || !bson_append_document_begin(b, key, -1, &child)) return false;
+    ok = mg_append_members(&child, v, NULL, depth + 1);
+    return bson_append_document_end(b, &child) && ok;
+  case JSON_ARRAY: {
+    size_t i;
+    json_t *x;
+    if (depth >= MG_MAX_DEPTH || !bson_append_array_begin(b, key, -1, &child)) return false;
+    ok = true;
+    json_array_foreach(v, i, x) {
+      char buf[16];
+      const char *k;
+      bson_uint32_to_string((uint32_t)i, &k, buf, sizeof buf);
+      if (!(ok = mg_append(&child, k, x, depth + 1))) break;
+    }
+    return bson_append_array_end(b, &child) && ok;
+  }
+  case JSON_STRING:
+    return bson_append_utf8(b, key, -1, json_string_value(v), (int)json_string_length(v));
+  case JSON_INTEGER:
+    return bson_append_int64(b, key, -1, json_integer_value(v));
+  case JSON_REAL:
+    return bson_append_double(b, key, -1, json_real_value(v));
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return bson_append_bool(b, key, -1, json_is_true(v));
+  default:
+    return bson_append_null(b, key, -1);
+  }
+}
+
+static json_t *mg_object(bson_iter_t *it, int top);
+static json_t *mg_array(bson_iter_t *it);
+
+static json_t *mg_value(bson_iter_t *it) {
+  bson_iter_t child;
+  switch (bson_iter_type(it)) {
+  case BSON_TYPE_DOUBLE: {
+    double d = bson_iter_double(it);
+    return isfinite(d) ? json_real(d) : json_null(); /* JSON has no NaN */
+  }
+  case BSON_TYPE_UTF8: {
+    uint32_t n;
+    const char *s = bson_iter_utf8(it, &n);
+    return json_stringn(s, n);
+  }
+  case BSON_TYPE_DOCUMENT:
+    return bson_iter_recurse(it, &child) ? mg_object(&child, 0) : NULL;
+  case BSON_TYPE_ARRAY:
+    return bson_iter_recurse(it, &child) ? mg_array(&child) : NULL;
+  case BSON_TYPE_BOOL:
+    return json_boolean(bson_iter_bool(it));
+  case BSON_TYPE_INT32:
+    return json_integer(bson_iter_int32(it));
+  case BSON_TYPE_INT64:
+    return json_integer(bson_iter_int64(it));
+  case BSON_TYPE_DATE_TIME:
+    return json_integer(bson_iter_date_time(it));
+  case BSON_TYPE_OID: {
+    char hex[25];
+    bson_oid_to_string(bson_iter_oid(it), hex);
+    return json_string(hex);
+  }
+  case BSON_TYPE_DECIMAL128: {
+    bson_decimal128_t d;
+    char text[BSON_DECIMAL128_STRING];
+    bson_iter_decimal128(it, &d);
+    bson_decimal128_to_string(&d, text);
+    return json_string(text);
+  }
+  default: /* types this service never writes */
+    return json_null();
+  }
+}
+
+/* At the top level the engine's own members (_id, tenant) are left out. */
+static json_t *mg_object(bson_iter_t *it, int top) {
+  json_t *obj = json_object();
+  while (obj && bson_iter_next(it)) {
+    const char *k = bson_iter_key(it);
+    if (top && (!strcmp(k, "_id") || !strcmp(k, "tenant"))) continue;
+    json_t *v = mg_value(it);
+    if (!v || json_object_set_new(obj, k, v)) {
+      json_decref(obj);
+      obj = NULL;
+    }
+  }
+  return obj;
+}
+
+static json_t *mg_array(bson_iter_t *it) {
+  json_t *arr = json_array();
+  while (arr && bson_iter_next(it)) {
+    json_t *v = mg_value(it);
+    if (!v || json_array_append_new(arr, v)) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  return arr;
+}
+
+static int mg_to_json(const bson_t *doc, json_t **out, store_err *err) {
+  bson_iter_t it;
+  *out = bson_iter_init(&it, doc) ? mg_object(&it, 1) : NULL;
+  return *out ? STORE_OK : store_fail(err, STORE_EINTERNAL, "mongodb: unreadable document");
+}
+
+/* ---- filters --------------------------------------------------------------- */
+
+/* {field: {op: value}}, the value absent for $in [] style fixed operands. */
+static bool mg_term(bson_t *item, const char *field, const char *op, json_t *v) {
+  bson_t sub;
+  if (!bson_append_document_begin(item, field, -1, &sub)) return false;
+  bool ok = mg_append(&sub, op, v, 1);
+  return bson_append_document_end(item, &sub) && ok;
+}
+
+static bool mg_cond(bson_t *item, const store_cond *c) {
+  static const char *ops[] = {[STORE_EQ] = "$eq", [STORE_IN] = "$in", [STORE_GT] = "$gt",
+                              [STORE_GTE] = "$gte", [STORE_LT] = "$lt", [STORE_LTE] = "$lte"};
+  switch (c->op) {
+  case STORE_EXISTS:
+    return mg_term(item, c->field, "$ne", json_null());
+  case STORE_MISSING: /* {$eq: null} matches absent and null alike */
+    return mg_term(item, c->field, "$eq", json_null());
+  default:
+    return mg_term(item, c->field, ops[c->op], c->value);
+  }
+}
+
+/* Strictly after the seek position: (k1 > v1) OR (k1 = v1 AND k2 > v2) ...,
+ * with > read as < for descending keys. Nulls sort first, as on SQLite. */
+static bool mg_seek(bson_t *item, const store_plan *p) {
+  bson_t ors, branch, ands, term;
+  bool ok = bson_append_array_begin(item, "$or", -1, &ors);
+  json_t *none = json_array();
+  for (size_t i = 0; ok && i < p->n_order; i++) {
+    char b1[16], b2[16];
+    const char *k1, *k2;
+    bson_uint32_to_string((uint32_t)i, &k1, b1, sizeof b1);
+    ok = bson_append_document_begin(&ors, k1, -1, &branch) &&
+         bson_append_array_begin(&branch, "$and", -1, &ands);
+    for (size_t j = 0; ok && j <= i; j++) {
+      const char *f = p->order[j].field;
+      json_t *v = json_array_get(p->seek, j);
+      bson_uint32_to_string((uint32_t)j, &k2, b2, sizeof b2);
+      ok = bson_append_document_begin(&ands, k2, -1, &term);
+      if (j < i) ok = ok && mg_term(&term, f, "$eq", v);
+      else if (json_is_null(v) && p->order[j].desc) ok = ok && mg_term(&term, f, "$in", none);
+      else if (json_is_null(v)) ok = ok && mg_term(&term, f, "$ne", v);
+      else ok = ok && mg_term(&term, f, p->order[j].desc ? "$lt" : "$gt", v);
+      ok = bson_append_document_end(&ands, &term) && ok;
+    }
+    ok = ok && bson_append_array_end(&branch, &ands) && bson_append_document_end(&ors, &branch);
+  }
+  json_decref(none);
+  return ok && bson_append_array_end(item, &ors);
+}
+
+static bool mg_filter(bson_t *f, const char *tenant, const store_cond *conds, size_t n,
+                      const store_plan *p) {
+  bson_t all, item;
+  bool ok = BSON_APPEND_UTF8(f, "tenant", tenant);
+  if (!ok || (n == 0 && !(p && p->seek))) return ok;
+  ok = bson_append_array_begin(f, "$and", -1, &all);
+  uint32_t idx = 0;
+  for (size_t i = 0; ok && i <= n; i++) {
+    char buf[16];
+    const char *key;
+    if (i == n && !(p && p->seek)) break;
+    bson_uint32_to_string(idx++, &key, buf, sizeof buf);
+    ok = bson_append_document_begin(&all, key, -1, &item);
+    ok = ok && (i < n ? mg_cond(&item, &conds[i]) : mg_seek(&item, p));
+    ok = bson_append_document_end(&all, &item) && ok;
+  }
+  return bson_append_array_end(f, &all) && ok;
+}
+
+static bool mg_key(bson_t *f, const char *tenant, json_t *id) {
+  return BSON_APPEND_UTF8(f, "tenant", tenant) && mg_append(f, "id", id, 0);
+}
+
+/* {tenant, id, ...fields}: tenant and id lead so documents read naturally. */
+static bool mg_doc(bson_t *b, const char *tenant, json_t *id, json_t *doc) {
+  return mg_key(b, tenant, id) && mg_append_members(b, doc, "id", 1);
+}
+
+/* ---- client handling ------------------------------------------------------- */
+
+static mongoc_collection_t *mg_coll(mg_store *s, const char *name, mongoc_client_t **client) {
+  *client = mongoc_client_pool_pop(s->pool);
+  return mongoc_client_get_collection(*client, s->db, name);
+}
+
+static void mg_done(mg_store *s, mongoc_client_t *client, mongoc_collection_t *coll) {
+  mongoc_collection_destroy(coll);
+  mongoc_client_pool_push(s->pool, client);
+}
+
+static long long mg_reply_count(const bson_t *reply, const char *field) {
+  bson_iter_t it;
+  return bson_iter_init_find(&it, reply, field) ? bson_iter_as_int64(&it) : 0;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static int mg_ping(store *st, store_err *err) {
+  mg_store *s = MG(st);
+  bson_error_t e;
+  bson_t cmd = BSON_INITIALIZER;
+  BSON_APPEND_INT32(&cmd, "ping", 1);
+  mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
+  bool ok = mongoc_client_command_simple(client, s->db, &cmd, NULL, NULL, &e);
+  mongoc_client_pool_push(s->pool, client);
+  bson_destroy(&cmd);
+  return ok ? STORE_OK : mg_fail(err, "ping", &e);
+}
+
+/* findAndModify on the element; `value` of the reply is the new document,
+ * or null when nothing matched and upsert was off. */
+static int mg_modify(mg_store *s, const char *coll, const bson_t *query, const bson_t *update,
+                     int upsert, const char *what, bson_t *doc, int *found, store_err *err) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  mongoc_find_and_modify_opts_t *o = mongoc_find_and_modify_opts_new();
+  bson_t reply;
+  bson_error_t e;
+  bson_iter_t it;
+  int rc = STORE_OK;
+  mongoc_find_and_modify_opts_set_update(o, update);
+  mongoc_find_and_modify_opts_set_flags(
+      o, MONGOC_FIND_AND_MODIFY_RETURN_NEW | (upsert ? MONGOC_FIND_AND_MODIFY_UPSERT : 0));
+  *found = 0;
+  if (!mongoc_collection_find_and_modify_with_opts(c, query, o, &reply, &e)) {
+    rc = mg_fail(err, what, &e);
+  } else if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    uint32_t len;
+    const uint8_t *data;
+    bson_t view;
+    bson_iter_document(&it, &len, &data);
+    if (bson_init_static(&view, data, len)) {
+      bson_copy_to(&view, doc); /* the reply owns data; keep a copy past it */
+      *found = 1;
+    } else {
+      rc = store_fail(err, STORE_EINTERNAL, "mongodb %s: bad reply", what);
+    }
+  }
+  bson_destroy(&reply);
+  mongoc_find_and_modify_opts_destroy(o);
+  mg_done(s, client, c);
+  return rc;
+}
+
+static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc, doc;
+  int rc = STORE_EINTERNAL, found = 0;
+  bool ok = BSON_APPEND_UTF8(&query, "tenant", tenant) && BSON_APPEND_UTF8(&query, "id", sequence) &&
+            bson_append_document_begin(&update, "$inc", -1, &inc) &&
+            BSON_APPEND_INT64(&inc, "value", 1) && bson_append_document_end(&update, &inc);
+  if (!ok) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  /* Two first-time upserts can race to insert; the unique index refuses the
+   * loser, whose retry then finds the document and increments it. */
+  for (int attempt = 0; attempt < 5; attempt++) {
+    rc = mg_modify(MG(st), STORE_COUNTERS, &query, &update, 1, "next_id", &doc, &found, err);
+    if (rc != STORE_EDUPLICATE) break;
+  }
+  if (rc == STORE_OK) {
+    bson_iter_t it;
+    if (found && bson_iter_init_find(&it, &doc, "value") && BSON_ITER_HOLDS_NUMBER(&it))
+      *out = bson_iter_as_int64(&it);
+    else
+      rc = store_fail(err, STORE_EINTERNAL, "mongodb next_id: no counter in reply");
+    if (found) bson_destroy(&doc);
+  }
+cleanup:
+  bson_destroy(&update);
+  bson_destroy(&query);
+  return rc;
+}
+
+static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                     store_err *err) {
+  mg_store *s = MG(st);
+  bson_t b = BSON_INITIALIZER;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!mg_doc(&b, tenant, id, doc)) {
+    bson_destroy(&b);
+    return mg_unencodable(err);
+  }
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  if (!mongoc_collection_insert_one(c, &b, NULL, NULL, &e)) rc = mg_fail(err, "insert", &e);
+  mg_done(s, client, c);
+  bson_destroy(&b);
+  return rc;
+}
+
+/* Runs a find and appends every document to `docs`. */
+static int mg_query(mg_store *s, const char *coll, const bson_t *filter, const bson_t *opts,
+                    json_t *docs, store_err *err) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+  const bson_t *d;
+  bson_error_t e;
+  int rc = STORE_OK;
+  while (rc == STORE_OK && mongoc_cursor_next(cur, &d)) {
+    json_t *doc;
+    rc = mg_to_json(d, &doc, err);
+    if (rc == STORE_OK && json_array_append_new(docs, doc))
+      rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  }
+  if (rc == STORE_OK && mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "find", &e);
+  mongoc_cursor_destroy(cur);
+  mg_done(s, client, c);
+  return rc;
+}
+
+static int mg_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
+                  store_err *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+  json_t *docs = json_array();
+  int rc;
+  if (!docs || !mg_key(&filter, tenant, id) || !BSON_APPEND_INT64(&opts, "limit", 1)) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  rc = mg_query(MG(st), coll, &filter, &opts, docs, err);
+  if (!rc && json_array_size(docs) == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  if (!rc) *out = json_incref(json_array_get(docs, 0));
+cleanup:
+  json_decref(docs);
+  bson_destroy(&opts);
+  bson_destroy(&filter);
+  return rc;
+}
+
+static int mg_replace(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                      store_err *err) {
+  mg_store *s = MG(st);
+  bson_t sel = BSON_INITIALIZER, b = BSON_INITIALIZER, reply;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!mg_key(&sel, tenant, id) || !mg_doc(&b, tenant, id, doc)) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e)) rc = mg_fail(err, "replace", &e);
+  else if (mg_reply_count(&reply, "matchedCount") == 0)
+    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  bson_destroy(&reply);
+  mg_done(s, client, c);
+cleanup:
+  bson_destroy(&b);
+  bson_destroy(&sel);
+  return rc;
+}
+
+static bool mg_patch_update(bson_t *update, json_t *set) {
+  bson_t part;
+  const char *k;
+  json_t *v;
+  bool ok = true;
+  for (int unset = 0; ok && unset < 2; unset++) {
+    int any = 0;
+    json_object_foreach(set, k, v) any |= json_is_null(v) == unset;
+    if (!any) continue; /* an empty $set or $unset is refused by older servers */
+    ok = bson_append_document_begin(update, unset ? "$unset" : "$set", -1, &part);
+    json_object_foreach(set, k, v) {
+      if (ok && json_is_null(v) == unset)
+        ok = unset ? bson_append_utf8(&part, k, -1, "", 0) : mg_append(&part, k, v, 1);
+    }
+    ok = bson_append_document_end(update, &part) && ok;
+  }
+  return ok;
+}
+
+static int mg_patch(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
+                    json_t **out, store_err *err) {
+  bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, doc;
+  int found = 0, rc;
+  if (!mg_key(&query, tenant, id) || !mg_patch_update(&update, set)) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+  if (!rc && !found) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  if (!rc && out) rc = mg_to_json(&doc, out, err);
+  if (found) bson_destroy(&doc);
+cleanup:
+  bson_destroy(&update);
+  bson_destroy(&query);
+  return rc;
+}
+
+static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id,
+                     store_err *err) {
+  mg_store *s = MG(st);
+  bson_t sel = BSON_INITIALIZER, reply;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!mg_key(&sel, tenant, id)) {
+    bson_destroy(&sel);
+    return mg_unencodable(err);
+  }
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  if (!mongoc_collection_delete_one(c, &sel, NULL, &reply, &e)) rc = mg_fail(err, "delete", &e);
+  else if (mg_reply_count(&reply, "deletedCount") == 0)
+    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  bson_destroy(&reply);
+  mg_done(s, client, c);
+  bson_destroy(&sel);
+  return rc;
+}
+
+static int mg_find(store *st, const char *tenant, const char *coll, const store_plan *p,
+                   json_t *docs, store_err *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+  bool ok = mg_filter(&filter, tenant, p->conds, p->n_conds, p) &&
+            bson_append_document_begin(&opts, "sort", -1, &sort);
+  for (size_t i = 0; ok && i < p->n_order; i++)
+    ok = bson_append_int32(&sort, p->order[i].field, -1, p->order[i].desc ? -1 : 1);
+  ok = ok && bson_append_document_end(&opts, &sort);
+  if (ok && p->offset) ok = BSON_APPEND_INT64(&opts, "skip", (int64_t)p->offset);
+  if (ok && p->limit) ok = BSON_APPEND_INT64(&opts, "limit", (int64_t)p->limit);
+  int rc = ok ? mg_query(MG(st), coll, &filter, &opts, docs, err) : mg_unencodable(err);
+  bson_destroy(&opts);
+  bson_destroy(&filter);
+  return rc;
+}
+
+static int mg_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                    size_t n_conds, long long *out, store_err *err) {
+  mg_store *s = MG(st);
+  bson_t filter = BSON_INITIALIZER;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!mg_filter(&filter, tenant, conds, n_conds, NULL)) {
+    bson_destroy(&filter);
+    return mg_unencodable(err);
+  }
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  int64_t n = mongoc_collection_count_documents(c, &filter, NULL, NULL, NULL, &e);
+  if (n < 0) rc = mg_fail(err, "count", &e);
+  else *out = n;
+  mg_done(s, client, c);
+  bson_destroy(&filter);
+  return rc;
+}
+
+static int mg_delete_where(store *st, const char *tenant, const char *coll,
+                           const store_cond *conds, size_t n_conds, long long *deleted,
+                           store_err *err) {
+  mg_store *s = MG(st);
+  bson_t filter = BSON_INITIALIZER, reply;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!mg_filter(&filter, tenant, conds, n_conds, NULL)) {
+    bson_destroy(&filter);
+    return mg_unencodable(err);
+  }
+  mongoc_client_t *client;
+  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  if (!mongoc_collection_delete_many(c, &filter, NULL, &reply, &e))
+    rc = mg_fail(err, "delete_where", &e);
+  else *deleted = mg_reply_count(&reply, "deletedCount");
+  bson_destroy(&reply);
+  mg_done(s, client, c);
+  bson_destroy(&filter);
+  return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+/* Mongo's default index naming, e.g. tenant_1_createdAt_1. */
+static bool mg_index_spec(bson_t *arr, uint32_t i, const char *const *fields, size_t n,
+                          int unique) {
+  bson_t spec, key;
+  char buf[16], name[1024] = "tenant_1";
+  const char *k;
+  bson_uint32_to_string(i, &k, buf, sizeof buf);
+  bool ok = bson_append_document_begin(arr, k, -1, &spec) &&
+            bson_append_document_begin(&spec, "key", -1, &key) &&
+            BSON_APPEND_INT32(&key, "tenant", 1);
+  for (size_t j = 0; ok && j < n; j++) {
+    ok = bson_append_int32(&key, fields[j], -1, 1);
+    size_t len = strlen(name);
+    snprintf(name + len, sizeof name - len, "_%s_1", fields[j]);
+  }
+  ok = ok && bson_append_document_end(&spec, &key) && BSON_APPEND_UTF8(&spec, "name", name);
+  if (ok && unique) ok = BSON_APPEND_BOOL(&spec, "unique", true);
+  return bson_append_document_end(arr, &spec) && ok;
+}
+
+static int mg_create_indexes(mg_store *s, mongoc_client_t *client, const char *coll,
+                             const store_collection *def, store_err *err) {
+  static const char *const key_fields[] = {"id"};
+  bson_t cmd = BSON_INITIALIZER, arr;
+  bson_error_t e;
+  bool ok = BSON_APPEND_UTF8(&cmd, "createIndexes", coll) &&
+            bson_append_array_begin(&cmd, "indexes", -1, &arr) &&
+            mg_index_spec(&arr, 0, key_fields, 1, 1);
+  for (size_t i = 0; ok && def && i < def->n_indexes; i++) {
+    size_t n = 0;
+    while (n < STORE_MAX_INDEX_FIELDS && def->indexes[i].fields[n]) n++;
+    ok = mg_index_spec(&arr, (uint32_t)i + 1, def->indexes[i].fields, n, def->indexes[i].unique);
+  }
+  ok = ok && bson_append_array_end(&cmd, &arr);
+  int rc = STORE_OK;
+  if (!ok) {
+    rc = mg_unencodable(err);
+  } else {
+    mongoc_database_t *db = mongoc_client_get_database(client, s->db);
+    if (!mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, &e)) {
+      char what[128];
+      snprintf(what, sizeof what, "create indexes on %s", coll);
+      rc = mg_fail(err, what, &e);
+    }
+    mongoc_database_destroy(db);
+  }
+  bson_destroy(&cmd);
+  return rc;
+}
+
+static void mg_close(store *st) {
+  mg_store *s = MG(st);
+  if (s->pool) mongoc_client_pool_destroy(s->pool);
+  mongoc_uri_destroy(s->uri);
+  free(s->db);
+  free(s);
+}
+
+static pthread_once_t mg_once = PTHREAD_ONCE_INIT;
+
+static int mg_open(const char *url, const store_schema *schema, store **out, store_err *err) {
+  bson_error_t e;
+  int rc = STORE_OK;
+  pthread_once(&mg_once, mongoc_init);
+  mg_store *s = calloc(1, sizeof *s);
+  if (!s) return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  if (!(s->uri = mongoc_uri_new_with_error(url, &e))) {
+    rc = store_fail(err, STORE_EINVAL, "mongodb URI: %s", e.message);
+    goto cleanup_store;
+  }
+  if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                   MG_SERVER_SELECTION_MS);
+  if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, MG_CONNECT_MS);
+  if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, MG_SOCKET_MS);
+  if (!mongoc_uri_get_appname(s->uri)) mongoc_uri_set_appname(s->uri, "events-store");
+  const char *db = mongoc_uri_get_database(s->uri);
+  if (!(s->db = strdup(db && *db ? db : "events"))) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup_store;
+  }
+  if (!(s->pool = mongoc_client_pool_new(s->uri))) {
+    rc = store_fail(err, STORE_EINVAL, "mongodb: cannot create a client pool for this URI");
+    goto cleanup_store;
+  }
+  /* Must precede the first pop; version 2 reports server errors under
+   * MONGOC_ERROR_SERVER with the server's own codes. */
+  mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+
+  mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
+  rc = mg_create_indexes(s, client, STORE_COUNTERS, NULL, err);
+  for (size_t i = 0; !rc && i < schema->n_collections; i++)
+    rc = mg_create_indexes(s, client, schema->collections[i].name, &schema->collections[i], err);
+  mongoc_client_pool_push(s->pool, client);
+  if (rc) goto cleanup_store;
+  *out = &s->base;
+  return STORE_OK;
+cleanup_store:
+  mg_close(&s->base);
+  return rc;
+}
+
+const store_engine_ops store_mongo_engine = {
+    .name = "mongodb",
+    .open = mg_open,
+    .close = mg_close,
+    .ping = mg_ping,
+    .next_id = mg_next_id,
+    .insert = mg_insert,
+    .get = mg_get,
+    .replace = mg_replace,
+    .patch = mg_patch,
+    .del = mg_delete,
+    .find = mg_find,
+    .count = mg_count,
+    .delete_where = mg_delete_where,
+};

@@ -1,0 +1,708 @@
+/* store_sqlite.c - the embedded engine. One table per collection holding
+ * (tenant, id, doc JSON); fields are reached with json_extract and indexed
+ * with expression indexes that use the very same expression text, so the
+ * planner can match them. A small connection pool lets readers run in
+ * parallel under WAL, while a process-wide mutex queues writers so they wait
+ * on a condition instead of in SQLite's sleeping busy handler. */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "store_int.h"
+
+#define SQ_POOL_MAX 8
+#define SQ_CACHE 32
+/* Other processes (a second service replica, a migration) may hold the write
+ * lock; beyond this the store counts as unavailable. */
+#define SQ_BUSY_MS 10000
+
+typedef struct sq_cached {
+  char *sql;
+  sqlite3_stmt *stmt;
+  int busy; /* handed out: must not be evicted until sq_done */
+} sq_cached;
+
+typedef struct sq_conn {
+  sqlite3 *db;
+  sq_cached cache[SQ_CACHE];
+  size_t evict;
+  struct sq_conn *next;
+} sq_conn;
+
+typedef struct sq_store {
+  store base;
+  char *path;
+  pthread_mutex_t mu; /* guards idle and n_conns */
+  pthread_cond_t cv;
+  sq_conn *idle;
+  size_t n_conns, max_conns;
+  pthread_mutex_t write_mu;
+} sq_store;
+
+typedef int (*sq_row_fn)(sqlite3_stmt *stmt, void *ctx, store_err *err);
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static int sq_code(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_CONSTRAINT:
+    return rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE
+               ? STORE_EDUPLICATE
+               : STORE_EINVAL;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+  case SQLITE_IOERR:
+  case SQLITE_FULL:
+  case SQLITE_CANTOPEN:
+  case SQLITE_READONLY:
+  case SQLITE_PROTOCOL:
+    return STORE_EUNAVAILABLE;
+  default:
+    return STORE_EINTERNAL;
+  }
+}
+
+static int sq_fail(store_err *err, sqlite3 *db, int rc, const char *what) {
+  return store_fail(err, sq_code(rc), "sqlite %s: %s", what,
+                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void sq_conn_close(sq_conn *c) {
+  for (size_t i = 0; i < SQ_CACHE; i++) {
+    sqlite3_finalize(c->cache[i].stmt);
+    free(c->cache[i].sql);
+  }
+  sqlite3_close_v2(c->db);
+  free(c);
+}
+
+static int sq_conn_open(sq_store *s, sq_conn **out, store_err *err) {
+  sq_conn *c = calloc(1, sizeof *c);
+  if (!c) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  int rc = sqlite3_open_v2(s->path, &c->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    rc = store_fail(err, sq_code(rc) == STORE_EINTERNAL ? STORE_EUNAVAILABLE : sq_code(rc),
+                    "sqlite open %s: %s", s->path, c->db ? sqlite3_errmsg(c->db) : "failed");
+    goto cleanup_conn;
+  }
+  sqlite3_extended_result_codes(c->db, 1);
+  sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
+  /* FULL makes every commit fsync the WAL: an acknowledged write survives a
+   * power cut, not just a crash of this process. */
+  rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    rc = sq_fail(err, c->db, rc, "pragmas");
+    goto cleanup_conn;
+  }
+  *out = c;
+  return STORE_OK;
+cleanup_conn:
+  sq_conn_close(c);
+  return rc;
+}
+
+static int sq_acquire(sq_store *s, sq_conn **out, store_err *err) {
+  pthread_mutex_lock(&s->mu);
+  while (!s->idle && s->n_conns >= s->max_conns) pthread_cond_wait(&s->cv, &s->mu);
+  if (s->idle) {
+    *out = s->idle;
+    s->idle = s->idle->next;
+    pthread_mutex_unlock(&s->mu);
+    return STORE_OK;
+  }
+  s->n_conns++; /* reserve the slot, then open without holding the lock */
+  pthread_mutex_unlock(&s->mu);
+  int rc = sq_conn_open(s, out, err);
+  if (rc) {
+    pthread_mutex_lock(&s->mu);
+    s->n_conns--;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+  }
+  return rc;
+}
+
+static void sq_release(sq_store *s, sq_conn *c) {
+  pthread_mutex_lock(&s->mu);
+  c->next = s->idle;
+  s->idle = c;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+static int sq_prepare(sq_conn *c, const char *sql, sqlite3_stmt **out, store_err *err) {
+  for (size_t i = 0; i < SQ_CACHE; i++) {
+    sq_cached *e = &c->cache[i];
+    if (e->sql && !e->busy && !strcmp(e->sql, sql)) {
+      e->busy = 1;
+      *out = e->stmt;
+      return STORE_OK;
+    }
+  }
+  sqlite3_stmt *stmt = NULL;
+  int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+  if (rc != SQLITE_OK) return sq_fail(err, c->db, rc, "prepare");
+  for (size_t k = 0; k < SQ_CACHE; k++) {
+    sq_cached *e = &c->cache[(c->evict + k) % SQ_CACHE];
+    char *copy;
+    if (e->busy || !(copy = strdup(sql))) continue;
+    sqlite3_finalize(e->stmt);
+    free(e->sql);
+    e->sql = copy;
+    e->stmt = stmt;
+    e->busy = 1;
+    c->evict = (c->evict + k + 1) % SQ_CACHE;
+    break;
+  }
+  *out = stmt; /* uncached if every slot was busy: sq_done finalizes it */
+  return STORE_OK;
+}
+
+static void sq_done(sq_conn *c, sqlite3_stmt *stmt) {
+  for (size_t i = 0; i < SQ_CACHE; i++) {
+    if (c->cache[i].stmt == stmt) {
+      sqlite3_reset(stmt);
+      sqlite3_clear_bindings(stmt);
+      c->cache[i].busy = 0;
+      return;
+    }
+  }
+  sqlite3_finalize(stmt);
+}
+
+static int sq_bind(sqlite3_stmt *stmt, int i, json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    return sqlite3_bind_text(stmt, i, json_string_value(v), (int)json_string_length(v),
+                             SQLITE_TRANSIENT);
+  case JSON_INTEGER:
+    return sqlite3_bind_int64(stmt, i, json_integer_value(v));
+  case JSON_REAL:
+    return sqlite3_bind_double(stmt, i, json_real_value(v));
+  case JSON_TRUE: /* json_extract yields 1 and 0 for booleans */
+    return sqlite3_bind_int(stmt, i, 1);
+  case JSON_FALSE:
+    return sqlite3_bind_int(stmt, i, 0);
+  default:
+    return sqlite3_bind_null(stmt, i);
+  }
+}
+
+/* Runs one statement on c to completion, calling fn for each row. */
+static int sq_exec(sq_conn *c, const char *sql, json_t *args, sq_row_fn fn, void *ctx,
+                   long long *changes, store_err *err) {
+  sqlite3_stmt *stmt;
+  int rc = sq_prepare(c, sql, &stmt, err);
+  if (rc) return rc;
+  for (size_t i = 0; i < json_array_size(args); i++) {
+    int brc = sq_bind(stmt, (int)i + 1, json_array_get(args, i));
+    if (brc != SQLITE_OK) {
+      rc = sq_fail(err, c->db, brc, "bind");
+      goto cleanup_stmt;
+    }
+  }
+  for (;;) {
+    int src = sqlite3_step(stmt);
+    if (src == SQLITE_DONE) break;
+    if (src != SQLITE_ROW) {
+      rc = sq_fail(err, c->db, src, "step");
+      goto cleanup_stmt;
+    }
+    if (fn && (rc = fn(stmt, ctx, err))) goto cleanup_stmt;
+  }
+  if (changes) *changes = sqlite3_changes64(c->db);
+cleanup_stmt:
+  sq_done(c, stmt);
+  return rc;
+}
+
+/* One statement on a pooled connection; writers are serialised first. */
+static int sq_run(sq_store *s, int write, const char *sql, json_t *args, sq_row_fn fn,
+                  void *ctx, long long *changes, store_err *err) {
+  sq_conn *c;
+  int rc = sq_acquire(s, &c, err);
+  if (rc) return rc;
+  if (write) pthread_mutex_lock(&s->write_mu);
+  rc = sq_exec(c, sql, args, fn, ctx, changes, err);
+  if (write) pthread_mutex_unlock(&s->write_mu);
+  sq_release(s, c);
+  return rc;
+}
+
+static int row_doc(sqlite3_stmt *stmt, void *ctx, store_err *err) {
+  json_error_t jerr;
+  const char *text = (const char *)sqlite3_column_text(stmt, 0);
+  json_t *doc = text ? json_loadb(text, (size_t)sqlite3_column_bytes(stmt, 0), 0, &jerr) : NULL;
+  if (!doc) return store_fail(err, STORE_EINTERNAL, "sqlite: unreadable stored document");
+  if (json_array_append_new((json_t *)ctx, doc))
+    return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  return STORE_OK;
+}
+
+static int row_int(sqlite3_stmt *stmt, void *ctx, store_err *err) {
+  (void)err;
+  *(long long *)ctx = sqlite3_column_int64(stmt, 0);
+  return STORE_OK;
+}
+
+/* ---- SQL building ---------------------------------------------------------- */
+
+typedef struct sq_sql {
+  store_buf text;
+  json_t *args;
+} sq_sql;
+
+static void sql_arg(sq_sql *q, json_t *v) {
+  if (!q->args || json_array_append(q->args, v)) q->text.oom = 1;
+}
+
+static void sql_arg_str(sq_sql *q, const char *s) {
+  json_t *v = json_string(s);
+  sql_arg(q, v);
+  json_decref(v);
+}
+
+/* Must produce byte-identical text for index definitions and queries. */
+static void sql_field(store_buf *b, const char *field) {
+  if (!strcmp(field, "id")) {
+    store_buf_add(b, "id");
+    return;
+  }
+  store_buf_add(b, "json_extract(doc,'$");
+  for (const char *p = field; *p;) {
+    size_t n = strcspn(p, ".");
+    store_buf_add(b, ".\"");
+    store_buf_addn(b, p, n);
+    store_buf_add(b, "\"");
+    p += n + (p[n] == '.');
+  }
+  store_buf_add(b, "')");
+}
+
+static void sql_cond(sq_sql *q, const store_cond *c) {
+  static const char *cmp[] = {[STORE_GT] = " > ?", [STORE_GTE] = " >= ?", [STORE_LT] = " < ?",
+                              [STORE_LTE] = " <= ?"};
+  store_buf *b = &q->text;
+  store_buf_add(b, " AND ");
+  sql_field(b, c->field);
+  switch (c->op) {
+  case STORE_EQ:
+    store_buf_add(b, " = ?");
+    sql_arg(q, c->value);
+    break;
+  case STORE_IN: {
+    size_t i;
+    json_t *v;
+    store_buf_add(b, " IN (");
+    json_array_foreach(c->value, i, v) {
+      store_buf_add(b, i ? ",?" : "?");
+      sql_arg(q, v);
+    }
+    store_buf_add(b, ")");
+    break;
+  }
+  case STORE_GT:
+  case STORE_GTE:
+  case STORE_LT:
+  case STORE_LTE:
+    store_buf_add(b, cmp[c->op]);
+    sql_arg(q, c->value);
+    break;
+  case STORE_EXISTS:
+    store_buf_add(b, " IS NOT NULL");
+    break;
+  case STORE_MISSING:
+    store_buf_add(b, " IS NULL");
+    break;
+  }
+}
+
+static void sql_where(sq_sql *q, const char *tenant, const store_cond *conds, size_t n) {
+  store_buf_add(&q->text, " WHERE tenant = ?");
+  sql_arg_str(q, tenant);
+  for (size_t i = 0; i < n; i++) sql_cond(q, &conds[i]);
+}
+
+/* Rows strictly after the seek position. With one direction throughout a row
+ * value comparison lets SQLite seek in the index; mixed directions need the
+ * expanded form (k1 > v1) OR (k1 = v1 AND k2 < v2) OR ... Sort keys are
+ * assumed non-null; a null in the seek position only gets a sane meaning
+ * (nulls sort first). */
+static void sql_seek(sq_sql *q, const store_plan *p) {
+  store_buf *b = &q->text;
+  int uniform = 1;
+  for (size_t i = 0; i < p->n_order; i++)
+    if (p->order[i].desc != p->order[0].desc || json_is_null(json_array_get(p->seek, i)))
+      uniform = 0;
+  if (uniform) {
+    store_buf_add(b, " AND (");
+    for (size_t i = 0; i < p->n_order; i++) {
+      if (i) store_buf_add(b, ",");
+      sql_field(b, p->order[i].field);
+    }
+    store_buf_add(b, p->order[0].desc ? ") < (" : ") > (");
+    for (size_t i = 0; i < p->n_order; i++) {
+      store_buf_add(b, i ? ",?" : "?");
+      sql_arg(q, json_array_get(p->seek, i));
+    }
+    store_buf_add(b, ")");
+    return;
+  }
+  store_buf_add(b, " AND (");
+  for (size_t i = 0; i < p->n_order; i++) {
+    store_buf_add(b, i ? " OR (" : "(");
+    for (size_t j = 0; j <= i; j++) {
+      json_t *v = json_array_get(p->seek, j);
+      if (j) store_buf_add(b, " AND ");
+      sql_field(b, p->order[j].field);
+      if (j < i) {
+        store_buf_add(b, json_is_null(v) ? " IS NULL" : " = ?");
+      } else if (json_is_null(v)) {
+        store_buf_add(b, p->order[j].desc ? " IS NULL AND 0" : " IS NOT NULL");
+        continue;
+      } else {
+        store_buf_add(b, p->order[j].desc ? " < ?" : " > ?");
+      }
+      if (!json_is_null(v)) sql_arg(q, v);
+    }
+    store_buf_add(b, ")");
+  }
+  store_buf_add(b, ")");
+}
+
+static int sql_ready(sq_sql *q, store_err *err) {
+  return q->text.oom || !q->args ? store_fail(err, STORE_EINTERNAL, "sqlite: out of memory")
+                                 : STORE_OK;
+}
+
+static void sql_free(sq_sql *q) {
+  store_buf_free(&q->text);
+  json_decref(q->args);
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+#define SQ(st) ((sq_store *)(st))
+
+static int sq_ping(store *st, store_err *err) {
+  long long one = 0;
+  return sq_run(SQ(st), 0, "SELECT 1", NULL, row_int, &one, NULL, err);
+}
+
+static int sq_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  /* One upsert statement: atomic without any read-then-write. */
+  json_t *args = json_pack("[ss]", tenant, sequence);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  *out = 0;
+  int rc = sq_run(SQ(st), 1,
+                  "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,?,1) "
+                  "ON CONFLICT(tenant,id) DO UPDATE SET value=value+1 RETURNING value",
+                  args, row_int, out, NULL, err);
+  json_decref(args);
+  return rc;
+}
+
+static int sq_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                     store_err *err) {
+  char sql[128];
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_t *args = text ? json_pack("[sOs]", tenant, id, text) : NULL;
+  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (args) {
+    snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", coll);
+    rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, NULL, err);
+  }
+  json_decref(args);
+  free(text);
+  return rc;
+}
+
+static int sq_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
+                  store_err *err) {
+  char sql[128];
+  json_t *args = json_pack("[sO]", tenant, id), *docs = json_array();
+  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (args && docs) {
+    snprintf(sql, sizeof sql, "SELECT doc FROM \"%s\" WHERE tenant = ? AND id = ?", coll);
+    rc = sq_run(SQ(st), 0, sql, args, row_doc, docs, NULL, err);
+  }
+  if (!rc && json_array_size(docs) == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  if (!rc) *out = json_incref(json_array_get(docs, 0));
+  json_decref(docs);
+  json_decref(args);
+  return rc;
+}
+
+static int sq_replace(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                      store_err *err) {
+  char sql[128];
+  long long changed = 0;
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_t *args = text ? json_pack("[ssO]", text, tenant, id) : NULL;
+  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (args) {
+    snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", coll);
+    rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, &changed, err);
+  }
+  if (!rc && changed == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  json_decref(args);
+  free(text);
+  return rc;
+}
+
+/* Read-modify-write inside BEGIN IMMEDIATE: the write lock is taken before
+ * the read, so no other writer (in any process) can slip in between. */
+static int sq_patch_locked(sq_conn *c, const char *tenant, const char *coll, json_t *id,
+                           json_t *set, json_t **out, store_err *err) {
+  char sql[128];
+  long long changed = 0;
+  char *text = NULL;
+  json_t *docs = json_array(), *args = json_pack("[sO]", tenant, id), *args2 = NULL;
+  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (!docs || !args) goto cleanup;
+  snprintf(sql, sizeof sql, "SELECT doc FROM \"%s\" WHERE tenant = ? AND id = ?", coll);
+  if ((rc = sq_exec(c, sql, args, row_doc, docs, NULL, err))) goto cleanup;
+  json_t *doc = json_array_get(docs, 0);
+  if (!doc) {
+    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+    goto cleanup;
+  }
+  if ((rc = store_doc_patch(doc, set, err))) goto cleanup;
+  rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (!(text = json_dumps(doc, JSON_COMPACT)) || !(args2 = json_pack("[ssO]", text, tenant, id)))
+    goto cleanup;
+  snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", coll);
+  if ((rc = sq_exec(c, sql, args2, NULL, NULL, &changed, err))) goto cleanup;
+  if (out) *out = json_incref(doc);
+cleanup:
+  free(text);
+  json_decref(args2);
+  json_decref(args);
+  json_decref(docs);
+  return rc;
+}
+
+static int sq_patch(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
+                    json_t **out, store_err *err) {
+  sq_store *s = SQ(st);
+  sq_conn *c;
+  json_t *doc = NULL;
+  int rc = sq_acquire(s, &c, err);
+  if (rc) return rc;
+  pthread_mutex_lock(&s->write_mu);
+  rc = sq_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL, NULL, err);
+  if (rc) goto cleanup_lock;
+  rc = sq_patch_locked(c, tenant, coll, id, set, &doc, err);
+  if (!rc) rc = sq_exec(c, "COMMIT", NULL, NULL, NULL, NULL, err);
+  if (rc) {
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    json_decref(doc);
+    doc = NULL;
+  }
+cleanup_lock:
+  pthread_mutex_unlock(&s->write_mu);
+  sq_release(s, c);
+  if (out) *out = doc;
+  else json_decref(doc);
+  return rc;
+}
+
+static int sq_delete(store *st, const char *tenant, const char *coll, json_t *id,
+                     store_err *err) {
+  char sql[128];
+  long long changed = 0;
+  json_t *args = json_pack("[sO]", tenant, id);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE tenant = ? AND id = ?", coll);
+  int rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, &changed, err);
+  json_decref(args);
+  if (!rc && changed == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  return rc;
+}
+
+static int sq_find(store *st, const char *tenant, const char *coll, const store_plan *p,
+                   json_t *docs, store_err *err) {
+  sq_sql q = {{0}, json_array()};
+  store_buf_addf(&q.text, "SELECT doc FROM \"%s\"", coll);
+  sql_where(&q, tenant, p->conds, p->n_conds);
+  if (p->seek) sql_seek(&q, p);
+  store_buf_add(&q.text, " ORDER BY ");
+  for (size_t i = 0; i < p->n_order; i++) {
+    if (i) store_buf_add(&q.text, ", ");
+    sql_field(&q.text, p->order[i].field);
+    store_buf_add(&q.text, p->order[i].desc ? " DESC" : " ASC");
+  }
+  store_buf_add(&q.text, " LIMIT ? OFFSET ?");
+  json_t *lim = json_integer(p->limit ? (json_int_t)p->limit : -1);
+  json_t *off = json_integer((json_int_t)p->offset);
+  sql_arg(&q, lim);
+  sql_arg(&q, off);
+  json_decref(lim);
+  json_decref(off);
+  int rc = sql_ready(&q, err);
+  if (!rc) rc = sq_run(SQ(st), 0, q.text.p, q.args, row_doc, docs, NULL, err);
+  sql_free(&q);
+  return rc;
+}
+
+static int sq_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                    size_t n_conds, long long *out, store_err *err) {
+  sq_sql q = {{0}, json_array()};
+  store_buf_addf(&q.text, "SELECT count(*) FROM \"%s\"", coll);
+  sql_where(&q, tenant, conds, n_conds);
+  *out = 0;
+  int rc = sql_ready(&q, err);
+  if (!rc) rc = sq_run(SQ(st), 0, q.text.p, q.args, row_int, out, NULL, err);
+  sql_free(&q);
+  return rc;
+}
+
+static int sq_delete_where(store *st, const char *tenant, const char *coll,
+                           const store_cond *conds, size_t n_conds, long long *deleted,
+                           store_err *err) {
+  sq_sql q = {{0}, json_array()};
+  store_buf_addf(&q.text, "DELETE FROM \"%s\"", coll);
+  sql_where(&q, tenant, conds, n_conds);
+  int rc = sql_ready(&q, err);
+  if (!rc) rc = sq_run(SQ(st), 1, q.text.p, q.args, NULL, NULL, deleted, err);
+  sql_free(&q);
+  return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+static int make_parent_dirs(const char *path, store_err *err) {
+  char *copy = strdup(path);
+  if (!copy) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  int rc = STORE_OK;
+  for (char *p = strchr(copy + 1, '/'); p; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+      rc = store_fail(err, STORE_EUNAVAILABLE, "sqlite: mkdir %s: %s", copy, strerror(errno));
+      break;
+    }
+    *p = '/';
+  }
+  free(copy);
+  return rc;
+}
+
+static void ddl_table(store_buf *b, const char *coll) {
+  /* id has no declared type: integers stay integers and sort numerically. */
+  store_buf_add(b, "CREATE TABLE IF NOT EXISTS \"");
+  store_buf_add(b, coll);
+  store_buf_add(b, "\"(tenant TEXT NOT NULL, id NOT NULL, doc TEXT NOT NULL,"
+                   " PRIMARY KEY(tenant, id)) WITHOUT ROWID;\n");
+}
+
+static void ddl_index(store_buf *b, const char *coll, const store_index *ix) {
+  /* The name spells out the definition, so IF NOT EXISTS never keeps a stale
+   * index under a name that now means something else. */
+  store_buf_add(b, ix->unique ? "CREATE UNIQUE INDEX IF NOT EXISTS \"ux:" :
+                                "CREATE INDEX IF NOT EXISTS \"ix:");
+  store_buf_add(b, coll);
+  store_buf_add(b, "(");
+  for (size_t k = 0; k < STORE_MAX_INDEX_FIELDS && ix->fields[k]; k++) {
+    if (k) store_buf_add(b, ",");
+    store_buf_add(b, ix->fields[k]);
+  }
+  store_buf_add(b, ")\" ON \"");
+  store_buf_add(b, coll);
+  store_buf_add(b, "\"(tenant");
+  for (size_t k = 0; k < STORE_MAX_INDEX_FIELDS && ix->fields[k]; k++) {
+    store_buf_add(b, ", ");
+    sql_field(b, ix->fields[k]);
+  }
+  store_buf_add(b, ");\n");
+}
+
+static int sq_schema(sq_conn *c, const store_schema *schema, store_err *err) {
+  store_buf b = {0};
+  store_buf_add(&b, "BEGIN IMMEDIATE;\n"
+                    "CREATE TABLE IF NOT EXISTS \"" STORE_COUNTERS "\"(tenant TEXT NOT NULL,"
+                    " id TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY(tenant, id))"
+                    " WITHOUT ROWID;\n");
+  for (size_t i = 0; i < schema->n_collections; i++) {
+    const store_collection *coll = &schema->collections[i];
+    ddl_table(&b, coll->name);
+    for (size_t j = 0; j < coll->n_indexes; j++) ddl_index(&b, coll->name, &coll->indexes[j]);
+  }
+  store_buf_add(&b, "COMMIT;\n");
+  if (b.oom) {
+    store_buf_free(&b);
+    return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  }
+  int rc = sqlite3_exec(c->db, b.p, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    rc = sq_fail(err, c->db, rc, "create schema");
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  store_buf_free(&b);
+  return rc;
+}
+
+static void sq_close(store *st) {
+  sq_store *s = SQ(st);
+  while (s->idle) {
+    sq_conn *c = s->idle;
+    s->idle = c->next;
+    sq_conn_close(c);
+  }
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->write_mu);
+  free(s->path);
+  free(s);
+}
+
+static int sq_open(const char *url, const store_schema *schema, store **out, store_err *err) {
+  const char *path = url + strlen("sqlite:");
+  if (!*path) return store_fail(err, STORE_EINVAL, "sqlite: empty path");
+  sq_store *s = calloc(1, sizeof *s);
+  if (!s) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  pthread_mutex_init(&s->write_mu, NULL);
+  /* Every connection to ":memory:" would be a database of its own. */
+  s->max_conns = strcmp(path, ":memory:") ? SQ_POOL_MAX : 1;
+  int rc = (s->path = strdup(path)) ? STORE_OK
+                                    : store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (!rc && s->max_conns > 1) rc = make_parent_dirs(path, err);
+  sq_conn *c = NULL;
+  if (!rc) rc = sq_acquire(s, &c, err);
+  if (rc) goto cleanup_store;
+  pthread_mutex_lock(&s->write_mu);
+  rc = sq_schema(c, schema, err);
+  pthread_mutex_unlock(&s->write_mu);
+  sq_release(s, c);
+  if (rc) goto cleanup_store;
+  *out = &s->base;
+  return STORE_OK;
+cleanup_store:
+  sq_close(&s->base);
+  return rc;
+}
+
+const store_engine_ops store_sqlite_engine = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .ping = sq_ping,
+    .next_id = sq_next_id,
+    .insert = sq_insert,
+    .get = sq_get,
+    .replace = sq_replace,
+    .patch = sq_patch,
+    .del = sq_delete,
+    .find = sq_find,
+    .count = sq_count,
+    .delete_where = sq_delete_where,
+};
