@@ -132,6 +132,15 @@ int gw_merge(ProtobufCMessage *msg, json_t *fields, unsigned flags, gw_fail *f);
 json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
                        const char *param, const char *value, gw_fail *f);
 
+/* Query parameters -> request fields, typed by the fields; any parameter
+ * not in `map` is an error naming it. */
+typedef struct gw_qparam {
+  const char *param;
+  const char *field;
+} gw_qparam;
+int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, size_t n,
+                    unsigned flags, gw_fail *f);
+
 /* ---- local handlers (gw_local.c) ---- */
 void gw_healthz(const gw_req *req, gw_resp *resp);
 void gw_readyz(const gw_req *req, gw_resp *resp);

@@ -1,9 +1,12 @@
 /* gw_customer.c - customer events (seed 001) under
  * /rest-api/enterprise-interface/v1.0: {"data": ...} envelopes and
  * {"error": {...}} bodies with invalid_params. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "gw.h"
+#include "gw_dialects.h"
+#include "events/customer/v1/customer.pb-c.h"
 
 static const char *exception_name(int http) {
   switch (http) {
@@ -18,10 +21,19 @@ static const char *exception_name(int http) {
   }
 }
 
+/* The API's documented reasons; finer ones of the mapper fold into them. */
+static const char *reason_name(const char *r) {
+  static const char *const documented[] = {"required", "not_allowed_value",
+                                           "relation_already_exists"};
+  if (r && strcmp(r, "unknown_field") == 0) return "not_allowed_value";
+  for (size_t i = 0; r && i < sizeof documented / sizeof *documented; i++)
+    if (strcmp(r, documented[i]) == 0) return r;
+  return "invalid_value_format";
+}
+
 static json_t *invalid_param(const char *name, const char *reason, const char *message) {
-  return json_pack("{s:s, s:s, s:n, s:s}", "name", name, "reason",
-                   reason && *reason ? reason : "invalid_value_format", "value", "message",
-                   message);
+  return json_pack("{s:s, s:s, s:n, s:s}", "name", name, "reason", reason_name(reason), "value",
+                   "message", message);
 }
 
 static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
@@ -54,3 +66,120 @@ const gw_dialect gw_customer = {
     .json_flags = PBJSON_SQL_TIME,
     .error = customer_error,
 };
+
+/* ---- routes ---- */
+
+int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  json_t *body;
+  if (gw_body_json(req, &body, f) < 0) return -1;
+  /* "data" may be any JSON; the API stores and returns it as JSON text. */
+  json_t *event = json_object_get(body, "event");
+  json_t *data = json_is_object(event) ? json_object_get(event, "data") : NULL;
+  if (data && !json_is_string(data) && !json_is_null(data)) {
+    char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_object_set_new(event, "data", json_string(text ? text : ""));
+    free(text);
+  }
+  int rc = gw_merge(in, body, gw_customer.json_flags, f);
+  json_decref(body);
+  return rc;
+}
+
+int customer_render_create(const gw_req *req, const ProtobufCMessage *in,
+                           const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)in;
+  (void)f;
+  resp->status = 201;
+  resp->body = json_pack("{s:o}", "data", pbjson_encode(out, gw_customer.json_flags));
+  return 0;
+}
+
+static const gw_qparam list_params[] = {
+    {"count", "page_size"},
+    {"offset", "offset"},
+    {"sort_field", "sort_field"},
+    {"sort_direction", "sort_direction"},
+    {"event_type_id", "event_type_id"},
+    {"customer_id", "customer_id"},
+    {"external_id", "external_id"},
+    {"time_from", "time_from"},
+    {"time_to", "time_to"},
+    {"include_property_records", "include_property_records"},
+};
+
+int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  if (gw_query_fields(req, in, list_params, sizeof list_params / sizeof *list_params,
+                      gw_customer.json_flags, f) < 0)
+    return -1;
+  const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
+  /* 0 means "default" over gRPC, but an explicit count=0 is out of range. */
+  if (MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "count") &&
+      (r->page_size < 1 || r->page_size > 1000)) {
+    gw_fail_set(f, 400, "count", "out_of_range", "count must be between 1 and 1000");
+    return -1;
+  }
+  if (r->offset < 0) {
+    gw_fail_set(f, 400, "offset", "out_of_range", "offset must not be negative");
+    return -1;
+  }
+  return 0;
+}
+
+static json_t *event_json(const ProtobufCMessage *ev, int with_records) {
+  json_t *j = pbjson_encode(ev, gw_customer.json_flags);
+  if (!with_records) json_object_del(j, "property_records");
+  return j;
+}
+
+int customer_render_list(const gw_req *req, const ProtobufCMessage *in,
+                         const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)f;
+  const Events__Customer__V1__ListEventsRequest *q = (const void *)in;
+  const Events__Customer__V1__ListEventsResponse *r = (const void *)out;
+  json_t *events = json_array();
+  for (size_t i = 0; i < r->n_events; i++)
+    json_array_append_new(events, event_json(&r->events[i]->base, q->include_property_records));
+  resp->status = 200;
+  resp->body = json_pack("{s:{s:o, s:I}}", "data", "events", events, "total_items",
+                         (json_int_t)r->total_items);
+  return 0;
+}
+
+static const gw_qparam get_params[] = {
+    {"include_property_records", "include_property_records"},
+};
+
+int customer_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  Events__Customer__V1__GetEventRequest *r = (void *)in;
+  r->event_id = strdup(gw_param(req, "event_id"));
+  return gw_query_fields(req, in, get_params, 1, gw_customer.json_flags, f);
+}
+
+int customer_render_get(const gw_req *req, const ProtobufCMessage *in,
+                        const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)f;
+  const Events__Customer__V1__GetEventRequest *q = (const void *)in;
+  resp->status = 200;
+  resp->body = json_pack("{s:o}", "data", event_json(out, q->include_property_records));
+  return 0;
+}
+
+int customer_build_records(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  Events__Customer__V1__ListPropertyRecordsRequest *r = (void *)in;
+  r->event_id = strdup(gw_param(req, "event_id"));
+  return gw_query_fields(req, in, NULL, 0, gw_customer.json_flags, f);
+}
+
+int customer_render_records(const gw_req *req, const ProtobufCMessage *in,
+                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)in;
+  (void)f;
+  json_t *j = pbjson_encode(out, gw_customer.json_flags);
+  resp->status = 200;
+  resp->body = json_pack("{s:o}", "data", j);
+  return 0;
+}

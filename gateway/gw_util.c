@@ -57,7 +57,8 @@ void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix) {
     snprintf(field, sizeof field, "%s%s%s", prefix, e->path[0] ? "." : "", e->path);
   else
     snprintf(field, sizeof field, "%s", e->path);
-  gw_fail_set(f, 400, field, e->reason ? e->reason : "invalid_value_format", "%s", e->msg);
+  gw_fail_set(f, 400, field, e->reason ? e->reason : "invalid_value_format", "%s%s%s", field,
+              field[0] ? ": " : "", e->msg);
 }
 
 int gw_body_json(const gw_req *req, json_t **out, gw_fail *f) {
@@ -145,4 +146,48 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
   default:
     return json_string(value);
   }
+}
+
+int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, size_t n,
+                    unsigned flags, gw_fail *f) {
+  gw_query_arg args[64];
+  size_t n_args = gw_query(req, args, 64);
+  if (n_args > 64) {
+    gw_fail_set(f, 400, "", "invalid_value_format", "too many query parameters");
+    return -1;
+  }
+  json_t *fields = json_object();
+  int rc = -1;
+  for (size_t i = 0; i < n_args; i++) {
+    const gw_qparam *q = NULL;
+    for (size_t j = 0; j < n && !q; j++)
+      if (strcmp(map[j].param, args[i].key) == 0) q = &map[j];
+    if (!q) {
+      gw_fail_set(f, 400, args[i].key, "not_allowed_value", "unknown query parameter %s",
+                  args[i].key);
+      goto free_fields;
+    }
+    if (json_object_get(fields, q->field)) {
+      gw_fail_set(f, 400, q->param, "invalid_value_format", "%s is given more than once",
+                  q->param);
+      goto free_fields;
+    }
+    json_t *v = gw_query_value(msg->descriptor, q->field, q->param, args[i].value, f);
+    if (!v) goto free_fields;
+    json_object_set_new(fields, q->field, v);
+  }
+  pbjson_err e = {0};
+  if (pbjson_merge(fields, msg, flags & ~PBJSON_CAMEL, &e) < 0) {
+    /* Name the query parameter the user wrote, not the request field. */
+    const char *param = e.path;
+    for (size_t j = 0; j < n; j++)
+      if (strcmp(map[j].field, e.path) == 0) param = map[j].param;
+    gw_fail_set(f, 400, param, e.reason ? e.reason : "invalid_value_format", "%s: %s", param,
+                e.msg);
+    goto free_fields;
+  }
+  rc = 0;
+free_fields:
+  json_decref(fields);
+  return rc;
 }

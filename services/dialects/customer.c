@@ -1,12 +1,354 @@
-/* customer.c - the customer dialect's handlers (not built yet: every method answers
- * UNIMPLEMENTED until they are). */
+/* customer.c - customer events (seed 001): events of a customer account with
+ * their property records, stored as one document so a create is atomic, and
+ * unique on (event_type_id, customer_id, external_id) by a unique index. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "dialects.h"
+#include "docs.h"
 #include "events/customer/v1/customer.pb-c.h"
+#include "ids.h"
+
+#define COLL "customer_events"
+#define ID_LEN 26
+#define MAX_ID 255
+#define MAX_RECORDS 1000
+#define MAX_DATA (256 * 1024)
+
+typedef Events__Customer__V1__Event Event;
+typedef Events__Customer__V1__PropertyRecord PropertyRecord;
+
+static const store_index indexes[] = {
+    {{"event_type_id", "customer_id", "external_id", NULL}, 1},
+    {{"created_at", NULL}, 0},
+    {{"customer_id", "created_at", NULL}, 0},
+    {{"external_id", NULL}, 0},
+};
+static const store_collection collections[] = {
+    {COLL, indexes, sizeof indexes / sizeof *indexes},
+};
+
+static int check_id(rpc_call *c, const char *field, const char *id) {
+  if (ids_is_hex(id, ID_LEN)) return 1;
+  rpc_violation(c, field, "invalid_value_format", "%s must be %d lowercase hex characters", field,
+                ID_LEN);
+  return 0;
+}
+
+static void validate_create(rpc_call *c, const Events__Customer__V1__CreateEventRequest *in) {
+  const Event *e = in->event;
+  if (!e) {
+    rpc_violation(c, "event", "required", "event is required");
+    return;
+  }
+  static const char *const names[] = {"event.event_type_id", "event.customer_id",
+                                      "event.external_id"};
+  const char *values[] = {e->event_type_id, e->customer_id, e->external_id};
+  for (int i = 0; i < 3; i++)
+    if (check_required(c, names[i], values[i])) check_length(c, names[i], values[i], MAX_ID);
+  if (e->secondary_external_id)
+    check_length(c, "event.secondary_external_id", e->secondary_external_id->value, MAX_ID);
+  if (e->data) check_length(c, "event.data", e->data->value, MAX_DATA);
+  if (in->n_property_records > MAX_RECORDS)
+    rpc_violation(c, "property_records", "invalid_value_format",
+                  "at most %d property records are allowed", MAX_RECORDS);
+  for (size_t i = 0; i < in->n_property_records && i < MAX_RECORDS; i++) {
+    char field[64];
+    const PropertyRecord *r = in->property_records[i];
+    snprintf(field, sizeof field, "property_records[%zu].property_id", i);
+    if (check_required(c, field, r->property_id)) check_length(c, field, r->property_id, MAX_ID);
+    if (!r->property_value) {
+      snprintf(field, sizeof field, "property_records[%zu].property_value", i);
+      rpc_violation(c, field, "required", "%s is required", field);
+    }
+  }
+}
+
+static void create_event(Events__Customer__V1__CustomerEventService_Service *svc,
+                         const Events__Customer__V1__CreateEventRequest *in,
+                         Events__Customer__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  validate_create(c, in);
+  if (rpc_failed(c)) {
+    done(NULL, c);
+    return;
+  }
+  char id[ID_LEN + 1];
+  long long now = ids_now_us();
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  ts_set(&ts, now);
+  Event ev = *in->event;
+  ev.event_id = id;
+  ev.created_at = &ts;
+  ev.state = 1;
+  ev.n_property_records = in->n_property_records;
+  PropertyRecord *recs = calloc(in->n_property_records + 1, sizeof *recs);
+  PropertyRecord **ptrs = calloc(in->n_property_records + 1, sizeof *ptrs);
+  char (*rec_ids)[ID_LEN + 1] = calloc(in->n_property_records + 1, sizeof *rec_ids);
+  json_t *doc = NULL;
+  if (!recs || !ptrs || !rec_ids || ids_hex(id, ID_LEN) < 0) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of resources");
+    goto free_records;
+  }
+  for (size_t i = 0; i < in->n_property_records; i++) {
+    recs[i] = *in->property_records[i];
+    ids_hex(rec_ids[i], ID_LEN);
+    recs[i].property_record_id = rec_ids[i];
+    recs[i].last_change = &ts;
+    ptrs[i] = &recs[i];
+  }
+  ev.property_records = ptrs;
+  doc = doc_encode(&ev.base, json_string(id));
+  store_err err;
+  if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) < 0) {
+    if (err.code == STORE_EDUPLICATE)
+      rpc_violation(c, "event.external_id", "relation_already_exists",
+                    "an event with this event_type_id, customer_id and external_id exists");
+    else
+      rpc_fail_store(c, &err);
+    goto free_records;
+  }
+  Events__Customer__V1__CreateEventResponse out = EVENTS__CUSTOMER__V1__CREATE_EVENT_RESPONSE__INIT;
+  out.event_id = id;
+  done(&out, c);
+free_records:
+  json_decref(doc);
+  free(recs);
+  free(ptrs);
+  free(rec_ids);
+  if (rpc_failed(c)) done(NULL, c);
+}
+
+/* Loads one event of the tenant; NULL with the call failed otherwise. */
+static Event *load_event(rpc_call *c, const char *event_id) {
+  if (!check_id(c, "event_id", event_id)) return NULL;
+  json_t *id = json_string(event_id), *doc = NULL;
+  store_err err;
+  Event *ev = NULL;
+  if (store_get(rpc_store(c), rpc_tenant(c), COLL, id, &doc, &err) < 0) {
+    if (err.code == STORE_ENOTFOUND)
+      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", event_id);
+    else
+      rpc_fail_store(c, &err);
+  } else {
+    ev = (Event *)doc_decode(c, doc, &events__customer__v1__event__descriptor);
+  }
+  json_decref(doc);
+  json_decref(id);
+  return ev;
+}
+
+static void drop_records(Event *ev) {
+  for (size_t i = 0; i < ev->n_property_records; i++)
+    protobuf_c_message_free_unpacked(&ev->property_records[i]->base, NULL);
+  free(ev->property_records);
+  ev->property_records = NULL;
+  ev->n_property_records = 0;
+}
+
+static void get_event(Events__Customer__V1__CustomerEventService_Service *svc,
+                      const Events__Customer__V1__GetEventRequest *in,
+                      Events__Customer__V1__Event_Closure done, void *call) {
+  (void)svc;
+  Event *ev = load_event(call, in->event_id);
+  if (!ev) {
+    done(NULL, call);
+    return;
+  }
+  if (!in->include_property_records) drop_records(ev);
+  done(ev, call);
+  protobuf_c_message_free_unpacked(&ev->base, NULL);
+}
+
+static const char *sort_field(Events__Customer__V1__SortField f) {
+  switch (f) {
+  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_EVENT_TYPE_ID: return "event_type_id";
+  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_CUSTOMER_ID: return "customer_id";
+  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_EXTERNAL_ID: return "external_id";
+  default: return "created_at";
+  }
+}
+
+static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
+                        const Events__Customer__V1__ListEventsRequest *in,
+                        Events__Customer__V1__ListEventsResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  check_page_size(c, "page_size", in->page_size, 1000);
+  if (in->offset < 0) rpc_violation(c, "offset", "out_of_range", "offset must not be negative");
+  if (rpc_failed(c)) {
+    done(NULL, c);
+    return;
+  }
+  store_cond conds[5];
+  json_t *vals[5] = {0};
+  size_t n = 0;
+  const Google__Protobuf__StringValue *eq[] = {in->event_type_id, in->customer_id,
+                                               in->external_id};
+  static const char *const eq_fields[] = {"event_type_id", "customer_id", "external_id"};
+  for (int i = 0; i < 3; i++) {
+    if (!eq[i]) continue;
+    vals[n] = json_string(eq[i]->value);
+    conds[n] = (store_cond){eq_fields[i], STORE_EQ, vals[n]};
+    n++;
+  }
+  if (in->time_from) {
+    vals[n] = ts_json(in->time_from);
+    conds[n] = (store_cond){"created_at", STORE_GTE, vals[n]};
+    n++;
+  }
+  if (in->time_to) {
+    vals[n] = ts_json(in->time_to);
+    conds[n] = (store_cond){"created_at", STORE_LTE, vals[n]};
+    n++;
+  }
+  store_order order = {sort_field(in->sort_field),
+                       in->sort_direction == EVENTS__CUSTOMER__V1__SORT_DIRECTION__SORT_DIRECTION_DESC};
+  store_query q = {.conds = conds,
+                   .n_conds = n,
+                   .order = &order,
+                   .n_order = 1,
+                   .limit = in->page_size ? (size_t)in->page_size : 100,
+                   .offset = (size_t)in->offset,
+                   .count = 1};
+  store_page page = {0};
+  store_err err;
+  Events__Customer__V1__ListEventsResponse out = EVENTS__CUSTOMER__V1__LIST_EVENTS_RESPONSE__INIT;
+  Event **events = NULL;
+  size_t n_events = 0;
+  if (store_find(rpc_store(c), rpc_tenant(c), COLL, &q, &page, &err) < 0) {
+    rpc_fail_store(c, &err);
+    goto free_values;
+  }
+  events = calloc(json_array_size(page.docs) + 1, sizeof *events);
+  if (!events) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto free_page;
+  }
+  for (; n_events < json_array_size(page.docs); n_events++) {
+    events[n_events] = (Event *)doc_decode(c, json_array_get(page.docs, n_events),
+                                           &events__customer__v1__event__descriptor);
+    if (!events[n_events]) goto free_events;
+    if (!in->include_property_records) drop_records(events[n_events]);
+  }
+  out.n_events = n_events;
+  out.events = events;
+  out.total_items = page.total;
+  done(&out, c);
+free_events:
+  for (size_t i = 0; i < n_events; i++) protobuf_c_message_free_unpacked(&events[i]->base, NULL);
+  free(events);
+free_page:
+  store_page_clear(&page);
+free_values:
+  for (size_t i = 0; i < n; i++) json_decref(vals[i]);
+  if (rpc_failed(c)) done(NULL, c);
+}
+
+static void list_property_records(Events__Customer__V1__CustomerEventService_Service *svc,
+                                  const Events__Customer__V1__ListPropertyRecordsRequest *in,
+                                  Events__Customer__V1__ListPropertyRecordsResponse_Closure done,
+                                  void *call) {
+  (void)svc;
+  Event *ev = load_event(call, in->event_id);
+  if (!ev) {
+    done(NULL, call);
+    return;
+  }
+  Events__Customer__V1__ListPropertyRecordsResponse out =
+      EVENTS__CUSTOMER__V1__LIST_PROPERTY_RECORDS_RESPONSE__INIT;
+  out.n_property_records = ev->n_property_records;
+  out.property_records = ev->property_records;
+  out.total_items = (int64_t)ev->n_property_records;
+  done(&out, call);
+  protobuf_c_message_free_unpacked(&ev->base, NULL);
+}
+
+static void update_event(Events__Customer__V1__CustomerEventService_Service *svc,
+                         const Events__Customer__V1__UpdateEventRequest *in,
+                         Events__Customer__V1__Event_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  const Event *e = in->event;
+  if (!e) {
+    rpc_violation(c, "event", "required", "event is required");
+    done(NULL, c);
+    return;
+  }
+  if (!check_id(c, "event.event_id", e->event_id)) {
+    done(NULL, c);
+    return;
+  }
+  json_t *set = json_object();
+  size_t n_paths = in->update_mask ? in->update_mask->n_paths : 0;
+  for (size_t i = 0; i < n_paths; i++) {
+    const char *p = in->update_mask->paths[i];
+    const Google__Protobuf__StringValue *v;
+    if (strcmp(p, "data") == 0) {
+      v = e->data;
+      if (v) check_length(c, "event.data", v->value, MAX_DATA);
+    } else if (strcmp(p, "secondary_external_id") == 0) {
+      v = e->secondary_external_id;
+      if (v) check_length(c, "event.secondary_external_id", v->value, MAX_ID);
+    } else {
+      rpc_violation(c, "update_mask", "not_allowed_value",
+                    "%s cannot be updated (data, secondary_external_id)", p);
+      continue;
+    }
+    json_object_set_new(set, p, v ? json_string(v->value) : json_null());
+  }
+  if (n_paths == 0) rpc_violation(c, "update_mask", "required", "update_mask is required");
+  json_t *id = json_string(e->event_id), *doc = NULL;
+  store_err err;
+  Event *ev = NULL;
+  if (!rpc_failed(c)) {
+    if (store_patch(rpc_store(c), rpc_tenant(c), COLL, id, set, &doc, &err) < 0)
+      rpc_fail_store(c, &err);
+    else if ((ev = (Event *)doc_decode(c, doc, &events__customer__v1__event__descriptor)))
+      drop_records(ev);
+  }
+  done(ev, c);
+  if (ev) protobuf_c_message_free_unpacked(&ev->base, NULL);
+  json_decref(doc);
+  json_decref(id);
+  json_decref(set);
+}
+
+static void delete_event(Events__Customer__V1__CustomerEventService_Service *svc,
+                         const Events__Customer__V1__DeleteEventRequest *in,
+                         Events__Customer__V1__DeleteEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  if (!check_id(c, "event_id", in->event_id)) {
+    done(NULL, c);
+    return;
+  }
+  json_t *id = json_string(in->event_id);
+  store_err err;
+  if (store_delete(rpc_store(c), rpc_tenant(c), COLL, id, &err) < 0) {
+    rpc_fail_store(c, &err);
+    done(NULL, c);
+  } else {
+    Events__Customer__V1__DeleteEventResponse out =
+        EVENTS__CUSTOMER__V1__DELETE_EVENT_RESPONSE__INIT;
+    done(&out, c);
+  }
+  json_decref(id);
+}
 
 static Events__Customer__V1__CustomerEventService_Service service = {
     .base = EVENTS__CUSTOMER__V1__CUSTOMER_EVENT_SERVICE__BASE_INIT,
+    .create_event = create_event,
+    .get_event = get_event,
+    .list_events = list_events,
+    .list_property_records = list_property_records,
+    .update_event = update_event,
+    .delete_event = delete_event,
 };
 
 const dialect customer_dialect = {
     .service = {&events__customer__v1__customer_event_service__descriptor, &service.base, 0},
+    .collections = collections,
+    .n_collections = sizeof collections / sizeof *collections,
 };

@@ -1,0 +1,63 @@
+/* docs.c - shared handler plumbing: stored documents and field checks. */
+#include "docs.h"
+
+#include <string.h>
+
+#include "pbjson.h"
+
+#define DOC_FLAGS (PBJSON_MICROS_TIME | PBJSON_OMIT_NULL)
+
+json_t *doc_encode(const ProtobufCMessage *msg, json_t *id) {
+  json_t *doc = pbjson_encode(msg, DOC_FLAGS);
+  if (doc && id)
+    json_object_set_new(doc, "id", id);
+  else
+    json_decref(id);
+  return doc;
+}
+
+ProtobufCMessage *doc_decode(rpc_call *c, json_t *doc, const ProtobufCMessageDescriptor *desc) {
+  ProtobufCMessage *msg = NULL;
+  pbjson_err err = {0};
+  if (pbjson_decode(doc, desc, DOC_FLAGS | PBJSON_IGNORE_UNKNOWN, &msg, &err) < 0) {
+    rpc_fail(c, GRPC_STATUS_INTERNAL, "stored document unreadable at %s: %s", err.path, err.msg);
+    return NULL;
+  }
+  return msg;
+}
+
+int check_required(rpc_call *c, const char *field, const char *value) {
+  if (value && *value) return 1;
+  rpc_violation(c, field, "required", "%s is required", field);
+  return 0;
+}
+
+int check_length(rpc_call *c, const char *field, const char *value, size_t max) {
+  if (!value || strlen(value) <= max) return 1;
+  rpc_violation(c, field, "invalid_value_format", "%s must be at most %zu characters", field, max);
+  return 0;
+}
+
+int check_page_size(rpc_call *c, const char *field, int32_t size, int32_t max) {
+  if (size >= 0 && size <= max) return 1;
+  rpc_violation(c, field, "out_of_range", "%s must be between 1 and %d", field, max);
+  return 0;
+}
+
+long long ts_micros(const Google__Protobuf__Timestamp *t) {
+  return (long long)t->seconds * 1000000 + t->nanos / 1000;
+}
+
+void ts_set(Google__Protobuf__Timestamp *t, long long micros) {
+  long long s = micros / 1000000, us = micros % 1000000;
+  if (us < 0) {
+    us += 1000000;
+    s--;
+  }
+  t->seconds = s;
+  t->nanos = (int32_t)(us * 1000);
+}
+
+json_t *ts_json(const Google__Protobuf__Timestamp *t) {
+  return json_integer(ts_micros(t));
+}

@@ -1,0 +1,1399 @@
+/* test_store.c - the storage conformance suite: every store.h operation and
+ * query form, run against a real engine (never a mock).
+ *
+ *   test_store sqlite    SQLite in a fresh temporary directory
+ *   test_store mongodb   FerretDB ($EVENTS_FERRETDB_BIN) started here on a free
+ *                        127.0.0.1 port, stopped and restarted by the outage test
+ *
+ * Expected query results come from a small reference evaluator in this file,
+ * so each query form is checked against an independent computation rather
+ * than hand-written lists. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "store_int.h" /* store_cursor_seal, to forge checksum-valid tokens */
+
+/* ---- fixture --------------------------------------------------------------- */
+
+static const store_index events_ix[] = {
+    {{"name", NULL}, 0},
+    {{"createdAt", NULL}, 0},
+    {{"kind", "ext", NULL}, 1},
+    {{"rel.account", NULL}, 0},
+};
+static const store_index items_ix[] = {
+    {{"t", NULL}, 0},
+    {{"s", "f", NULL}, 0},
+    {{"rel.account", NULL}, 0},
+};
+static const store_index props_ix[] = {{{"parent", NULL}, 0}};
+static const store_collection collections[] = {
+    {"events", events_ix, sizeof events_ix / sizeof *events_ix},
+    {"items", items_ix, sizeof items_ix / sizeof *items_ix},
+    {"props", props_ix, 1},
+};
+static const store_schema schema = {collections, 3};
+
+static const char *g_engine;
+static char g_tmp[PATH_MAX];
+static char g_url[PATH_MAX + 64];
+static char g_self[PATH_MAX];
+static store *g_st;
+
+static const char *g_fdb_bin;
+static char g_fdb_dir[PATH_MAX + 16];
+static int g_fdb_port;
+static pid_t g_fdb_pid;
+
+static int is_mongo(void) {
+  return !strcmp(g_engine, "mongodb");
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Fails the test with the store's message when a call returns the wrong code.
+ * Needs a `store_err e` in scope. */
+#define CHK(want, expr)                                                                            \
+  do {                                                                                             \
+    int rc_ = (expr);                                                                              \
+    if (rc_ != (want)) {                                                                           \
+      print_error("%s:%d: %s returned %d (%s), want %d\n", __FILE__, __LINE__, #expr, rc_, e.msg, \
+                  (want));                                                                         \
+      fail();                                                                                      \
+    }                                                                                              \
+  } while (0)
+
+static json_t *J(const char *text) {
+  json_error_t jerr;
+  json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+  if (!v) {
+    print_error("bad test JSON %s: %s\n", text, jerr.text);
+    fail();
+  }
+  return v;
+}
+
+static void insert_text(const char *tenant, const char *coll, const char *text) {
+  store_err e;
+  json_t *doc = J(text);
+  int rc = store_insert(g_st, tenant, coll, doc, &e);
+  json_decref(doc);
+  if (rc != STORE_OK) {
+    print_error("insert %s: %d %s\n", text, rc, e.msg);
+    fail();
+  }
+}
+
+/* "1,2,3" (integer ids) or "a,b" (string ids), for readable comparisons. */
+static void ids_str(json_t *docs, char *buf, size_t size) {
+  size_t i, off = 0;
+  json_t *d;
+  buf[0] = '\0';
+  json_array_foreach(docs, i, d) {
+    json_t *id = json_object_get(d, "id");
+    int n = json_is_integer(id)
+                ? snprintf(buf + off, size - off, "%s%lld", i ? "," : "",
+                           (long long)json_integer_value(id))
+                : snprintf(buf + off, size - off, "%s%s", i ? "," : "",
+                           json_is_string(id) ? json_string_value(id) : "?");
+    if (n < 0 || (size_t)n >= size - off) return;
+    off += (size_t)n;
+  }
+}
+
+/* ---- FerretDB process ------------------------------------------------------ */
+
+static int free_port(void) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+static int port_open(int port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+static int fdb_start(void) {
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", g_fdb_port);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
+    execl(g_fdb_bin, g_fdb_bin, "-addr", addr, "-dir", g_fdb_dir, (char *)NULL);
+    fprintf(stderr, "exec %s: %s\n", g_fdb_bin, strerror(errno));
+    _exit(127);
+  }
+  g_fdb_pid = pid;
+  for (double t0 = now_s(); now_s() - t0 < 30;) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      g_fdb_pid = 0;
+      fprintf(stderr, "events-ferretdb exited during start-up (status %d)\n", status);
+      return -1;
+    }
+    if (port_open(g_fdb_port)) return 0;
+    sleep_ms(50);
+  }
+  fprintf(stderr, "events-ferretdb did not listen on %s\n", addr);
+  return -1;
+}
+
+static void fdb_stop(void) {
+  if (g_fdb_pid <= 0) return;
+  kill(g_fdb_pid, SIGTERM);
+  for (double t0 = now_s(); now_s() - t0 < 10; sleep_ms(20))
+    if (waitpid(g_fdb_pid, NULL, WNOHANG) == g_fdb_pid) {
+      g_fdb_pid = 0;
+      return;
+    }
+  kill(g_fdb_pid, SIGKILL);
+  waitpid(g_fdb_pid, NULL, 0);
+  g_fdb_pid = 0;
+}
+
+/* ---- reference evaluator ----------------------------------------------------- */
+
+static int ref_rank(json_t *v) {
+  if (!v || json_is_null(v)) return 0;
+  if (json_is_number(v)) return 1;
+  if (json_is_string(v)) return 2;
+  return 3; /* booleans: after strings, as in MongoDB */
+}
+
+static int ref_cmp(json_t *a, json_t *b) {
+  int ra = ref_rank(a), rb = ref_rank(b);
+  if (ra != rb) return ra < rb ? -1 : 1;
+  switch (ra) {
+  case 1: {
+    double x = json_number_value(a), y = json_number_value(b);
+    return x < y ? -1 : x > y;
+  }
+  case 2: {
+    int c = strcmp(json_string_value(a), json_string_value(b));
+    return c < 0 ? -1 : c > 0;
+  }
+  case 3:
+    return json_is_true(a) - json_is_true(b);
+  default:
+    return 0;
+  }
+}
+
+static int ref_match1(json_t *doc, const store_cond *c) {
+  json_t *v = store_doc_path(doc, c->field);
+  int absent = !v || json_is_null(v);
+  switch (c->op) {
+  case STORE_EQ:
+    if (!c->value || json_is_null(c->value)) return absent;
+    return !absent && ref_rank(v) == ref_rank(c->value) && ref_cmp(v, c->value) == 0;
+  case STORE_IN: {
+    size_t i;
+    json_t *x;
+    json_array_foreach(c->value, i, x) if (!absent && ref_rank(v) == ref_rank(x) &&
+                                           ref_cmp(v, x) == 0) return 1;
+    return 0;
+  }
+  case STORE_GT:
+  case STORE_GTE:
+  case STORE_LT:
+  case STORE_LTE: {
+    if (absent || ref_rank(v) != ref_rank(c->value)) return 0;
+    int r = ref_cmp(v, c->value);
+    return c->op == STORE_GT ? r > 0 : c->op == STORE_GTE ? r >= 0 : c->op == STORE_LT ? r < 0 : r <= 0;
+  }
+  case STORE_EXISTS:
+    return !absent;
+  case STORE_MISSING:
+    return absent;
+  }
+  return 0;
+}
+
+static const store_order *ref_order;
+static size_t ref_n_order;
+
+static int ref_sort_cmp(const void *pa, const void *pb) {
+  json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+  int has_id = 0;
+  for (size_t i = 0; i < ref_n_order; i++) {
+    int r = ref_cmp(store_doc_path(a, ref_order[i].field), store_doc_path(b, ref_order[i].field));
+    if (!strcmp(ref_order[i].field, "id")) has_id = 1;
+    if (r) return ref_order[i].desc ? -r : r;
+    if (has_id) return 0;
+  }
+  return ref_cmp(json_object_get(a, "id"), json_object_get(b, "id"));
+}
+
+static json_t *ref_select(json_t *all, const store_cond *conds, size_t nc,
+                          const store_order *order, size_t no) {
+  json_t *tmp[512];
+  size_t n = 0, i;
+  json_t *d;
+  json_array_foreach(all, i, d) {
+    int ok = 1;
+    for (size_t k = 0; k < nc; k++) ok = ok && ref_match1(d, &conds[k]);
+    if (ok && n < 512) tmp[n++] = d;
+  }
+  ref_order = order;
+  ref_n_order = no;
+  qsort(tmp, n, sizeof *tmp, ref_sort_cmp);
+  json_t *out = json_array();
+  for (i = 0; i < n; i++) json_array_append(out, tmp[i]);
+  return out;
+}
+
+static json_t *slice(json_t *arr, size_t from, size_t count) {
+  json_t *out = json_array();
+  for (size_t i = from; i < json_array_size(arr) && i < from + count; i++)
+    json_array_append(out, json_array_get(arr, i));
+  return out;
+}
+
+/* ---- basics ------------------------------------------------------------------ */
+
+static void test_open_and_arguments(void **state) {
+  (void)state;
+  store_err e;
+  store *st = NULL;
+  assert_string_equal(store_engine(g_st), g_engine);
+  CHK(STORE_OK, store_ping(g_st, &e));
+
+  CHK(STORE_EINVAL, store_open("postgres://x", &schema, &st, &e));
+  CHK(STORE_EINVAL, store_open("mongodb://[::1", &schema, &st, &e));
+  CHK(STORE_EINVAL, store_open("sqlite:", &schema, &st, &e));
+  store_collection bad_name[] = {{"no-dash", NULL, 0}};
+  store_schema bad = {bad_name, 1};
+  CHK(STORE_EINVAL, store_open(g_url, &bad, &st, &e));
+  store_collection reserved[] = {{"counters", NULL, 0}};
+  store_schema bad2 = {reserved, 1};
+  CHK(STORE_EINVAL, store_open(g_url, &bad2, &st, &e));
+  store_index bad_ix[] = {{{"a'b", NULL}, 0}};
+  store_collection bad_ix_c[] = {{"x", bad_ix, 1}};
+  store_schema bad3 = {bad_ix_c, 1};
+  CHK(STORE_EINVAL, store_open(g_url, &bad3, &st, &e));
+  assert_null(st);
+
+  /* Re-opening with the same schema is idempotent (indexes already there). */
+  CHK(STORE_OK, store_open(g_url, &schema, &st, &e));
+  CHK(STORE_OK, store_ping(st, &e));
+  store_close(st);
+
+  json_t *doc = J("{\"id\":1}"), *id = json_integer(1), *out = NULL;
+  CHK(STORE_EINVAL, store_insert(g_st, "args", "nope", doc, &e));
+  CHK(STORE_EINVAL, store_insert(g_st, "", "items", doc, &e));
+  CHK(STORE_EINVAL, store_insert(g_st, NULL, "items", doc, &e));
+  CHK(STORE_EINVAL, store_get(g_st, "args", "nope", id, &out, &e));
+  json_t *bad_docs[] = {J("{\"name\":\"no id\"}"), J("{\"id\":1.5}"), J("{\"id\":null}"),
+                        J("{\"id\":1,\"tenant\":\"x\"}"), J("{\"id\":1,\"_id\":2}"), J("[1]")};
+  for (size_t i = 0; i < sizeof bad_docs / sizeof *bad_docs; i++) {
+    CHK(STORE_EINVAL, store_insert(g_st, "args", "items", bad_docs[i], &e));
+    json_decref(bad_docs[i]);
+  }
+  json_t *real_id = json_real(1.0);
+  CHK(STORE_EINVAL, store_get(g_st, "args", "items", real_id, &out, &e));
+  json_decref(real_id);
+
+  store_page page;
+  store_cond bad_field = {"a'b", STORE_EQ, id};
+  store_query q = {.conds = &bad_field, .n_conds = 1};
+  CHK(STORE_EINVAL, store_find(g_st, "args", "items", &q, &page, &e));
+  store_cond reserved_field = {"tenant", STORE_EQ, id};
+  q.conds = &reserved_field;
+  CHK(STORE_EINVAL, store_find(g_st, "args", "items", &q, &page, &e));
+  store_cond in_scalar = {"n", STORE_IN, id};
+  q.conds = &in_scalar;
+  CHK(STORE_EINVAL, store_find(g_st, "args", "items", &q, &page, &e));
+  json_t *obj = J("{}");
+  store_cond gt_obj = {"n", STORE_GT, obj};
+  q.conds = &gt_obj;
+  CHK(STORE_EINVAL, store_find(g_st, "args", "items", &q, &page, &e));
+  json_decref(obj);
+  store_order bad_order = {"x y", 0};
+  store_query q2 = {.order = &bad_order, .n_order = 1};
+  CHK(STORE_EINVAL, store_find(g_st, "args", "items", &q2, &page, &e));
+  long long n = -1;
+  CHK(STORE_EINVAL, store_next_id(g_st, "args", "", &n, &e));
+  json_decref(doc);
+  json_decref(id);
+}
+
+static void test_crud(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "crud";
+  const char *full = "{\"id\":1,\"name\":\"a\",\"n\":1.5,\"b\":true,\"f\":false,\"z\":null,"
+                     "\"arr\":[1,\"x\",{\"k\":[]},null,2.25],\"obj\":{\"x\":{\"y\":2}},"
+                     "\"big\":4611686018427387904,\"neg\":-7,\"s\":\"\\u00fcn\\u00efc\\u00f6de \\\"q\\\"\"}";
+  json_t *doc = J(full), *id1 = json_integer(1), *out = NULL;
+  CHK(STORE_OK, store_insert(g_st, T, "items", doc, &e));
+  CHK(STORE_OK, store_get(g_st, T, "items", id1, &out, &e));
+  assert_true(json_equal(out, doc));
+  json_decref(out);
+  CHK(STORE_EDUPLICATE, store_insert(g_st, T, "items", doc, &e));
+  json_decref(doc);
+
+  /* String and integer ids are distinct keys. */
+  insert_text(T, "items", "{\"id\":\"1\",\"name\":\"string one\"}");
+  json_t *sid = json_string("1"), *id2 = json_integer(2);
+  CHK(STORE_OK, store_get(g_st, T, "items", sid, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "name")), "string one");
+  json_decref(out);
+  CHK(STORE_ENOTFOUND, store_get(g_st, T, "items", id2, &out, &e));
+  assert_null(out);
+
+  /* Replace swaps the whole document. */
+  doc = J("{\"id\":1,\"name\":\"b\",\"keep\":1}");
+  CHK(STORE_OK, store_replace(g_st, T, "items", doc, &e));
+  CHK(STORE_OK, store_get(g_st, T, "items", id1, &out, &e));
+  assert_true(json_equal(out, doc));
+  json_decref(out);
+  json_decref(doc);
+  doc = J("{\"id\":2,\"name\":\"nobody\"}");
+  CHK(STORE_ENOTFOUND, store_replace(g_st, T, "items", doc, &e));
+  json_decref(doc);
+
+  /* Patch: set, nested creation, removal (null), dotted paths. */
+  json_t *set = J("{\"name\":\"c\",\"obj.x.y\":3,\"keep\":null,\"gone\":null,\"arr\":[1]}");
+  CHK(STORE_OK, store_patch(g_st, T, "items", id1, set, &out, &e));
+  json_t *want = J("{\"id\":1,\"name\":\"c\",\"obj\":{\"x\":{\"y\":3}},\"arr\":[1]}");
+  assert_true(json_equal(out, want));
+  json_decref(out);
+  CHK(STORE_OK, store_get(g_st, T, "items", id1, &out, &e));
+  assert_true(json_equal(out, want));
+  json_decref(out);
+  json_decref(want);
+  json_decref(set);
+  set = J("{\"obj.x.y\":null,\"obj.w\":\"w\"}");
+  CHK(STORE_OK, store_patch(g_st, T, "items", id1, set, NULL, &e));
+  json_decref(set);
+  CHK(STORE_OK, store_get(g_st, T, "items", id1, &out, &e));
+  want = J("{\"id\":1,\"name\":\"c\",\"obj\":{\"x\":{},\"w\":\"w\"},\"arr\":[1]}");
+  assert_true(json_equal(out, want));
+  json_decref(want);
+  json_decref(out);
+  /* An empty patch still reports the document (or its absence). */
+  set = J("{}");
+  CHK(STORE_OK, store_patch(g_st, T, "items", id1, set, &out, &e));
+  assert_int_equal(json_integer_value(json_object_get(out, "id")), 1);
+  json_decref(out);
+  CHK(STORE_ENOTFOUND, store_patch(g_st, T, "items", id2, set, &out, &e));
+  json_decref(set);
+  set = J("{\"name\":\"x\"}");
+  CHK(STORE_ENOTFOUND, store_patch(g_st, T, "items", id2, set, &out, &e));
+  assert_null(out);
+  json_decref(set);
+  const char *bad_sets[] = {"{\"id\":2}", "{\"tenant\":\"x\"}", "{\"_id\":1}", "{\"a\":1,\"a.b\":2}",
+                            "{\"a..b\":1}", "{\"$set\":1}", "{\"name.x\":1}"};
+  for (size_t i = 0; i < sizeof bad_sets / sizeof *bad_sets; i++) {
+    set = J(bad_sets[i]);
+    int rc = store_patch(g_st, T, "items", id1, set, &out, &e);
+    if (rc != STORE_EINVAL) {
+      print_error("patch %s: %d (%s), want EINVAL\n", bad_sets[i], rc, e.msg);
+      fail();
+    }
+    json_decref(set);
+  }
+  CHK(STORE_OK, store_get(g_st, T, "items", id1, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "name")), "c");
+  json_decref(out);
+
+  CHK(STORE_OK, store_delete(g_st, T, "items", id1, &e));
+  CHK(STORE_ENOTFOUND, store_get(g_st, T, "items", id1, &out, &e));
+  CHK(STORE_ENOTFOUND, store_delete(g_st, T, "items", id1, &e));
+  CHK(STORE_OK, store_delete(g_st, T, "items", sid, &e));
+  long long n = -1;
+  CHK(STORE_OK, store_count(g_st, T, "items", NULL, 0, &n, &e));
+  assert_int_equal(n, 0);
+  json_decref(sid);
+  json_decref(id1);
+  json_decref(id2);
+}
+
+static void test_unique_index(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "uniq";
+  json_t *out, *id2 = json_integer(2), *id1 = json_integer(1);
+  insert_text(T, "events", "{\"id\":1,\"kind\":\"k\",\"ext\":\"e1\",\"name\":\"one\"}");
+  insert_text(T, "events", "{\"id\":2,\"kind\":\"k\",\"ext\":\"e2\"}");
+  json_t *dup = J("{\"id\":3,\"kind\":\"k\",\"ext\":\"e1\"}");
+  CHK(STORE_EDUPLICATE, store_insert(g_st, T, "events", dup, &e));
+  CHK(STORE_OK, store_insert(g_st, "uniq-other", "events", dup, &e)); /* per tenant */
+  long long n = 0;
+  CHK(STORE_OK, store_count(g_st, T, "events", NULL, 0, &n, &e));
+  assert_int_equal(n, 2);
+
+  json_t *rep = J("{\"id\":2,\"kind\":\"k\",\"ext\":\"e1\"}");
+  CHK(STORE_EDUPLICATE, store_replace(g_st, T, "events", rep, &e));
+  json_t *set = J("{\"ext\":\"e1\"}");
+  CHK(STORE_EDUPLICATE, store_patch(g_st, T, "events", id2, set, &out, &e));
+  CHK(STORE_OK, store_get(g_st, T, "events", id2, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "ext")), "e2");
+  json_decref(out);
+
+  CHK(STORE_OK, store_delete(g_st, T, "events", id1, &e));
+  CHK(STORE_OK, store_insert(g_st, T, "events", dup, &e));
+  json_decref(set);
+  json_decref(rep);
+  json_decref(dup);
+  json_decref(id1);
+  json_decref(id2);
+}
+
+/* ---- queries ----------------------------------------------------------------- */
+
+#define QN 30
+
+static json_t *query_docs(void) {
+  static const char *names[] = {"apple", "banana", "cherry", "date", "elder", "fig", "grape"};
+  json_t *all = json_array();
+  for (int i = 1; i <= QN; i++) {
+    json_t *d = json_pack("{s:i, s:i, s:s, s:b, s:{s:i}, s:I}", "id", i, "n", i % 5, "s",
+                          names[i % 7], "b", i % 2 == 0, "rel", "account", i % 4, "t",
+                          (json_int_t)1700000000000000LL + (json_int_t)((i * 7) % QN) * 1000);
+    /* numbers of both kinds in one field */
+    json_object_set_new(d, "f", i % 3 == 0 ? json_integer(i) : json_real(i + 0.25));
+    if (i % 3 == 0) json_object_set_new(d, "opt", i % 6 == 0 ? json_null() : json_integer(i));
+    json_array_append_new(all, d);
+  }
+  return all;
+}
+
+static void expect_ids(json_t *got, json_t *want, const char *what) {
+  char g[2048], w[2048];
+  ids_str(got, g, sizeof g);
+  ids_str(want, w, sizeof w);
+  if (strcmp(g, w) != 0) {
+    print_error("%s:\n  got  [%s]\n  want [%s]\n", what, g, w);
+    fail();
+  }
+}
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+/* Full result, count, offset+limit, and keyset pages both ways. */
+static void check_query(const char *T, json_t *all, const store_cond *conds, size_t nc,
+                        const store_order *order, size_t no, const char *label) {
+  store_err e;
+  store_page page;
+  char what[256];
+  json_t *want = ref_select(all, conds, nc, order, no);
+  size_t total = json_array_size(want);
+
+  store_query q = {.conds = conds, .n_conds = nc, .order = order, .n_order = no, .count = 1};
+  CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+  snprintf(what, sizeof what, "%s: all", label);
+  expect_ids(page.docs, want, what);
+  assert_int_equal(page.total, total);
+  assert_null(page.next);
+  assert_null(page.prev);
+  store_page_clear(&page);
+
+  long long n = -1;
+  CHK(STORE_OK, store_count(g_st, T, "items", conds, nc, &n, &e));
+  assert_int_equal(n, total);
+
+  q.offset = 2;
+  q.limit = 3;
+  q.count = 0;
+  CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+  json_t *part = slice(want, 2, 3);
+  snprintf(what, sizeof what, "%s: offset 2 limit 3", label);
+  expect_ids(page.docs, part, what);
+  assert_int_equal(page.next != NULL, total > 5);
+  assert_int_equal(page.prev != NULL, json_array_size(part) > 0);
+  json_decref(part);
+  store_page_clear(&page);
+
+  /* Forward through pages of 4, remembering each page and its cursors. */
+  enum { LIM = 4, MAXP = QN / LIM + 2 };
+  char *prevs[MAXP] = {0}, *after = NULL;
+  size_t pages = 0;
+  q.offset = 0;
+  q.limit = LIM;
+  for (;;) {
+    q.after = after;
+    CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+    part = slice(want, pages * LIM, LIM);
+    snprintf(what, sizeof what, "%s: forward page %zu", label, pages);
+    expect_ids(page.docs, part, what);
+    json_decref(part);
+    assert_int_equal(page.prev != NULL, pages > 0 && json_array_size(page.docs) > 0);
+    assert_true(pages < MAXP);
+    prevs[pages++] = dup_or_null(page.prev);
+    free(after);
+    after = dup_or_null(page.next);
+    store_page_clear(&page);
+    if (!after) break;
+  }
+  assert_int_equal(pages, total ? (total + LIM - 1) / LIM : 1);
+
+  /* Backward from the last page: each page equals the forward one, and its
+   * `next` leads to the page after it. */
+  char *before = dup_or_null(prevs[pages - 1]);
+  for (size_t p = pages - 1; before; p--) {
+    q.after = NULL;
+    q.before = before;
+    CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+    part = slice(want, (p - 1) * LIM, LIM);
+    snprintf(what, sizeof what, "%s: backward page %zu", label, p - 1);
+    expect_ids(page.docs, part, what);
+    json_decref(part);
+    assert_non_null(page.next);
+    assert_int_equal(page.prev != NULL, p - 1 > 0);
+
+    store_page fwd;
+    q.before = NULL;
+    q.after = page.next;
+    CHK(STORE_OK, store_find(g_st, T, "items", &q, &fwd, &e));
+    part = slice(want, p * LIM, LIM);
+    snprintf(what, sizeof what, "%s: next of backward page %zu", label, p - 1);
+    expect_ids(fwd.docs, part, what);
+    json_decref(part);
+    store_page_clear(&fwd);
+
+    free(before);
+    before = dup_or_null(page.prev);
+    store_page_clear(&page);
+  }
+  for (size_t p = 0; p < pages; p++) free(prevs[p]);
+  json_decref(want);
+}
+
+static void test_query_forms(void **state) {
+  (void)state;
+  const char *T = "query";
+  store_err e;
+  json_t *all = query_docs();
+  size_t i;
+  json_t *d;
+  json_array_foreach(all, i, d) CHK(STORE_OK, store_insert(g_st, T, "items", d, &e));
+  /* Noise in another tenant must never show up. */
+  json_array_foreach(all, i, d) if (i < 10) CHK(STORE_OK, store_insert(g_st, "query-noise", "items", d, &e));
+
+  json_t *v2 = json_integer(2), *cherry = json_string("cherry"), *yes = json_true(),
+         *no = json_false(), *f10 = json_integer(10), *f12 = json_real(12.0), *f525 = json_real(5.25),
+         *f6 = json_integer(6), *in_s = J("[\"apple\",\"date\"]"), *in_n = J("[0,4]"),
+         *in_id = J("[3,5,7,100]"), *in_none = J("[]"), *in_mix = J("[\"x\",1,true]"),
+         *v1 = json_integer(1), *v3 = json_integer(3), *id10 = json_integer(10),
+         *id20 = json_integer(20), *banana = json_string("banana"), *date = json_string("date"),
+         *t_lo = json_integer(1700000000005000LL), *t_hi = json_integer(1700000000015000LL),
+         *in_13 = J("[1,3]");
+  struct {
+    const char *label;
+    store_cond c[3];
+    size_t n;
+  } cases[] = {
+      {"no conditions", {{0}}, 0},
+      {"n = 2", {{"n", STORE_EQ, v2}}, 1},
+      {"s = cherry", {{"s", STORE_EQ, cherry}}, 1},
+      {"b = true", {{"b", STORE_EQ, yes}}, 1},
+      {"f > 10", {{"f", STORE_GT, f10}}, 1},
+      {"f >= 12.0", {{"f", STORE_GTE, f12}}, 1},
+      {"f < 5.25", {{"f", STORE_LT, f525}}, 1},
+      {"f <= 6", {{"f", STORE_LTE, f6}}, 1},
+      {"s in", {{"s", STORE_IN, in_s}}, 1},
+      {"n in", {{"n", STORE_IN, in_n}}, 1},
+      {"id in", {{"id", STORE_IN, in_id}}, 1},
+      {"in []", {{"n", STORE_IN, in_none}}, 1},
+      {"in mixed types", {{"s", STORE_IN, in_mix}}, 1},
+      {"opt exists", {{"opt", STORE_EXISTS, NULL}}, 1},
+      {"opt missing", {{"opt", STORE_MISSING, NULL}}, 1},
+      {"opt = null", {{"opt", STORE_EQ, NULL}}, 1},
+      {"nested eq", {{"rel.account", STORE_EQ, v1}}, 1},
+      {"nested range and n", {{"rel.account", STORE_GTE, v2}, {"n", STORE_LT, v3}}, 2},
+      {"id range", {{"id", STORE_GT, id10}, {"id", STORE_LTE, id20}}, 2},
+      {"string range", {{"s", STORE_GT, banana}, {"s", STORE_LT, date}}, 2},
+      {"t range", {{"t", STORE_GTE, t_lo}, {"t", STORE_LT, t_hi}}, 2},
+      {"three", {{"b", STORE_EQ, no}, {"n", STORE_IN, in_13}, {"missing.path", STORE_MISSING, NULL}}, 3},
+  };
+  store_order o_n[] = {{"n", 0}}, o_nd[] = {{"n", 1}}, o_sf[] = {{"s", 0}, {"f", 1}},
+              o_bt[] = {{"b", 1}, {"t", 0}}, o_rn[] = {{"rel.account", 0}, {"n", 1}},
+              o_idd[] = {{"id", 1}}, o_td[] = {{"t", 1}}, o_ns[] = {{"n", 1}, {"s", 1}},
+              o_idn[] = {{"id", 0}, {"n", 1}};
+  struct {
+    const char *label;
+    store_order *o;
+    size_t n;
+  } orders[] = {{"id", NULL, 0},          {"n", o_n, 1},           {"-n", o_nd, 1},
+                {"s,-f", o_sf, 2},        {"-b,t", o_bt, 2},       {"rel.account,-n", o_rn, 2},
+                {"-id", o_idd, 1},        {"-t", o_td, 1},         {"-n,-s", o_ns, 2},
+                {"id,-n", o_idn, 2}};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    for (size_t o = 0; o < sizeof orders / sizeof *orders; o++) {
+      /* Paging every combination is slow on FerretDB; every order still runs
+       * with the unconditioned and one conditioned set. */
+      if (c > 1 && o != c % (sizeof orders / sizeof *orders)) continue;
+      char label[128];
+      snprintf(label, sizeof label, "[%s] order [%s]", cases[c].label, orders[o].label);
+      check_query(T, all, cases[c].c, cases[c].n, orders[o].o, orders[o].n, label);
+    }
+  }
+  json_t *vals[] = {v2, cherry, yes, no, f10, f12, f525, f6, in_s, in_n, in_id, in_none, in_mix,
+                    v1, v3, id10, id20, banana, date, t_lo, t_hi, in_13};
+  for (i = 0; i < sizeof vals / sizeof *vals; i++) json_decref(vals[i]);
+  json_decref(all);
+}
+
+/* ---- cursors ----------------------------------------------------------------- */
+
+static void test_cursor_tampering(void **state) {
+  (void)state;
+  const char *T = "tamper";
+  store_err e;
+  store_page page;
+  for (int i = 1; i <= 10; i++) {
+    char text[64];
+    snprintf(text, sizeof text, "{\"id\":%d,\"n\":%d}", i, i % 3);
+    insert_text(T, "items", text);
+  }
+  store_order by_n[] = {{"n", 0}}, by_n_desc[] = {{"n", 1}};
+  store_query q = {.order = by_n, .n_order = 1, .limit = 3};
+  CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+  char *good = strdup(page.next);
+  store_page_clear(&page);
+  q.after = good;
+  CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+  assert_int_equal(json_array_size(page.docs), 3);
+  store_page_clear(&page);
+  q.after = NULL;
+  q.before = good; /* the first page minus the document the token names */
+  CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+  assert_int_equal(json_array_size(page.docs), 2);
+  store_page_clear(&page);
+
+  /* Every single-character change, truncation and extension is refused. */
+  size_t len = strlen(good);
+  char *t = malloc(len + 8);
+  for (size_t i = 0; i < len; i++) {
+    strcpy(t, good);
+    t[i] = t[i] == 'A' ? 'B' : 'A';
+    q.before = NULL;
+    q.after = t;
+    CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+    assert_null(page.docs);
+  }
+  for (size_t cut = 1; cut < len; cut += 3) {
+    memcpy(t, good, len - cut);
+    t[len - cut] = '\0';
+    CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  }
+  snprintf(t, len + 8, "%sAA", good);
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  free(t);
+  const char *junk[] = {"", "A", "!!!!", "eyJ9", "a b c", "\xff\xfe", "=====", "AAAA===="};
+  for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+    q.after = junk[i];
+    CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  }
+  char *huge = malloc(100001);
+  memset(huge, 'A', 100000);
+  huge[100000] = '\0';
+  q.after = huge;
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  free(huge);
+
+  /* A good token used with another order, collection or both directions. */
+  q.after = good;
+  q.order = by_n_desc;
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  q.order = NULL;
+  q.n_order = 0;
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  q.order = by_n;
+  q.n_order = 1;
+  CHK(STORE_EINVAL, store_find(g_st, T, "props", &q, &page, &e));
+  q.before = good;
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  q.before = NULL;
+  q.offset = 1;
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q, &page, &e));
+  q.offset = 0;
+
+  /* Checksum-valid tokens around bad payloads. */
+  const char *payloads[] = {
+      "not json",
+      "[]",
+      "{}",
+      "null",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,2,3]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[{},2]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[[1],2]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,1.5]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,null]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,true]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":\"x\"}",
+      "{\"c\":\"items\",\"k\":[\"-n\",\"id\"],\"v\":[1,2]}",
+      "{\"c\":\"items\",\"k\":[\"n\"],\"v\":[1]}",
+      "{\"c\":\"props\",\"k\":[\"n\",\"id\"],\"v\":[1,2]}",
+      "{\"c\":1,\"k\":[\"n\",\"id\"],\"v\":[1,2]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,2],\"x\":0}",
+      "{\"c\":\"items\",\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,2]}",
+      "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,2]",
+  };
+  for (size_t i = 0; i < sizeof payloads / sizeof *payloads; i++) {
+    char *tok = store_cursor_seal(payloads[i], strlen(payloads[i]));
+    q.after = tok;
+    int rc = store_find(g_st, T, "items", &q, &page, &e);
+    if (rc != STORE_EINVAL) {
+      print_error("forged %s: %d, want EINVAL\n", payloads[i], rc);
+      fail();
+    }
+    free(tok);
+  }
+  /* ...while a well-formed forged one is honoured: the checksum is integrity,
+   * not secrecy, and the position it names is within the tenant anyway. */
+  const char *okp = "{\"c\":\"items\",\"k\":[\"n\",\"id\"],\"v\":[1,4]}";
+  char *tok = store_cursor_seal(okp, strlen(okp));
+  q.after = tok;
+  q.limit = 0;
+  CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+  char ids[256];
+  ids_str(page.docs, ids, sizeof ids);
+  assert_string_equal(ids, "7,10,2,5,8");
+  store_page_clear(&page);
+  free(tok);
+  free(good);
+}
+
+/* ---- tenancy, cascades ---------------------------------------------------------- */
+
+static void test_tenant_isolation(void **state) {
+  (void)state;
+  store_err e;
+  const char *A = "iso-a", *B = "iso-b";
+  json_t *id1 = json_integer(1), *out = NULL;
+  insert_text(A, "events", "{\"id\":1,\"kind\":\"k\",\"ext\":\"x\",\"name\":\"secret\"}");
+  insert_text(A, "props", "{\"id\":\"p1\",\"parent\":1}");
+  insert_text(A, "props", "{\"id\":\"p2\",\"parent\":1}");
+
+  CHK(STORE_ENOTFOUND, store_get(g_st, B, "events", id1, &out, &e));
+  json_t *rep = J("{\"id\":1,\"kind\":\"k\",\"ext\":\"x\",\"name\":\"stolen\"}");
+  CHK(STORE_ENOTFOUND, store_replace(g_st, B, "events", rep, &e));
+  json_t *set = J("{\"name\":\"stolen\"}");
+  CHK(STORE_ENOTFOUND, store_patch(g_st, B, "events", id1, set, &out, &e));
+  CHK(STORE_ENOTFOUND, store_delete(g_st, B, "events", id1, &e));
+  store_page page;
+  store_query q = {.count = 1};
+  CHK(STORE_OK, store_find(g_st, B, "events", &q, &page, &e));
+  assert_int_equal(json_array_size(page.docs), 0);
+  assert_int_equal(page.total, 0);
+  store_page_clear(&page);
+  long long n = -1;
+  CHK(STORE_OK, store_count(g_st, B, "props", NULL, 0, &n, &e));
+  assert_int_equal(n, 0);
+  store_cond by_parent = {"parent", STORE_EQ, id1};
+  CHK(STORE_OK, store_delete_where(g_st, B, "props", &by_parent, 1, &n, &e));
+  assert_int_equal(n, 0);
+  CHK(STORE_OK, store_delete_where(g_st, B, "props", NULL, 0, &n, &e));
+  assert_int_equal(n, 0);
+
+  /* B may use the same id and the same unique key. */
+  CHK(STORE_OK, store_insert(g_st, B, "events", rep, &e));
+  CHK(STORE_OK, store_get(g_st, A, "events", id1, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "name")), "secret");
+  json_decref(out);
+  CHK(STORE_OK, store_count(g_st, A, "props", NULL, 0, &n, &e));
+  assert_int_equal(n, 2);
+
+  /* A's cursor in B only positions B's own documents. */
+  store_query qa = {.limit = 1};
+  CHK(STORE_OK, store_find(g_st, A, "props", &qa, &page, &e));
+  char *cur = strdup(page.next);
+  store_page_clear(&page);
+  insert_text(B, "props", "{\"id\":\"p9\",\"parent\":1}");
+  qa.after = cur;
+  qa.limit = 0;
+  CHK(STORE_OK, store_find(g_st, B, "props", &qa, &page, &e));
+  char ids[64];
+  ids_str(page.docs, ids, sizeof ids);
+  assert_string_equal(ids, "p9");
+  store_page_clear(&page);
+  free(cur);
+
+  long long a1, a2, b1;
+  CHK(STORE_OK, store_next_id(g_st, A, "events", &a1, &e));
+  CHK(STORE_OK, store_next_id(g_st, A, "events", &a2, &e));
+  CHK(STORE_OK, store_next_id(g_st, B, "events", &b1, &e));
+  assert_int_equal(a1, 1);
+  assert_int_equal(a2, 2);
+  assert_int_equal(b1, 1);
+  json_decref(set);
+  json_decref(rep);
+  json_decref(id1);
+}
+
+static void test_delete_where(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "cascade";
+  for (int i = 1; i <= 12; i++) {
+    char text[64];
+    snprintf(text, sizeof text, "{\"id\":%d,\"parent\":%d}", i, i % 3);
+    insert_text(T, "props", text);
+    insert_text("cascade-other", "props", text);
+  }
+  json_t *p1 = json_integer(1), *in = J("[0,7]");
+  store_cond c1 = {"parent", STORE_EQ, p1}, c2 = {"parent", STORE_IN, in};
+  long long n = -1;
+  CHK(STORE_OK, store_delete_where(g_st, T, "props", &c1, 1, &n, &e));
+  assert_int_equal(n, 4);
+  CHK(STORE_OK, store_count(g_st, T, "props", &c1, 1, &n, &e));
+  assert_int_equal(n, 0);
+  CHK(STORE_OK, store_delete_where(g_st, T, "props", &c2, 1, &n, &e));
+  assert_int_equal(n, 4);
+  CHK(STORE_OK, store_count(g_st, T, "props", NULL, 0, &n, &e));
+  assert_int_equal(n, 4);
+  CHK(STORE_OK, store_delete_where(g_st, T, "props", NULL, 0, &n, &e));
+  assert_int_equal(n, 4);
+  CHK(STORE_OK, store_count(g_st, "cascade-other", "props", NULL, 0, &n, &e));
+  assert_int_equal(n, 12);
+  json_decref(p1);
+  json_decref(in);
+}
+
+/* ---- concurrency -------------------------------------------------------------- */
+
+#define NTHREADS 8
+
+typedef struct worker {
+  pthread_t th;
+  pthread_barrier_t *go;
+  int index;
+  int rc;
+  char msg[256];
+  long long values[64];
+  int n_values;
+  volatile int *stop;
+  int inserted;
+} worker;
+
+static void *race_insert(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  char text[128];
+  snprintf(text, sizeof text, "{\"id\":%d,\"kind\":\"race\",\"ext\":\"same\"}", 100 + w->index);
+  json_t *doc = json_loads(text, 0, NULL);
+  pthread_barrier_wait(w->go);
+  w->rc = store_insert(g_st, "race", "events", doc, &e);
+  snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+  json_decref(doc);
+  return NULL;
+}
+
+static void *race_same_id(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  char text[128];
+  snprintf(text, sizeof text, "{\"id\":\"same\",\"kind\":\"race2\",\"ext\":\"e%d\"}", w->index);
+  json_t *doc = json_loads(text, 0, NULL);
+  pthread_barrier_wait(w->go);
+  w->rc = store_insert(g_st, "race", "events", doc, &e);
+  json_decref(doc);
+  return NULL;
+}
+
+static void run_workers(worker *w, int n, void *(*fn)(void *)) {
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, (unsigned)n);
+  for (int i = 0; i < n; i++) {
+    w[i].go = &go;
+    w[i].index = i;
+    pthread_create(&w[i].th, NULL, fn, &w[i]);
+  }
+  for (int i = 0; i < n; i++) pthread_join(w[i].th, NULL);
+  pthread_barrier_destroy(&go);
+}
+
+static void test_unique_race(void **state) {
+  (void)state;
+  enum { N = 16 };
+  store_err e;
+  for (int round = 0; round < 2; round++) {
+    worker w[N];
+    memset(w, 0, sizeof w);
+    run_workers(w, N, round ? race_same_id : race_insert);
+    int ok = 0, dup = 0;
+    for (int i = 0; i < N; i++) {
+      if (w[i].rc == STORE_OK) ok++;
+      else if (w[i].rc == STORE_EDUPLICATE) dup++;
+      else print_error("thread %d: %d %s\n", i, w[i].rc, w[i].msg);
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(dup, N - 1);
+  }
+  long long n;
+  json_t *race = json_string("race"), *race2 = json_string("race2");
+  store_cond c1 = {"kind", STORE_EQ, race}, c2 = {"kind", STORE_EQ, race2};
+  CHK(STORE_OK, store_count(g_st, "race", "events", &c1, 1, &n, &e));
+  assert_int_equal(n, 1);
+  CHK(STORE_OK, store_count(g_st, "race", "events", &c2, 1, &n, &e));
+  assert_int_equal(n, 1);
+  json_decref(race);
+  json_decref(race2);
+}
+
+enum { IDS_PER_THREAD = 30 };
+
+static void *race_next_id(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  pthread_barrier_wait(w->go);
+  for (int i = 0; i < IDS_PER_THREAD; i++) {
+    if ((w->rc = store_next_id(g_st, "seq", "c", &w->values[i], &e))) {
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+      return NULL;
+    }
+    w->n_values++;
+  }
+  return NULL;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void test_next_id(void **state) {
+  (void)state;
+  store_err e;
+  long long v;
+  for (int i = 1; i <= 3; i++) {
+    CHK(STORE_OK, store_next_id(g_st, "seq", "a", &v, &e));
+    assert_int_equal(v, i);
+  }
+  CHK(STORE_OK, store_next_id(g_st, "seq", "b", &v, &e));
+  assert_int_equal(v, 1);
+  CHK(STORE_OK, store_next_id(g_st, "seq-2", "a", &v, &e));
+  assert_int_equal(v, 1);
+
+  worker w[NTHREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, NTHREADS, race_next_id);
+  long long all[NTHREADS * IDS_PER_THREAD];
+  size_t n = 0;
+  for (int t = 0; t < NTHREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+    for (int i = 0; i < w[t].n_values; i++) {
+      if (i) assert_true(w[t].values[i] > w[t].values[i - 1]);
+      all[n++] = w[t].values[i];
+    }
+  }
+  qsort(all, n, sizeof *all, cmp_ll);
+  for (size_t i = 0; i < n; i++)
+    if (all[i] != (long long)i + 1) {
+      print_error("next_id values not 1..%zu: position %zu holds %lld\n", n, i, all[i]);
+      fail();
+    }
+  CHK(STORE_OK, store_next_id(g_st, "seq", "c", &v, &e));
+  assert_int_equal(v, (long long)n + 1);
+}
+
+static void *patch_fields(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  json_t *id = json_integer(1);
+  char key[16];
+  snprintf(key, sizeof key, "f%d", w->index);
+  pthread_barrier_wait(w->go);
+  for (int k = 1; k <= 15 && !w->rc; k++) {
+    json_t *set = json_pack("{s:i}", key, k);
+    if ((w->rc = store_patch(g_st, "atomic", "items", id, set, NULL, &e)))
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+    json_decref(set);
+  }
+  json_decref(id);
+  return NULL;
+}
+
+static void test_patch_atomic(void **state) {
+  (void)state;
+  store_err e;
+  insert_text("atomic", "items", "{\"id\":1}");
+  worker w[NTHREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, NTHREADS, patch_fields);
+  json_t *id = json_integer(1), *out;
+  CHK(STORE_OK, store_get(g_st, "atomic", "items", id, &out, &e));
+  for (int t = 0; t < NTHREADS; t++) {
+    char key[16];
+    snprintf(key, sizeof key, "f%d", t);
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+    if (json_integer_value(json_object_get(out, key)) != 15) {
+      char *text = json_dumps(out, JSON_COMPACT);
+      print_error("lost update on %s: %s\n", key, text);
+      free(text);
+      fail();
+    }
+  }
+  json_decref(out);
+  json_decref(id);
+}
+
+enum { LIVE_PRELOAD = 150 };
+
+static void *live_writer(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  unsigned seed = (unsigned)w->index * 7919u + 1;
+  for (int i = 0; !*w->stop && i < 400; i++) {
+    int id = 10000 + w->index * 1000 + i;
+    json_t *doc = json_pack("{s:i, s:i}", "id", id, "t", (int)(rand_r(&seed) % (LIVE_PRELOAD * 10)));
+    if ((w->rc = store_insert(g_st, "live", "items", doc, &e))) {
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+      json_decref(doc);
+      return NULL;
+    }
+    json_decref(doc);
+    w->inserted++;
+  }
+  return NULL;
+}
+
+static void page_while_writing(int desc) {
+  store_err e;
+  store_order order = {"t", desc};
+  store_query q = {.order = &order, .n_order = 1, .limit = 7};
+  char *after = NULL;
+  static unsigned char seen[20000];
+  memset(seen, 0, sizeof seen);
+  json_t *last = NULL;
+  int pages = 0;
+  for (;;) {
+    store_page page;
+    q.after = after;
+    CHK(STORE_OK, store_find(g_st, "live", "items", &q, &page, &e));
+    size_t i;
+    json_t *d;
+    json_array_foreach(page.docs, i, d) {
+      json_int_t id = json_integer_value(json_object_get(d, "id"));
+      assert_true(id > 0 && id < 20000);
+      if (seen[id]++) {
+        print_error("page %d repeats id %lld\n", pages, (long long)id);
+        fail();
+      }
+      /* Pages continue exactly where the previous one stopped. */
+      if (last) {
+        json_int_t a = json_integer_value(json_object_get(last, "t")), b =
+                                                                        json_integer_value(json_object_get(d, "t"));
+        json_int_t ia = json_integer_value(json_object_get(last, "id"));
+        assert_true(desc ? (a > b || (a == b && ia < id)) : (a < b || (a == b && ia < id)));
+      }
+      json_decref(last);
+      last = json_incref(d);
+    }
+    free(after);
+    after = page.next ? strdup(page.next) : NULL;
+    store_page_clear(&page);
+    pages++;
+    if (!after) break;
+  }
+  json_decref(last);
+  for (int id = 1; id <= LIVE_PRELOAD; id++)
+    if (seen[id] != 1) {
+      print_error("pre-existing id %d seen %d times (%s)\n", id, seen[id], desc ? "desc" : "asc");
+      fail();
+    }
+}
+
+static void test_pages_during_inserts(void **state) {
+  (void)state;
+  store_err e;
+  for (int i = 1; i <= LIVE_PRELOAD; i++) {
+    json_t *doc = json_pack("{s:i, s:i}", "id", i, "t", i * 10 % (LIVE_PRELOAD * 10 / 3));
+    CHK(STORE_OK, store_insert(g_st, "live", "items", doc, &e));
+    json_decref(doc);
+  }
+  volatile int stop = 0;
+  worker w[3];
+  memset(w, 0, sizeof w);
+  for (int i = 0; i < 3; i++) {
+    w[i].index = i;
+    w[i].stop = &stop;
+    pthread_create(&w[i].th, NULL, live_writer, &w[i]);
+  }
+  page_while_writing(0);
+  page_while_writing(1);
+  stop = 1;
+  int inserted = 0;
+  for (int i = 0; i < 3; i++) {
+    pthread_join(w[i].th, NULL);
+    if (w[i].rc) print_error("writer %d: %d %s\n", i, w[i].rc, w[i].msg);
+    assert_int_equal(w[i].rc, STORE_OK);
+    inserted += w[i].inserted;
+  }
+  assert_true(inserted > 0);
+}
+
+/* ---- durability ------------------------------------------------------------------ */
+
+/* Child mode: writes documents as fast as it can and reports each id on
+ * stdout only after the store acknowledged it. The parent SIGKILLs it. */
+static int child_writer(const char *url, const char *tenant) {
+  store *st;
+  store_err e;
+  if (store_open(url, &schema, &st, &e)) {
+    fprintf(stderr, "child: open: %s\n", e.msg);
+    return 2;
+  }
+  for (int i = 0; i < 100000; i++) {
+    long long id;
+    if (store_next_id(st, tenant, "durable", &id, &e)) {
+      fprintf(stderr, "child: next_id: %s\n", e.msg);
+      return 3;
+    }
+    json_t *doc = json_pack("{s:I, s:s, s:i}", "id", (json_int_t)id, "payload", "durable", "i", i);
+    int rc = store_insert(st, tenant, "items", doc, &e);
+    json_decref(doc);
+    if (rc) {
+      fprintf(stderr, "child: insert: %s\n", e.msg);
+      return 4;
+    }
+    char line[32];
+    int n = snprintf(line, sizeof line, "%lld\n", id);
+    if (write(STDOUT_FILENO, line, (size_t)n) != n) return 5;
+  }
+  store_close(st);
+  return 0;
+}
+
+static void test_durability(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "durable";
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execl(g_self, g_self, "--child-writer", g_url, T, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  long long acked[4096];
+  size_t n_acked = 0, used = 0;
+  char buf[8192];
+  int killed = 0;
+  for (;;) {
+    ssize_t r = read(fds[0], buf + used, sizeof buf - 1 - used);
+    if (r <= 0) break;
+    used += (size_t)r;
+    char *line = buf, *nl;
+    while ((nl = memchr(line, '\n', used - (size_t)(line - buf)))) {
+      *nl = '\0';
+      if (n_acked < 4096) acked[n_acked++] = atoll(line);
+      line = nl + 1;
+    }
+    used -= (size_t)(line - buf);
+    memmove(buf, line, used);
+    if (!killed && n_acked >= 60) {
+      kill(pid, SIGKILL); /* right after acknowledged writes, mid-stream */
+      killed = 1;
+    }
+  }
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(killed);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  /* A fresh instance (new connections, WAL recovery on SQLite) finds every
+   * acknowledged document, and the sequence never goes back. */
+  store *st;
+  CHK(STORE_OK, store_open(g_url, &schema, &st, &e));
+  long long max = 0;
+  for (size_t i = 0; i < n_acked; i++) {
+    json_t *id = json_integer(acked[i]), *doc = NULL;
+    int rc = store_get(st, T, "items", id, &doc, &e);
+    if (rc != STORE_OK) {
+      print_error("acknowledged id %lld lost: %d %s\n", acked[i], rc, e.msg);
+      fail();
+    }
+    assert_string_equal(json_string_value(json_object_get(doc, "payload")), "durable");
+    json_decref(doc);
+    json_decref(id);
+    if (acked[i] > max) max = acked[i];
+  }
+  long long next;
+  CHK(STORE_OK, store_next_id(st, T, "durable", &next, &e));
+  assert_true(next > max);
+  store_close(st);
+  /* The long-lived instance sees them too. */
+  long long n = 0;
+  CHK(STORE_OK, store_count(g_st, T, "items", NULL, 0, &n, &e));
+  assert_true(n >= (long long)n_acked);
+}
+
+/* ---- outage (MongoDB) ------------------------------------------------------------- */
+
+static void test_outage(void **state) {
+  (void)state;
+  if (!is_mongo()) skip(); /* an embedded database has no server to lose */
+  store_err e;
+  const char *T = "outage";
+  insert_text(T, "items", "{\"id\":1,\"v\":\"before\"}");
+  fdb_stop();
+
+  json_t *id1 = json_integer(1), *out = NULL, *doc2 = J("{\"id\":2}");
+  long long v;
+  store_page page;
+  store_query q = {.limit = 5};
+  for (int call = 0; call < 4; call++) {
+    double t0 = now_s();
+    int rc = call == 0   ? store_get(g_st, T, "items", id1, &out, &e)
+             : call == 1 ? store_insert(g_st, T, "items", doc2, &e)
+             : call == 2 ? store_find(g_st, T, "items", &q, &page, &e)
+                         : store_next_id(g_st, T, "s", &v, &e);
+    double took = now_s() - t0;
+    if (rc != STORE_EUNAVAILABLE || took > 8.0) {
+      print_error("call %d during outage: %d (%s) after %.1fs\n", call, rc, e.msg, took);
+      fail();
+    }
+  }
+
+  assert_int_equal(fdb_start(), 0);
+  double t0 = now_s();
+  int rc;
+  while ((rc = store_ping(g_st, &e)) != STORE_OK && now_s() - t0 < 30) sleep_ms(100);
+  CHK(STORE_OK, rc);
+  /* Same instance, no reopen: reads and writes work again. */
+  CHK(STORE_OK, store_get(g_st, T, "items", id1, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "v")), "before");
+  json_decref(out);
+  CHK(STORE_OK, store_insert(g_st, T, "items", doc2, &e));
+  CHK(STORE_OK, store_next_id(g_st, T, "s", &v, &e));
+  json_decref(doc2);
+  json_decref(id1);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static int group_setup(void **state) {
+  (void)state;
+  store_err e;
+  if (store_open(g_url, &schema, &g_st, &e)) {
+    fprintf(stderr, "store_open %s: %s\n", g_url, e.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  store_close(g_st);
+  g_st = NULL;
+  return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "--child-writer")) return child_writer(argv[2], argv[3]);
+  if (argc != 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "mongodb"))) {
+    fprintf(stderr, "usage: %s sqlite|mongodb\n", argv[0]);
+    return 2;
+  }
+  g_engine = argv[1];
+  ssize_t n = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
+  if (n <= 0) return 2;
+  g_self[n] = '\0';
+  const char *tmpdir = getenv("TMPDIR");
+  snprintf(g_tmp, sizeof g_tmp, "%s/events-store-test-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(g_tmp)) {
+    perror("mkdtemp");
+    return 2;
+  }
+  if (is_mongo()) {
+    g_fdb_bin = getenv("EVENTS_FERRETDB_BIN");
+    if (!g_fdb_bin || access(g_fdb_bin, X_OK) != 0) {
+      fprintf(stderr, "EVENTS_FERRETDB_BIN must name the events-ferretdb binary "
+                      "(tests/ferretdb/build.sh builds it)\n");
+      return 2;
+    }
+    snprintf(g_fdb_dir, sizeof g_fdb_dir, "%s/ferretdb", g_tmp);
+    g_fdb_port = free_port();
+    if (g_fdb_port <= 0 || fdb_start() != 0) return 2;
+    /* No timeouts in the URI: the engine's defaults are what is tested. */
+    snprintf(g_url, sizeof g_url, "mongodb://127.0.0.1:%d/events_test", g_fdb_port);
+  } else {
+    /* Parent directories do not exist yet: store_open creates them. */
+    snprintf(g_url, sizeof g_url, "sqlite:%s/var/db/events.db", g_tmp);
+  }
+
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_open_and_arguments),
+      cmocka_unit_test(test_crud),
+      cmocka_unit_test(test_unique_index),
+      cmocka_unit_test(test_query_forms),
+      cmocka_unit_test(test_cursor_tampering),
+      cmocka_unit_test(test_tenant_isolation),
+      cmocka_unit_test(test_delete_where),
+      cmocka_unit_test(test_unique_race),
+      cmocka_unit_test(test_next_id),
+      cmocka_unit_test(test_patch_atomic),
+      cmocka_unit_test(test_pages_during_inserts),
+      cmocka_unit_test(test_durability),
+      cmocka_unit_test(test_outage),
+  };
+  int failed = is_mongo() ? cmocka_run_group_tests_name("storage_mongodb", tests, group_setup,
+                                                        group_teardown)
+                          : cmocka_run_group_tests_name("storage_sqlite", tests, group_setup,
+                                                        group_teardown);
+  fdb_stop();
+  nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return failed ? 1 : 0;
+}
