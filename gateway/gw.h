@@ -17,6 +17,10 @@
 #define GW_MAX_PARAMS 4
 
 typedef struct gw_route gw_route;
+typedef struct gw_qparam {
+  const char *param;
+  const char *field; /* request field it sets */
+} gw_qparam;
 typedef struct gw_dialect gw_dialect;
 
 typedef struct gw_req {
@@ -59,6 +63,8 @@ struct gw_dialect {
   void (*error)(const gw_req *req, const gw_fail *f, gw_resp *resp);
   /* Optional: checks the request before anything else (e.g. JSON:API media types). */
   int (*check)(const gw_req *req, gw_fail *f);
+  /* JSON Schema of the error body, for the OpenAPI document. */
+  json_t *(*error_schema)(void);
 };
 
 /* Request builder: fills the RPC request message `in` (already initialised)
@@ -81,6 +87,16 @@ struct gw_route {
   gw_local_fn local;
   int needs_body; /* a JSON body is expected */
   const char *summary; /* for the OpenAPI document */
+  /* Query parameters the route accepts (mapped onto request fields),
+   * terminated by a {NULL, NULL} row. */
+  const gw_qparam *query;
+  /* OpenAPI: the body's message, the success status and body: the response
+   * message, wrapped in {resp_wrap: ...} when set, or resp_schema(). */
+  const ProtobufCMessageDescriptor *body_desc;
+  int ok_status;
+  const ProtobufCMessageDescriptor *resp_desc;
+  const char *resp_wrap;
+  json_t *(*resp_schema)(void);
 };
 
 /* ---- route table (gw_route.c) ---- */
@@ -134,17 +150,16 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
 
 /* Query parameters -> request fields, typed by the fields; any parameter
  * not in `map` is an error naming it. */
-typedef struct gw_qparam {
-  const char *param;
-  const char *field;
-} gw_qparam;
-int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, size_t n,
+int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map,
                     unsigned flags, gw_fail *f);
 
 /* ---- local handlers (gw_local.c) ---- */
 void gw_healthz(const gw_req *req, gw_resp *resp);
 void gw_readyz(const gw_req *req, gw_resp *resp);
 void gw_openapi(const gw_req *req, gw_resp *resp);
+/* JSON Schema (OpenAPI 3.0) of a message as the mapper renders it. */
+json_t *gw_schema(const ProtobufCMessageDescriptor *desc, unsigned flags);
+json_t *gw_schema_field(const ProtobufCFieldDescriptor *f, unsigned flags);
 
 /* ---- dialects ---- */
 extern const gw_dialect gw_customer;

@@ -60,11 +60,21 @@ static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
                          "error_data", data);
 }
 
+static json_t *customer_error_schema(void) {
+  return json_pack(
+      "{s:s, s:{s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:{s:{s:s, s:{s:s}}}}}}}}",
+      "type", "object", "properties", "error", "type", "object", "properties", "type", "type",
+      "string", "exception", "type", "string", "title", "type", "string", "detail", "type",
+      "string", "error_data", "type", "object", "properties", "invalid_params", "type", "array",
+      "items", "type", "object");
+}
+
 const gw_dialect gw_customer = {
     .name = "customer",
     .content_type = "application/json; charset=utf-8",
     .json_flags = PBJSON_SQL_TIME,
     .error = customer_error,
+    .error_schema = customer_error_schema,
 };
 
 /* ---- routes ---- */
@@ -95,7 +105,7 @@ int customer_render_create(const gw_req *req, const ProtobufCMessage *in,
   return 0;
 }
 
-static const gw_qparam list_params[] = {
+const gw_qparam customer_list_query[] = {
     {"count", "page_size"},
     {"offset", "offset"},
     {"sort_field", "sort_field"},
@@ -106,11 +116,11 @@ static const gw_qparam list_params[] = {
     {"time_from", "time_from"},
     {"time_to", "time_to"},
     {"include_property_records", "include_property_records"},
+    {NULL, NULL},
 };
 
 int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  if (gw_query_fields(req, in, list_params, sizeof list_params / sizeof *list_params,
-                      gw_customer.json_flags, f) < 0)
+  if (gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f) < 0)
     return -1;
   const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
   /* 0 means "default" over gRPC, but an explicit count=0 is out of range. */
@@ -147,14 +157,15 @@ int customer_render_list(const gw_req *req, const ProtobufCMessage *in,
   return 0;
 }
 
-static const gw_qparam get_params[] = {
+const gw_qparam customer_get_query[] = {
     {"include_property_records", "include_property_records"},
+    {NULL, NULL},
 };
 
 int customer_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   Events__Customer__V1__GetEventRequest *r = (void *)in;
   r->event_id = strdup(gw_param(req, "event_id"));
-  return gw_query_fields(req, in, get_params, 1, gw_customer.json_flags, f);
+  return gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f);
 }
 
 int customer_render_get(const gw_req *req, const ProtobufCMessage *in,
@@ -170,7 +181,7 @@ int customer_render_get(const gw_req *req, const ProtobufCMessage *in,
 int customer_build_records(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   Events__Customer__V1__ListPropertyRecordsRequest *r = (void *)in;
   r->event_id = strdup(gw_param(req, "event_id"));
-  return gw_query_fields(req, in, NULL, 0, gw_customer.json_flags, f);
+  return gw_query_fields(req, in, NULL, gw_customer.json_flags, f);
 }
 
 int customer_render_records(const gw_req *req, const ProtobufCMessage *in,

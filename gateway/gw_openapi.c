@@ -19,6 +19,32 @@ static json_t *path_params(const char *tmpl) {
   return arr;
 }
 
+static json_t *query_params(const gw_route *rt, json_t *params) {
+  const ProtobufCMessageDescriptor *in = NULL;
+  if (rt->service && rt->rpc) {
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(rt->service, strrchr(rt->rpc, '/') + 1);
+    if (md) in = md->input;
+  }
+  for (size_t i = 0; rt->query && rt->query[i].param; i++) {
+    const ProtobufCFieldDescriptor *f =
+        in ? protobuf_c_message_descriptor_get_field_by_name(in, rt->query[i].field) : NULL;
+    json_t *schema = json_pack("{s:s}", "type", "string");
+    if (f) {
+      json_decref(schema);
+      schema = gw_schema_field(f, rt->dialect->json_flags);
+      json_object_del(schema, "nullable");
+    }
+    json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", rt->query[i].param,
+                                            "in", "query", "required", 0, "schema", schema));
+  }
+  return params;
+}
+
+static json_t *content(const char *type, json_t *schema) {
+  return json_pack("{s:{s:o}}", type, "schema", schema);
+}
+
 static json_t *operation(const gw_route *rt) {
   char id[160], lower[16];
   size_t i = 0;
@@ -27,23 +53,39 @@ static json_t *operation(const gw_route *rt) {
   snprintf(id, sizeof id, "%s%s", lower, rt->tmpl);
   for (char *c = id; *c; c++)
     if (*c == '/' || *c == '{' || *c == '}' || *c == '.' || *c == '-') *c = '_';
+  const gw_dialect *d = rt->dialect;
+  const char *ctype = d == &gw_activity ? "application/vnd.api+json" : "application/json";
   json_t *op = json_pack("{s:s, s:s, s:[s], s:o}", "operationId", id, "summary",
-                         rt->summary ? rt->summary : "", "tags", rt->dialect->name, "parameters",
-                         path_params(rt->tmpl));
+                         rt->summary ? rt->summary : "", "tags", d->name, "parameters",
+                         query_params(rt, path_params(rt->tmpl)));
   json_t *responses = json_object();
-  json_object_set_new(responses, "default",
-                      json_pack("{s:s, s:{s:{s:{}}}}", "description", "a response or an error",
-                                "content", rt->dialect->content_type, "schema"));
+  json_t *ok = NULL;
+  if (rt->resp_schema)
+    ok = rt->resp_schema();
+  else if (rt->resp_desc)
+    ok = gw_schema(rt->resp_desc, d->json_flags);
+  if (ok && rt->resp_wrap) ok = json_pack("{s:s, s:{s:o}}", "type", "object", "properties", rt->resp_wrap, ok);
+  char status[8];
+  snprintf(status, sizeof status, "%d", rt->ok_status ? rt->ok_status : 200);
+  json_t *okr = json_pack("{s:s}", "description", "success");
+  json_object_set_new(okr, "content", content(ctype, ok ? ok : json_pack("{s:s}", "type", "object")));
+  if (rt->ok_status == 204) json_object_del(okr, "content");
+  json_object_set_new(responses, status, okr);
+  if (d->error_schema) {
+    json_object_set_new(responses, "4XX", json_pack("{s:s, s:o}", "description", "client error",
+                                                    "content", content(ctype, d->error_schema())));
+    json_object_set_new(responses, "5XX", json_pack("{s:s, s:o}", "description", "server error",
+                                                    "content", content(ctype, d->error_schema())));
+  }
   json_object_set_new(op, "responses", responses);
-  if (rt->needs_body)
+  if (rt->needs_body) {
+    json_t *schema = rt->body_desc ? gw_schema(rt->body_desc, d->json_flags)
+                                   : json_pack("{s:s}", "type", "object");
     json_object_set_new(op, "requestBody",
-                        json_pack("{s:b, s:{s:{s:{s:s}}}}", "required", 1, "content",
-                                  rt->dialect == &gw_activity ? "application/vnd.api+json"
-                                                              : "application/json",
-                                  "schema", "type", "object"));
-  if (rt->dialect != &gw_plain)
-    json_object_set_new(op, "security",
-                        json_pack("[{s:[]}, {s:[]}]", "bearerAuth", "basicAuth"));
+                        json_pack("{s:b, s:o}", "required", 1, "content", content(ctype, schema)));
+  }
+  if (d != &gw_plain)
+    json_object_set_new(op, "security", json_pack("[{s:[]}, {s:[]}]", "bearerAuth", "basicAuth"));
   return op;
 }
 

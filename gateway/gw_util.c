@@ -148,8 +148,10 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
   }
 }
 
-int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, size_t n,
+int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map,
                     unsigned flags, gw_fail *f) {
+  size_t n = 0;
+  while (map && map[n].param) n++;
   gw_query_arg args[64];
   size_t n_args = gw_query(req, args, 64);
   if (n_args > 64) {

@@ -1,0 +1,116 @@
+/* gw_schema.c - JSON Schemas of messages for the OpenAPI document, derived
+ * from the protobuf-c descriptors the same way the mapper renders them, so
+ * the document describes the bodies actually served. */
+#include <ctype.h>
+#include <string.h>
+
+#include "gw.h"
+
+static json_t *message_schema(const ProtobufCMessageDescriptor *d, unsigned flags, int depth);
+
+/* "ReviewStatus" -> "REVIEW_STATUS_": the prefix the mapper strips. */
+static void enum_prefix(const char *name, char *out, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; name[i] && o + 2 < len; i++) {
+    if (i && isupper((unsigned char)name[i]) && o + 3 < len) out[o++] = '_';
+    out[o++] = (char)toupper((unsigned char)name[i]);
+  }
+  out[o++] = '_';
+  out[o] = '\0';
+}
+
+static json_t *enum_schema(const ProtobufCEnumDescriptor *e) {
+  char prefix[128];
+  enum_prefix(e->short_name, prefix, sizeof prefix);
+  size_t pl = strlen(prefix);
+  json_t *values = json_array();
+  for (unsigned i = 0; i < e->n_values; i++) {
+    const char *n = e->values[i].name;
+    if (strncmp(n, prefix, pl) == 0) n += pl;
+    char lower[128];
+    size_t j = 0;
+    for (; n[j] && j < sizeof lower - 1; j++) lower[j] = (char)tolower((unsigned char)n[j]);
+    lower[j] = '\0';
+    if (strcmp(lower, "unspecified") == 0) continue;
+    json_array_append_new(values, json_string(lower));
+  }
+  return json_pack("{s:s, s:o}", "type", "string", "enum", values);
+}
+
+static json_t *well_known(const char *name) {
+  static const struct {
+    const char *name;
+    const char *type;
+    const char *format;
+  } wk[] = {
+      {"google.protobuf.StringValue", "string", NULL}, {"google.protobuf.BoolValue", "boolean", NULL},
+      {"google.protobuf.Int64Value", "integer", "int64"}, {"google.protobuf.Int32Value", "integer", "int32"},
+      {"google.protobuf.UInt64Value", "integer", NULL},   {"google.protobuf.UInt32Value", "integer", NULL},
+      {"google.protobuf.DoubleValue", "number", NULL},    {"google.protobuf.FloatValue", "number", NULL},
+      {"google.protobuf.BytesValue", "string", "byte"},   {"google.protobuf.Timestamp", "string", NULL},
+      {"google.protobuf.FieldMask", "string", NULL},
+  };
+  for (size_t i = 0; i < sizeof wk / sizeof *wk; i++) {
+    if (strcmp(name, wk[i].name) != 0) continue;
+    json_t *s = json_pack("{s:s}", "type", wk[i].type);
+    if (wk[i].format) json_object_set_new(s, "format", json_string(wk[i].format));
+    return s;
+  }
+  if (strcmp(name, "google.protobuf.Struct") == 0) return json_pack("{s:s}", "type", "object");
+  if (strcmp(name, "google.protobuf.ListValue") == 0)
+    return json_pack("{s:s, s:{}}", "type", "array", "items");
+  if (strcmp(name, "google.protobuf.Value") == 0) return json_object(); /* any JSON */
+  return NULL;
+}
+
+static json_t *field_schema(const ProtobufCFieldDescriptor *f, unsigned flags, int depth) {
+  json_t *s;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32: s = json_pack("{s:s, s:s}", "type", "integer", "format", "int32"); break;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: s = json_pack("{s:s, s:s}", "type", "integer", "format", "int64"); break;
+  case PROTOBUF_C_TYPE_FLOAT:
+  case PROTOBUF_C_TYPE_DOUBLE: s = json_pack("{s:s}", "type", "number"); break;
+  case PROTOBUF_C_TYPE_BOOL: s = json_pack("{s:s}", "type", "boolean"); break;
+  case PROTOBUF_C_TYPE_BYTES: s = json_pack("{s:s, s:s}", "type", "string", "format", "byte"); break;
+  case PROTOBUF_C_TYPE_ENUM: s = enum_schema(f->descriptor); break;
+  case PROTOBUF_C_TYPE_MESSAGE: {
+    const ProtobufCMessageDescriptor *md = f->descriptor;
+    s = well_known(md->name);
+    if (!s) s = depth < 8 ? message_schema(md, flags, depth + 1) : json_object();
+    if (f->label != PROTOBUF_C_LABEL_REPEATED && strcmp(md->name, "google.protobuf.Value") != 0)
+      json_object_set_new(s, "nullable", json_true());
+    break;
+  }
+  default: s = json_pack("{s:s}", "type", "string"); break;
+  }
+  if (f->label == PROTOBUF_C_LABEL_REPEATED) s = json_pack("{s:s, s:o}", "type", "array", "items", s);
+  return s;
+}
+
+static json_t *message_schema(const ProtobufCMessageDescriptor *d, unsigned flags, int depth) {
+  json_t *props = json_object();
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    char buf[128];
+    const char *name = pbjson_field_name(&d->fields[i], flags, buf, sizeof buf);
+    json_object_set_new(props, name ? name : d->fields[i].name,
+                        field_schema(&d->fields[i], flags, depth));
+  }
+  return json_pack("{s:s, s:o}", "type", "object", "properties", props);
+}
+
+json_t *gw_schema_field(const ProtobufCFieldDescriptor *f, unsigned flags) {
+  return field_schema(f, flags, 0);
+}
+
+json_t *gw_schema(const ProtobufCMessageDescriptor *desc, unsigned flags) {
+  json_t *wk = well_known(desc->name);
+  return wk ? wk : message_schema(desc, flags, 0);
+}
