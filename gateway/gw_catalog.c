@@ -1,16 +1,277 @@
-/* gw_catalog.c - catalog events (seed 002) under /api/v1/event/. */
+/* gw_catalog.c - catalog events (seed 002) under /api/v1/event/: bare
+ * resource objects, page envelopes with absolute links as Django REST
+ * framework's page-number pagination writes them, and {"detail": "..."}
+ * errors. One set of builders and renderers serves categories, events and
+ * event properties; the route rows pick the RPC. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "gw.h"
+#include "gw_dialects.h"
+#include "events/catalog/v1/catalog.pb-c.h"
+#include "ids.h"
+
+typedef Events__Catalog__V1__Resource Resource;
 
 static void catalog_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   (void)req;
-  if (f->field[0])
-    resp->body = json_pack("{s:s, s:s}", "detail", f->message, "field", f->field);
+  /* The service names request fields; the REST body is the resource itself. */
+  const char *field = f->field;
+  if (strncmp(field, "resource.", 9) == 0) field += 9;
+  if (*field)
+    resp->body = json_pack("{s:s, s:s}", "detail", f->message, "field", field);
   else
     resp->body = json_pack("{s:s}", "detail", f->message);
+}
+
+static json_t *catalog_error_schema(void) {
+  return json_pack("{s:s, s:{s:{s:s}, s:{s:s}}, s:[s]}", "type", "object", "properties", "detail",
+                   "type", "string", "field", "type", "string", "required", "detail");
 }
 
 const gw_dialect gw_catalog = {
     .name = "catalog",
     .content_type = "application/json",
     .error = catalog_error,
+    .error_schema = catalog_error_schema,
 };
+
+/* ---- requests ---- */
+
+/* The route's one path parameter; a malformed id is not found, as for any
+ * id the API does not know. */
+static int path_id(const gw_req *req, char **out, gw_fail *f) {
+  const char *id = req->n_params ? req->param_values[0] : "";
+  if (!ids_is_hex(id, 32)) {
+    gw_fail_set(f, 404, "", "", "Not found.");
+    return -1;
+  }
+  if (!(*out = strdup(id))) {
+    gw_fail_set(f, 500, "", "", "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* A fresh, empty resource for a request to fill. */
+static int new_resource(Resource **out, gw_fail *f) {
+  if (!(*out = malloc(sizeof **out))) {
+    gw_fail_set(f, 500, "", "", "out of memory");
+    return -1;
+  }
+  events__catalog__v1__resource__init(*out);
+  return 0;
+}
+
+static int no_query(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  return gw_query_fields(req, in, NULL, gw_catalog.json_flags, f);
+}
+
+int catalog_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  static const char *const read_only[] = {"id", "entity_type", "created_at", "updated_at"};
+  Events__Catalog__V1__CreateResourceRequest *r = (void *)in;
+  json_t *body;
+  if (no_query(req, in, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < sizeof read_only / sizeof *read_only && rc == 0; i++) {
+    if (!json_object_get(body, read_only[i])) continue;
+    gw_fail_set(f, 400, read_only[i], "not_allowed_value", "%s is read-only", read_only[i]);
+    rc = -1;
+  }
+  if (rc == 0) rc = new_resource(&r->resource, f);
+  if (rc == 0) rc = gw_merge(&r->resource->base, body, gw_catalog.json_flags, f);
+  json_decref(body);
+  return rc;
+}
+
+int catalog_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  Events__Catalog__V1__GetResourceRequest *r = (void *)in;
+  if (no_query(req, in, f) < 0) return -1;
+  return path_id(req, &r->id, f);
+}
+
+int catalog_build_delete(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  Events__Catalog__V1__DeleteResourceRequest *r = (void *)in;
+  if (no_query(req, in, f) < 0) return -1;
+  return path_id(req, &r->id, f);
+}
+
+/* The update mask is the body's members, each one the seed documents. */
+static int patch_mask(json_t *body, json_t **mask, gw_fail *f) {
+  static const char *const updatable[] = {"description", "definition", "pii",    "verified",
+                                          "published",   "teams",      "owners", "collections",
+                                          "tags",        "subscribers"};
+  char paths[256] = "";
+  const char *key;
+  json_t *v;
+  json_object_foreach(body, key, v) {
+    size_t i = 0;
+    while (i < sizeof updatable / sizeof *updatable && strcmp(key, updatable[i]) != 0)
+      i++;
+    if (i == sizeof updatable / sizeof *updatable) {
+      gw_fail_set(f, 400, key, "not_allowed_value",
+                  "%s cannot be updated; updatable fields: description, definition, pii, "
+                  "verified, published, teams, owners, collections, tags, subscribers",
+                  key);
+      return -1;
+    }
+    if (paths[0]) strcat(paths, ",");
+    strcat(paths, updatable[i]); /* fits: duplicates are refused by the parser */
+  }
+  *mask = json_pack("{s:s}", "update_mask", paths);
+  return 0;
+}
+
+int catalog_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  Events__Catalog__V1__UpdateResourceRequest *r = (void *)in;
+  json_t *body = NULL, *mask = NULL;
+  int rc = -1;
+  if (no_query(req, in, f) < 0 || new_resource(&r->resource, f) < 0) return -1;
+  if (path_id(req, &r->resource->id, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
+  if (patch_mask(body, &mask, f) == 0 && gw_merge(in, mask, gw_catalog.json_flags, f) == 0)
+    rc = gw_merge(&r->resource->base, body, gw_catalog.json_flags, f);
+  json_decref(mask);
+  json_decref(body);
+  return rc;
+}
+
+const gw_qparam catalog_category_query[] = {
+    {"title", "title"},
+    {"page", "page"},
+    {NULL, NULL},
+};
+
+const gw_qparam catalog_list_query[] = {
+    {"integration_id", "integration_id"},
+    {"parent_id", "parent_id"},
+    {"title", "title"},
+    {"page", "page"},
+    {NULL, NULL},
+};
+
+int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  if (gw_query_fields(req, in, req->route->query, gw_catalog.json_flags, f) < 0) return -1;
+  const Events__Catalog__V1__ListResourcesRequest *r = (const void *)in;
+  /* page 0 means "the first" over gRPC; in a URL it is a mistake. */
+  if (MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "page") && r->page < 1) {
+    gw_fail_set(f, 400, "page", "out_of_range", "page must be a positive integer");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- responses ---- */
+
+static int render_resource(const ProtobufCMessage *out, int status, gw_resp *resp) {
+  resp->status = status;
+  resp->body = pbjson_encode(out, gw_catalog.json_flags);
+  return 0;
+}
+
+int catalog_render_create(const gw_req *req, const ProtobufCMessage *in,
+                          const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)in;
+  (void)f;
+  return render_resource(out, 201, resp);
+}
+
+int catalog_render_resource(const gw_req *req, const ProtobufCMessage *in,
+                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)in;
+  (void)f;
+  return render_resource(out, 200, resp);
+}
+
+int catalog_render_delete(const gw_req *req, const ProtobufCMessage *in,
+                          const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)in;
+  (void)out;
+  (void)f;
+  resp->status = 200;
+  resp->body = json_pack("{s:s}", "detail", "deleted");
+  return 0;
+}
+
+static void put_encoded(FILE *m, const char *s) {
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+        ch == '-' || ch == '.' || ch == '_' || ch == '~')
+      fputc(ch, m);
+    else
+      fprintf(m, "%%%02X", ch);
+  }
+}
+
+/* The absolute URL of another page of this list: the request's path and
+ * other parameters, with page=N (left out for the first page, as DRF does). */
+static json_t *page_link(const gw_req *req, int page) {
+  char base[512], *url = NULL;
+  size_t len = 0;
+  gw_query_arg args[64];
+  size_t n = gw_query(req, args, 64);
+  FILE *m = open_memstream(&url, &len);
+  if (!m) return json_null();
+  gw_base_url(req, base, sizeof base);
+  fprintf(m, "%s%s", base, req->path);
+  char sep = '?';
+  for (size_t i = 0; i < n && i < 64; i++) {
+    if (strcmp(args[i].key, "page") == 0) continue;
+    fputc(sep, m);
+    put_encoded(m, args[i].key);
+    fputc('=', m);
+    put_encoded(m, args[i].value);
+    sep = '&';
+  }
+  if (page > 1) fprintf(m, "%cpage=%d", sep, page);
+  fclose(m);
+  json_t *j = url ? json_string(url) : json_null();
+  free(url);
+  return j;
+}
+
+int catalog_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                        gw_resp *resp, gw_fail *f) {
+  (void)in;
+  (void)f;
+  const Events__Catalog__V1__ListResourcesResponse *r = (const void *)out;
+  int page = r->page, more = r->page < r->total_pages;
+  json_t *results = json_array();
+  for (size_t i = 0; i < r->n_results; i++)
+    json_array_append_new(results, pbjson_encode(&r->results[i]->base, gw_catalog.json_flags));
+  resp->status = 200;
+  resp->body = json_pack(
+      "{s:I, s:i, s:{s:o, s:o}, s:{s:i, s:o, s:o}, s:o}", "count", (json_int_t)r->count,
+      "total_pages", r->total_pages, "links", "next", more ? page_link(req, page + 1) : json_null(),
+      "previous", page > 1 ? page_link(req, page - 1) : json_null(), "meta", "page", page,
+      "previous_page", page > 1 ? json_integer(page - 1) : json_null(), "next_page",
+      more ? json_integer(page + 1) : json_null(), "results", results);
+  return 0;
+}
+
+/* ---- OpenAPI ---- */
+
+json_t *catalog_list_schema(void) {
+  json_t *link = json_pack("{s:s, s:s, s:b}", "type", "string", "format", "uri", "nullable", 1);
+  json_t *num = json_pack("{s:s, s:b}", "type", "integer", "nullable", 1);
+  json_t *schema =
+      json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:{s:O, s:O}}, "
+                "s:{s:s, s:{s:{s:s}, s:O, s:O}}, s:{s:s, s:o}}}",
+                "type", "object", "properties", "count", "type", "integer", "total_pages", "type",
+                "integer", "links", "type", "object", "properties", "next", link, "previous", link,
+                "meta", "type", "object", "properties", "page", "type", "integer", "previous_page",
+                num, "next_page", num, "results", "type", "array", "items",
+                gw_schema(&events__catalog__v1__resource__descriptor, 0));
+  json_decref(link);
+  json_decref(num);
+  return schema;
+}
+
+json_t *catalog_delete_schema(void) {
+  return json_pack("{s:s, s:{s:{s:s}}}", "type", "object", "properties", "detail", "type",
+                   "string");
+}

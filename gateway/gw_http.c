@@ -64,7 +64,7 @@ static void resp_clear(gw_resp *r) {
 static void fail_resp(const gw_req *req, const gw_dialect *d, const gw_fail *f, gw_resp *resp) {
   if (!d) d = &gw_plain;
   d->error(req, f, resp);
-  resp->status = f->http;
+  if (!resp->status) resp->status = f->http; /* a dialect may answer another status */
   if (!resp->content_type) resp->content_type = d->content_type;
 }
 

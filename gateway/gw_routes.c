@@ -16,6 +16,9 @@ static const gw_route routes[] = {
     LOCAL("GET", "/readyz", gw_readyz, "Readiness: the service answers its health check"),
     LOCAL("GET", "/openapi.json", gw_openapi, "This OpenAPI document"),
     CUSTOMER_ROUTES
+    CATALOG_ROUTES
+    OBJECT_ROUTES
+    ACTIVITY_ROUTES
 };
 
 const gw_route *gw_routes(size_t *n) {

@@ -9,7 +9,7 @@
 #include "store_int.h"
 
 #define CURSOR_VERSION 1
-#define CURSOR_MAX_LEN 4096 /* a token longer than this was not made by us */
+#define CURSOR_MAX_LEN 16384 /* a token longer than this was not made by us */
 
 /* ---- errors and small helpers ---------------------------------------- */
 
@@ -35,7 +35,8 @@ void store_buf_addn(store_buf *b, const char *s, size_t n) {
   if (b->oom) return;
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) cap *= 2;
+    while (cap < b->len + n + 1)
+      cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
       b->oom = 1;
@@ -129,8 +130,8 @@ int store_doc_patch(json_t *doc, json_t *set, store_err *err) {
       memcpy(key, p, n);
       key[n] = '\0';
       if (!p[n]) {
-        int rc = json_is_null(value) ? (json_object_del(cur, key), 0)
-                                     : json_object_set(cur, key, value);
+        int rc =
+            json_is_null(value) ? (json_object_del(cur, key), 0) : json_object_set(cur, key, value);
         if (rc) return store_fail(err, STORE_EINTERNAL, "patch %s: out of memory", path);
         break;
       }
@@ -157,8 +158,10 @@ int store_doc_patch(json_t *doc, json_t *set, store_err *err) {
 static uint64_t checksum(const unsigned char *p, size_t n) {
   static const char salt[] = "events-store-cursor";
   uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < sizeof salt - 1; i++) h = (h ^ (unsigned char)salt[i]) * 1099511628211ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+  for (size_t i = 0; i < sizeof salt - 1; i++)
+    h = (h ^ (unsigned char)salt[i]) * 1099511628211ULL;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 1099511628211ULL;
   return h;
 }
 
@@ -224,7 +227,8 @@ char *store_cursor_seal(const char *payload, size_t len) {
   raw[0] = CURSOR_VERSION;
   memcpy(raw + 1, payload, len);
   uint64_t sum = checksum(raw, len + 1);
-  for (int i = 0; i < 8; i++) raw[len + 1 + i] = (unsigned char)(sum >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++)
+    raw[len + 1 + i] = (unsigned char)(sum >> (56 - 8 * i));
   char *token = b64url_encode(raw, len + 9);
   free(raw);
   return token;
@@ -237,7 +241,8 @@ char *store_cursor_unseal(const char *token, size_t *len) {
   if (!raw) return NULL;
   if (n < 10 || raw[0] != CURSOR_VERSION) goto bad;
   uint64_t sum = 0;
-  for (int i = 0; i < 8; i++) sum = sum << 8 | raw[n - 8 + i];
+  for (int i = 0; i < 8; i++)
+    sum = sum << 8 | raw[n - 8 + i];
   if (sum != checksum(raw, n - 8)) goto bad;
   *len = n - 9;
   memmove(raw, raw + 1, *len);
@@ -309,7 +314,8 @@ static int cursor_read(const char *token, const char *coll, json_t *spec, json_t
   for (size_t i = 0; i < n; i++) {
     json_t *x = json_array_get(v, i);
     int last = i + 1 == n;
-    if (last ? !(json_is_string(x) || json_is_integer(x)) : (json_is_object(x) || json_is_array(x))) {
+    if (last ? !(json_is_string(x) || json_is_integer(x))
+             : (json_is_object(x) || json_is_array(x))) {
       store_fail(err, rc, "cursor: value %zu has the wrong type", i);
       goto cleanup_payload;
     }
@@ -379,8 +385,10 @@ static int check_conds(const store_cond *conds, size_t n, store_cond **out, stor
     int ok = 1;
     switch (c[i].op) {
     case STORE_EQ:
-      if (!c[i].value || json_is_null(c[i].value)) c[i].op = STORE_MISSING;
-      else ok = scalar(c[i].value);
+      if (!c[i].value || json_is_null(c[i].value))
+        c[i].op = STORE_MISSING;
+      else
+        ok = scalar(c[i].value);
       break;
     case STORE_IN: {
       size_t j;
@@ -484,7 +492,8 @@ int store_open(const char *url, const store_schema *schema, store **out, store_e
   if (!out) return store_fail(err, STORE_EINVAL, "store_open: out is NULL");
   *out = NULL;
   if (!url) return store_fail(err, STORE_EINVAL, "store URL is NULL");
-  if (!strncmp(url, "sqlite:", 7)) engine = &store_sqlite_engine;
+  if (!strncmp(url, "sqlite:", 7))
+    engine = &store_sqlite_engine;
   else if (!strncmp(url, "mongodb://", 10) || !strncmp(url, "mongodb+srv://", 14))
     engine = &store_mongo_engine;
   else
@@ -508,7 +517,8 @@ void store_close(store *st) {
   char **names = st->collections;
   size_t n = st->n_collections;
   st->engine->close(st);
-  for (size_t i = 0; i < n; i++) free(names[i]);
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
   free(names);
 }
 
@@ -569,8 +579,10 @@ int store_patch(store *st, const char *tenant, const char *coll, json_t *id, jso
     /* Nothing to change, but "not found" must still be reported. */
     json_t *doc = NULL;
     rc = st->engine->get(st, tenant, coll, id, &doc, err);
-    if (rc == STORE_OK && out) *out = doc;
-    else json_decref(doc);
+    if (rc == STORE_OK && out)
+      *out = doc;
+    else
+      json_decref(doc);
     return rc;
   }
   return st->engine->patch(st, tenant, coll, id, set, out, err);
@@ -729,7 +741,8 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
   }
   out->docs = docs;
   rc = page_cursors(coll, spec, keys, n_keys, q, more, out, err);
-  if (!rc && q->count) rc = st->engine->count(st, tenant, coll, conds, q->n_conds, &out->total, err);
+  if (!rc && q->count)
+    rc = st->engine->count(st, tenant, coll, conds, q->n_conds, &out->total, err);
   if (rc) store_page_clear(out);
 
 cleanup_seek:

@@ -20,9 +20,9 @@ typedef struct store_plan {
   size_t n_conds;
   const store_order *order; /* scan order, "id" last */
   size_t n_order;
-  json_t *seek;  /* NULL, or an array with one value per order key: return only
-                    documents strictly after this position in scan order */
-  size_t limit;  /* 0: no limit */
+  json_t *seek; /* NULL, or an array with one value per order key: return only
+                   documents strictly after this position in scan order */
+  size_t limit; /* 0: no limit */
   size_t offset;
 } store_plan;
 
@@ -45,8 +45,8 @@ typedef struct store_engine_ops {
                json_t **out, store_err *err);
   int (*del)(store *st, const char *tenant, const char *coll, json_t *id, store_err *err);
   /* Appends the documents to `docs` in scan order. */
-  int (*find)(store *st, const char *tenant, const char *coll, const store_plan *plan,
-              json_t *docs, store_err *err);
+  int (*find)(store *st, const char *tenant, const char *coll, const store_plan *plan, json_t *docs,
+              store_err *err);
   int (*count)(store *st, const char *tenant, const char *coll, const store_cond *conds,
                size_t n_conds, long long *out, store_err *err);
   int (*delete_where)(store *st, const char *tenant, const char *coll, const store_cond *conds,

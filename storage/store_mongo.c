@@ -17,14 +17,50 @@
 #define MG_SOCKET_MS 10000
 #define MG_MAX_DEPTH 100 /* MongoDB's own nesting limit */
 
+/* Read-modify-write calls on one document (patch, replace, delete, a
+ * counter) are serialised per key within the process. MongoDB makes each of
+ * them atomic on its own, so this costs nothing extra there (the server
+ * serialises writes to one document anyway); FerretDB v1 runs findAndModify
+ * and updates as a read followed by a separate write, and without this two
+ * concurrent $inc would hand out the same id. */
+#define MG_STRIPES 64
+
 typedef struct mg_store {
   store base;
   mongoc_uri_t *uri;
   mongoc_client_pool_t *pool;
   char *db;
+  pthread_mutex_t stripes[MG_STRIPES];
+  int n_stripes; /* initialised so far */
+  /* createIndexes commands, built at open and run before the first call that
+   * finds them not yet run: a server that is down at start-up only delays
+   * them, like any other outage. */
+  bson_t *index_cmds;
+  size_t n_index_cmds, n_indexed;
+  pthread_mutex_t index_mu;
+  int indexed;             /* all ran; read without index_mu via __atomic */
+  unsigned index_attempts; /* failed attempts so far */
+  int index_rc;            /* and how the last one failed */
+  char index_msg[sizeof(((store_err *)0)->msg)];
 } mg_store;
 
 #define MG(st) ((mg_store *)(st))
+
+static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *coll, json_t *id) {
+  uint64_t h = 1469598103934665603ULL;
+  char num[32];
+  const char *parts[3] = {tenant, coll, num};
+  if (json_is_string(id))
+    parts[2] = json_string_value(id);
+  else
+    snprintf(num, sizeof num, "%lld", (long long)json_integer_value(id));
+  for (int i = 0; i < 3; i++)
+    for (const char *p = parts[i];; p++) {
+      h = (h ^ (unsigned char)*p) * 1099511628211ULL; /* the NUL separates parts */
+      if (!*p) break;
+    }
+  return &s->stripes[h % MG_STRIPES];
+}
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -68,6 +104,10 @@ static int mg_code(const bson_error_t *e) {
   case 17420:
     return STORE_EINVAL;
   default:
+    /* FerretDB reports a unique index refusing an update as an internal
+     * error carrying SQLite's message. */
+    if (strstr(e->message, "UNIQUE constraint failed") || strstr(e->message, "E11000"))
+      return STORE_EDUPLICATE;
     return STORE_EINTERNAL;
   }
 }
@@ -208,7 +248,7 @@ static int mg_to_json(const bson_t *doc, json_t **out, store_err *err) {
 
 /* ---- filters --------------------------------------------------------------- */
 
-/* {field: {op: value}}, the value absent for $in [] style fixed operands. */
+/* {field: {op: value}} */
 static bool mg_term(bson_t *item, const char *field, const char *op, json_t *v) {
   bson_t sub;
   if (!bson_append_document_begin(item, field, -1, &sub)) return false;
@@ -217,7 +257,7 @@ static bool mg_term(bson_t *item, const char *field, const char *op, json_t *v) 
 }
 
 static bool mg_cond(bson_t *item, const store_cond *c) {
-  static const char *ops[] = {[STORE_EQ] = "$eq", [STORE_IN] = "$in", [STORE_GT] = "$gt",
+  static const char *ops[] = {[STORE_EQ] = "$eq",   [STORE_IN] = "$in", [STORE_GT] = "$gt",
                               [STORE_GTE] = "$gte", [STORE_LT] = "$lt", [STORE_LTE] = "$lte"};
   switch (c->op) {
   case STORE_EXISTS:
@@ -246,10 +286,14 @@ static bool mg_seek(bson_t *item, const store_plan *p) {
       json_t *v = json_array_get(p->seek, j);
       bson_uint32_to_string((uint32_t)j, &k2, b2, sizeof b2);
       ok = bson_append_document_begin(&ands, k2, -1, &term);
-      if (j < i) ok = ok && mg_term(&term, f, "$eq", v);
-      else if (json_is_null(v) && p->order[j].desc) ok = ok && mg_term(&term, f, "$in", none);
-      else if (json_is_null(v)) ok = ok && mg_term(&term, f, "$ne", v);
-      else ok = ok && mg_term(&term, f, p->order[j].desc ? "$lt" : "$gt", v);
+      if (j < i)
+        ok = ok && mg_term(&term, f, "$eq", v);
+      else if (json_is_null(v) && p->order[j].desc)
+        ok = ok && mg_term(&term, f, "$in", none);
+      else if (json_is_null(v))
+        ok = ok && mg_term(&term, f, "$ne", v);
+      else
+        ok = ok && mg_term(&term, f, p->order[j].desc ? "$lt" : "$gt", v);
       ok = bson_append_document_end(&ands, &term) && ok;
     }
     ok = ok && bson_append_array_end(&branch, &ands) && bson_append_document_end(&ors, &branch);
@@ -274,6 +318,17 @@ static bool mg_filter(bson_t *f, const char *tenant, const store_cond *conds, si
     ok = ok && (i < n ? mg_cond(&item, &conds[i]) : mg_seek(&item, p));
     ok = bson_append_document_end(&all, &item) && ok;
   }
+  json_t *v0 = p && p->seek ? json_array_get(p->seek, 0) : NULL;
+  if (ok && v0 && !json_is_null(v0)) {
+    /* Implied by the $or, but a plain bound on the leading key is what lets
+     * the planner start the index scan at the seek position. */
+    char buf[16];
+    const char *key;
+    bson_uint32_to_string(idx++, &key, buf, sizeof buf);
+    ok = bson_append_document_begin(&all, key, -1, &item) &&
+         mg_term(&item, p->order[0].field, p->order[0].desc ? "$lte" : "$gte", v0);
+    ok = bson_append_document_end(&all, &item) && ok;
+  }
   return bson_append_array_end(f, &all) && ok;
 }
 
@@ -288,9 +343,58 @@ static bool mg_doc(bson_t *b, const char *tenant, json_t *id, json_t *doc) {
 
 /* ---- client handling ------------------------------------------------------- */
 
-static mongoc_collection_t *mg_coll(mg_store *s, const char *name, mongoc_client_t **client) {
+static int mg_ensure_indexes(mg_store *s, mongoc_client_t *client, store_err *err) {
+  if (__atomic_load_n(&s->indexed, __ATOMIC_ACQUIRE)) return STORE_OK;
+  unsigned seen = __atomic_load_n(&s->index_attempts, __ATOMIC_ACQUIRE);
+  int rc = STORE_OK;
+  pthread_mutex_lock(&s->index_mu);
+  if (!s->indexed && s->index_attempts != seen) {
+    /* Someone tried while we queued and failed: don't make every queued
+     * caller wait out its own server selection timeout in turn. */
+    rc = store_fail(err, s->index_rc, "%s", s->index_msg);
+    goto cleanup_lock;
+  }
+  mongoc_database_t *db = mongoc_client_get_database(client, s->db);
+  while (!rc && s->n_indexed < s->n_index_cmds) {
+    const bson_t *cmd = &s->index_cmds[s->n_indexed];
+    bson_error_t e;
+    bson_iter_t coll, name;
+    if (mongoc_database_write_command_with_opts(db, cmd, NULL, NULL, &e)) {
+      s->n_indexed++;
+      continue;
+    }
+    char what[256];
+    snprintf(what, sizeof what, "create index %.100s on %.64s",
+             bson_iter_init(&name, cmd) && bson_iter_find_descendant(&name, "indexes.0.name", &name)
+                 ? bson_iter_utf8(&name, NULL)
+                 : "?",
+             bson_iter_init_find(&coll, cmd, "createIndexes") ? bson_iter_utf8(&coll, NULL) : "?");
+    store_err tmp;
+    rc = s->index_rc = mg_fail(&tmp, what, &e);
+    memcpy(s->index_msg, tmp.msg, sizeof s->index_msg);
+    store_fail(err, rc, "%s", tmp.msg);
+  }
+  mongoc_database_destroy(db);
+  if (rc)
+    __atomic_add_fetch(&s->index_attempts, 1, __ATOMIC_RELEASE);
+  else
+    __atomic_store_n(&s->indexed, 1, __ATOMIC_RELEASE);
+cleanup_lock:
+  pthread_mutex_unlock(&s->index_mu);
+  return rc;
+}
+
+/* A pooled client and a collection handle, once the indexes exist. */
+static int mg_coll(mg_store *s, const char *name, mongoc_client_t **client,
+                   mongoc_collection_t **coll, store_err *err) {
   *client = mongoc_client_pool_pop(s->pool);
-  return mongoc_client_get_collection(*client, s->db, name);
+  int rc = mg_ensure_indexes(s, *client, err);
+  if (rc) {
+    mongoc_client_pool_push(s->pool, *client);
+    return rc;
+  }
+  *coll = mongoc_client_get_collection(*client, s->db, name);
+  return STORE_OK;
 }
 
 static void mg_done(mg_store *s, mongoc_client_t *client, mongoc_collection_t *coll) {
@@ -322,16 +426,17 @@ static int mg_ping(store *st, store_err *err) {
 static int mg_modify(mg_store *s, const char *coll, const bson_t *query, const bson_t *update,
                      int upsert, const char *what, bson_t *doc, int *found, store_err *err) {
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  mongoc_collection_t *c;
+  *found = 0;
+  int rc = mg_coll(s, coll, &client, &c, err);
+  if (rc) return rc;
   mongoc_find_and_modify_opts_t *o = mongoc_find_and_modify_opts_new();
   bson_t reply;
   bson_error_t e;
   bson_iter_t it;
-  int rc = STORE_OK;
   mongoc_find_and_modify_opts_set_update(o, update);
-  mongoc_find_and_modify_opts_set_flags(
-      o, MONGOC_FIND_AND_MODIFY_RETURN_NEW | (upsert ? MONGOC_FIND_AND_MODIFY_UPSERT : 0));
-  *found = 0;
+  mongoc_find_and_modify_opts_set_flags(o, MONGOC_FIND_AND_MODIFY_RETURN_NEW |
+                                               (upsert ? MONGOC_FIND_AND_MODIFY_UPSERT : 0));
   if (!mongoc_collection_find_and_modify_with_opts(c, query, o, &reply, &e)) {
     rc = mg_fail(err, what, &e);
   } else if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
@@ -355,20 +460,25 @@ static int mg_modify(mg_store *s, const char *coll, const bson_t *query, const b
 static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
                       store_err *err) {
   bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc, doc;
-  int rc = STORE_EINTERNAL, found = 0;
-  bool ok = BSON_APPEND_UTF8(&query, "tenant", tenant) && BSON_APPEND_UTF8(&query, "id", sequence) &&
+  json_t *key = json_string(sequence);
+  int rc, found = 0;
+  bool ok = key && BSON_APPEND_UTF8(&query, "tenant", tenant) &&
+            BSON_APPEND_UTF8(&query, "id", sequence) &&
             bson_append_document_begin(&update, "$inc", -1, &inc) &&
             BSON_APPEND_INT64(&inc, "value", 1) && bson_append_document_end(&update, &inc);
   if (!ok) {
     rc = mg_unencodable(err);
     goto cleanup;
   }
-  /* Two first-time upserts can race to insert; the unique index refuses the
-   * loser, whose retry then finds the document and increments it. */
+  /* Two first-time upserts (from two processes) can race to insert; the
+   * unique index refuses the loser, whose retry then increments. */
+  pthread_mutex_t *lock = mg_stripe(MG(st), tenant, STORE_COUNTERS, key);
+  pthread_mutex_lock(lock);
   for (int attempt = 0; attempt < 5; attempt++) {
     rc = mg_modify(MG(st), STORE_COUNTERS, &query, &update, 1, "next_id", &doc, &found, err);
     if (rc != STORE_EDUPLICATE) break;
   }
+  pthread_mutex_unlock(lock);
   if (rc == STORE_OK) {
     bson_iter_t it;
     if (found && bson_iter_init_find(&it, &doc, "value") && BSON_ITER_HOLDS_NUMBER(&it))
@@ -378,6 +488,7 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
     if (found) bson_destroy(&doc);
   }
 cleanup:
+  json_decref(key);
   bson_destroy(&update);
   bson_destroy(&query);
   return rc;
@@ -394,9 +505,11 @@ static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id
     return mg_unencodable(err);
   }
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
-  if (!mongoc_collection_insert_one(c, &b, NULL, NULL, &e)) rc = mg_fail(err, "insert", &e);
-  mg_done(s, client, c);
+  mongoc_collection_t *c;
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    if (!mongoc_collection_insert_one(c, &b, NULL, NULL, &e)) rc = mg_fail(err, "insert", &e);
+    mg_done(s, client, c);
+  }
   bson_destroy(&b);
   return rc;
 }
@@ -405,11 +518,12 @@ static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id
 static int mg_query(mg_store *s, const char *coll, const bson_t *filter, const bson_t *opts,
                     json_t *docs, store_err *err) {
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
+  mongoc_collection_t *c;
+  int rc = mg_coll(s, coll, &client, &c, err);
+  if (rc) return rc;
   mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
   const bson_t *d;
   bson_error_t e;
-  int rc = STORE_OK;
   while (rc == STORE_OK && mongoc_cursor_next(cur, &d)) {
     json_t *doc;
     rc = mg_to_json(d, &doc, err);
@@ -432,7 +546,8 @@ static int mg_get(store *st, const char *tenant, const char *coll, json_t *id, j
     goto cleanup;
   }
   rc = mg_query(MG(st), coll, &filter, &opts, docs, err);
-  if (!rc && json_array_size(docs) == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  if (!rc && json_array_size(docs) == 0)
+    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   if (!rc) *out = json_incref(json_array_get(docs, 0));
 cleanup:
   json_decref(docs);
@@ -452,10 +567,15 @@ static int mg_replace(store *st, const char *tenant, const char *coll, json_t *i
     goto cleanup;
   }
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
-  if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e)) rc = mg_fail(err, "replace", &e);
+  mongoc_collection_t *c;
+  if ((rc = mg_coll(s, coll, &client, &c, err))) goto cleanup;
+  pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
+  pthread_mutex_lock(lock);
+  if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
+    rc = mg_fail(err, "replace", &e);
   else if (mg_reply_count(&reply, "matchedCount") == 0)
     rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  pthread_mutex_unlock(lock);
   bson_destroy(&reply);
   mg_done(s, client, c);
 cleanup:
@@ -491,7 +611,10 @@ static int mg_patch(store *st, const char *tenant, const char *coll, json_t *id,
     rc = mg_unencodable(err);
     goto cleanup;
   }
+  pthread_mutex_t *lock = mg_stripe(MG(st), tenant, coll, id);
+  pthread_mutex_lock(lock);
   rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+  pthread_mutex_unlock(lock);
   if (!rc && !found) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   if (!rc && out) rc = mg_to_json(&doc, out, err);
   if (found) bson_destroy(&doc);
@@ -501,8 +624,7 @@ cleanup:
   return rc;
 }
 
-static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id,
-                     store_err *err) {
+static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id, store_err *err) {
   mg_store *s = MG(st);
   bson_t sel = BSON_INITIALIZER, reply;
   bson_error_t e;
@@ -512,12 +634,18 @@ static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id
     return mg_unencodable(err);
   }
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
-  if (!mongoc_collection_delete_one(c, &sel, NULL, &reply, &e)) rc = mg_fail(err, "delete", &e);
-  else if (mg_reply_count(&reply, "deletedCount") == 0)
-    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
-  bson_destroy(&reply);
-  mg_done(s, client, c);
+  mongoc_collection_t *c;
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
+    pthread_mutex_lock(lock);
+    if (!mongoc_collection_delete_one(c, &sel, NULL, &reply, &e))
+      rc = mg_fail(err, "delete", &e);
+    else if (mg_reply_count(&reply, "deletedCount") == 0)
+      rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+    pthread_mutex_unlock(lock);
+    bson_destroy(&reply);
+    mg_done(s, client, c);
+  }
   bson_destroy(&sel);
   return rc;
 }
@@ -549,18 +677,21 @@ static int mg_count(store *st, const char *tenant, const char *coll, const store
     return mg_unencodable(err);
   }
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
-  int64_t n = mongoc_collection_count_documents(c, &filter, NULL, NULL, NULL, &e);
-  if (n < 0) rc = mg_fail(err, "count", &e);
-  else *out = n;
-  mg_done(s, client, c);
+  mongoc_collection_t *c;
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    int64_t n = mongoc_collection_count_documents(c, &filter, NULL, NULL, NULL, &e);
+    if (n < 0)
+      rc = mg_fail(err, "count", &e);
+    else
+      *out = n;
+    mg_done(s, client, c);
+  }
   bson_destroy(&filter);
   return rc;
 }
 
-static int mg_delete_where(store *st, const char *tenant, const char *coll,
-                           const store_cond *conds, size_t n_conds, long long *deleted,
-                           store_err *err) {
+static int mg_delete_where(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                           size_t n_conds, long long *deleted, store_err *err) {
   mg_store *s = MG(st);
   bson_t filter = BSON_INITIALIZER, reply;
   bson_error_t e;
@@ -570,77 +701,87 @@ static int mg_delete_where(store *st, const char *tenant, const char *coll,
     return mg_unencodable(err);
   }
   mongoc_client_t *client;
-  mongoc_collection_t *c = mg_coll(s, coll, &client);
-  if (!mongoc_collection_delete_many(c, &filter, NULL, &reply, &e))
-    rc = mg_fail(err, "delete_where", &e);
-  else *deleted = mg_reply_count(&reply, "deletedCount");
-  bson_destroy(&reply);
-  mg_done(s, client, c);
+  mongoc_collection_t *c;
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    if (!mongoc_collection_delete_many(c, &filter, NULL, &reply, &e))
+      rc = mg_fail(err, "delete_where", &e);
+    else
+      *deleted = mg_reply_count(&reply, "deletedCount");
+    bson_destroy(&reply);
+    mg_done(s, client, c);
+  }
   bson_destroy(&filter);
   return rc;
 }
 
 /* ---- open / close ---------------------------------------------------------- */
 
-/* Mongo's default index naming, e.g. tenant_1_createdAt_1. */
-static bool mg_index_spec(bson_t *arr, uint32_t i, const char *const *fields, size_t n,
-                          int unique) {
-  bson_t spec, key;
-  char buf[16], name[1024] = "tenant_1";
-  const char *k;
-  bson_uint32_to_string(i, &k, buf, sizeof buf);
-  bool ok = bson_append_document_begin(arr, k, -1, &spec) &&
+/* The createIndexes command for one index, named the way Mongo names it by
+ * default (tenant_1_createdAt_1). One index per command: FerretDB v1
+ * mishandles a batch in which several indexes already exist. An existing
+ * identical index is not an error, so running it again is harmless. */
+static bool mg_index_cmd(bson_t *cmd, const char *coll, const char *const *fields, size_t n,
+                         int unique) {
+  bson_t arr, spec, key;
+  char name[1024] = "tenant_1";
+  bson_init(cmd);
+  bool ok = BSON_APPEND_UTF8(cmd, "createIndexes", coll) &&
+            bson_append_array_begin(cmd, "indexes", -1, &arr) &&
+            bson_append_document_begin(&arr, "0", -1, &spec) &&
             bson_append_document_begin(&spec, "key", -1, &key) &&
             BSON_APPEND_INT32(&key, "tenant", 1);
   for (size_t j = 0; ok && j < n; j++) {
-    ok = bson_append_int32(&key, fields[j], -1, 1);
     size_t len = strlen(name);
+    ok = bson_append_int32(&key, fields[j], -1, 1);
     snprintf(name + len, sizeof name - len, "_%s_1", fields[j]);
   }
   ok = ok && bson_append_document_end(&spec, &key) && BSON_APPEND_UTF8(&spec, "name", name);
   if (ok && unique) ok = BSON_APPEND_BOOL(&spec, "unique", true);
-  return bson_append_document_end(arr, &spec) && ok;
+  return ok && bson_append_document_end(&arr, &spec) && bson_append_array_end(cmd, &arr);
 }
 
-static int mg_create_indexes(mg_store *s, mongoc_client_t *client, const char *coll,
-                             const store_collection *def, store_err *err) {
+/* (tenant, id) unique on every collection and the counters, then the schema's. */
+static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err) {
   static const char *const key_fields[] = {"id"};
-  bson_t cmd = BSON_INITIALIZER, arr;
-  bson_error_t e;
-  bool ok = BSON_APPEND_UTF8(&cmd, "createIndexes", coll) &&
-            bson_append_array_begin(&cmd, "indexes", -1, &arr) &&
-            mg_index_spec(&arr, 0, key_fields, 1, 1);
-  for (size_t i = 0; ok && def && i < def->n_indexes; i++) {
-    size_t n = 0;
-    while (n < STORE_MAX_INDEX_FIELDS && def->indexes[i].fields[n]) n++;
-    ok = mg_index_spec(&arr, (uint32_t)i + 1, def->indexes[i].fields, n, def->indexes[i].unique);
-  }
-  ok = ok && bson_append_array_end(&cmd, &arr);
-  int rc = STORE_OK;
-  if (!ok) {
-    rc = mg_unencodable(err);
-  } else {
-    mongoc_database_t *db = mongoc_client_get_database(client, s->db);
-    if (!mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, &e)) {
-      char what[128];
-      snprintf(what, sizeof what, "create indexes on %s", coll);
-      rc = mg_fail(err, what, &e);
+  size_t total = 1;
+  for (size_t i = 0; i < schema->n_collections; i++)
+    total += 1 + schema->collections[i].n_indexes;
+  if (!(s->index_cmds = calloc(total, sizeof *s->index_cmds)))
+    return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1);
+  for (size_t i = 0; ok && i < schema->n_collections; i++) {
+    const store_collection *c = &schema->collections[i];
+    ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], c->name, key_fields, 1, 1);
+    for (size_t j = 0; ok && j < c->n_indexes; j++) {
+      size_t n = 0;
+      while (n < STORE_MAX_INDEX_FIELDS && c->indexes[j].fields[n])
+        n++;
+      ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], c->name, c->indexes[j].fields, n,
+                        c->indexes[j].unique);
     }
-    mongoc_database_destroy(db);
   }
-  bson_destroy(&cmd);
-  return rc;
+  return ok ? STORE_OK : mg_unencodable(err);
 }
 
 static void mg_close(store *st) {
   mg_store *s = MG(st);
   if (s->pool) mongoc_client_pool_destroy(s->pool);
   mongoc_uri_destroy(s->uri);
+  for (size_t i = 0; i < s->n_index_cmds; i++)
+    bson_destroy(&s->index_cmds[i]);
+  free(s->index_cmds);
+  for (int i = 0; i < s->n_stripes; i++)
+    pthread_mutex_destroy(&s->stripes[i]);
+  pthread_mutex_destroy(&s->index_mu);
   free(s->db);
   free(s);
 }
 
 static pthread_once_t mg_once = PTHREAD_ONCE_INIT;
+
+static void mg_set_default(mongoc_uri_t *uri, const char *option, int32_t value) {
+  if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
+}
 
 static int mg_open(const char *url, const store_schema *schema, store **out, store_err *err) {
   bson_error_t e;
@@ -648,23 +789,23 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
   pthread_once(&mg_once, mongoc_init);
   mg_store *s = calloc(1, sizeof *s);
   if (!s) return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  pthread_mutex_init(&s->index_mu, NULL);
+  for (; s->n_stripes < MG_STRIPES; s->n_stripes++)
+    pthread_mutex_init(&s->stripes[s->n_stripes], NULL);
   if (!(s->uri = mongoc_uri_new_with_error(url, &e))) {
     rc = store_fail(err, STORE_EINVAL, "mongodb URI: %s", e.message);
     goto cleanup_store;
   }
-  if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
-                                   MG_SERVER_SELECTION_MS);
-  if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, MG_CONNECT_MS);
-  if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, MG_SOCKET_MS);
+  mg_set_default(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MG_SERVER_SELECTION_MS);
+  mg_set_default(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, MG_CONNECT_MS);
+  mg_set_default(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, MG_SOCKET_MS);
   if (!mongoc_uri_get_appname(s->uri)) mongoc_uri_set_appname(s->uri, "events-store");
   const char *db = mongoc_uri_get_database(s->uri);
   if (!(s->db = strdup(db && *db ? db : "events"))) {
     rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
     goto cleanup_store;
   }
+  if ((rc = mg_index_cmds(s, schema, err))) goto cleanup_store;
   if (!(s->pool = mongoc_client_pool_new(s->uri))) {
     rc = store_fail(err, STORE_EINVAL, "mongodb: cannot create a client pool for this URI");
     goto cleanup_store;
@@ -673,11 +814,18 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
    * MONGOC_ERROR_SERVER with the server's own codes. */
   mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
 
+  /* Indexes now if the server is there; if it is not, the first call after
+   * it comes back creates them (calls fail as unavailable until then). */
   mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
-  rc = mg_create_indexes(s, client, STORE_COUNTERS, NULL, err);
-  for (size_t i = 0; !rc && i < schema->n_collections; i++)
-    rc = mg_create_indexes(s, client, schema->collections[i].name, &schema->collections[i], err);
+  rc = mg_ensure_indexes(s, client, err);
   mongoc_client_pool_push(s->pool, client);
+  if (rc == STORE_EUNAVAILABLE) {
+    if (err) {
+      err->code = STORE_OK;
+      err->msg[0] = '\0';
+    }
+    rc = STORE_OK;
+  }
   if (rc) goto cleanup_store;
   *out = &s->base;
   return STORE_OK;

@@ -17,6 +17,10 @@
 /* Other processes (a second service replica, a migration) may hold the write
  * lock; beyond this the store counts as unavailable. */
 #define SQ_BUSY_MS 10000
+/* Without statistics the planner prefers scanning a tenant's whole primary
+ * key range over a secondary expression index; PRAGMA optimize (bounded by
+ * analysis_limit) gathers them from what the connection has been asked. */
+#define SQ_OPTIMIZE_EVERY 1000
 
 typedef struct sq_cached {
   char *sql;
@@ -28,6 +32,7 @@ typedef struct sq_conn {
   sqlite3 *db;
   sq_cached cache[SQ_CACHE];
   size_t evict;
+  unsigned long uses;
   struct sq_conn *next;
 } sq_conn;
 
@@ -48,9 +53,8 @@ typedef int (*sq_row_fn)(sqlite3_stmt *stmt, void *ctx, store_err *err);
 static int sq_code(int rc) {
   switch (rc & 0xff) {
   case SQLITE_CONSTRAINT:
-    return rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE
-               ? STORE_EDUPLICATE
-               : STORE_EINVAL;
+    return rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE ? STORE_EDUPLICATE
+                                                                                : STORE_EINVAL;
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
   case SQLITE_IOERR:
@@ -72,6 +76,7 @@ static int sq_fail(store_err *err, sqlite3 *db, int rc, const char *what) {
 /* ---- connections ----------------------------------------------------------- */
 
 static void sq_conn_close(sq_conn *c) {
+  if (c->uses) sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
   for (size_t i = 0; i < SQ_CACHE; i++) {
     sqlite3_finalize(c->cache[i].stmt);
     free(c->cache[i].sql);
@@ -94,7 +99,9 @@ static int sq_conn_open(sq_store *s, sq_conn **out, store_err *err) {
   sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
   /* FULL makes every commit fsync the WAL: an acknowledged write survives a
    * power cut, not just a crash of this process. */
-  rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+  rc = sqlite3_exec(c->db,
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA analysis_limit=1000;",
+                    NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     rc = sq_fail(err, c->db, rc, "pragmas");
     goto cleanup_conn;
@@ -108,7 +115,8 @@ cleanup_conn:
 
 static int sq_acquire(sq_store *s, sq_conn **out, store_err *err) {
   pthread_mutex_lock(&s->mu);
-  while (!s->idle && s->n_conns >= s->max_conns) pthread_cond_wait(&s->cv, &s->mu);
+  while (!s->idle && s->n_conns >= s->max_conns)
+    pthread_cond_wait(&s->cv, &s->mu);
   if (s->idle) {
     *out = s->idle;
     s->idle = s->idle->next;
@@ -128,6 +136,11 @@ static int sq_acquire(sq_store *s, sq_conn **out, store_err *err) {
 }
 
 static void sq_release(sq_store *s, sq_conn *c) {
+  if (++c->uses % SQ_OPTIMIZE_EVERY == 0) {
+    pthread_mutex_lock(&s->write_mu); /* it may write sqlite_stat1 */
+    sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->write_mu);
+  }
   pthread_mutex_lock(&s->mu);
   c->next = s->idle;
   s->idle = c;
@@ -198,7 +211,7 @@ static int sq_bind(sqlite3_stmt *stmt, int i, json_t *v) {
 /* Runs one statement on c to completion, calling fn for each row. */
 static int sq_exec(sq_conn *c, const char *sql, json_t *args, sq_row_fn fn, void *ctx,
                    long long *changes, store_err *err) {
-  sqlite3_stmt *stmt;
+  sqlite3_stmt *stmt = NULL;
   int rc = sq_prepare(c, sql, &stmt, err);
   if (rc) return rc;
   for (size_t i = 0; i < json_array_size(args); i++) {
@@ -224,8 +237,8 @@ cleanup_stmt:
 }
 
 /* One statement on a pooled connection; writers are serialised first. */
-static int sq_run(sq_store *s, int write, const char *sql, json_t *args, sq_row_fn fn,
-                  void *ctx, long long *changes, store_err *err) {
+static int sq_run(sq_store *s, int write, const char *sql, json_t *args, sq_row_fn fn, void *ctx,
+                  long long *changes, store_err *err) {
   sq_conn *c;
   int rc = sq_acquire(s, &c, err);
   if (rc) return rc;
@@ -287,8 +300,8 @@ static void sql_field(store_buf *b, const char *field) {
 }
 
 static void sql_cond(sq_sql *q, const store_cond *c) {
-  static const char *cmp[] = {[STORE_GT] = " > ?", [STORE_GTE] = " >= ?", [STORE_LT] = " < ?",
-                              [STORE_LTE] = " <= ?"};
+  static const char *cmp[] = {
+      [STORE_GT] = " > ?", [STORE_GTE] = " >= ?", [STORE_LT] = " < ?", [STORE_LTE] = " <= ?"};
   store_buf *b = &q->text;
   store_buf_add(b, " AND ");
   sql_field(b, c->field);
@@ -327,7 +340,8 @@ static void sql_cond(sq_sql *q, const store_cond *c) {
 static void sql_where(sq_sql *q, const char *tenant, const store_cond *conds, size_t n) {
   store_buf_add(&q->text, " WHERE tenant = ?");
   sql_arg_str(q, tenant);
-  for (size_t i = 0; i < n; i++) sql_cond(q, &conds[i]);
+  for (size_t i = 0; i < n; i++)
+    sql_cond(q, &conds[i]);
 }
 
 /* Rows strictly after the seek position. With one direction throughout a row
@@ -338,6 +352,15 @@ static void sql_where(sq_sql *q, const char *tenant, const store_cond *conds, si
 static void sql_seek(sq_sql *q, const store_plan *p) {
   store_buf *b = &q->text;
   int uniform = 1;
+  json_t *v0 = json_array_get(p->seek, 0);
+  if (!json_is_null(v0)) {
+    /* Implied by what follows, but only a plain range on the leading key lets
+     * the planner start the index scan at the seek position. */
+    store_buf_add(b, " AND ");
+    sql_field(b, p->order[0].field);
+    store_buf_add(b, p->order[0].desc ? " <= ?" : " >= ?");
+    sql_arg(q, v0);
+  }
   for (size_t i = 0; i < p->n_order; i++)
     if (p->order[i].desc != p->order[0].desc || json_is_null(json_array_get(p->seek, i)))
       uniform = 0;
@@ -434,7 +457,8 @@ static int sq_get(store *st, const char *tenant, const char *coll, json_t *id, j
     snprintf(sql, sizeof sql, "SELECT doc FROM \"%s\" WHERE tenant = ? AND id = ?", coll);
     rc = sq_run(SQ(st), 0, sql, args, row_doc, docs, NULL, err);
   }
-  if (!rc && json_array_size(docs) == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  if (!rc && json_array_size(docs) == 0)
+    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   if (!rc) *out = json_incref(json_array_get(docs, 0));
   json_decref(docs);
   json_decref(args);
@@ -510,13 +534,14 @@ static int sq_patch(store *st, const char *tenant, const char *coll, json_t *id,
 cleanup_lock:
   pthread_mutex_unlock(&s->write_mu);
   sq_release(s, c);
-  if (out) *out = doc;
-  else json_decref(doc);
+  if (out)
+    *out = doc;
+  else
+    json_decref(doc);
   return rc;
 }
 
-static int sq_delete(store *st, const char *tenant, const char *coll, json_t *id,
-                     store_err *err) {
+static int sq_delete(store *st, const char *tenant, const char *coll, json_t *id, store_err *err) {
   char sql[128];
   long long changed = 0;
   json_t *args = json_pack("[sO]", tenant, id);
@@ -565,9 +590,8 @@ static int sq_count(store *st, const char *tenant, const char *coll, const store
   return rc;
 }
 
-static int sq_delete_where(store *st, const char *tenant, const char *coll,
-                           const store_cond *conds, size_t n_conds, long long *deleted,
-                           store_err *err) {
+static int sq_delete_where(store *st, const char *tenant, const char *coll, const store_cond *conds,
+                           size_t n_conds, long long *deleted, store_err *err) {
   sq_sql q = {{0}, json_array()};
   store_buf_addf(&q.text, "DELETE FROM \"%s\"", coll);
   sql_where(&q, tenant, conds, n_conds);
@@ -606,8 +630,8 @@ static void ddl_table(store_buf *b, const char *coll) {
 static void ddl_index(store_buf *b, const char *coll, const store_index *ix) {
   /* The name spells out the definition, so IF NOT EXISTS never keeps a stale
    * index under a name that now means something else. */
-  store_buf_add(b, ix->unique ? "CREATE UNIQUE INDEX IF NOT EXISTS \"ux:" :
-                                "CREATE INDEX IF NOT EXISTS \"ix:");
+  store_buf_add(b, ix->unique ? "CREATE UNIQUE INDEX IF NOT EXISTS \"ux:"
+                              : "CREATE INDEX IF NOT EXISTS \"ix:");
   store_buf_add(b, coll);
   store_buf_add(b, "(");
   for (size_t k = 0; k < STORE_MAX_INDEX_FIELDS && ix->fields[k]; k++) {
@@ -633,7 +657,8 @@ static int sq_schema(sq_conn *c, const store_schema *schema, store_err *err) {
   for (size_t i = 0; i < schema->n_collections; i++) {
     const store_collection *coll = &schema->collections[i];
     ddl_table(&b, coll->name);
-    for (size_t j = 0; j < coll->n_indexes; j++) ddl_index(&b, coll->name, &coll->indexes[j]);
+    for (size_t j = 0; j < coll->n_indexes; j++)
+      ddl_index(&b, coll->name, &coll->indexes[j]);
   }
   store_buf_add(&b, "COMMIT;\n");
   if (b.oom) {

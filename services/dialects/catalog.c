@@ -1,12 +1,527 @@
-/* catalog.c - the catalog dialect's handlers (not built yet: every method answers
- * UNIMPLEMENTED until they are). */
-#include "dialects.h"
-#include "events/catalog/v1/catalog.pb-c.h"
+/* catalog.c - catalog events (seed 002): a tracking plan of event categories,
+ * events and event properties, each kind the parent of the next. The kinds
+ * share one message and one set of handlers, parametrised by a row of
+ * `kinds`; the fifteen service methods are one-line wrappers around them.
+ *
+ * Each stored document also keeps the ids of all its ancestors under their
+ * kinds' `ref` member (an event property has "category_id" and "event_id"),
+ * so deleting a resource deletes every descendant with one
+ * store_delete_where per level, deepest first. Ids given by clients (parent,
+ * integration, teams...) are UUIDs, accepted with or without dashes in
+ * either case and kept as 32 lowercase hex digits, the form of the API's own
+ * ids, so that filters match whichever form a client sends. */
+#include <stdlib.h>
+#include <string.h>
 
-static Events__Catalog__V1__EventCatalogService_Service service = {
-    .base = EVENTS__CATALOG__V1__EVENT_CATALOG_SERVICE__BASE_INIT,
+#include "dialects.h"
+#include "docs.h"
+#include "events/catalog/v1/catalog.pb-c.h"
+#include "ids.h"
+
+#define ID_LEN 32
+#define MAX_TITLE 255
+#define MAX_DESCRIPTION 10000
+#define MAX_DEFINITION 100000
+#define MAX_IDS 100
+#define PAGE_SIZE 50
+#define MAX_PAGE_SIZE 1000
+#define NOT_FOUND_MSG "Not found."
+
+#define COLL_CATEGORIES "catalog_event_categories"
+#define COLL_EVENTS "catalog_events"
+#define COLL_PROPERTIES "catalog_event_properties"
+
+typedef Events__Catalog__V1__Resource Resource;
+typedef Events__Catalog__V1__EventCatalogService_Service Service;
+typedef Events__Catalog__V1__Resource_Closure ResourceClosure;
+
+typedef struct kind {
+  Events__Catalog__V1__EntityType type;
+  const char *name; /* for messages */
+  const char *coll;
+  const struct kind *parent; /* NULL: top level */
+  const char *ref;           /* member holding this kind's id in descendants */
+} kind;
+
+enum { CATEGORY, EVENT, PROPERTY, N_KINDS };
+
+static const kind kinds[N_KINDS] = {
+    [CATEGORY] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT_CATEGORY, "event category",
+                  COLL_CATEGORIES, NULL, "category_id"},
+    [EVENT] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT, "event", COLL_EVENTS,
+               &kinds[CATEGORY], "event_id"},
+    [PROPERTY] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT_PROPERTY, "event property",
+                  COLL_PROPERTIES, &kinds[EVENT], NULL},
 };
+
+/* Lists are ordered by (created_at, id); filters lead with their field. */
+static const store_index indexes[] = {
+    {{"created_at", NULL}, 0},
+    {{"parent", "created_at", NULL}, 0},
+    {{"integration", "created_at", NULL}, 0},
+    {{"title", "created_at", NULL}, 0},
+    {{"category_id", NULL}, 0},
+    {{"event_id", NULL}, 0},
+};
+#define N_INDEXES (sizeof indexes / sizeof *indexes)
+static const store_collection collections[] = {
+    {COLL_CATEGORIES, indexes, N_INDEXES},
+    {COLL_EVENTS, indexes, N_INDEXES},
+    {COLL_PROPERTIES, indexes, N_INDEXES},
+};
+
+/* The fields a PATCH may change (the seed's list). */
+static const char *const updatable[] = {"description", "definition", "pii",    "verified",
+                                        "published",   "teams",      "owners", "collections",
+                                        "tags",        "subscribers"};
+#define UPDATABLE_LIST                                                                             \
+  "description, definition, pii, verified, published, teams, owners, collections, tags, "          \
+  "subscribers"
+
+/* ---- validation ---- */
+
+/* A UUID as 32 hex digits or in the dashed 8-4-4-4-12 form, either case,
+ * written to out as 32 lowercase hex digits. */
+static int norm_uuid(const char *s, char out[ID_LEN + 1]) {
+  size_t len = strlen(s), n = 0;
+  if (len != 32 && len != 36) return 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (ch != '-') return 0;
+      continue;
+    }
+    if (ch >= 'A' && ch <= 'F')
+      ch = (char)(ch - 'A' + 'a');
+    else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+      return 0;
+    out[n++] = ch;
+  }
+  out[n] = '\0';
+  return 1;
+}
+
+/* Characters, not bytes: limits are what a user counts. */
+static size_t utf8_chars(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    n += ((unsigned char)*s & 0xC0) != 0x80;
+  return n;
+}
+
+static int blank(const char *s) {
+  for (; *s; s++)
+    if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return 0;
+  return 1;
+}
+
+static int check_id(rpc_call *c, const char *field, const char *id) {
+  if (ids_is_hex(id, ID_LEN)) return 1;
+  rpc_violation(c, field, "invalid_value_format", "%s must be %d lowercase hex characters", field,
+                ID_LEN);
+  return 0;
+}
+
+/* Normalises the UUID in string v in place; `label` names it for users. */
+static void check_uuid(rpc_call *c, const char *field, const char *label, json_t *v) {
+  char norm[ID_LEN + 1];
+  if (json_is_string(v) && norm_uuid(json_string_value(v), norm)) {
+    json_string_set(v, norm);
+    return;
+  }
+  rpc_violation(c, field, "invalid_value_format",
+                "%s must be a UUID (32 hex digits, with or without dashes)", label);
+}
+
+typedef enum { TEXT, UUID, UUIDS } check_kind;
+typedef struct member_check {
+  const char *name;
+  check_kind kind;
+  size_t max; /* characters of TEXT, entries of UUIDS */
+  int nonblank;
+} member_check;
+
+static const member_check checks[] = {
+    {"title", TEXT, MAX_TITLE, 1},
+    {"description", TEXT, MAX_DESCRIPTION, 0},
+    {"definition", TEXT, MAX_DEFINITION, 0},
+    {"integration", UUID, 0, 0},
+    {"parent", UUID, 0, 0},
+    {"teams", UUIDS, MAX_IDS, 0},
+    {"owners", UUIDS, MAX_IDS, 0},
+    {"collections", UUIDS, MAX_IDS, 0},
+    {"tags", UUIDS, MAX_IDS, 0},
+    {"subscribers", UUIDS, MAX_IDS, 0},
+};
+
+static void check_member(rpc_call *c, const member_check *ck, const char *field, json_t *v) {
+  const char *s = json_string_value(v);
+  switch (ck->kind) {
+  case TEXT:
+    if (ck->nonblank && blank(s))
+      rpc_violation(c, field, "required", "%s must not be blank", ck->name);
+    else if (utf8_chars(s) > ck->max)
+      rpc_violation(c, field, "invalid_value_format", "%s must be at most %zu characters", ck->name,
+                    ck->max);
+    break;
+  case UUID:
+    check_uuid(c, field, ck->name, v);
+    break;
+  case UUIDS:
+    if (json_array_size(v) > ck->max) {
+      rpc_violation(c, field, "out_of_range", "%s holds at most %zu ids", ck->name, ck->max);
+      break;
+    }
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      char elem[128], label[64];
+      snprintf(elem, sizeof elem, "%s[%zu]", field, i);
+      snprintf(label, sizeof label, "%s[%zu]", ck->name, i);
+      check_uuid(c, elem, label, json_array_get(v, i));
+    }
+    break;
+  }
+}
+
+/* Validates the members of a document about to be written and normalises
+ * the ids in it; violations name `prefix` + member. */
+static void check_members(rpc_call *c, json_t *doc, const char *prefix) {
+  for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+    json_t *v = json_object_get(doc, checks[i].name);
+    if (!v || json_is_null(v)) continue;
+    char field[96];
+    snprintf(field, sizeof field, "%s%s", prefix, checks[i].name);
+    check_member(c, &checks[i], field, v);
+  }
+}
+
+/* ---- store access ---- */
+
+static Resource *decode(rpc_call *c, json_t *doc) {
+  return (Resource *)doc_decode(c, doc, &events__catalog__v1__resource__descriptor);
+}
+
+static void fail_lookup(rpc_call *c, const store_err *err) {
+  if (err->code == STORE_ENOTFOUND)
+    rpc_fail(c, GRPC_STATUS_NOT_FOUND, NOT_FOUND_MSG);
+  else
+    rpc_fail_store(c, err);
+}
+
+/* The parent document the new resource names; NULL with a violation when
+ * it is not one of the tenant's. */
+static json_t *load_parent(rpc_call *c, const kind *k, json_t *doc) {
+  json_t *pid = json_object_get(doc, "parent"), *pdoc = NULL;
+  store_err err;
+  if (store_get(rpc_store(c), rpc_tenant(c), k->parent->coll, pid, &pdoc, &err) == 0) return pdoc;
+  if (err.code == STORE_ENOTFOUND)
+    rpc_violation(c, "resource.parent", "not_found", "parent %s is not an %s of this workspace",
+                  json_string_value(pid), k->parent->name);
+  else
+    rpc_fail_store(c, &err);
+  return NULL;
+}
+
+/* The new resource records its ancestors' ids, and takes its parent's
+ * integration when it names none. */
+static void inherit(const kind *k, json_t *doc, json_t *parent) {
+  json_object_set(doc, k->parent->ref, json_object_get(parent, "id"));
+  for (const kind *a = k->parent->parent; a; a = a->parent) {
+    json_t *v = json_object_get(parent, a->ref);
+    if (v) json_object_set(doc, a->ref, v);
+  }
+  json_t *integration = json_object_get(parent, "integration");
+  if (integration && !json_object_get(doc, "integration"))
+    json_object_set(doc, "integration", integration);
+}
+
+/* `parent` is required below the top level and meaningless at it. */
+static void check_parent(rpc_call *c, const kind *k, json_t *doc) {
+  json_t *p = json_object_get(doc, "parent");
+  if (!k->parent) {
+    if (p) rpc_violation(c, "resource.parent", "not_allowed_value", "an %s has no parent", k->name);
+    return;
+  }
+  if (p && json_string_length(p) > 0) return;
+  json_object_del(doc, "parent");
+  rpc_violation(c, "resource.parent", "required", "parent is required: the id of an %s",
+                k->parent->name);
+}
+
+/* ---- the handlers, once for every kind ---- */
+
+static void create_resource(const kind *k, const Events__Catalog__V1__CreateResourceRequest *in,
+                            ResourceClosure done, rpc_call *c) {
+  static const Resource empty = EVENTS__CATALOG__V1__RESOURCE__INIT;
+  Resource r = in->resource ? *in->resource : empty, *out = NULL;
+  char id[ID_LEN + 1];
+  Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  json_t *doc = NULL, *parent = NULL;
+  store_err err;
+  if (ids_hex(id, ID_LEN) < 0) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of resources");
+    goto reply;
+  }
+  /* Output-only fields are the service's to set, whatever the client sent. */
+  ts_set(&now, ids_now_us());
+  r.id = id;
+  r.entity_type = k->type;
+  r.created_at = r.updated_at = &now;
+  doc = doc_encode(&r.base, json_string(id));
+  if (!doc) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto reply;
+  }
+  check_parent(c, k, doc);
+  check_members(c, doc, "resource.");
+  if (rpc_failed(c)) goto reply;
+  if (k->parent) {
+    if (!(parent = load_parent(c, k, doc))) goto reply;
+    inherit(k, doc, parent);
+  }
+  if (store_insert(rpc_store(c), rpc_tenant(c), k->coll, doc, &err) < 0)
+    rpc_fail_store(c, &err);
+  else
+    out = decode(c, doc);
+reply:
+  done(rpc_failed(c) ? NULL : out, c);
+  if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
+  json_decref(parent);
+  json_decref(doc);
+}
+
+static void get_resource(const kind *k, const char *id, ResourceClosure done, rpc_call *c) {
+  json_t *key = NULL, *doc = NULL;
+  Resource *out = NULL;
+  store_err err;
+  if (!check_id(c, "id", id)) goto reply;
+  key = json_string(id);
+  if (store_get(rpc_store(c), rpc_tenant(c), k->coll, key, &doc, &err) < 0)
+    fail_lookup(c, &err);
+  else
+    out = decode(c, doc);
+reply:
+  done(rpc_failed(c) ? NULL : out, c);
+  if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
+  json_decref(doc);
+  json_decref(key);
+}
+
+static int is_updatable(const char *path) {
+  for (size_t i = 0; i < sizeof updatable / sizeof *updatable; i++)
+    if (strcmp(path, updatable[i]) == 0) return 1;
+  return 0;
+}
+
+/* The stored changes the mask asks for: each path's value, or null (which
+ * removes the member) for an unset wrapper. */
+static json_t *mask_changes(rpc_call *c, const Events__Catalog__V1__UpdateResourceRequest *in) {
+  json_t *given = doc_encode(&in->resource->base, NULL), *set = json_object();
+  size_t n_paths = in->update_mask ? in->update_mask->n_paths : 0;
+  for (size_t i = 0; given && set && i < n_paths; i++) {
+    const char *p = in->update_mask->paths[i];
+    if (!is_updatable(p)) {
+      rpc_violation(c, "update_mask", "not_allowed_value",
+                    "%s cannot be updated; updatable fields: " UPDATABLE_LIST, p);
+      continue;
+    }
+    json_t *v = json_object_get(given, p);
+    json_object_set(set, p, v ? v : json_null());
+  }
+  if (!given || !set) rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  json_decref(given);
+  return set;
+}
+
+static void update_resource(const kind *k, const Events__Catalog__V1__UpdateResourceRequest *in,
+                            ResourceClosure done, rpc_call *c) {
+  json_t *key = NULL, *set = NULL, *doc = NULL;
+  Resource *out = NULL;
+  store_err err;
+  if (!in->resource) {
+    rpc_violation(c, "resource", "required", "resource is required");
+    goto reply;
+  }
+  if (!check_id(c, "resource.id", in->resource->id)) goto reply;
+  set = mask_changes(c, in);
+  if (set) check_members(c, set, "resource.");
+  if (rpc_failed(c)) goto reply;
+  /* Even an empty mask touches updated_at, as a save does. */
+  json_object_set_new(set, "updated_at", json_integer(ids_now_us()));
+  key = json_string(in->resource->id);
+  if (store_patch(rpc_store(c), rpc_tenant(c), k->coll, key, set, &doc, &err) < 0)
+    fail_lookup(c, &err);
+  else
+    out = decode(c, doc);
+reply:
+  done(rpc_failed(c) ? NULL : out, c);
+  if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
+  json_decref(doc);
+  json_decref(set);
+  json_decref(key);
+}
+
+static int descends(const kind *m, const kind *k) {
+  for (const kind *a = m->parent; a; a = a->parent)
+    if (a == k) return 1;
+  return 0;
+}
+
+static void delete_resource(const kind *k, const char *id,
+                            Events__Catalog__V1__DeleteResourceResponse_Closure done, rpc_call *c) {
+  json_t *key = NULL;
+  store_err err;
+  if (!check_id(c, "id", id)) goto reply;
+  key = json_string(id);
+  /* Descendants first, deepest level first: a failure part-way never
+   * leaves a resource whose parent is gone. */
+  for (int m = N_KINDS - 1; m >= 0 && !rpc_failed(c); m--) {
+    if (!descends(&kinds[m], k)) continue;
+    store_cond cond = {k->ref, STORE_EQ, key};
+    long long deleted;
+    if (store_delete_where(rpc_store(c), rpc_tenant(c), kinds[m].coll, &cond, 1, &deleted, &err) <
+        0)
+      rpc_fail_store(c, &err);
+  }
+  if (!rpc_failed(c) && store_delete(rpc_store(c), rpc_tenant(c), k->coll, key, &err) < 0)
+    fail_lookup(c, &err);
+reply:
+  if (rpc_failed(c)) {
+    done(NULL, c);
+  } else {
+    Events__Catalog__V1__DeleteResourceResponse out =
+        EVENTS__CATALOG__V1__DELETE_RESOURCE_RESPONSE__INIT;
+    done(&out, c);
+  }
+  json_decref(key);
+}
+
+/* Query conditions from the list filters; an empty filter is no filter. */
+static size_t list_conds(rpc_call *c, const kind *k,
+                         const Events__Catalog__V1__ListResourcesRequest *in, store_cond *conds,
+                         json_t **vals) {
+  const struct {
+    const Google__Protobuf__StringValue *v;
+    const char *param, *member;
+    int is_id;
+  } filters[] = {
+      {in->title, "title", "title", 0},
+      {in->integration_id, "integration_id", "integration", 1},
+      {in->parent_id, "parent_id", "parent", 1},
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+    if (!filters[i].v || !*filters[i].v->value) continue;
+    if (!k->parent && strcmp(filters[i].member, "parent") == 0) {
+      rpc_violation(c, "parent_id", "not_allowed_value", "parent_id: an %s has no parent", k->name);
+      continue;
+    }
+    json_t *v = json_string(filters[i].v->value);
+    if (filters[i].is_id) check_uuid(c, filters[i].param, filters[i].param, v);
+    vals[n] = v;
+    conds[n] = (store_cond){filters[i].member, STORE_EQ, v};
+    n++;
+  }
+  return n;
+}
+
+static void list_resources(const kind *k, const Events__Catalog__V1__ListResourcesRequest *in,
+                           Events__Catalog__V1__ListResourcesResponse_Closure done, rpc_call *c) {
+  store_cond conds[3];
+  json_t *vals[3] = {0};
+  store_page page = {0};
+  store_err err;
+  Resource **results = NULL;
+  size_t n_results = 0;
+  if (in->page < 0) rpc_violation(c, "page", "out_of_range", "page must be 1 or more");
+  check_page_size(c, "page_size", in->page_size, MAX_PAGE_SIZE);
+  size_t n = list_conds(c, k, in, conds, vals);
+  if (rpc_failed(c)) goto reply;
+  size_t size = in->page_size ? (size_t)in->page_size : PAGE_SIZE;
+  size_t number = in->page ? (size_t)in->page : 1;
+  store_order order = {"created_at", 0};
+  store_query q = {.conds = conds,
+                   .n_conds = n,
+                   .order = &order,
+                   .n_order = 1,
+                   .limit = size,
+                   .offset = (number - 1) * size,
+                   .count = 1};
+  if (store_find(rpc_store(c), rpc_tenant(c), k->coll, &q, &page, &err) < 0) {
+    rpc_fail_store(c, &err);
+    goto reply;
+  }
+  /* An empty list still has its first page. */
+  long long pages = page.total ? (page.total + (long long)size - 1) / (long long)size : 1;
+  if ((long long)number > pages) {
+    rpc_fail(c, GRPC_STATUS_NOT_FOUND, "Invalid page.");
+    goto reply;
+  }
+  results = calloc(json_array_size(page.docs) + 1, sizeof *results);
+  if (!results) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto reply;
+  }
+  for (; n_results < json_array_size(page.docs); n_results++)
+    if (!(results[n_results] = decode(c, json_array_get(page.docs, n_results)))) goto reply;
+  Events__Catalog__V1__ListResourcesResponse out =
+      EVENTS__CATALOG__V1__LIST_RESOURCES_RESPONSE__INIT;
+  out.count = page.total;
+  out.total_pages = pages > INT32_MAX ? INT32_MAX : (int32_t)pages;
+  out.page = (int32_t)number;
+  out.n_results = n_results;
+  out.results = results;
+  done(&out, c);
+reply:
+  if (rpc_failed(c)) done(NULL, c);
+  for (size_t i = 0; i < n_results; i++)
+    protobuf_c_message_free_unpacked(&results[i]->base, NULL);
+  free(results);
+  store_page_clear(&page);
+  for (size_t i = 0; i < 3; i++)
+    json_decref(vals[i]);
+}
+
+/* ---- the service: each kind's five methods call the handlers above ---- */
+
+#define KIND_METHODS(K_, ONE_, MANY_)                                                              \
+  static void catalog_create_##ONE_(Service *s,                                                    \
+                                    const Events__Catalog__V1__CreateResourceRequest *in,          \
+                                    ResourceClosure done, void *c) {                               \
+    (void)s;                                                                                       \
+    create_resource(&kinds[K_], in, done, c);                                                      \
+  }                                                                                                \
+  static void catalog_get_##ONE_(Service *s, const Events__Catalog__V1__GetResourceRequest *in,    \
+                                 ResourceClosure done, void *c) {                                  \
+    (void)s;                                                                                       \
+    get_resource(&kinds[K_], in->id, done, c);                                                     \
+  }                                                                                                \
+  static void catalog_list_##MANY_(                                                                \
+      Service *s, const Events__Catalog__V1__ListResourcesRequest *in,                             \
+      Events__Catalog__V1__ListResourcesResponse_Closure done, void *c) {                          \
+    (void)s;                                                                                       \
+    list_resources(&kinds[K_], in, done, c);                                                       \
+  }                                                                                                \
+  static void catalog_update_##ONE_(Service *s,                                                    \
+                                    const Events__Catalog__V1__UpdateResourceRequest *in,          \
+                                    ResourceClosure done, void *c) {                               \
+    (void)s;                                                                                       \
+    update_resource(&kinds[K_], in, done, c);                                                      \
+  }                                                                                                \
+  static void catalog_delete_##ONE_(                                                               \
+      Service *s, const Events__Catalog__V1__DeleteResourceRequest *in,                            \
+      Events__Catalog__V1__DeleteResourceResponse_Closure done, void *c) {                         \
+    (void)s;                                                                                       \
+    delete_resource(&kinds[K_], in->id, done, c);                                                  \
+  }
+
+KIND_METHODS(CATEGORY, event_category, event_categories)
+KIND_METHODS(EVENT, event, events)
+KIND_METHODS(PROPERTY, event_property, event_properties)
+
+static Service service = EVENTS__CATALOG__V1__EVENT_CATALOG_SERVICE__INIT(catalog_);
 
 const dialect catalog_dialect = {
     .service = {&events__catalog__v1__event_catalog_service__descriptor, &service.base, 0},
+    .collections = collections,
+    .n_collections = sizeof collections / sizeof *collections,
 };
