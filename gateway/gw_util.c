@@ -113,6 +113,18 @@ static json_t *parse_bool(const char *param, const char *v, gw_fail *f) {
   return NULL;
 }
 
+/* An unencoded '+' in a query string arrives as a space, so
+ * "...T10:00:00 01:00" is the offset +01:00 a client meant. */
+static json_t *time_value(const char *v) {
+  const char *t = strchr(v, 'T');
+  const char *sp = t ? strchr(t, ' ') : NULL;
+  if (!sp || strlen(sp) != 6 || sp[3] != ':') return json_string(v);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", v);
+  buf[sp - v] = '+';
+  return json_string(buf);
+}
+
 json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
                        const char *param, const char *value, gw_fail *f) {
   const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(desc, field);
@@ -141,6 +153,7 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
     if (strcmp(wk, "google.protobuf.Int32Value") == 0)
       return parse_int(param, value, INT32_MIN, INT32_MAX, f);
     if (strcmp(wk, "google.protobuf.BoolValue") == 0) return parse_bool(param, value, f);
+    if (strcmp(wk, "google.protobuf.Timestamp") == 0) return time_value(value);
     return json_string(value);
   }
   default:
