@@ -128,7 +128,13 @@ int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *i
   }
   grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   res->code = status;
-  res->message = strndup((const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
+  /* Not strndup: an inlined slice is not NUL-terminated and sits in `details`. */
+  size_t mlen = GRPC_SLICE_LENGTH(details);
+  res->message = malloc(mlen + 1);
+  if (res->message) {
+    memcpy(res->message, GRPC_SLICE_START_PTR(details), mlen);
+    res->message[mlen] = '\0';
+  }
   grpc_slice_unref(details);
   if (status == GRPC_STATUS_OK) {
     if (!recv) {
