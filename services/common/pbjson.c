@@ -7,7 +7,6 @@
  * Well-known types are recognised by full name and shape, never by symbol. */
 #include "pbjson.h"
 
-#include <errno.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -738,8 +737,8 @@ static int get_int(dctx *c, const json_t *v, int strings, int64_t min, int64_t m
       return fail(c, R_RANGE, "must be an integer between %" PRId64 " and %" PRId64, min, max);
     x = (int64_t)d;
   } else if (json_is_string(v) && strings) {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     uint64_t mag = 0;
     int neg, rc;
     if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
@@ -770,8 +769,8 @@ static int get_uint(dctx *c, const json_t *v, int strings, uint64_t max, uint64_
       return fail(c, R_RANGE, "must be an integer between 0 and %" PRIu64, max);
     x = (uint64_t)d;
   } else if (json_is_string(v) && strings) {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     uint64_t mag = 0;
     int neg, rc;
     if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
@@ -821,8 +820,8 @@ static int get_number(dctx *c, const json_t *v, int single, double *out) {
   } else if (json_is_real(v)) {
     d = json_real_value(v);
   } else if (json_is_string(v)) {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
     if (!strcmp(s, "NaN")) {
       d = NAN;
@@ -864,7 +863,7 @@ static int get_enum(dctx *c, const ProtobufCFieldDescriptor *f, const json_t *v,
     return PB_OK;
   }
   if (json_is_string(v)) {
-    const char *s;
+    const char *s = NULL;
     size_t n, k;
     if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
     for (k = 0; k < n; k++) {
@@ -951,8 +950,8 @@ static int decode_elem(dctx *c, const ProtobufCFieldDescriptor *f, const json_t 
   case PROTOBUF_C_TYPE_ENUM:
     return get_enum(c, f, v, &out->e);
   case PROTOBUF_C_TYPE_STRING: {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     char *copy;
     if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
     /* Always our own copy, even when empty: repeated strings are freed one by one. */
@@ -963,8 +962,8 @@ static int decode_elem(dctx *c, const ProtobufCFieldDescriptor *f, const json_t 
     return PB_OK;
   }
   case PROTOBUF_C_TYPE_BYTES: {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     if (!json_is_string(v)) return fail(c, R_TYPE, "expected a base64 string");
     s = json_string_value(v);
     n = json_string_length(v);
@@ -1116,17 +1115,17 @@ static int fill_timestamp(dctx *c, const json_t *v, ProtobufCMessage *m) {
   int32_t nanos;
 
   if (json_is_string(v)) {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     int rc;
     if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
     rc = pbjson_time_parse(s, &secs, &nanos);
     if (rc == -2) return fail(c, R_RANGE, "time outside years 0001..9999");
     if (rc != 0) return fail(c, R_FORMAT, "not an RFC 3339 or YYYY-MM-DD HH:MM:SS time");
   } else if ((c->flags & PBJSON_MICROS_TIME) && (json_is_integer(v) || json_is_real(v))) {
-    int64_t us;
+    int64_t us, rem;
     if (get_int(c, v, 0, INT64_MIN, INT64_MAX, &us) != PB_OK) return PB_FAIL;
-    int64_t rem = us % 1000000;
+    rem = us % 1000000;
     /* Floor division without forming us - rem, which can overflow. */
     secs = us / 1000000 - (rem < 0);
     nanos = (int32_t)(rem < 0 ? rem + 1000000 : rem) * 1000;
@@ -1258,8 +1257,8 @@ static int is_path_char(char ch) {
 /* "a.b,c" -> paths ["a.b", "c"]; with PBJSON_CAMEL "fooBar" -> "foo_bar". */
 static int fill_mask(dctx *c, const json_t *v, ProtobufCMessage *m) {
   const ProtobufCFieldDescriptor *pf = field_by_id(m->descriptor, 1);
-  const char *s;
-  size_t n, count = 1, i = 0, k;
+  const char *s = NULL;
+  size_t n = 0, count = 1, i = 0, k;
   char **paths = NULL;
 
   if (get_string(c, v, &s, &n) != PB_OK) return PB_FAIL;
@@ -1350,8 +1349,8 @@ int pbjson_decode(const json_t *in, const ProtobufCMessageDescriptor *desc, unsi
                   ProtobufCMessage **out, pbjson_err *err) {
   ProtobufCMessage *m;
 
+  if (!out || !desc) return pbjson_merge(in, NULL, flags, err);
   *out = NULL;
-  if (!desc) return pbjson_merge(in, NULL, flags, err);
   m = new_message(desc);
   if (!m) {
     if (err) {

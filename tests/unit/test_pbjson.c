@@ -26,6 +26,13 @@
 
 /* ---- helpers ---- */
 
+/* Test buffers: running out of memory ends the test run. */
+__attribute__((returns_nonnull, malloc)) static void *xmalloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) abort();
+  return p;
+}
+
 static json_t *load(const char *text) {
   json_error_t e;
   json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
@@ -86,9 +93,8 @@ static void assert_json(const json_t *got, const char *want_text) {
 
 static ProtobufCMessage *pack_unpack(const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
-  uint8_t *buf = malloc(n ? n : 1);
+  uint8_t *buf = xmalloc(n ? n : 1);
   ProtobufCMessage *u;
-  assert_non_null(buf);
   assert_int_equal(protobuf_c_message_pack(m, buf), n);
   u = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
   free(buf);
@@ -745,22 +751,34 @@ static void test_struct_bad_strings(void **state) {
   json_decref(in);
 }
 
-/* Builds [[[...]]] or {"a":{"a":...}} n levels deep. */
-static char *nested_text(size_t n, int objects) {
-  char *s = malloc(n * 6 + 8), *p = s;
-  size_t i;
-  assert_non_null(s);
-  for (i = 0; i < n; i++)
-    p += sprintf(p, "%s", objects ? "{\"a\":" : "[");
-  p += sprintf(p, "true");
-  for (i = 0; i < n; i++)
-    *p++ = objects ? '}' : ']';
-  *p = '\0';
+/* open^n + inner + close^n, e.g. [[[true]]] or {"a":{"a":true}}. */
+static char *nested(size_t n, const char *open, const char *inner, char close) {
+  size_t lo = strlen(open), li = strlen(inner), at = 0, i;
+  char *s = xmalloc(n * (lo + 1) + li + 1);
+  for (i = 0; i < n; i++, at += lo)
+    memcpy(s + at, open, lo);
+  memcpy(s + at, inner, li);
+  at += li;
+  memset(s + at, close, n);
+  s[at + n] = '\0';
   return s;
 }
 
+static char *nested_text(size_t n, int objects) {
+  return objects ? nested(n, "{\"a\":", "true", '}') : nested(n, "[", "true", ']');
+}
+
+/* {"<member>": <n levels of objects or arrays>} */
+static json_t *deep_member(const char *member, size_t n, int objects) {
+  char *inner = nested_text(n, objects);
+  json_t *j = json_pack("{s:o}", member, load(inner));
+  free(inner);
+  assert_non_null(j);
+  return j;
+}
+
 static void test_depth_limit(void **state) {
-  char *inner, *text, path[256];
+  char *text, path[256];
   Pbjsontest__Child *chain[PBJSON_MAX_DEPTH];
   ProtobufCMessage *m = NULL;
   pbjson_err err;
@@ -769,59 +787,37 @@ static void test_depth_limit(void **state) {
   (void)state;
 
   /* The Wkt object is level 1, so 63 nested objects fit under it... */
-  inner = nested_text(PBJSON_MAX_DEPTH - 1, 1);
-  text = malloc(strlen(inner) + 64);
-  sprintf(text, "{\"payload\":%s}", inner);
-  m = decode_ok(text, WKT, 0);
-  sprintf(text, "{\"payload\":%s,\"times\":[],\"values\":[]}", inner);
+  j = deep_member("payload", PBJSON_MAX_DEPTH - 1, 1);
+  m = decode_json(j, WKT, 0);
+  json_object_set_new(j, "times", json_array());
+  json_object_set_new(j, "values", json_array());
+  text = json_dumps(j, 0);
   encode_is(m, PBJSON_OMIT_NULL, text);
   protobuf_c_message_free_unpacked(m, NULL);
   m = NULL;
-  free(inner);
   free(text);
+  json_decref(j);
   /* ...and 64 do not. */
-  inner = nested_text(PBJSON_MAX_DEPTH, 1);
-  text = malloc(strlen(inner) + 32);
-  sprintf(text, "{\"payload\":%s}", inner);
-  j = load(text);
+  j = deep_member("payload", PBJSON_MAX_DEPTH, 1);
   assert_int_equal(pbjson_decode(j, WKT, 0, &m, &err), -1);
   assert_string_equal(err.reason, "invalid_value_format");
   json_decref(j);
-  free(inner);
-  free(text);
 
   /* Hostile nesting is refused where it crosses the limit, not recursed into. */
-  inner = nested_text(2000, 0);
-  text = malloc(strlen(inner) + 32);
-  sprintf(text, "{\"list\":%s}", inner);
+  j = deep_member("list", 2000, 0);
   strcpy(path, "list");
   for (i = 0; i < PBJSON_MAX_DEPTH - 1; i++)
     strcat(path, "[0]");
-  decode_fails(text, WKT, 0, "invalid_value_format", path);
-  free(inner);
-  free(text);
-  inner = nested_text(2000, 1);
-  text = malloc(strlen(inner) + 32);
-  sprintf(text, "{\"value\":%s}", inner);
-  j = load(text);
+  check_error(j, WKT, 0, "invalid_value_format", path);
+  json_decref(j);
+  j = deep_member("value", 2000, 1);
   assert_int_equal(pbjson_decode(j, WKT, 0, &m, &err), -1);
   assert_string_equal(err.reason, "invalid_value_format");
   assert_null(m);
   json_decref(j);
-  free(inner);
-  free(text);
 
   /* Recursive message types are bounded the same way... */
-  text = malloc(2000 * 10 + 16);
-  {
-    char *p = text;
-    for (i = 0; i < 2000; i++)
-      p += sprintf(p, "{\"child\":");
-    p += sprintf(p, "{}");
-    for (i = 0; i < 2000; i++)
-      *p++ = '}';
-    *p = '\0';
-  }
+  text = nested(2000, "{\"child\":", "{}", '}');
   j = load(text);
   assert_int_equal(pbjson_decode(j, CHILD, 0, &m, &err), -1);
   assert_string_equal(err.reason, "invalid_value_format");
@@ -831,8 +827,7 @@ static void test_depth_limit(void **state) {
   /* ...and so is encoding a message built deeper than the limit (each
    * Child's "children" array is a level of its own). */
   for (i = 0; i < PBJSON_MAX_DEPTH; i++) {
-    chain[i] = malloc(sizeof *chain[i]);
-    assert_non_null(chain[i]);
+    chain[i] = xmalloc(sizeof *chain[i]);
     pbjsontest__child__init(chain[i]);
     if (i) chain[i - 1]->child = chain[i];
   }
