@@ -354,8 +354,28 @@ static int check_call(store *st, const char *tenant, const char *coll, store_err
   return rc ? rc : check_coll(st, coll, err);
 }
 
+/* Deeper documents are refused on both engines alike: BSON servers stop at
+ * 100 levels, and the Mongo engine may double a level for nested arrays. */
+#define MAX_DEPTH 40
+
+static int too_deep(json_t *v, int depth) {
+  size_t i;
+  const char *k;
+  json_t *x;
+  if (!json_is_object(v) && !json_is_array(v)) return 0;
+  if (depth >= MAX_DEPTH) return 1;
+  if (json_is_array(v)) {
+    json_array_foreach(v, i, x) if (too_deep(x, depth + 1)) return 1;
+  } else {
+    json_object_foreach(v, k, x) if (too_deep(x, depth + 1)) return 1;
+  }
+  return 0;
+}
+
 static int check_doc(json_t *doc, json_t **id, store_err *err) {
   if (!json_is_object(doc)) return store_fail(err, STORE_EINVAL, "document is not an object");
+  if (too_deep(doc, 0))
+    return store_fail(err, STORE_EINVAL, "document nested deeper than %d levels", MAX_DEPTH);
   if (json_object_get(doc, "tenant") || json_object_get(doc, "_id"))
     return store_fail(err, STORE_EINVAL, "document members 'tenant' and '_id' are reserved");
   *id = json_object_get(doc, "id");
@@ -426,6 +446,12 @@ static int check_patch(json_t *set, store_err *err) {
   json_object_foreach(set, k1, v1) {
     if (!store_path_ok(k1) || reserved_name(k1) || !strcmp(k1, "id"))
       return store_fail(err, STORE_EINVAL, "patch: cannot set '%s'", k1);
+    int segments = 1;
+    for (const char *p = k1; *p; p++)
+      segments += *p == '.';
+    if (too_deep(v1, segments))
+      return store_fail(err, STORE_EINVAL, "patch: '%s' nested deeper than %d levels", k1,
+                        MAX_DEPTH);
     /* "a" and "a.b" together have no single meaning (Mongo refuses them). */
     json_object_foreach(set, k2, v2) {
       size_t n = strlen(k1);

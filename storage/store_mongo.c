@@ -122,6 +122,54 @@ static int mg_unencodable(store_err *err) {
 
 /* ---- jansson <-> BSON ------------------------------------------------------ */
 
+/* Member names that MongoDB-wire servers refuse or misread (empty, with a
+ * '.', with a '$'; FerretDB refuses any '$') are stored escaped: '%', '.' and
+ * '$' become %25, %2E and %24, and the empty name "%". Names fields are
+ * queried by ([A-Za-z0-9_-]) never change. Free-form JSON (payloads) thus
+ * round-trips on MongoDB as it does on SQLite. */
+#define MG_NESTED_ARRAY "%A" /* no escaped name looks like this */
+
+static char *mg_key_escape(const char *k) {
+  size_t n = 0;
+  for (const char *p = k; *p; p++)
+    n += (*p == '%' || *p == '.' || *p == '$') ? 3 : 1;
+  char *out = malloc(n + 2), *o = out;
+  if (!out) return NULL;
+  if (!*k) *o++ = '%';
+  for (const char *p = k; *p; p++) {
+    if (*p == '%' || *p == '.' || *p == '$') {
+      snprintf(o, 4, "%%%02X", (unsigned char)*p);
+      o += 3;
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+static int mg_hex(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static char *mg_key_unescape(const char *k) {
+  char *out = malloc(strlen(k) + 1), *o = out;
+  if (!out || !strcmp(k, "%")) {
+    if (out) *out = '\0';
+    return out;
+  }
+  for (const char *p = k; *p; p++) {
+    if (*p == '%' && mg_hex(p[1]) >= 0 && mg_hex(p[2]) >= 0) {
+      *o++ = (char)(mg_hex(p[1]) * 16 + mg_hex(p[2]));
+      p += 2;
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
 static bool mg_append(bson_t *b, const char *key, json_t *v, int depth);
 
 static bool mg_append_members(bson_t *b, json_t *obj, const char *skip, int depth) {
@@ -129,11 +177,41 @@ static bool mg_append_members(bson_t *b, json_t *obj, const char *skip, int dept
   json_t *x;
   json_object_foreach(obj, k, x) {
     if (skip && !strcmp(k, skip)) continue;
-    if (!mg_append(b, k, x, depth)) return false;
+    if (!*k || strpbrk(k, "%.$")) {
+      char *esc = mg_key_escape(k);
+      bool ok = esc && mg_append(b, esc, x, depth);
+      free(esc);
+      if (!ok) return false;
+    } else if (!mg_append(b, k, x, depth)) {
+      return false;
+    }
   }
   return true;
 }
 
+/* FerretDB v1 refuses arrays directly inside arrays: such an element is
+ * stored as {"%A": [...]} and unwrapped when read. */
+static bool mg_append_elements(bson_t *arr, json_t *v, int depth) {
+  size_t i;
+  json_t *x;
+  json_array_foreach(v, i, x) {
+    char buf[16];
+    const char *k;
+    bson_t wrap;
+    bson_uint32_to_string((uint32_t)i, &k, buf, sizeof buf);
+    if (!json_is_array(x)) {
+      if (!mg_append(arr, k, x, depth)) return false;
+      continue;
+    }
+    if (depth >= MG_MAX_DEPTH || !bson_append_document_begin(arr, k, -1, &wrap)) return false;
+    bool ok = mg_append(&wrap, MG_NESTED_ARRAY, x, depth + 1);
+    if (!bson_append_document_end(arr, &wrap) || !ok) return false;
+  }
+  return true;
+}
+
+/* Appends v under key as given (an operator or a path in filters and
+ * updates); member names inside v are escaped. */
 static bool mg_append(bson_t *b, const char *key, json_t *v, int depth) {
   bson_t child;
   bool ok;
@@ -142,19 +220,10 @@ static bool mg_append(bson_t *b, const char *key, json_t *v, int depth) {
     if (depth >= MG_MAX_DEPTH || !bson_append_document_begin(b, key, -1, &child)) return false;
     ok = mg_append_members(&child, v, NULL, depth + 1);
     return bson_append_document_end(b, &child) && ok;
-  case JSON_ARRAY: {
-    size_t i;
-    json_t *x;
+  case JSON_ARRAY:
     if (depth >= MG_MAX_DEPTH || !bson_append_array_begin(b, key, -1, &child)) return false;
-    ok = true;
-    json_array_foreach(v, i, x) {
-      char buf[16];
-      const char *k;
-      bson_uint32_to_string((uint32_t)i, &k, buf, sizeof buf);
-      if (!(ok = mg_append(&child, k, x, depth + 1))) break;
-    }
+    ok = mg_append_elements(&child, v, depth + 1);
     return bson_append_array_end(b, &child) && ok;
-  }
   case JSON_STRING:
     return bson_append_utf8(b, key, -1, json_string_value(v), (int)json_string_length(v));
   case JSON_INTEGER:
@@ -184,8 +253,17 @@ static json_t *mg_value(bson_iter_t *it) {
     const char *s = bson_iter_utf8(it, &n);
     return json_stringn(s, n);
   }
-  case BSON_TYPE_DOCUMENT:
-    return bson_iter_recurse(it, &child) ? mg_object(&child, 0) : NULL;
+  case BSON_TYPE_DOCUMENT: {
+    bson_iter_t probe;
+    if (!bson_iter_recurse(it, &child)) return NULL;
+    probe = child;
+    if (bson_iter_next(&probe) && !strcmp(bson_iter_key(&probe), MG_NESTED_ARRAY) &&
+        BSON_ITER_HOLDS_ARRAY(&probe)) {
+      bson_iter_t elems, after = probe;
+      if (!bson_iter_next(&after) && bson_iter_recurse(&probe, &elems)) return mg_array(&elems);
+    }
+    return mg_object(&child, 0);
+  }
   case BSON_TYPE_ARRAY:
     return bson_iter_recurse(it, &child) ? mg_array(&child) : NULL;
   case BSON_TYPE_BOOL:
@@ -219,11 +297,17 @@ static json_t *mg_object(bson_iter_t *it, int top) {
   while (obj && bson_iter_next(it)) {
     const char *k = bson_iter_key(it);
     if (top && (!strcmp(k, "_id") || !strcmp(k, "tenant"))) continue;
+    char *plain = NULL;
     json_t *v = mg_value(it);
-    if (!v || json_object_set_new(obj, k, v)) {
+    if (v && strchr(k, '%') && !(plain = mg_key_unescape(k))) {
+      json_decref(v);
+      v = NULL;
+    }
+    if (!v || json_object_set_new(obj, plain ? plain : k, v)) { /* set_new always takes v */
       json_decref(obj);
       obj = NULL;
     }
+    free(plain);
   }
   return obj;
 }
@@ -568,16 +652,19 @@ static int mg_replace(store *st, const char *tenant, const char *coll, json_t *i
   }
   mongoc_client_t *client;
   mongoc_collection_t *c;
-  if ((rc = mg_coll(s, coll, &client, &c, err))) goto cleanup;
+  /* Key lock before pool client, everywhere: the other order could leave
+   * every client held by a thread queued on a lock whose owner waits for one. */
   pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
   pthread_mutex_lock(lock);
-  if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
-    rc = mg_fail(err, "replace", &e);
-  else if (mg_reply_count(&reply, "matchedCount") == 0)
-    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
+      rc = mg_fail(err, "replace", &e);
+    else if (mg_reply_count(&reply, "matchedCount") == 0)
+      rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+    bson_destroy(&reply);
+    mg_done(s, client, c);
+  }
   pthread_mutex_unlock(lock);
-  bson_destroy(&reply);
-  mg_done(s, client, c);
 cleanup:
   bson_destroy(&b);
   bson_destroy(&sel);
@@ -635,17 +722,17 @@ static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id
   }
   mongoc_client_t *client;
   mongoc_collection_t *c;
+  pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
+  pthread_mutex_lock(lock);
   if (!(rc = mg_coll(s, coll, &client, &c, err))) {
-    pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
-    pthread_mutex_lock(lock);
     if (!mongoc_collection_delete_one(c, &sel, NULL, &reply, &e))
       rc = mg_fail(err, "delete", &e);
     else if (mg_reply_count(&reply, "deletedCount") == 0)
       rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
-    pthread_mutex_unlock(lock);
     bson_destroy(&reply);
     mg_done(s, client, c);
   }
+  pthread_mutex_unlock(lock);
   bson_destroy(&sel);
   return rc;
 }

@@ -388,8 +388,8 @@ static void sql_seek(sq_sql *q, const store_plan *p) {
       if (j < i) {
         store_buf_add(b, json_is_null(v) ? " IS NULL" : " = ?");
       } else if (json_is_null(v)) {
+        /* Descending, nothing comes after null; ascending, every value does. */
         store_buf_add(b, p->order[j].desc ? " IS NULL AND 0" : " IS NOT NULL");
-        continue;
       } else {
         store_buf_add(b, p->order[j].desc ? " < ?" : " > ?");
       }
