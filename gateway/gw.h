@@ -23,6 +23,12 @@ typedef struct gw_qparam {
 } gw_qparam;
 typedef struct gw_dialect gw_dialect;
 
+/* One decoded query argument or header. */
+typedef struct gw_query_arg {
+  const char *key;
+  const char *value; /* NULL: a query key without '=' */
+} gw_query_arg;
+
 typedef struct gw_req {
   struct MHD_Connection *conn;
   const char *method;
@@ -35,6 +41,12 @@ typedef struct gw_req {
   size_t n_params;
   char *param_names[GW_MAX_PARAMS];
   char *param_values[GW_MAX_PARAMS];
+  /* Without a connection (conn NULL: fuzzers, tests), the decoded query
+   * arguments and the headers, in request order. */
+  const gw_query_arg *args;
+  size_t n_args;
+  const gw_query_arg *headers;
+  size_t n_headers;
 } gw_req;
 
 typedef struct gw_resp {
@@ -126,11 +138,10 @@ int gw_http_status(grpc_status_code code);
 
 /* ---- helpers for dialects (gw_util.c) ---- */
 /* Iterates the query string; returns the number of arguments. */
-typedef struct gw_query_arg {
-  const char *key;
-  const char *value;
-} gw_query_arg;
 size_t gw_query(const gw_req *req, gw_query_arg *out, size_t cap);
+/* The first value of query argument `key` (case-insensitive, as
+ * libmicrohttpd looks it up); NULL when absent or given without '='. */
+const char *gw_query_get(const gw_req *req, const char *key);
 const char *gw_header(const gw_req *req, const char *name);
 /* "scheme://host" the client used, for absolute links. */
 void gw_base_url(const gw_req *req, char *buf, size_t len);
@@ -157,6 +168,7 @@ int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *m
 void gw_healthz(const gw_req *req, gw_resp *resp);
 void gw_readyz(const gw_req *req, gw_resp *resp);
 void gw_openapi(const gw_req *req, gw_resp *resp);
+void gw_metrics(const gw_req *req, gw_resp *resp);
 /* JSON Schema (OpenAPI 3.0) of a message as the mapper renders it. */
 json_t *gw_schema(const ProtobufCMessageDescriptor *desc, unsigned flags);
 json_t *gw_schema_field(const ProtobufCFieldDescriptor *f, unsigned flags);

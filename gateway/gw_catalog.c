@@ -154,7 +154,7 @@ int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   if (gw_query_fields(req, in, req->route->query, gw_catalog.json_flags, f) < 0) return -1;
   const Events__Catalog__V1__ListResourcesRequest *r = (const void *)in;
   /* page 0 means "the first" over gRPC; in a URL it is a mistake. */
-  if (MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "page") && r->page < 1) {
+  if (gw_query_get(req, "page") && r->page < 1) {
     gw_fail_set(f, 400, "page", "out_of_range", "page must be a positive integer");
     return -1;
   }

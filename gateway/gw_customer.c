@@ -124,7 +124,7 @@ int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
     return -1;
   const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
   /* 0 means "default" over gRPC, but an explicit count=0 is out of range. */
-  if (MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "count") &&
+  if (gw_query_get(req, "count") &&
       (r->page_size < 1 || r->page_size > 1000)) {
     gw_fail_set(f, 400, "count", "out_of_range", "count must be between 1 and 1000");
     return -1;

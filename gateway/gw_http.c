@@ -12,9 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "gw.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 
 struct gw_http {
   struct MHD_Daemon *daemon;
@@ -123,6 +125,18 @@ static void log_request(const gw_req *req, int status, long long us) {
   log_json(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "http", f);
 }
 
+/* Series are labelled by route template, never by raw path, so their number
+ * stays bounded whatever clients send. */
+static void observe(const gw_req *req, int status, long long us) {
+  char route[256], labels[512];
+  metrics_label(req->route ? req->route->tmpl : "unmatched", route, sizeof route);
+  const char *m = req->route ? req->route->method : "other";
+  snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",status=\"%d\"", m, route, status);
+  metrics_count("events_http_requests_total", labels, 1);
+  snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"", m, route);
+  metrics_observe("events_http_request_duration_seconds", labels, (double)us / 1e6);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
@@ -166,6 +180,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   else
     ids_uuid4(req.request_id);
 
+  metrics_gauge_add("events_http_requests_in_flight", "", 1);
   gw_resp resp = {0};
   gw_fail f = {0};
   size_t n_routes;
@@ -187,9 +202,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     serve_rpc(&req, &resp);
   }
   enum MHD_Result ret = send_resp(conn, &req, &resp);
-  log_request(&req, resp.status, ids_now_us() - cs->started_us);
+  long long us = ids_now_us() - cs->started_us;
+  log_request(&req, resp.status, us);
+  observe(&req, resp.status, us);
   resp_clear(&resp);
   gw_req_free_params(&req);
+  metrics_gauge_add("events_http_requests_in_flight", "", -1);
   return ret;
 }
 
@@ -205,29 +223,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
 }
 
-static int parse_addr(const char *addr, struct sockaddr_in *sa) {
-  char host[256];
-  const char *colon = strrchr(addr, ':');
-  if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
-  memcpy(host, addr, (size_t)(colon - addr));
-  host[colon - addr] = '\0';
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535) return -1;
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)port);
-  if (strcmp(host, "") == 0 || strcmp(host, "0.0.0.0") == 0) {
-    sa->sin_addr.s_addr = htonl(INADDR_ANY);
-    return 0;
-  }
-  if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
-  return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err, size_t errlen) {
   struct sockaddr_in sa;
-  if (parse_addr(cfg->addr, &sa) < 0) {
+  if (config_parse_addr(cfg->addr, &sa) < 0) {
     snprintf(err, errlen, "bad listen address \"%s\" (want IPv4 host:port)", cfg->addr);
     return -1;
   }

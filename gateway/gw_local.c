@@ -4,6 +4,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "gw.h"
+#include "metrics.h"
 
 void gw_healthz(const gw_req *req, gw_resp *resp) {
   (void)req;
@@ -24,4 +25,11 @@ void gw_readyz(const gw_req *req, gw_resp *resp) {
   if (!serving && res.message && *res.message)
     json_object_set_new(resp->body, "detail", json_string(res.message));
   gw_rpc_result_clear(&res);
+}
+
+void gw_metrics(const gw_req *req, gw_resp *resp) {
+  (void)req;
+  resp->status = 200;
+  resp->text = metrics_render();
+  resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }

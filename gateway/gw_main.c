@@ -10,6 +10,7 @@
 #include "gw.h"
 #include "gw_http.h"
 #include "log.h"
+#include "metrics.h"
 
 static config_var vars[] = {
     {"EVENTS_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address", NULL},
@@ -53,6 +54,11 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
+
+  metrics_describe("events_http_requests_total", "counter", "HTTP requests by route and status");
+  metrics_describe("events_http_request_duration_seconds", "histogram",
+                   "HTTP request latency by route");
+  metrics_describe("events_http_requests_in_flight", "gauge", "HTTP requests being served");
 
   grpc_init();
   rc = 1;

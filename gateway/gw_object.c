@@ -220,24 +220,24 @@ int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   Events__Object__V1__ListEventsRequest *r = (void *)in;
   if (gw_query_fields(req, in, req->route->query, gw_object.json_flags, f) < 0) return -1;
   /* 0 means "default" over gRPC, but an explicit limit=0 is out of range. */
-  if (MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "limit") &&
+  if (gw_query_get(req, "limit") &&
       (r->page_size < 1 || r->page_size > 1000)) {
     gw_fail_set(f, 400, "limit", "out_of_range", "limit must be between 1 and 1000");
     return -1;
   }
-  const char *after = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "after");
+  const char *after = gw_query_get(req, "after");
   if (after && !after[0]) {
     gw_fail_set(f, 400, "after", "invalid_value_format", "after must be a cursor from paging.next");
     return -1;
   }
   /* Enum filters take the documented names only, not numbers. */
-  const char *src = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "source");
+  const char *src = gw_query_get(req, "source");
   if (src && !in_list(src, sources, 3)) {
     gw_fail_set(f, 400, "source", "not_allowed_value",
                 "source must be one of external, manual, system_recommendation");
     return -1;
   }
-  const char *rs = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "review_status");
+  const char *rs = gw_query_get(req, "review_status");
   if (rs && !in_list(rs, statuses, 3)) {
     gw_fail_set(f, 400, "review_status", "not_allowed_value",
                 "review_status must be one of pending, approved, rejected");

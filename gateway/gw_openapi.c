@@ -95,6 +95,7 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
   const gw_route *rt = gw_routes(&n);
   json_t *paths = json_object();
   for (size_t i = 0; i < n; i++) {
+    if (rt[i].local == gw_metrics) continue; /* Prometheus text, not part of the API */
     json_t *item = json_object_get(paths, rt[i].tmpl);
     if (!item) {
       item = json_object();

@@ -15,6 +15,7 @@ static const gw_route routes[] = {
     LOCAL("GET", "/healthz", gw_healthz, "Liveness: the gateway process is up"),
     LOCAL("GET", "/readyz", gw_readyz, "Readiness: the service answers its health check"),
     LOCAL("GET", "/openapi.json", gw_openapi, "This OpenAPI document"),
+    LOCAL("GET", "/metrics", gw_metrics, "Prometheus metrics"),
     CUSTOMER_ROUTES
     CATALOG_ROUTES
     OBJECT_ROUTES

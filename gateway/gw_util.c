@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gw.h"
 
@@ -24,12 +25,32 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
 
 size_t gw_query(const gw_req *req, gw_query_arg *out, size_t cap) {
   query_iter it = {out, cap, 0};
+  if (!req->conn) {
+    for (size_t i = 0; i < req->n_args; i++)
+      collect(&it, MHD_GET_ARGUMENT_KIND, req->args[i].key, req->args[i].value);
+    return it.n;
+  }
   MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect, &it);
   return it.n;
 }
 
+/* The first pair named `key`, ignoring case as libmicrohttpd does. */
+static const gw_query_arg *find_pair(const gw_query_arg *v, size_t n, const char *key) {
+  for (size_t i = 0; i < n; i++)
+    if (strcasecmp(v[i].key, key) == 0) return &v[i];
+  return NULL;
+}
+
+const char *gw_query_get(const gw_req *req, const char *key) {
+  if (req->conn) return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+  const gw_query_arg *a = find_pair(req->args, req->n_args, key);
+  return a ? a->value : NULL;
+}
+
 const char *gw_header(const gw_req *req, const char *name) {
-  return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+  if (req->conn) return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+  const gw_query_arg *h = find_pair(req->headers, req->n_headers, name);
+  return h ? h->value : NULL;
 }
 
 void gw_base_url(const gw_req *req, char *buf, size_t len) {

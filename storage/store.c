@@ -13,6 +13,18 @@
 
 /* ---- errors and small helpers ---------------------------------------- */
 
+/* Every engine call goes through ENGINE so the store can report its load
+ * (calls in flight, i.e. pool connections in use) and its failures. */
+static int engine_done(store *st, int rc) {
+  __atomic_sub_fetch(&st->stats.in_flight, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&st->stats.calls, 1, __ATOMIC_RELAXED);
+  if (rc == STORE_EUNAVAILABLE) __atomic_add_fetch(&st->stats.unavailable, 1, __ATOMIC_RELAXED);
+  if (rc == STORE_EINTERNAL) __atomic_add_fetch(&st->stats.internal, 1, __ATOMIC_RELAXED);
+  return rc;
+}
+#define ENGINE(st, op)                                                                             \
+  (__atomic_add_fetch(&(st)->stats.in_flight, 1, __ATOMIC_RELAXED), (st)->engine->op)
+
 int store_fail(store_err *err, int code, const char *fmt, ...) {
   if (err) {
     va_list ap;
@@ -555,7 +567,7 @@ const char *store_engine(const store *st) {
 int store_ping(store *st, store_err *err) {
   err_clear(err);
   if (!st) return store_fail(err, STORE_EINVAL, "store is NULL");
-  return st->engine->ping(st, err);
+  return engine_done(st, ENGINE(st, ping)(st, err));
 }
 
 /* ---- single documents ---------------------------------------------------- */
@@ -568,14 +580,14 @@ int store_next_id(store *st, const char *tenant, const char *sequence, long long
   if (rc) return rc;
   if (!sequence || !*sequence || strlen(sequence) > 256)
     return store_fail(err, STORE_EINVAL, "sequence name is empty or too long");
-  return st->engine->next_id(st, tenant, sequence, out, err);
+  return engine_done(st, ENGINE(st, next_id)(st, tenant, sequence, out, err));
 }
 
 int store_insert(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err) {
   json_t *id;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_doc(doc, &id, err);
-  return rc ? rc : st->engine->insert(st, tenant, coll, id, doc, err);
+  return rc ? rc : engine_done(st, ENGINE(st, insert)(st, tenant, coll, id, doc, err));
 }
 
 int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
@@ -584,14 +596,14 @@ int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_
   int rc = check_call(st, tenant, coll, err);
   if (!rc && !out) rc = store_fail(err, STORE_EINVAL, "store_get: out is NULL");
   if (!rc) rc = check_id(id, err);
-  return rc ? rc : st->engine->get(st, tenant, coll, id, out, err);
+  return rc ? rc : engine_done(st, ENGINE(st, get)(st, tenant, coll, id, out, err));
 }
 
 int store_replace(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err) {
   json_t *id;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_doc(doc, &id, err);
-  return rc ? rc : st->engine->replace(st, tenant, coll, id, doc, err);
+  return rc ? rc : engine_done(st, ENGINE(st, replace)(st, tenant, coll, id, doc, err));
 }
 
 int store_patch(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
@@ -604,20 +616,20 @@ int store_patch(store *st, const char *tenant, const char *coll, json_t *id, jso
   if (json_object_size(set) == 0) {
     /* Nothing to change, but "not found" must still be reported. */
     json_t *doc = NULL;
-    rc = st->engine->get(st, tenant, coll, id, &doc, err);
+    rc = engine_done(st, ENGINE(st, get)(st, tenant, coll, id, &doc, err));
     if (rc == STORE_OK && out)
       *out = doc;
     else
       json_decref(doc);
     return rc;
   }
-  return st->engine->patch(st, tenant, coll, id, set, out, err);
+  return engine_done(st, ENGINE(st, patch)(st, tenant, coll, id, set, out, err));
 }
 
 int store_delete(store *st, const char *tenant, const char *coll, json_t *id, store_err *err) {
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_id(id, err);
-  return rc ? rc : st->engine->del(st, tenant, coll, id, err);
+  return rc ? rc : engine_done(st, ENGINE(st, del)(st, tenant, coll, id, err));
 }
 
 /* ---- queries --------------------------------------------------------------- */
@@ -628,7 +640,7 @@ int store_count(store *st, const char *tenant, const char *coll, const store_con
   int rc = check_call(st, tenant, coll, err);
   if (!rc && !out) rc = store_fail(err, STORE_EINVAL, "store_count: out is NULL");
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = st->engine->count(st, tenant, coll, c, n_conds, out, err);
+  if (!rc) rc = engine_done(st, ENGINE(st, count)(st, tenant, coll, c, n_conds, out, err));
   free(c);
   return rc;
 }
@@ -639,7 +651,7 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
   long long n = 0;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = st->engine->delete_where(st, tenant, coll, c, n_conds, &n, err);
+  if (!rc) rc = engine_done(st, ENGINE(st, delete_where)(st, tenant, coll, c, n_conds, &n, err));
   free(c);
   if (deleted) *deleted = rc ? 0 : n;
   return rc;
@@ -749,7 +761,7 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
     rc = store_fail(err, STORE_EINTERNAL, "out of memory");
     goto cleanup_seek;
   }
-  rc = st->engine->find(st, tenant, coll, &plan, docs, err);
+  rc = engine_done(st, ENGINE(st, find)(st, tenant, coll, &plan, docs, err));
   if (rc) {
     json_decref(docs);
     goto cleanup_seek;
@@ -768,7 +780,7 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
   out->docs = docs;
   rc = page_cursors(coll, spec, keys, n_keys, q, more, out, err);
   if (!rc && q->count)
-    rc = st->engine->count(st, tenant, coll, conds, q->n_conds, &out->total, err);
+    rc = engine_done(st, ENGINE(st, count)(st, tenant, coll, conds, q->n_conds, &out->total, err));
   if (rc) store_page_clear(out);
 
 cleanup_seek:
@@ -778,4 +790,13 @@ cleanup_spec:
 cleanup_conds:
   free(conds);
   return rc;
+}
+
+void store_get_stats(const store *st, store_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (!st) return;
+  out->in_flight = __atomic_load_n(&st->stats.in_flight, __ATOMIC_RELAXED);
+  out->calls = __atomic_load_n(&st->stats.calls, __ATOMIC_RELAXED);
+  out->unavailable = __atomic_load_n(&st->stats.unavailable, __ATOMIC_RELAXED);
+  out->internal = __atomic_load_n(&st->stats.internal, __ATOMIC_RELAXED);
 }

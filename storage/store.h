@@ -55,6 +55,16 @@ void store_close(store *st);
 const char *store_engine(const store *st); /* "sqlite" or "mongodb" */
 int store_ping(store *st, store_err *err);
 
+/* Load and failures since open, for metrics. in_flight is the number of
+ * engine calls running, i.e. pool connections in use. */
+typedef struct store_stats {
+  long long in_flight;
+  long long calls;
+  long long unavailable;
+  long long internal;
+} store_stats;
+void store_get_stats(const store *st, store_stats *out);
+
 /* Next value of a per-tenant increasing integer sequence (starts at 1). */
 int store_next_id(store *st, const char *tenant, const char *sequence, long long *out,
                   store_err *err);

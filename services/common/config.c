@@ -1,6 +1,7 @@
 /* config.c - flag and environment parsing for both processes. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,4 +71,24 @@ void config_usage(const char *prog, const config_var *vars, size_t n) {
   for (size_t i = 0; i < n; i++)
     fprintf(stderr, "  --%-22s %s (default: %s)\n", vars[i].name, vars[i].help,
             vars[i].def ? vars[i].def : "none");
+}
+
+int config_parse_addr(const char *addr, struct sockaddr_in *sa) {
+  char host[256];
+  const char *colon = strrchr(addr, ':');
+  if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
+  memcpy(host, addr, (size_t)(colon - addr));
+  host[colon - addr] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535) return -1;
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)port);
+  if (strcmp(host, "") == 0 || strcmp(host, "0.0.0.0") == 0) {
+    sa->sin_addr.s_addr = htonl(INADDR_ANY);
+    return 0;
+  }
+  if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+  return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }

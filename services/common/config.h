@@ -19,6 +19,9 @@ typedef struct config_var {
  * the reason in err. */
 int config_load(int argc, char **argv, config_var *vars, size_t n, char *err, size_t errlen);
 const char *config_get(const config_var *vars, size_t n, const char *name);
+struct sockaddr_in;
+/* "host:port" (IPv4, "localhost", or empty/0.0.0.0 for any) -> sockaddr. */
+int config_parse_addr(const char *addr, struct sockaddr_in *sa);
 void config_usage(const char *prog, const config_var *vars, size_t n);
 
 #endif

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <grpc/grpc.h>
+#include <mongoc/mongoc.h>
 
 #include "config.h"
 #include "creds.h"
@@ -15,6 +16,7 @@
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "log.h"
 #include "rpc_health.h"
+#include "rpc_metrics.h"
 #include "rpc_reflect.h"
 #include "rpc_server.h"
 #include "store.h"
@@ -29,11 +31,22 @@ static config_var vars[] = {
     {"EVENTS_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
     {"EVENTS_WORKERS", "8", "worker threads serving calls", NULL},
     {"EVENTS_GRACE_MS", "20000", "how long SIGTERM waits for in-flight calls", NULL},
+    {"EVENTS_METRICS_ADDR", "", "HTTP address of GET /metrics (empty: off)", NULL},
 };
 #define N_VARS (sizeof vars / sizeof *vars)
 
 static const char *get(const char *name) {
   return config_get(vars, N_VARS, name);
+}
+
+/* The driver's own plain-text lines would break the one-JSON-object-per-line
+ * log; its warnings and errors are kept, its chatter is dropped. */
+static void driver_log(mongoc_log_level_t level, const char *domain, const char *message,
+                       void *data) {
+  (void)data;
+  if (level > MONGOC_LOG_LEVEL_WARNING) return;
+  log_json(level <= MONGOC_LOG_LEVEL_CRITICAL ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, message,
+           json_pack("{s:s}", "component", domain ? domain : "mongoc"));
 }
 
 static int fatal(const char *what, const char *detail) {
@@ -68,6 +81,8 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  mongoc_log_set_handler(driver_log, NULL);
+  rpc_metrics_describe();
   rc = 1;
   store *st = NULL;
   store_err serr;
@@ -122,16 +137,25 @@ int main(int argc, char **argv) {
     fatal("cannot start the gRPC server", err);
     goto free_reflect;
   }
+  rpc_metrics *metrics = NULL;
+  const char *maddr = get("EVENTS_METRICS_ADDR");
+  int mport = 0;
+  if (maddr && *maddr && rpc_metrics_start(maddr, st, &metrics, &mport, err, sizeof err) < 0) {
+    fatal("cannot start the metrics listener", err);
+    rpc_server_stop(srv, 0);
+    goto free_reflect;
+  }
   log_json(LOG_LEVEL_INFO, "serving",
-           json_pack("{s:s, s:i, s:s, s:i, s:i}", "addr", cfg.addr, "port", port, "store",
+           json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "addr", cfg.addr, "port", port, "store",
                      store_engine(st), "workers", cfg.workers, "credentials",
-                     (int)creds_count(cr)));
+                     (int)creds_count(cr), "metrics_port", mport));
 
   int sig = 0;
   sigwait(&sigs, &sig);
   log_json(LOG_LEVEL_INFO, "draining", json_pack("{s:i}", "signal", sig));
   rpc_health_set_draining();
   rpc_server_stop(srv, atoi(get("EVENTS_GRACE_MS")));
+  rpc_metrics_stop(metrics);
   log_printf(LOG_LEVEL_INFO, "stopped");
   rc = 0;
 

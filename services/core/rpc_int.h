@@ -31,6 +31,7 @@ struct rpc_call {
   grpc_byte_buffer *payload;
   grpc_byte_buffer *response;
   int cancelled;
+  int arrived; /* a client call, not just a pending request */
   char tenant[65];
 
   grpc_status_code status;

@@ -18,6 +18,7 @@
 #include <grpc/grpc_security.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "rpc_int.h"
 
 enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
@@ -64,6 +65,7 @@ static rpc_call *call_new(rpc_server *s, rpc_method *m, grpc_completion_queue *c
 }
 
 static void call_free(rpc_call *c) {
+  if (c->arrived) metrics_gauge_add("events_rpc_in_flight", "", -1);
   if (c->call) grpc_call_unref(c->call);
   grpc_metadata_array_destroy(&c->md);
   if (!c->method) grpc_call_details_destroy(&c->details);
@@ -100,10 +102,16 @@ static const char *method_name(const rpc_call *c, char *buf, size_t len) {
 }
 
 static void call_log(rpc_call *c) {
-  if (!log_enabled(LOG_LEVEL_INFO)) return;
-  char buf[256];
+  char buf[256], labels[512];
   gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
   double ms = (double)d.tv_sec * 1e3 + d.tv_nsec / 1e6;
+  /* Unknown methods share one label value so clients cannot grow the series. */
+  const char *mlabel = c->method ? c->method->path : "unknown";
+  snprintf(labels, sizeof labels, "method=\"%s\",code=\"%d\"", mlabel, (int)c->status);
+  metrics_count("events_rpc_requests_total", labels, 1);
+  snprintf(labels, sizeof labels, "method=\"%s\"", mlabel);
+  metrics_observe("events_rpc_duration_seconds", labels, ms / 1e3);
+  if (!log_enabled(LOG_LEVEL_INFO)) return;
   json_t *f = json_pack("{s:s, s:i, s:f}", "method", method_name(c, buf, sizeof buf), "code",
                         (int)c->status, "ms", ms);
   if (f && c->tenant[0]) json_object_set_new(f, "tenant", json_string(c->tenant));
@@ -281,6 +289,8 @@ fail:
 static void on_arrival(rpc_call *c) {
   rpc_server *s = c->srv;
   c->started = gpr_now(GPR_CLOCK_MONOTONIC);
+  c->arrived = 1;
+  metrics_gauge_add("events_rpc_in_flight", "", 1);
   if (!s->stopping) call_request(s, c->method, c->cq);
   if (!c->method) {
     rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");

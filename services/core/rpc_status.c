@@ -9,6 +9,7 @@
 
 #include "google/protobuf/any.pb-c.h"
 #include "google/rpc/status.pb-c.h"
+#include "metrics.h"
 #include "rpc_int.h"
 
 const char *rpc_tenant(const rpc_call *c) {
@@ -69,6 +70,9 @@ void rpc_fail_store(rpc_call *c, const store_err *err) {
   case STORE_EINVAL: code = GRPC_STATUS_INVALID_ARGUMENT; break;
   default: code = GRPC_STATUS_INTERNAL; break;
   }
+  char labels[64];
+  snprintf(labels, sizeof labels, "code=\"%d\"", err->code);
+  metrics_count("events_store_errors_total", labels, 1);
   /* Internal detail stays in the log, not in the reply. */
   rpc_fail(c, code, "%s",
            code == GRPC_STATUS_INTERNAL      ? "internal error"

@@ -146,6 +146,7 @@ class Stack:
         self.workdir = workdir
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.metrics_port = free_port()
         self.store_url = store_url
         env = dict(os.environ)
         env.update({
@@ -153,6 +154,7 @@ class Stack:
             "EVENTS_STORE": store_url,
             "EVENTS_CREDENTIALS": credentials,
             "EVENTS_LOG_LEVEL": "warn",
+            "EVENTS_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
         })
         self.service = Process([os.path.join(BIN, "events-service")], env,
                                os.path.join(workdir, f"{name}-service.log"))

@@ -1,0 +1,99 @@
+/* rpc_metrics.c - GET /metrics of events-service on its own port, so
+ * Prometheus scrapes it without gRPC. One polling thread is plenty: a scrape
+ * renders a few kilobytes. */
+#include "rpc_metrics.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct rpc_metrics {
+  struct MHD_Daemon *daemon;
+  store *st;
+};
+
+void rpc_metrics_describe(void) {
+  metrics_describe("events_rpc_requests_total", "counter", "RPCs by method and status code");
+  metrics_describe("events_rpc_duration_seconds", "histogram", "RPC latency by method");
+  metrics_describe("events_rpc_in_flight", "gauge", "RPCs being served");
+  metrics_describe("events_store_errors_total", "counter",
+                   "store failures seen by handlers, by store error code");
+  metrics_describe("events_store_calls_in_flight", "gauge",
+                   "store calls running (pool connections in use)");
+  metrics_describe("events_store_calls_total", "counter", "store calls made");
+  metrics_describe("events_store_unavailable_total", "counter",
+                   "store calls that failed because the store was unreachable");
+}
+
+static void sample_store(store *st) {
+  store_stats s;
+  store_get_stats(st, &s);
+  metrics_gauge_set("events_store_calls_in_flight", "", (double)s.in_flight);
+  metrics_gauge_set("events_store_calls_total", "", (double)s.calls);
+  metrics_gauge_set("events_store_unavailable_total", "", (double)s.unavailable);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+  (void)version;
+  (void)upload;
+  (void)upload_size;
+  (void)con_cls;
+  rpc_metrics *m = cls;
+  int ok = strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0;
+  char *text = NULL;
+  if (ok) {
+    sample_store(m->st);
+    text = metrics_render();
+  }
+  const char *body = text ? text : "not found\n";
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+  free(text);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  enum MHD_Result ret = MHD_queue_response(conn, ok ? 200 : 404, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+int rpc_metrics_start(const char *addr, store *st, rpc_metrics **out, int *port, char *err,
+                      size_t errlen) {
+  struct sockaddr_in sa;
+  if (config_parse_addr(addr, &sa) < 0) {
+    snprintf(err, errlen, "bad EVENTS_METRICS_ADDR \"%s\" (want IPv4 host:port)", addr);
+    return -1;
+  }
+  rpc_metrics *m = calloc(1, sizeof *m);
+  if (!m) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  m->st = st;
+  m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                               on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                               MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
+                               10u, MHD_OPTION_END);
+  if (!m->daemon) {
+    snprintf(err, errlen, "cannot listen on %s", addr);
+    free(m);
+    return -1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  *port = info ? info->port : 0;
+  *out = m;
+  return 0;
+}
+
+void rpc_metrics_stop(rpc_metrics *m) {
+  if (!m) return;
+  MHD_stop_daemon(m->daemon);
+  free(m);
+}
