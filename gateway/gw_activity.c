@@ -262,11 +262,7 @@ static void activity_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
     json_array_append_new(errors, error_object(http, f->message, src));
   }
   resp->body = json_pack("{s:o}", "errors", errors);
-  resp->status = http;
-  /* The pipeline answers with f->http after this hook; the failure object
-   * is the caller's own (non-const) gw_fail, so the 422 decided here must be
-   * written back for the status line to match the body. */
-  ((gw_fail *)f)->http = http;
+  resp->status = http; /* may differ from f->http: 422 for document violations */
 }
 
 static json_t *activity_error_schema(void) {
