@@ -200,19 +200,14 @@ static void drop_connections(Event *e) {
   e->n_data_connections = 0;
 }
 
+static ProtobufCMessage *decode_event(rpc_call *c, json_t *doc) {
+  Event *e = event_from_doc(c, doc);
+  return e ? &e->base : NULL;
+}
+
 static Event *load_event(rpc_call *c, int64_t id) {
-  json_t *key = json_integer(id), *doc = NULL;
-  store_err err;
-  Event *e = NULL;
-  if (store_get(rpc_store(c), rpc_tenant(c), COLL, key, &doc, &err) < 0) {
-    if (err.code == STORE_ENOTFOUND)
-      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %lld not found", (long long)id);
-    else
-      rpc_fail_store(c, &err);
-  } else {
-    e = event_from_doc(c, doc);
-  }
-  json_decref(doc);
+  json_t *key = json_integer(id);
+  Event *e = (Event *)doc_load(c, COLL, key, NULL, decode_event, "event");
   json_decref(key);
   return e;
 }
@@ -497,16 +492,10 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
       rpc_fail_store(c, &err);
     goto free_conds;
   }
-  events = calloc(json_array_size(page.docs) + 1, sizeof *events);
-  if (!events) {
-    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto free_page;
-  }
-  for (; n_events < json_array_size(page.docs); n_events++) {
-    events[n_events] = event_from_doc(c, json_array_get(page.docs, n_events));
-    if (!events[n_events]) goto free_events;
-    if (!in->provide_data_connections) drop_connections(events[n_events]);
-  }
+  if (doc_decode_all(c, page.docs, NULL, decode_event, (ProtobufCMessage ***)&events, &n_events) < 0)
+    goto free_results;
+  for (size_t i = 0; !in->provide_data_connections && i < n_events; i++)
+    drop_connections(events[i]);
   Events__Activity__V1__ListEventsResponse out = EVENTS__ACTIVITY__V1__LIST_EVENTS_RESPONSE__INIT;
   Int64Value total = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
   out.n_events = n_events;
@@ -518,11 +507,8 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
     out.total_count = &total;
   }
   done(&out, c);
-free_events:
-  for (size_t i = 0; i < n_events; i++)
-    free_event(events[i]);
-  free(events);
-free_page:
+free_results:
+  doc_free_all((ProtobufCMessage **)events, n_events);
   store_page_clear(&page);
 free_conds:
   conds_clear(&q);

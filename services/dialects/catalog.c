@@ -456,13 +456,9 @@ static void list_resources(const kind *k, const Events__Catalog__V1__ListResourc
     rpc_fail(c, GRPC_STATUS_NOT_FOUND, "Invalid page.");
     goto reply;
   }
-  results = calloc(json_array_size(page.docs) + 1, sizeof *results);
-  if (!results) {
-    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  if (doc_decode_all(c, page.docs, &events__catalog__v1__resource__descriptor, NULL,
+                     (ProtobufCMessage ***)&results, &n_results) < 0)
     goto reply;
-  }
-  for (; n_results < json_array_size(page.docs); n_results++)
-    if (!(results[n_results] = decode(c, json_array_get(page.docs, n_results)))) goto reply;
   Events__Catalog__V1__ListResourcesResponse out =
       EVENTS__CATALOG__V1__LIST_RESOURCES_RESPONSE__INIT;
   out.count = page.total;
@@ -473,9 +469,7 @@ static void list_resources(const kind *k, const Events__Catalog__V1__ListResourc
   done(&out, c);
 reply:
   if (rpc_failed(c)) done(NULL, c);
-  for (size_t i = 0; i < n_results; i++)
-    protobuf_c_message_free_unpacked(&results[i]->base, NULL);
-  free(results);
+  doc_free_all((ProtobufCMessage **)results, n_results);
   store_page_clear(&page);
   for (size_t i = 0; i < 3; i++)
     json_decref(vals[i]);

@@ -123,18 +123,8 @@ free_records:
 /* Loads one event of the tenant; NULL with the call failed otherwise. */
 static Event *load_event(rpc_call *c, const char *event_id) {
   if (!check_id(c, "event_id", event_id)) return NULL;
-  json_t *id = json_string(event_id), *doc = NULL;
-  store_err err;
-  Event *ev = NULL;
-  if (store_get(rpc_store(c), rpc_tenant(c), COLL, id, &doc, &err) < 0) {
-    if (err.code == STORE_ENOTFOUND)
-      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", event_id);
-    else
-      rpc_fail_store(c, &err);
-  } else {
-    ev = (Event *)doc_decode(c, doc, &events__customer__v1__event__descriptor);
-  }
-  json_decref(doc);
+  json_t *id = json_string(event_id);
+  Event *ev = (Event *)doc_load(c, COLL, id, &events__customer__v1__event__descriptor, NULL, "event");
   json_decref(id);
   return ev;
 }
@@ -221,25 +211,16 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
     rpc_fail_store(c, &err);
     goto free_values;
   }
-  events = calloc(json_array_size(page.docs) + 1, sizeof *events);
-  if (!events) {
-    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto free_page;
-  }
-  for (; n_events < json_array_size(page.docs); n_events++) {
-    events[n_events] = (Event *)doc_decode(c, json_array_get(page.docs, n_events),
-                                           &events__customer__v1__event__descriptor);
-    if (!events[n_events]) goto free_events;
-    if (!in->include_property_records) drop_records(events[n_events]);
-  }
+  if (doc_decode_all(c, page.docs, &events__customer__v1__event__descriptor, NULL,
+                     (ProtobufCMessage ***)&events, &n_events) < 0)
+    goto free_results;
+  for (size_t i = 0; !in->include_property_records && i < n_events; i++) drop_records(events[i]);
   out.n_events = n_events;
   out.events = events;
   out.total_items = page.total;
   done(&out, c);
-free_events:
-  for (size_t i = 0; i < n_events; i++) protobuf_c_message_free_unpacked(&events[i]->base, NULL);
-  free(events);
-free_page:
+free_results:
+  doc_free_all((ProtobufCMessage **)events, n_events);
   store_page_clear(&page);
 free_values:
   for (size_t i = 0; i < n; i++) json_decref(vals[i]);

@@ -1,6 +1,7 @@
 /* docs.c - shared handler plumbing: stored documents and field checks. */
 #include "docs.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "pbjson.h"
@@ -24,6 +25,52 @@ ProtobufCMessage *doc_decode(rpc_call *c, json_t *doc, const ProtobufCMessageDes
     return NULL;
   }
   return msg;
+}
+
+static ProtobufCMessage *decode_with(rpc_call *c, json_t *doc,
+                                     const ProtobufCMessageDescriptor *desc, doc_decoder decode) {
+  return decode ? decode(c, doc) : doc_decode(c, doc, desc);
+}
+
+ProtobufCMessage *doc_load(rpc_call *c, const char *coll, json_t *key,
+                           const ProtobufCMessageDescriptor *desc, doc_decoder decode,
+                           const char *what) {
+  json_t *doc = NULL;
+  store_err err;
+  ProtobufCMessage *msg = NULL;
+  if (store_get(rpc_store(c), rpc_tenant(c), coll, key, &doc, &err) < 0) {
+    if (err.code != STORE_ENOTFOUND)
+      rpc_fail_store(c, &err);
+    else if (json_is_integer(key))
+      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "%s %lld not found", what,
+               (long long)json_integer_value(key));
+    else
+      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "%s %s not found", what, json_string_value(key));
+  } else {
+    msg = decode_with(c, doc, desc, decode);
+  }
+  json_decref(doc);
+  return msg;
+}
+
+int doc_decode_all(rpc_call *c, json_t *docs, const ProtobufCMessageDescriptor *desc,
+                   doc_decoder decode, ProtobufCMessage ***out, size_t *n) {
+  *n = 0;
+  *out = calloc(json_array_size(docs) + 1, sizeof **out);
+  if (!*out) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < json_array_size(docs); i++) {
+    if (!((*out)[i] = decode_with(c, json_array_get(docs, i), desc, decode))) return -1;
+    *n = i + 1;
+  }
+  return 0;
+}
+
+void doc_free_all(ProtobufCMessage **msgs, size_t n) {
+  for (size_t i = 0; i < n; i++) protobuf_c_message_free_unpacked(msgs[i], NULL);
+  free(msgs);
 }
 
 int check_required(rpc_call *c, const char *field, const char *value) {

@@ -17,6 +17,22 @@ json_t *doc_encode(const ProtobufCMessage *msg, json_t *id);
  * skipped); NULL and an INTERNAL failure on a corrupt document. */
 ProtobufCMessage *doc_decode(rpc_call *c, json_t *doc, const ProtobufCMessageDescriptor *desc);
 
+/* A dialect's own decoding of a stored document (e.g. undoing an encoding
+ * of its own before doc_decode); NULL means doc_decode with the descriptor. */
+typedef ProtobufCMessage *(*doc_decoder)(rpc_call *c, json_t *doc);
+
+/* Gets the document `key` of coll and decodes it; a missing one fails the
+ * call with NOT_FOUND "<what> <key> not found". NULL when the call failed. */
+ProtobufCMessage *doc_load(rpc_call *c, const char *coll, json_t *key,
+                           const ProtobufCMessageDescriptor *desc, doc_decoder decode,
+                           const char *what);
+/* Decodes every document of a page into *out (*n of them, the array one
+ * longer than needed so it is never empty); free with doc_free_all, also on
+ * failure, which fails the call. */
+int doc_decode_all(rpc_call *c, json_t *docs, const ProtobufCMessageDescriptor *desc,
+                   doc_decoder decode, ProtobufCMessage ***out, size_t *n);
+void doc_free_all(ProtobufCMessage **msgs, size_t n);
+
 /* Checks of request fields: each records a violation naming `field` and
  * returns 0 when the value is bad. */
 int check_required(rpc_call *c, const char *field, const char *value);

@@ -187,24 +187,14 @@ static Event *load_event(rpc_call *c, const char *object_id, const char *event_i
   char key[37];
   check_object_id(c, object_id);
   if (!check_event_id(c, event_id, key) || rpc_failed(c)) return NULL;
-  json_t *id = json_string(key), *doc = NULL;
-  store_err err;
-  Event *ev = NULL;
-  if (store_get(rpc_store(c), rpc_tenant(c), COLL, id, &doc, &err) < 0) {
-    if (err.code == STORE_ENOTFOUND)
-      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", event_id);
-    else
-      rpc_fail_store(c, &err);
-  } else {
-    ev = (Event *)doc_decode(c, doc, &events__object__v1__event__descriptor);
-    if (ev && strcmp(ev->object, object_id) != 0) {
-      protobuf_c_message_free_unpacked(&ev->base, NULL);
-      ev = NULL;
-      rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", event_id);
-    }
-  }
-  json_decref(doc);
+  json_t *id = json_string(key);
+  Event *ev = (Event *)doc_load(c, COLL, id, &events__object__v1__event__descriptor, NULL, "event");
   json_decref(id);
+  if (ev && strcmp(ev->object, object_id) != 0) {
+    protobuf_c_message_free_unpacked(&ev->base, NULL);
+    ev = NULL;
+    rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", event_id);
+  }
   return ev;
 }
 
@@ -376,25 +366,15 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
       rpc_fail_store(c, &err);
     goto reply;
   }
-  events = calloc(json_array_size(page.docs) + 1, sizeof *events);
-  if (!events) {
-    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto free_page;
-  }
-  for (; n_events < json_array_size(page.docs); n_events++) {
-    events[n_events] = (Event *)doc_decode(c, json_array_get(page.docs, n_events),
-                                           &events__object__v1__event__descriptor);
-    if (!events[n_events]) goto free_events;
-  }
+  if (doc_decode_all(c, page.docs, &events__object__v1__event__descriptor, NULL,
+                     (ProtobufCMessage ***)&events, &n_events) < 0)
+    goto free_results;
   out.n_events = n_events;
   out.events = events;
   if (page.next) out.next_page_token = page.next;
   done(&out, c);
-free_events:
-  for (size_t i = 0; i < n_events; i++)
-    protobuf_c_message_free_unpacked(&events[i]->base, NULL);
-  free(events);
-free_page:
+free_results:
+  doc_free_all((ProtobufCMessage **)events, n_events);
   store_page_clear(&page);
 reply:
   json_decref(enc);
