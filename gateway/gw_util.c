@@ -53,12 +53,67 @@ const char *gw_header(const gw_req *req, const char *name) {
   return h ? h->value : NULL;
 }
 
+/* A Host value links may carry: RFC 3986 host[:port] characters only (no
+ * spaces, quotes, controls or non-ASCII bytes, which JSON strings and URLs
+ * could not hold as they are). */
+static int valid_host(const char *h) {
+  if (!h || !*h || strlen(h) > 255) return 0;
+  for (const unsigned char *p = (const unsigned char *)h; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr("-._~!$&'()*+,;=:[]%", *p)))
+      return 0;
+  return 1;
+}
+
 void gw_base_url(const gw_req *req, char *buf, size_t len) {
   const char *host = gw_header(req, "X-Forwarded-Host");
-  if (!host) host = gw_header(req, "Host");
+  if (!valid_host(host)) host = gw_header(req, "Host");
+  if (!valid_host(host)) host = NULL;
   const char *proto = gw_header(req, "X-Forwarded-Proto");
   if (!proto || (strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0)) proto = "http";
-  snprintf(buf, len, "%s://%s", proto, host ? host : "localhost");
+  if (!host) host = "localhost";
+  /* Behind a chain of proxies the first host is the one the client used. */
+  int n = (int)strcspn(host, ", ");
+  snprintf(buf, len, "%s://%.*s", proto, n, host);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_seq(const unsigned char *s) {
+  unsigned c = s[0];
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
+  }
+  return 0;
+}
+
+void gw_utf8_scrub(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    size_t k = utf8_seq(p);
+    if (k) {
+      p += k;
+    } else {
+      *p++ = '?';
+    }
+  }
+}
+
+json_t *gw_text(const char *s) {
+  json_t *j = json_string(s ? s : "");
+  if (j) return j;
+  char *copy = strdup(s);
+  if (!copy) return json_string("");
+  gw_utf8_scrub(copy);
+  j = json_string(copy);
+  free(copy);
+  return j ? j : json_string("");
 }
 
 void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt, ...) {
@@ -70,6 +125,9 @@ void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, co
   va_start(ap, fmt);
   vsnprintf(f->message, sizeof f->message, fmt, ap);
   va_end(ap);
+  /* Client text (a parameter name, a cut value) ends up in JSON bodies. */
+  gw_utf8_scrub(f->field);
+  gw_utf8_scrub(f->message);
 }
 
 void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix) {
@@ -134,16 +192,24 @@ static json_t *parse_bool(const char *param, const char *v, gw_fail *f) {
   return NULL;
 }
 
+/* A query value as a JSON string; a value that is not UTF-8 (a decoded %FF)
+ * is the client's mistake, named by its parameter. */
+static json_t *text_value(const char *param, const char *v, gw_fail *f) {
+  json_t *j = json_string(v);
+  if (!j) gw_fail_set(f, 400, param, "invalid_value_format", "%s must be UTF-8 text", param);
+  return j;
+}
+
 /* An unencoded '+' in a query string arrives as a space, so
  * "...T10:00:00 01:00" is the offset +01:00 a client meant. */
-static json_t *time_value(const char *v) {
+static json_t *time_value(const char *param, const char *v, gw_fail *f) {
   const char *t = strchr(v, 'T');
   const char *sp = t ? strchr(t, ' ') : NULL;
-  if (!sp || strlen(sp) != 6 || sp[3] != ':') return json_string(v);
+  if (!sp || strlen(sp) != 6 || sp[3] != ':') return text_value(param, v, f);
   char buf[64];
   snprintf(buf, sizeof buf, "%s", v);
   buf[sp - v] = '+';
-  return json_string(buf);
+  return text_value(param, buf, f);
 }
 
 json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
@@ -174,11 +240,11 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
     if (strcmp(wk, "google.protobuf.Int32Value") == 0)
       return parse_int(param, value, INT32_MIN, INT32_MAX, f);
     if (strcmp(wk, "google.protobuf.BoolValue") == 0) return parse_bool(param, value, f);
-    if (strcmp(wk, "google.protobuf.Timestamp") == 0) return time_value(value);
-    return json_string(value);
+    if (strcmp(wk, "google.protobuf.Timestamp") == 0) return time_value(param, value, f);
+    return text_value(param, value, f);
   }
   default:
-    return json_string(value);
+    return text_value(param, value, f);
   }
 }
 
