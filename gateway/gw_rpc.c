@@ -17,8 +17,13 @@ int gw_rpc_init(const char *target) {
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 64 << 20},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
+      /* With several service pods behind a headless Service, spread calls
+       * over all of them rather than pinning to the first address. */
+      {.type = GRPC_ARG_STRING,
+       .key = GRPC_ARG_SERVICE_CONFIG,
+       .value.string = "{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"},
   };
-  grpc_channel_args chargs = {.num_args = 2, .args = args};
+  grpc_channel_args chargs = {.num_args = 3, .args = args};
   channel = grpc_channel_create(target, cr, &chargs);
   grpc_channel_credentials_release(cr);
   return channel ? 0 : -1;

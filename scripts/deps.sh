@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler protobuf-c-compiler
   libprotobuf-c-dev libmicrohttpd-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev
-  libcmocka-dev libssl-dev clang-format ninja-build curl ca-certificates)
+  libcmocka-dev libssl-dev clang-format ninja-build curl ca-certificates wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
@@ -24,6 +24,7 @@ gobin=$(go env GOPATH)/bin
 export PATH="$gobin:$PATH"
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.1
 [ -x "$gobin/ghz" ] || go install github.com/bojand/ghz/cmd/ghz@v0.120.0
+[ -x "$gobin/kustomize" ] || go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.3
 
 venv="$root/.venv"
 req="$root/tests/requirements.txt"

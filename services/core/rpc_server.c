@@ -387,8 +387,12 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
 
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 4 << 20},
+      /* Clients reconnect (and re-resolve) now and then, so replicas added by
+       * the autoscaler receive traffic from long-lived channels. */
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_AGE_MS, .value.integer = 300000},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, .value.integer = 30000},
   };
-  grpc_channel_args chargs = {.num_args = 1, .args = args};
+  grpc_channel_args chargs = {.num_args = 3, .args = args};
   s->server = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; i < s->n_methods; i++) {
     rpc_method *m = &s->methods[i];
