@@ -22,7 +22,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev \
+      libgrpc-dev protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev \
       libmicrohttpd-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
