@@ -12,6 +12,7 @@
 
 #include "google/rpc/error_details.pb-c.h"
 #include "pbjson.h"
+#include "utf8.h"
 
 #define GW_MAX_BODY (1u << 20)
 #define GW_MAX_PARAMS 4
@@ -149,6 +150,9 @@ void gw_base_url(const gw_req *req, char *buf, size_t len);
 int gw_body_json(const gw_req *req, json_t **out, gw_fail *f);
 void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* s as a JSON string, invalid UTF-8 repaired (utf8_json); never NULL
+ * (barring memory). */
+json_t *gw_text(const char *s);
 void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix);
 /* Sets request fields from a JSON object (field names, typed values) - the
  * same mapper as bodies. */

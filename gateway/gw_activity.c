@@ -98,8 +98,7 @@ static json_t *error_object(int http, const char *detail, json_t *source) {
       id = error_kinds[i].id;
       title = error_kinds[i].title;
     }
-  json_t *e =
-      json_pack("{s:s, s:s, s:s}", "id", id, "title", title, "detail", detail ? detail : "");
+  json_t *e = json_pack("{s:s, s:s, s:o}", "id", id, "title", title, "detail", gw_text(detail));
   if (source) json_object_set_new(e, "source", source);
   return e;
 }
@@ -205,7 +204,7 @@ static json_t *violation_source(const gw_req *req, const char *field, int *in_bo
     *in_body = 1;
     const char *last = strrchr(pointer, '/');
     snprintf(name, len, "%s", strcmp(pointer, "/data") ? last + 1 : "data");
-    return json_pack("{s:s}", "pointer", pointer);
+    return json_pack("{s:o}", "pointer", gw_text(pointer));
   }
   int listing = req->route && req->route->rpc && strstr(req->route->rpc, "/ListEvents");
   const char *param = listing ? list_param_of(field) : NULL;
@@ -220,10 +219,10 @@ static json_t *violation_detail(const Google__Rpc__BadRequest__FieldViolation *v
                                 const char *name) {
   const char *desc = v->description ? v->description : "", *field = v->field ? v->field : "";
   size_t n = strlen(field);
-  if (!n || strncmp(desc, field, n) != 0) return json_string(desc);
+  if (!n || strncmp(desc, field, n) != 0) return gw_text(desc);
   char buf[600];
   snprintf(buf, sizeof buf, "%s%s", name, desc + n);
-  return json_string(buf);
+  return gw_text(buf);
 }
 
 static void activity_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
@@ -256,9 +255,9 @@ static void activity_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   } else {
     json_t *src = NULL;
     if (f->field[0] == '/')
-      src = json_pack("{s:s}", "pointer", f->field);
+      src = json_pack("{s:o}", "pointer", gw_text(f->field));
     else if (f->field[0])
-      src = json_pack("{s:s}", "parameter", f->field);
+      src = json_pack("{s:o}", "parameter", gw_text(f->field));
     json_array_append_new(errors, error_object(http, f->message, src));
   }
   resp->body = json_pack("{s:o}", "errors", errors);
@@ -533,38 +532,14 @@ static json_t *header_text(const gw_req *req, const char *name, int first_of_lis
   while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
     n--;
   if (!n) return NULL;
-  char *out = malloc(n * 3 + 1);
-  if (!out) return NULL;
-  size_t o = 0, chars = 0;
+  /* Cut after MAX_TEXT characters, a bad byte counting as one. */
   const unsigned char *s = (const unsigned char *)v;
-  for (size_t i = 0; i < n && chars < MAX_TEXT; chars++) {
-    size_t len = s[i] < 0x80         ? 1
-                 : (s[i] >> 5) == 6  ? 2
-                 : (s[i] >> 4) == 14 ? 3
-                 : (s[i] >> 3) == 30 ? 4
-                                     : 0;
-    int ok = len && i + len <= n && !(len == 2 && s[i] < 0xC2);
-    for (size_t k = 1; ok && k < len; k++)
-      ok = (s[i + k] & 0xC0) == 0x80;
-    if (ok && len == 3)
-      ok = !(s[i] == 0xE0 && s[i + 1] < 0xA0) && !(s[i] == 0xED && s[i + 1] >= 0xA0);
-    if (ok && len == 4)
-      ok =
-          s[i] <= 0xF4 && !(s[i] == 0xF0 && s[i + 1] < 0x90) && !(s[i] == 0xF4 && s[i + 1] >= 0x90);
-    if (ok) {
-      memcpy(out + o, s + i, len);
-      o += len;
-      i += len;
-    } else {
-      memcpy(out + o, "\xEF\xBF\xBD", 3);
-      o += 3;
-      i++;
-    }
+  size_t i = 0;
+  for (size_t chars = 0; i < n && chars < MAX_TEXT; chars++) {
+    size_t len = utf8_seq(s + i, n - i);
+    i += len ? len : 1;
   }
-  out[o] = '\0';
-  json_t *j = json_string(out);
-  free(out);
-  return j;
+  return utf8_json(v, i);
 }
 
 static int ua_has(const char *ua, const char *const *words) {
@@ -862,7 +837,11 @@ static json_t *filter_value(const char *param, int kind, const char *s, size_t n
   }
   memcpy(buf, s, n);
   buf[n] = '\0';
-  if (kind == K_STRING) return json_string(buf);
+  if (kind == K_STRING) {
+    json_t *j = json_string(buf);
+    if (!j) bad_param(f, param, "invalid_value_format", "not UTF-8 text", "...");
+    return j;
+  }
   if (kind == K_TIME) {
     int64_t secs;
     int32_t nanos;
@@ -984,7 +963,8 @@ static int list_arg(const gw_query_arg *a, int kind, const char *field, json_t *
   }
   case K_CURSOR:
     if (!a->value[0]) return bad_param(f, a->key, "invalid_value_format", "empty cursor", "");
-    v = json_string(a->value);
+    if (!(v = json_string(a->value)))
+      return bad_param(f, a->key, "invalid_value_format", "not a cursor", "...");
     break;
   case K_BOOL:
     if (strcmp(a->value, "true") && strcmp(a->value, "false"))

@@ -20,9 +20,9 @@ static void catalog_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   const char *field = f->field;
   if (strncmp(field, "resource.", 9) == 0) field += 9;
   if (*field)
-    resp->body = json_pack("{s:s, s:s}", "detail", f->message, "field", field);
+    resp->body = json_pack("{s:o, s:o}", "detail", gw_text(f->message), "field", gw_text(field));
   else
-    resp->body = json_pack("{s:s}", "detail", f->message);
+    resp->body = json_pack("{s:o}", "detail", gw_text(f->message));
 }
 
 static json_t *catalog_error_schema(void) {

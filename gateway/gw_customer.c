@@ -1,6 +1,7 @@
 /* gw_customer.c - customer events (seed 001) under
  * /rest-api/enterprise-interface/v1.0: {"data": ...} envelopes and
  * {"error": {...}} bodies with invalid_params. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,8 +33,8 @@ static const char *reason_name(const char *r) {
 }
 
 static json_t *invalid_param(const char *name, const char *reason, const char *message) {
-  return json_pack("{s:s, s:s, s:n, s:s}", "name", name, "reason", reason_name(reason), "value",
-                   "message", message);
+  return json_pack("{s:o, s:s, s:n, s:o}", "name", gw_text(name), "reason", reason_name(reason),
+                   "value", "message", gw_text(message));
 }
 
 static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
@@ -52,12 +53,12 @@ static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   } else if (f->http == 404 && req->route) {
     const char *id = gw_param(req, "event_id");
     json_object_set_new(data, "resource_name", json_string("events"));
-    json_object_set_new(data, "resource_id", id ? json_string(id) : json_null());
+    json_object_set_new(data, "resource_id", id ? gw_text(id) : json_null());
   }
-  resp->body = json_pack("{s:{s:s, s:s, s:s, s:s, s:o}}", "error", "type", "about:blank",
-                         "exception", exception_name(f->http), "title",
-                         MHD_get_reason_phrase_for((unsigned)f->http), "detail", f->message,
-                         "error_data", data);
+  resp->body =
+      json_pack("{s:{s:s, s:s, s:s, s:o, s:o}}", "error", "type", "about:blank", "exception",
+                exception_name(f->http), "title", MHD_get_reason_phrase_for((unsigned)f->http),
+                "detail", gw_text(f->message), "error_data", data);
 }
 
 static json_t *customer_error_schema(void) {
@@ -79,9 +80,41 @@ const gw_dialect gw_customer = {
 
 /* ---- routes ---- */
 
+/* Output-only members are refused (400 not_allowed_value), as in the other
+ * dialects, rather than silently dropped: the server assigns them. */
+static int refuse_read_only(json_t *body, gw_fail *f) {
+  static const char *const event_ro[] = {"event_id", "created_at", "state", "property_records"};
+  static const char *const record_ro[] = {"property_record_id", "last_change"};
+  json_t *event = json_object_get(body, "event"),
+         *records = json_object_get(body, "property_records");
+  for (size_t i = 0; json_is_object(event) && i < sizeof event_ro / sizeof *event_ro; i++)
+    if (json_object_get(event, event_ro[i])) {
+      char name[64];
+      snprintf(name, sizeof name, "event.%s", event_ro[i]);
+      gw_fail_set(f, 400, name, "not_allowed_value", "%s is read-only", name);
+      return -1;
+    }
+  size_t n;
+  json_t *rec;
+  json_array_foreach(records, n, rec) {
+    for (size_t i = 0; json_is_object(rec) && i < sizeof record_ro / sizeof *record_ro; i++)
+      if (json_object_get(rec, record_ro[i])) {
+        char name[96];
+        snprintf(name, sizeof name, "property_records[%zu].%s", n, record_ro[i]);
+        gw_fail_set(f, 400, name, "not_allowed_value", "%s is read-only", name);
+        return -1;
+      }
+  }
+  return 0;
+}
+
 int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *body;
   if (gw_body_json(req, &body, f) < 0) return -1;
+  if (refuse_read_only(body, f) < 0) {
+    json_decref(body);
+    return -1;
+  }
   /* "data" may be any JSON; the API stores and returns it as JSON text. */
   json_t *event = json_object_get(body, "event");
   json_t *data = json_is_object(event) ? json_object_get(event, "data") : NULL;
@@ -124,8 +157,7 @@ int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
     return -1;
   const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
   /* 0 means "default" over gRPC, but an explicit count=0 is out of range. */
-  if (gw_query_get(req, "count") &&
-      (r->page_size < 1 || r->page_size > 1000)) {
+  if (gw_query_get(req, "count") && (r->page_size < 1 || r->page_size > 1000)) {
     gw_fail_set(f, 400, "count", "out_of_range", "count must be between 1 and 1000");
     return -1;
   }

@@ -119,10 +119,16 @@ done:
 }
 
 static void log_request(const gw_req *req, int status, long long us) {
-  if (!log_enabled(LOG_LEVEL_INFO)) return;
-  json_t *f = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", req->method, "path", req->path,
-                        "status", status, "ms", (double)us / 1000.0, "request_id", req->request_id);
-  log_json(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "http", f);
+  int level = status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+  if (!log_enabled(level)) return;
+  const log_field f[] = {
+      {.key = "method", .kind = LOG_STR, .s = req->method},
+      {.key = "path", .kind = LOG_STR, .s = req->path},
+      {.key = "status", .kind = LOG_INT, .i = status},
+      {.key = "ms", .kind = LOG_NUM, .d = (double)us / 1000.0},
+      {.key = "request_id", .kind = LOG_STR, .s = req->request_id},
+  };
+  log_fields(level, "http", f, sizeof f / sizeof *f);
 }
 
 /* Series are labelled by route template, never by raw path, so their number

@@ -50,7 +50,7 @@ static void object_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
     snprintf(message, sizeof message, "%s",
              f->message[0] ? f->message : MHD_get_reason_phrase_for((unsigned)f->http));
   }
-  resp->body = json_pack("{s:i, s:s, s:s}", "status_code", f->http, "message", message,
+  resp->body = json_pack("{s:i, s:o, s:s}", "status_code", f->http, "message", gw_text(message),
                          "request_id", req->request_id);
 }
 
@@ -220,8 +220,7 @@ int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   Events__Object__V1__ListEventsRequest *r = (void *)in;
   if (gw_query_fields(req, in, req->route->query, gw_object.json_flags, f) < 0) return -1;
   /* 0 means "default" over gRPC, but an explicit limit=0 is out of range. */
-  if (gw_query_get(req, "limit") &&
-      (r->page_size < 1 || r->page_size > 1000)) {
+  if (gw_query_get(req, "limit") && (r->page_size < 1 || r->page_size > 1000)) {
     gw_fail_set(f, 400, "limit", "out_of_range", "limit must be between 1 and 1000");
     return -1;
   }

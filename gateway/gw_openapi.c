@@ -5,6 +5,19 @@
 
 #include "gw.h"
 
+/* The documented form of a path parameter's ids (any other is 404). */
+static json_t *path_param_schema(const char *tmpl, const char *name) {
+  if (strcmp(name, "id") == 0 && strncmp(tmpl, "/api/v2/", 8) == 0)
+    return json_pack("{s:s, s:s, s:i}", "type", "integer", "format", "int64", "minimum", 1);
+  if (strncmp(tmpl, "/rest-api/", 10) == 0 && strcmp(name, "event_id") == 0)
+    return json_pack("{s:s, s:s}", "type", "string", "pattern", "^[0-9a-f]{26}$");
+  if (strncmp(tmpl, "/api/v1/event/", 14) == 0)
+    return json_pack("{s:s, s:s}", "type", "string", "pattern", "^[0-9a-f]{32}$");
+  if (strcmp(name, "eventId") == 0)
+    return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
+  return json_pack("{s:s, s:i}", "type", "string", "minLength", 1);
+}
+
 /* "/v1/objects/{objectId}/events" -> [{"name":"objectId","in":"path",...}] */
 static json_t *path_params(const char *tmpl) {
   json_t *arr = json_array();
@@ -13,8 +26,8 @@ static json_t *path_params(const char *tmpl) {
     if (!e) break;
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)(e - p - 1), p + 1);
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", name, "in", "path",
-                                         "required", 1, "schema", "type", "string"));
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o}", "name", name, "in", "path",
+                                         "required", 1, "schema", path_param_schema(tmpl, name)));
   }
   return arr;
 }

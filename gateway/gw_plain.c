@@ -3,7 +3,8 @@
 
 static void plain_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   (void)req;
-  resp->body = json_pack("{s:{s:i, s:s}}", "error", "status", f->http, "message", f->message);
+  resp->body =
+      json_pack("{s:{s:i, s:o}}", "error", "status", f->http, "message", gw_text(f->message));
 }
 
 const gw_dialect gw_plain = {

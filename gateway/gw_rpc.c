@@ -132,7 +132,10 @@ int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *i
     goto free_call;
   }
   grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  res->code = status;
+  /* The gateway never cancels its calls: a CANCELLED is the service
+   * dropping a call it had not started (it is shutting down), which a
+   * client may retry elsewhere - UNAVAILABLE, not an internal error. */
+  res->code = status == GRPC_STATUS_CANCELLED ? GRPC_STATUS_UNAVAILABLE : status;
   /* Not strndup: an inlined slice is not NUL-terminated and sits in `details`. */
   size_t mlen = GRPC_SLICE_LENGTH(details);
   res->message = malloc(mlen + 1);

@@ -53,66 +53,34 @@ const char *gw_header(const gw_req *req, const char *name) {
   return h ? h->value : NULL;
 }
 
-/* A Host value links may carry: RFC 3986 host[:port] characters only (no
- * spaces, quotes, controls or non-ASCII bytes, which JSON strings and URLs
- * could not hold as they are). */
-static int valid_host(const char *h) {
-  if (!h || !*h || strlen(h) > 255) return 0;
-  for (const unsigned char *p = (const unsigned char *)h; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-          strchr("-._~!$&'()*+,;=:[]%", *p)))
+/* The length of the first host of h (behind a chain of proxies the first
+ * is the one the client used), when it is one links may carry: RFC 3986
+ * host[:port] characters only (no quotes, controls or non-ASCII bytes, which
+ * JSON strings and URLs could not hold as they are); 0 otherwise. */
+static size_t host_len(const char *h) {
+  size_t n = h ? strcspn(h, ", ") : 0;
+  if (n == 0 || n > 255) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)h[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          strchr("-._~!$&'()*+;=:[]%", c)))
       return 0;
-  return 1;
+  }
+  return n;
 }
 
 void gw_base_url(const gw_req *req, char *buf, size_t len) {
   const char *host = gw_header(req, "X-Forwarded-Host");
-  if (!valid_host(host)) host = gw_header(req, "Host");
-  if (!valid_host(host)) host = NULL;
+  size_t n = host_len(host);
+  if (!n) n = host_len(host = gw_header(req, "Host"));
+  if (!n) n = strlen(host = "localhost");
   const char *proto = gw_header(req, "X-Forwarded-Proto");
   if (!proto || (strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0)) proto = "http";
-  if (!host) host = "localhost";
-  /* Behind a chain of proxies the first host is the one the client used. */
-  int n = (int)strcspn(host, ", ");
-  snprintf(buf, len, "%s://%.*s", proto, n, host);
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_seq(const unsigned char *s) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return (s[1] & 0xC0) == 0x80 ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
-  }
-  return 0;
-}
-
-void gw_utf8_scrub(char *s) {
-  unsigned char *p = (unsigned char *)s;
-  while (*p) {
-    size_t k = utf8_seq(p);
-    if (k) {
-      p += k;
-    } else {
-      *p++ = '?';
-    }
-  }
+  snprintf(buf, len, "%s://%.*s", proto, (int)n, host);
 }
 
 json_t *gw_text(const char *s) {
-  json_t *j = json_string(s ? s : "");
-  if (j) return j;
-  char *copy = strdup(s);
-  if (!copy) return json_string("");
-  gw_utf8_scrub(copy);
-  j = json_string(copy);
-  free(copy);
+  json_t *j = utf8_json(s ? s : "", s ? strlen(s) : 0);
   return j ? j : json_string("");
 }
 
@@ -126,8 +94,8 @@ void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, co
   vsnprintf(f->message, sizeof f->message, fmt, ap);
   va_end(ap);
   /* Client text (a parameter name, a cut value) ends up in JSON bodies. */
-  gw_utf8_scrub(f->field);
-  gw_utf8_scrub(f->message);
+  utf8_scrub(f->field);
+  utf8_scrub(f->message);
 }
 
 void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix) {
@@ -205,8 +173,11 @@ static json_t *text_value(const char *param, const char *v, gw_fail *f) {
 static json_t *time_value(const char *param, const char *v, gw_fail *f) {
   const char *t = strchr(v, 'T');
   const char *sp = t ? strchr(t, ' ') : NULL;
-  if (!sp || strlen(sp) != 6 || sp[3] != ':') return text_value(param, v, f);
   char buf[64];
+  /* Longer is no time anyway: left for the mapper to refuse, and never
+   * written past buf. */
+  if (!sp || strlen(sp) != 6 || sp[3] != ':' || strlen(v) >= sizeof buf)
+    return text_value(param, v, f);
   snprintf(buf, sizeof buf, "%s", v);
   buf[sp - v] = '+';
   return text_value(param, buf, f);

@@ -1,13 +1,22 @@
-/* log.c - structured logging: one JSON object per line, written with a single
- * write(2) so lines from concurrent threads never interleave. */
+/* log.c - structured logging: one JSON object per line, formatted into a
+ * stack buffer and written with a single write(2), so lines from concurrent
+ * threads never interleave and the per-call access lines cost no
+ * allocation. */
 #include "log.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "utf8.h"
+
+#define LOG_LINE_MAX 4096
+#define LOG_JSON_FIELDS 16
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static int min_level = LOG_LEVEL_INFO;
@@ -29,31 +38,147 @@ int log_enabled(int level) {
   return level >= min_level;
 }
 
-void log_json(int level, const char *msg, json_t *fields) {
-  if (!log_enabled(level)) {
-    json_decref(fields);
+/* A line being formatted. Room for the closing "}\n" is always kept, and a
+ * value that does not fit is cut (still valid JSON) and ends the line. */
+typedef struct line {
+  char buf[LOG_LINE_MAX];
+  size_t n;
+  int full;
+} line;
+
+enum { LINE_END = 2 }; /* "}\n" */
+
+static void put(line *l, const char *s, size_t n) {
+  if (l->full) return;
+  if (l->n + n + LINE_END > sizeof l->buf) {
+    l->full = 1;
     return;
   }
+  memcpy(l->buf + l->n, s, n);
+  l->n += n;
+}
+
+/* A JSON string; invalid UTF-8 bytes become U+FFFD. */
+static void put_str(line *l, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  size_t left = strlen((const char *)p);
+  put(l, "\"", 1);
+  if (l->full) return;
+  /* Keep 7 bytes for the longest escape plus the closing quote. */
+  while (left && !l->full && l->n + 8 + LINE_END <= sizeof l->buf) {
+    char esc[7];
+    size_t k = utf8_seq(p, left);
+    if (!k) {
+      put(l, "\\ufffd", 6);
+      k = 1;
+    } else if (*p == '"' || *p == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)*p;
+      put(l, esc, 2);
+    } else if (*p < 0x20) {
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[*p >> 4];
+      esc[5] = hex[*p & 15];
+      put(l, esc, 6);
+    } else {
+      put(l, (const char *)p, k);
+    }
+    p += k;
+    left -= k;
+  }
+  int cut = left != 0;
+  l->full = 0; /* the closing quote was kept room for */
+  put(l, "\"", 1);
+  l->full = cut;
+}
+
+/* A member whole, or a string value cut short; else nothing (the line is
+ * then full). */
+static void put_field(line *l, const log_field *f) {
+  char num[64];
+  size_t start = l->n;
+  put(l, ",", 1);
+  put_str(l, f->key);
+  put(l, ":", 1);
+  if (l->full) {
+    l->n = start;
+    return;
+  }
+  size_t value = l->n;
+  switch (f->kind) {
+  case LOG_STR:
+    put_str(l, f->s);
+    break;
+  case LOG_INT:
+    put(l, num, (size_t)snprintf(num, sizeof num, "%lld", f->i));
+    break;
+  case LOG_NUM:
+    if (isfinite(f->d))
+      put(l, num, (size_t)snprintf(num, sizeof num, "%.6g", f->d));
+    else
+      put(l, "null", 4);
+    break;
+  case LOG_RAW:
+    put(l, f->s, strlen(f->s));
+    break;
+  }
+  if (l->full && l->n == value) l->n = start; /* no room for any of the value */
+}
+
+void log_fields(int level, const char *msg, const log_field *fields, size_t n) {
+  if (!log_enabled(level)) return;
+  line l;
   struct timeval tv;
   struct tm tm;
-  char ts[64];
+  l.n = 0;
+  l.full = 0;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-
-  json_t *line = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level],
-                           "process", process_name, "msg", msg ? msg : "");
-  if (!line) goto out_fields;
-  if (fields) json_object_update_missing(line, fields);
-  char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
-  json_decref(line);
-  if (!text) goto out_fields;
-  size_t n = strlen(text);
-  text[n] = '\n'; /* overwrite the terminator: json_dumps allocated n+1 */
-  ssize_t w = write(STDERR_FILENO, text, n + 1);
+  l.n = (size_t)snprintf(l.buf, sizeof l.buf,
+                         "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\","
+                         "\"process\":",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec, (int)(tv.tv_usec / 1000), level_names[level]);
+  put_str(&l, process_name);
+  put(&l, ",\"msg\":", 7);
+  put_str(&l, msg ? msg : "");
+  for (size_t i = 0; i < n && !l.full; i++) put_field(&l, &fields[i]);
+  l.buf[l.n++] = '}';
+  l.buf[l.n++] = '\n';
+  ssize_t w = write(STDERR_FILENO, l.buf, l.n);
   (void)w; /* nowhere left to report a failed log write */
-  free(text);
+}
+
+void log_json(int level, const char *msg, json_t *fields) {
+  log_field f[LOG_JSON_FIELDS];
+  char *raw[LOG_JSON_FIELDS];
+  size_t n = 0, n_raw = 0;
+  const char *key;
+  json_t *v;
+  if (!log_enabled(level)) goto out_fields;
+  json_object_foreach(fields, key, v) {
+    if (n == LOG_JSON_FIELDS) break;
+    f[n].key = key;
+    if (json_is_string(v)) {
+      f[n].kind = LOG_STR;
+      f[n].s = json_string_value(v);
+    } else if (json_is_integer(v)) {
+      f[n].kind = LOG_INT;
+      f[n].i = json_integer_value(v);
+    } else if (json_is_real(v)) {
+      f[n].kind = LOG_NUM;
+      f[n].d = json_real_value(v);
+    } else if ((raw[n_raw] = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
+      f[n].kind = LOG_RAW;
+      f[n].s = raw[n_raw++];
+    } else {
+      continue;
+    }
+    n++;
+  }
+  log_fields(level, msg, f, n);
+  for (size_t i = 0; i < n_raw; i++) free(raw[i]);
 out_fields:
   json_decref(fields);
 }
@@ -65,5 +190,5 @@ void log_printf(int level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  log_json(level, buf, NULL);
+  log_fields(level, buf, NULL, 0);
 }

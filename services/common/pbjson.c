@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define MEMBER(msg, off) ((void *)((char *)(msg) + (off)))
 #define CMEMBER(msg, off) ((const void *)((const char *)(msg) + (off)))
 
@@ -364,48 +366,10 @@ static const char *enum_short(const char *name, const char *prefix, size_t plen)
 
 /* ---- UTF-8 and base64 ---- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_seq(const unsigned char *s) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return (s[1] & 0xC0) == 0x80 ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
-  }
-  return 0;
-}
-
 /* protobuf-c does not check that received strings are UTF-8 but jansson only
  * holds UTF-8: invalid bytes become U+FFFD rather than failing the encode. */
 static json_t *utf8_string(const char *s) {
-  const unsigned char *p = (const unsigned char *)(s ? s : "");
-  size_t n = strlen((const char *)p), i = 0, o = 0;
-  json_t *j = json_stringn((const char *)p, n);
-  char *fixed;
-
-  if (j) return j;
-  fixed = malloc(n * 3 + 1);
-  if (!fixed) return NULL;
-  while (i < n) {
-    size_t k = utf8_seq(p + i);
-    if (k) {
-      memcpy(fixed + o, p + i, k);
-      o += k;
-      i += k;
-    } else {
-      memcpy(fixed + o, "\xEF\xBF\xBD", 3);
-      o += 3;
-      i++;
-    }
-  }
-  j = json_stringn(fixed, o);
-  free(fixed);
-  return j;
+  return utf8_json(s ? s : "", s ? strlen(s) : 0);
 }
 
 static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -1288,6 +1252,12 @@ static int fill_mask(dctx *c, const json_t *v, ProtobufCMessage *m) {
       char ch = s[k];
       if (!is_path_char(ch)) {
         fail(c, R_FORMAT, "field mask paths hold only letters, digits, '_' and '.'");
+        goto free_paths;
+      }
+      /* lowerCamelCase paths have no '_': "a_" or "__" would not come back
+       * from the encoder as written (proto3 JSON refuses them too). */
+      if ((c->flags & PBJSON_CAMEL) && ch == '_') {
+        fail(c, R_FORMAT, "lowerCamelCase field mask paths hold no '_'");
         goto free_paths;
       }
       if ((c->flags & PBJSON_CAMEL) && ch >= 'A' && ch <= 'Z') {
