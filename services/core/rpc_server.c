@@ -44,6 +44,13 @@ struct rpc_server {
   store *store;
   const reflect *reflect;
   volatile int stopping;
+  /* Events being handled, and whether the queues are closing: a handler may
+   * still be serving a call the client abandoned when the server's shutdown
+   * completes (cancelled calls do not hold it back), and starting its reply
+   * batch on a shut-down queue aborts inside gRPC. */
+  pthread_mutex_t busy_mu;
+  pthread_cond_t idle;
+  int busy, closing;
 };
 
 store *rpc_store(const rpc_call *c) {
@@ -111,13 +118,23 @@ static void call_log(rpc_call *c) {
   metrics_count("events_rpc_requests_total", labels, 1);
   snprintf(labels, sizeof labels, "method=\"%s\"", mlabel);
   metrics_observe("events_rpc_duration_seconds", labels, ms / 1e3);
-  if (!log_enabled(LOG_LEVEL_INFO)) return;
-  json_t *f = json_pack("{s:s, s:i, s:f}", "method", method_name(c, buf, sizeof buf), "code",
-                        (int)c->status, "ms", ms);
-  if (f && c->tenant[0]) json_object_set_new(f, "tenant", json_string(c->tenant));
-  if (f && c->status != GRPC_STATUS_OK && c->message)
-    json_object_set_new(f, "error", json_string(c->message));
-  log_json(c->status == GRPC_STATUS_INTERNAL ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, "rpc", f);
+  /* Probes ask for health every few seconds: their successes are debug. */
+  int level = c->status == GRPC_STATUS_INTERNAL ? LOG_LEVEL_ERROR
+              : c->status == GRPC_STATUS_OK && c->method && c->method->public &&
+                      strncmp(c->method->path, "/grpc.health.", 13) == 0
+                  ? LOG_LEVEL_DEBUG
+                  : LOG_LEVEL_INFO;
+  if (!log_enabled(level)) return;
+  log_field f[5] = {
+      {.key = "method", .kind = LOG_STR, .s = method_name(c, buf, sizeof buf)},
+      {.key = "code", .kind = LOG_INT, .i = (int)c->status},
+      {.key = "ms", .kind = LOG_NUM, .d = ms},
+  };
+  size_t n = 3;
+  if (c->tenant[0]) f[n++] = (log_field){.key = "tenant", .kind = LOG_STR, .s = c->tenant};
+  if (c->status != GRPC_STATUS_OK && c->message)
+    f[n++] = (log_field){.key = "error", .kind = LOG_STR, .s = c->message};
+  log_fields(level, "rpc", f, n);
 }
 
 /* Sends status (and, for unary, the response) and the close op in one batch. */
@@ -329,12 +346,39 @@ static void on_event(rpc_call *c, int ok) {
   }
 }
 
+/* Counts the event as busy, or returns 0 once the queues are closing. */
+static int busy_enter(rpc_server *s) {
+  pthread_mutex_lock(&s->busy_mu);
+  int open = !s->closing;
+  if (open) s->busy++;
+  pthread_mutex_unlock(&s->busy_mu);
+  return open;
+}
+
+static void busy_leave(rpc_server *s) {
+  pthread_mutex_lock(&s->busy_mu);
+  if (--s->busy == 0) pthread_cond_broadcast(&s->idle);
+  pthread_mutex_unlock(&s->busy_mu);
+}
+
 static void *worker(void *arg) {
   grpc_completion_queue *cq = arg;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-    if (ev.type == GRPC_OP_COMPLETE) on_event(ev.tag, ev.success);
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    rpc_call *c = ev.tag;
+    rpc_server *s = c->srv;
+    if (!busy_enter(s)) {
+      /* No batch may start any more; logging a finished call needs none. */
+      if (c->state == CALL_REPLYING || c->state == CALL_STREAM_CLOSING)
+        on_event(c, ev.success);
+      else
+        call_free(c);
+      continue;
+    }
+    on_event(c, ev.success);
+    busy_leave(s);
   }
   return NULL;
 }
@@ -383,6 +427,8 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   s->store = cfg->store;
   s->reflect = cfg->reflect;
   s->n_workers = cfg->workers > 0 ? cfg->workers : 4;
+  pthread_mutex_init(&s->busy_mu, NULL);
+  pthread_cond_init(&s->idle, NULL);
   if (build_methods(s, cfg, err, errlen) < 0) goto free_server;
 
   grpc_arg args[] = {
@@ -444,6 +490,8 @@ destroy_server:
     grpc_completion_queue_destroy(s->cqs[i]);
   }
 free_server:
+  pthread_cond_destroy(&s->idle);
+  pthread_mutex_destroy(&s->busy_mu);
   free(s->cqs);
   free(s->threads);
   free(s->methods);
@@ -463,6 +511,12 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
     grpc_server_cancel_all_calls(s->server);
     grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   }
+  /* Handlers still running finish their reply batches (the store bounds
+   * how long they take); after that no batch may start. */
+  pthread_mutex_lock(&s->busy_mu);
+  while (s->busy) pthread_cond_wait(&s->idle, &s->busy_mu);
+  s->closing = 1;
+  pthread_mutex_unlock(&s->busy_mu);
   grpc_server_destroy(s->server);
   grpc_completion_queue_shutdown(done);
   while (grpc_completion_queue_pluck(done, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -472,6 +526,8 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
   for (int i = 0; i < s->n_workers; i++) grpc_completion_queue_shutdown(s->cqs[i]);
   for (int i = 0; i < s->n_started; i++) pthread_join(s->threads[i], NULL);
   for (int i = 0; i < s->n_workers; i++) grpc_completion_queue_destroy(s->cqs[i]);
+  pthread_cond_destroy(&s->idle);
+  pthread_mutex_destroy(&s->busy_mu);
   free(s->cqs);
   free(s->threads);
   free(s->methods);
