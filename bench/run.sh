@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# bench/run.sh - the benchmark command. Builds a release build in build-bench/,
+# starts the stack on loopback (free ports), runs bounded loads and prints ONE
+# markdown table; every comparison in it is measured in this run, on this
+# machine. Numbers are reported, never asserted.
+#
+#   bench/run.sh                 full run (about 7 minutes on 2 cores)
+#   BENCH_QUICK=1 bench/run.sh   short loads and small stores (about 1.5 minutes)
+#
+# Knobs (environment): BENCH_DURATION (s per load), BENCH_WARMUP (s),
+# BENCH_CONCURRENCY (in-flight requests of every load but list-vs-size),
+# BENCH_REPEAT (runs of each section 1, 2 and scaling load: 2, quick 1),
+# BENCH_STORE_N (documents of the store-cost runs), BENCH_SMALL / BENCH_BIG
+# (SQLite list-vs-size stores), BENCH_FERRET_SMALL / BENCH_FERRET_BIG (the same
+# on FerretDB), BENCH_LOG_LEVEL (EVENTS_LOG_LEVEL of both processes: the
+# product's default, info, unless set), BENCH_SKIP_BUILD=1 (reuse build-bench/).
+#
+# Sections: 1 gateway overhead (REST via events-gateway vs gRPC direct),
+# 2 gRPC core vs a grpc-go health server, 3 store cost (service creates vs raw
+# driver inserts, SQLite and FerretDB), 4 memory (VmRSS idle, VmHWM under each
+# load), 5 scaling (worker threads; list latency vs stored events).
+# The table is also written to build-bench/bench/table.md; logs and raw tool
+# output stay in build-bench/bench/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+quick=${BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then
+  D=${BENCH_DURATION:-3} W=${BENCH_WARMUP:-1} STORE_N=${BENCH_STORE_N:-1000}
+  SMALL=${BENCH_SMALL:-10000} BIG=${BENCH_BIG:-100000}
+  FSMALL=${BENCH_FERRET_SMALL:-2000} FBIG=${BENCH_FERRET_BIG:-4000}
+else
+  D=${BENCH_DURATION:-10} W=${BENCH_WARMUP:-2} STORE_N=${BENCH_STORE_N:-5000}
+  SMALL=${BENCH_SMALL:-10000} BIG=${BENCH_BIG:-1000000}
+  FSMALL=${BENCH_FERRET_SMALL:-2000} FBIG=${BENCH_FERRET_BIG:-10000}
+fi
+C=${BENCH_CONCURRENCY:-16}
+REPEAT=${BENCH_REPEAT:-$([ "$quick" = 1 ] && echo 1 || echo 2)}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+PER_CUSTOMER=200 # events of the listed customer, whatever the store's size
+TENANT=bench
+TOKEN="sk:bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+BUILD=$root/build-bench
+BIN=$BUILD/bin
+WORK=$BUILD/bench
+HARD=$((D * 4 + 60)) # hard bound (s) on any single timed load
+
+note() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+  note "error: $*"
+  exit 1
+}
+
+# ---- tools and build ---------------------------------------------------------
+
+if ! command -v wrk >/dev/null || ! command -v go >/dev/null ||
+  [ ! -x "$(go env GOPATH 2>/dev/null)/bin/ghz" ]; then
+  scripts/deps.sh
+fi
+export PATH="$(go env GOPATH)/bin:$PATH"
+for t in wrk ghz grpcurl jq python3 cc pkg-config; do
+  command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh installs it)"
+done
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$BIN/events-service" ]; then
+  note "release build in build-bench/"
+  gen=()
+  [ -f "$BUILD/CMakeCache.txt" ] || gen=(-G Ninja)
+  cmake -S "$root" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DEVENTS_TESTS=OFF \
+    -DEVENTS_SANITIZE=OFF -DEVENTS_WERROR=OFF >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" >"$BUILD/build.log" 2>&1 || {
+    tail -30 "$BUILD/build.log" >&2
+    die "build failed"
+  }
+  tests/ferretdb/build.sh "$BIN/events-ferretdb"
+  # shellcheck disable=SC2046
+  cc -O2 -Wall -Wextra -o "$BIN/rawinsert" bench/rawinsert.c \
+    $(pkg-config --cflags --libs libmongoc-1.0 sqlite3) -lpthread
+  (cd bench/healthpeer && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
+    go build -trimpath -o "$BIN/healthpeer" .)
+fi
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+RES=$WORK/results.tsv
+: >"$RES"
+put() { printf '%s\t%s\n' "$1" "$2" >>"$RES"; }
+printf 'bench bearer %s\n' "$TOKEN" >"$WORK/credentials"
+chmod 600 "$WORK/credentials"
+
+# ---- processes -----------------------------------------------------------------
+
+STARTED=()
+cleanup() {
+  local p
+  for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${STARTED[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_tcp() { # PID HOST PORT
+  local i
+  for i in $(seq 200); do
+    kill -0 "$1" 2>/dev/null || return 1
+    (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+stop() { # PID: SIGTERM, then wait (the service drains in-flight calls)
+  local p=$1 i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for i in $(seq 200); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  local keep=() q
+  for q in "${STARTED[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+  STARTED=("${keep[@]}")
+}
+
+# start_service NAME STORE_URL [WORKERS]: sets SVC_PID and SVC_ADDR
+start_service() {
+  local port
+  port=$(free_port)
+  local -a env=(EVENTS_CREDENTIALS="$WORK/credentials" EVENTS_STORE="$2"
+    EVENTS_GRPC_ADDR="127.0.0.1:$port" EVENTS_LOG_LEVEL="$LOG_LEVEL")
+  [ -n "${3:-}" ] && env+=(EVENTS_WORKERS="$3")
+  env "${env[@]}" "$BIN/events-service" 2>>"$WORK/$1.log" &
+  SVC_PID=$!
+  STARTED+=("$SVC_PID")
+  SVC_ADDR=127.0.0.1:$port
+  wait_tcp "$SVC_PID" 127.0.0.1 "$port" || die "events-service ($1) did not start: see $WORK/$1.log"
+  grpcurl -plaintext -max-time 5 "$SVC_ADDR" grpc.health.v1.Health/Check >/dev/null ||
+    die "events-service ($1) is not serving"
+}
+
+start_gateway() { # sets GW_PID and GW_URL
+  local port
+  port=$(free_port)
+  EVENTS_HTTP_ADDR=127.0.0.1:$port EVENTS_GRPC_TARGET=$SVC_ADDR EVENTS_LOG_LEVEL=$LOG_LEVEL \
+    "$BIN/events-gateway" 2>>"$WORK/gateway.log" &
+  GW_PID=$!
+  STARTED+=("$GW_PID")
+  GW_URL=http://127.0.0.1:$port
+  local i
+  for i in $(seq 100); do
+    curl -fs "$GW_URL/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "events-gateway did not become ready"
+}
+
+start_ferretdb() { # DIR: sets FDB_PID and FDB_URL (without database)
+  local port
+  port=$(free_port)
+  "$BIN/events-ferretdb" -addr "127.0.0.1:$port" -dir "$1" 2>>"$WORK/ferretdb.log" &
+  FDB_PID=$!
+  STARTED+=("$FDB_PID")
+  FDB_URL=mongodb://127.0.0.1:$port
+  wait_tcp "$FDB_PID" 127.0.0.1 "$port" || die "events-ferretdb did not start"
+}
+
+# A store with the service's schema and `n` seeded events (customer k has the
+# events i with i % customers == k, PER_CUSTOMER each).
+customers_for() { # N: customers so that each has PER_CUSTOMER events
+  local n=$(($1 / PER_CUSTOMER))
+  ((n >= 8)) || die "a seeded store needs at least $((8 * PER_CUSTOMER)) events (got $1)"
+  echo "$n"
+}
+
+seed_sqlite() { # FILE N
+  local customers
+  customers=$(customers_for "$2")
+  start_service schema "sqlite:$1"
+  stop "$SVC_PID"
+  timeout 600 "$BIN/rawinsert" seed "sqlite:$1" --tenant "$TENANT" --count "$2" \
+    --customers "$customers" --prefix seed --ids-out "$1.ids" --ids 100 >"$WORK/seed.out" ||
+    die "seeding $1 failed"
+  cat "$WORK/seed.out" >>"$WORK/seed.log"
+  put "seed_sqlite_$2.seconds" "$(jq .seconds "$WORK/seed.out")"
+}
+
+seed_mongo() { # URL N (the service has made the indexes already)
+  local customers
+  customers=$(customers_for "$2")
+  timeout 900 "$BIN/rawinsert" seed "$1" --tenant "$TENANT" --count "$2" --threads 2 \
+    --customers "$customers" --prefix seed >"$WORK/seed.out" || die "seeding $1 failed"
+  cat "$WORK/seed.out" >>"$WORK/seed.log"
+  put "seed_mongo_$2.seconds" "$(jq .seconds "$WORK/seed.out")"
+}
+LIST_CUSTOMER=c0000000000000000000000007 # seeded customer 7: PER_CUSTOMER events
+
+# ---- measurement -------------------------------------------------------------
+
+# Processes whose CPU and memory each load records: "name:pid" words.
+TRACK=()
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+HWM_RESET=1
+reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || HWM_RESET=0; }
+
+idle_mem() { # KEY PID: VmRSS of a process at rest
+  sleep 0.5
+  put "idle.$1" "$(kib "$2" VmRSS)"
+}
+
+# The machine's busy ticks (all CPUs: user, nice, system, steal; interrupts
+# are left out, loopback traffic is mostly ours): what our processes did not use of them
+# during a load was used by something else running on the machine.
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $9; exit}' /proc/stat; }
+declare -A T0
+BUSY0=0 WALL0=0 OURS=0
+track_begin() {
+  local t
+  for t in "${TRACK[@]}"; do
+    reset_hwm "${t#*:}"
+    T0[$t]=$(ticks "${t#*:}")
+  done
+  BUSY0=$(busy)
+  WALL0=$(date +%s%N)
+}
+track_end() { # LOAD (then put_other LOAD CLIENT_TICKS)
+  local t d
+  OURS=0
+  for t in "${TRACK[@]}"; do
+    d=$(($(ticks "${t#*:}") - T0[$t]))
+    OURS=$((OURS + d))
+    put "$1.cpu.${t%%:*}" "$d"
+    put "$1.hwm.${t%%:*}" "$(kib "${t#*:}" VmHWM)"
+  done
+  put "$1.busy" "$(($(busy) - BUSY0))"
+  put "$1.wall_ms" "$((($(date +%s%N) - WALL0) / 1000000))"
+}
+put_client() { # LOAD TIMEFILE: the load generator's CPU, and everyone else's
+  local c
+  c=$(client_cpu "$2")
+  put "$1.cpu.client" "$c"
+  put "$1.cpu.ours" "$((OURS + c))"
+}
+
+# The client's own CPU (ticks) comes from bash's `time`.
+TIMEFORMAT='%U %S'
+client_cpu() { awk '{printf "%d", ($1 + $2) * 100}' "$1"; }
+
+GHZ_PROTO=(--insecure -i "$root/proto,/usr/include")
+CUSTOMER_PROTO=$root/proto/events/customer/v1/customer.proto
+HEALTH_PROTO=$root/proto/grpc/health/v1/health.proto
+CREATE_DATA='{"event":{"event_type_id":"8bed991c68a470e7aaeffbf048","customer_id":"85bc5819e09dab95437552ce79","external_id":"PREFIX-{{.RequestNumber}}","data":"{\"source\":\"bench\"}"},"property_records":[{"property_id":"has_purchase","property_value":"true"},{"property_id":"amount","property_value":42.5}]}'
+LIST_DATA="{\"page_size\":50,\"customer_id\":\"$LIST_CUSTOMER\"}"
+
+ghz_parse() { # LOAD FILE
+  jq -r --arg l "$1" '
+    def pct(p): ((.latencyDistribution // []) | map(select(.percentage == p)) | .[0].latency // 0) / 1e6;
+    (.statusCodeDistribution.OK // 0) as $ok |
+    "\($l).n\t\(.count)", "\($l).ok\t\($ok)", "\($l).rps\t\($ok / (.total / 1e9))",
+    "\($l).p50\t\(pct(50))", "\($l).p99\t\(pct(99))"' "$2" >>"$RES"
+}
+
+# ghz_run LOAD TARGET CALL PROTO DATA CONC "-z Ns"|"-n N"
+ghz_run() {
+  local load=$1 target=$2 call=$3 proto=$4 data=$5 conc=$6 bound=$7
+  local -a md=()
+  [ "$call" = grpc.health.v1.Health/Check ] || md=(-m "{\"authorization\":\"Bearer $TOKEN\"}")
+  data=${data//PREFIX/$load-$RANDOM}
+  if [ "$W" != 0 ] && [[ $bound == -z* ]]; then
+    timeout -k 5 "$HARD" ghz "${GHZ_PROTO[@]}" --proto "$proto" --call "$call" "${md[@]}" \
+      -d "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}" -c "$conc" --connections 1 \
+      -z "${W}s" "$target" >/dev/null 2>&1 || true
+  fi
+  # -z loads: calls in flight at the end are waited for and counted, not cut.
+  [[ $bound == -z* ]] && bound="$bound --duration-stop=wait"
+  track_begin
+  { time timeout -k 5 "$HARD" ghz "${GHZ_PROTO[@]}" --proto "$proto" --call "$call" "${md[@]}" \
+    -d "$data" -c "$conc" --connections 1 $bound -O json -o "$WORK/$load.json" "$target" \
+    2>"$WORK/$load.err"; } 2>"$WORK/$load.time" || true
+  track_end "$load"
+  put_client "$load" "$WORK/$load.time"
+  [ -s "$WORK/$load.json" ] || die "ghz produced nothing for $load: $(head -c 300 "$WORK/$load.err")"
+  ghz_parse "$load" "$WORK/$load.json"
+  put "$load.conc" "$conc"
+}
+
+wrk_load() { # LOAD OP ARG
+  local load=$1 op=$2 arg=$3 url=$GW_URL/rest-api/enterprise-interface/v1.0/events
+  local warg=$arg
+  [ "$op" = create ] && warg=w$load-$RANDOM && arg=$load-$RANDOM
+  [ "$W" = 0 ] || timeout -k 5 "$HARD" wrk -t2 -c"$C" -d"${W}s" --timeout 10s \
+    -s bench/wrk/customer.lua "$url" -- "$op" "$TOKEN" "$warg" >/dev/null 2>&1 || true
+  track_begin
+  { time timeout -k 5 "$HARD" wrk -t2 -c"$C" -d"${D}s" --timeout 10s -s bench/wrk/customer.lua \
+    "$url" -- "$op" "$TOKEN" "$arg" >"$WORK/$load.out" 2>&1; } 2>"$WORK/$load.time" || true
+  track_end "$load"
+  put_client "$load" "$WORK/$load.time"
+  local j
+  j=$(sed -n 's/^BENCHJSON //p' "$WORK/$load.out")
+  [ -n "$j" ] || die "wrk produced nothing for $load: $(head -c 300 "$WORK/$load.out")"
+  jq -r --arg l "$load" '((.requests - .status_errors - .timeouts)) as $ok |
+    "\($l).n\t\(.requests)", "\($l).ok\t\($ok)", "\($l).rps\t\($ok / (.duration_us / 1e6))",
+    "\($l).p50\t\(.p50_us / 1000)", "\($l).p99\t\(.p99_us / 1000)"' <<<"$j" >>"$RES"
+  put "$load.conc" "$C"
+}
+
+raw_load() { # LOAD STORE_URL N
+  track_begin
+  { time timeout -k 5 600 "$BIN/rawinsert" insert "$2" --tenant "$TENANT" --threads "$C" \
+    --count "$3" --prefix "$1-$RANDOM" --seconds 300 >"$WORK/$1.out" 2>"$WORK/$1.err"; } \
+    2>"$WORK/$1.time" || true
+  track_end "$1"
+  put_client "$1" "$WORK/$1.time"
+  [ -s "$WORK/$1.out" ] || die "rawinsert failed for $1: $(head -c 300 "$WORK/$1.err")"
+  jq -r --arg l "$1" '"\($l).n\t\(.n)", "\($l).ok\t\(.ok)", "\($l).rps\t\(.rate)",
+    "\($l).p50\t\(.p50_ms)", "\($l).p99\t\(.p99_ms)"' "$WORK/$1.out" >>"$RES"
+  put "$1.conc" "$C"
+}
+
+# ---- machine -------------------------------------------------------------------
+
+put machine.nproc "$(nproc)"
+put machine.clk_tck "$(getconf CLK_TCK)"
+put machine.model "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+put machine.mem_kib "$(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
+put machine.kernel "$(uname -sr)"
+put machine.date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+put machine.commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- 2>/dev/null || echo '+dirty')"
+put machine.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+put machine.disk "$(df -T "$BUILD" | awk 'NR == 2 {print $2}')"
+put cfg.mode "$([ "$quick" = 1 ] && echo quick || echo full)"
+put cfg.D "$D"
+put cfg.W "$W"
+put cfg.C "$C"
+put cfg.repeat "$REPEAT"
+put cfg.store_n "$STORE_N"
+put cfg.small "$SMALL"
+put cfg.big "$BIG"
+put cfg.fsmall "$FSMALL"
+put cfg.fbig "$FBIG"
+put cfg.log_level "$LOG_LEVEL"
+put cfg.per_customer "$PER_CUSTOMER"
+put cfg.tools "wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}'), ghz $(ghz --version 2>&1 | head -1), $(go version | awk '{print $3}')"
+
+# ---- 1. gateway overhead, 2. health peer, 4. memory (SQLite) -----------------
+
+note "1: gateway overhead (SQLite store, $SMALL events seeded, c=$C, ${D}s per load)"
+mkdir -p "$WORK/sqlite"
+DB=$WORK/sqlite/events.db
+seed_sqlite "$DB" "$SMALL"
+# Planner statistics as a store the service has served for a while has them
+# (its PRAGMA optimize): here list cost is the gateway's and the service's.
+# Section 5 measures the store without them, as bulk-loaded or restored.
+"$BIN/rawinsert" analyze "sqlite:$DB" >/dev/null
+GET_IDS=$DB.ids
+GET_DATA=$(jq -R -s -c 'split("\n") | map(select(length > 0)) | map({event_id: .})' "$GET_IDS")
+start_service svc "sqlite:$DB"
+SVC1=$SVC_PID
+start_gateway
+idle_mem svc "$SVC1"
+idle_mem gw "$GW_PID"
+put svc.workers_default 8
+
+# Each pair runs REPEAT times in A B B A ... order, so drift and order effects
+# fall on both sides alike; the table reports the mean of the runs.
+rest() { TRACK=("svc:$SVC1" "gw:$GW_PID"); wrk_load "rest_$1_r$2" "$1" "$3"; }
+grpc() {
+  TRACK=("svc:$SVC1")
+  ghz_run "grpc_$1_r$2" "$SVC_ADDR" "events.customer.v1.CustomerEventService/$3" \
+    "$CUSTOMER_PROTO" "$4" "$C" "-z ${D}s"
+}
+pair() { # OP REST_ARG RPC DATA
+  local r
+  for r in $(seq "$REPEAT"); do
+    if ((r % 2)); then
+      rest "$1" "$r" "$2"
+      grpc "$1" "$r" "$3" "$4"
+    else
+      grpc "$1" "$r" "$3" "$4"
+      rest "$1" "$r" "$2"
+    fi
+  done
+}
+pair create x CreateEvent "$CREATE_DATA"
+pair get "$GET_IDS" GetEvent "$GET_DATA"
+pair list "$LIST_CUSTOMER" ListEvents "$LIST_DATA"
+
+note "2: health Check, events-service vs grpc-go"
+"$BIN/healthpeer" -addr 127.0.0.1:0 >"$WORK/healthpeer.addr" 2>"$WORK/healthpeer.log" &
+PEER_PID=$!
+STARTED+=("$PEER_PID")
+for _ in $(seq 100); do [ -s "$WORK/healthpeer.addr" ] && break; sleep 0.05; done
+PEER_ADDR=$(head -1 "$WORK/healthpeer.addr")
+[ -n "$PEER_ADDR" ] || die "healthpeer did not start"
+idle_mem peer "$PEER_PID"
+health() { # WHO RUN
+  if [ "$1" = svc ]; then
+    TRACK=("svc:$SVC1")
+    ghz_run "health_svc_r$2" "$SVC_ADDR" grpc.health.v1.Health/Check "$HEALTH_PROTO" '{}' "$C" "-z ${D}s"
+  else
+    TRACK=("peer:$PEER_PID")
+    ghz_run "health_peer_r$2" "$PEER_ADDR" grpc.health.v1.Health/Check "$HEALTH_PROTO" '{}' "$C" \
+      "-z ${D}s"
+  fi
+}
+for r in $(seq "$REPEAT"); do
+  if ((r % 2)); then health svc "$r"; health peer "$r"; else health peer "$r"; health svc "$r"; fi
+done
+stop "$PEER_PID"
+
+note "3: store cost on SQLite ($STORE_N creates, c=$C)"
+TRACK=("svc:$SVC1")
+ghz_run store_sqlite_svc "$SVC_ADDR" events.customer.v1.CustomerEventService/CreateEvent \
+  "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" "-n $STORE_N"
+TRACK=()
+raw_load store_sqlite_raw "sqlite:$DB" "$STORE_N"
+put sqlite.stat1_rows "$("$BIN/rawinsert" stat "sqlite:$DB" | jq .stat1_rows)"
+stop "$GW_PID"
+stop "$SVC1"
+
+# Worker counts 1 2 4, then 4 2 1 on a second run (REPEAT=2), and so on.
+WORKER_ORDER=()
+for r in $(seq "$REPEAT"); do
+  if ((r % 2)); then WORKER_ORDER+=("1:$r" "2:$r" "4:$r"); else WORKER_ORDER+=("4:$r" "2:$r" "1:$r"); fi
+done
+
+note "5: create scaling with worker threads (SQLite, c=$C)"
+for wr in "${WORKER_ORDER[@]}"; do
+  w=${wr%%:*}
+  start_service "svc-w$w" "sqlite:$DB" "$w"
+  TRACK=("svc:$SVC_PID")
+  ghz_run "scale_sqlite_w${w}_r${wr#*:}" "$SVC_ADDR" \
+    events.customer.v1.CustomerEventService/CreateEvent "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" \
+    "-z ${D}s"
+  stop "$SVC_PID"
+done
+rm -f "$DB" "$DB-wal" "$DB-shm"
+
+# ---- 3 and 5 on FerretDB -------------------------------------------------------
+
+note "3/5: FerretDB (MongoDB wire protocol, SQLite handler)"
+start_ferretdb "$WORK/ferretdb"
+FDB1=$FDB_PID
+idle_mem fdb "$FDB1"
+start_service svc-mongo "$FDB_URL/bench"
+SVCM=$SVC_PID
+idle_mem svc_mongo "$SVCM"
+TRACK=("svc:$SVCM" "fdb:$FDB1")
+ghz_run store_mongo_svc "$SVC_ADDR" events.customer.v1.CustomerEventService/CreateEvent \
+  "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" "-n $STORE_N"
+TRACK=("fdb:$FDB1")
+raw_load store_mongo_raw "$FDB_URL/bench" "$STORE_N"
+stop "$SVCM"
+for wr in "${WORKER_ORDER[@]}"; do
+  w=${wr%%:*}
+  start_service "svc-mongo-w$w" "$FDB_URL/bench" "$w"
+  TRACK=("svc:$SVC_PID" "fdb:$FDB1")
+  ghz_run "scale_mongo_w${w}_r${wr#*:}" "$SVC_ADDR" \
+    events.customer.v1.CustomerEventService/CreateEvent "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" \
+    "-z ${D}s"
+  stop "$SVC_PID"
+done
+
+# ---- 5. list latency against the number of stored events -------------------------
+
+list_size() { # LOAD STORE_URL
+  start_service "svc-$1" "$2"
+  TRACK=("svc:$SVC_PID")
+  [ -n "${FDB_PID:-}" ] && [[ $2 == mongodb* ]] && TRACK+=("fdb:$FDB_PID")
+  ghz_run "$1" "$SVC_ADDR" events.customer.v1.CustomerEventService/ListEvents \
+    "$CUSTOMER_PROTO" "$LIST_DATA" 1 "-z ${D}s"
+  stop "$SVC_PID"
+}
+
+for size in "$FSMALL" "$FBIG"; do
+  note "5: list latency, FerretDB, $size events"
+  start_service schema-mongo "$FDB_URL/size$size" # makes the indexes
+  stop "$SVC_PID"
+  seed_mongo "$FDB_URL/size$size" "$size"
+  list_size "list_mongo_$size" "$FDB_URL/size$size"
+done
+stop "$FDB1"
+rm -rf "$WORK/ferretdb"
+
+for size in "$SMALL" "$BIG"; do
+  note "5: list latency, SQLite, $size events (seeding)"
+  f=$WORK/sqlite/size$size.db
+  seed_sqlite "$f" "$size"
+  list_size "list_sqlite_$size" "sqlite:$f"
+  put "list_sqlite_$size.stat1_rows" "$("$BIN/rawinsert" stat "sqlite:$f" | jq .stat1_rows)"
+  "$BIN/rawinsert" analyze "sqlite:$f" >/dev/null
+  list_size "list_sqlite_an_$size" "sqlite:$f"
+  rm -f "$f" "$f-wal" "$f-shm"
+done
+
+put cfg.hwm_reset "$HWM_RESET"
+put machine.load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+note "done: table below (also in $WORK/table.md)"
+python3 bench/report.py "$RES" | tee "$WORK/table.md"
