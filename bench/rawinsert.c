@@ -74,8 +74,10 @@ static uint64_t splitmix(uint64_t *s) {
 static void rand_hex26(uint64_t *s, char out[27]) {
   static const char hx[] = "0123456789abcdef";
   uint64_t a = splitmix(s), b = splitmix(s);
-  for (int i = 0; i < 16; i++) out[i] = hx[(a >> (4 * i)) & 15];
-  for (int i = 0; i < 10; i++) out[16 + i] = hx[(b >> (4 * i)) & 15];
+  for (int i = 0; i < 16; i++)
+    out[i] = hx[(a >> (4 * i)) & 15];
+  for (int i = 0; i < 10; i++)
+    out[16 + i] = hx[(b >> (4 * i)) & 15];
   out[26] = '\0';
 }
 
@@ -110,8 +112,8 @@ static int doc_json(const ev *e, char *buf, size_t len) {
                   e->created, e->id);
 }
 
-static void record(bson_t *arr, const char *key, const char *rec_id, const char *prop,
-                   int numeric, long long t) {
+static void record(bson_t *arr, const char *key, const char *rec_id, const char *prop, int numeric,
+                   long long t) {
   bson_t r;
   bson_append_document_begin(arr, key, -1, &r);
   BSON_APPEND_UTF8(&r, "property_record_id", rec_id);
@@ -245,10 +247,13 @@ static int run_insert(void) {
   lat_ms = calloc((size_t)count, sizeof *lat_ms);
   pthread_t *th = calloc((size_t)threads, sizeof *th);
   if (!lat_ms || !th) return 1;
-  for (long i = 0; i < count; i++) lat_ms[i] = -1;
+  for (long i = 0; i < count; i++)
+    lat_ms[i] = -1;
   t_start = now_s();
-  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, insert_worker, NULL);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < threads; i++)
+    pthread_create(&th[i], NULL, insert_worker, NULL);
+  for (int i = 0; i < threads; i++)
+    pthread_join(th[i], NULL);
   double secs = now_s() - t_start;
   size_t n = 0;
   for (long i = 0; i < count; i++)
@@ -299,8 +304,8 @@ static int seed_sqlite(const char *path, long long base) {
   }
   sqlite3_finalize(q);
   if (n == 0) {
-    fprintf(stderr, "rawinsert: %s has no %s indexes: start the service on it once first\n",
-            path, COLL);
+    fprintf(stderr, "rawinsert: %s has no %s indexes: start the service on it once first\n", path,
+            COLL);
     return 1;
   }
   if (sqlite3_exec(db, "BEGIN", NULL, NULL, &msg) != SQLITE_OK) goto fail;
@@ -365,7 +370,8 @@ static void *seed_mongo_worker(void *arg) {
       fprintf(stderr, "rawinsert: seed insert_many: %s\n", err.message);
       r->rc = 1;
     }
-    for (size_t k = 0; k < n; k++) bson_destroy(&docs[k]);
+    for (size_t k = 0; k < n; k++)
+      bson_destroy(&docs[k]);
   }
   bson_destroy(&opts);
   mongoc_collection_destroy(coll);
@@ -425,22 +431,32 @@ static int run_analyze(int analyze) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: rawinsert insert|seed|analyze|stat STORE_URL [--tenant T] [--threads N] [--count N]"
-                    " [--prefix P] [--customers K] [--ids-out FILE] [--ids K] [--seconds S]\n");
+    fprintf(
+        stderr,
+        "usage: rawinsert insert|seed|analyze|stat STORE_URL [--tenant T] [--threads N] [--count N]"
+        " [--prefix P] [--customers K] [--ids-out FILE] [--ids K] [--seconds S]\n");
     return 2;
   }
   mode = argv[1];
   url = argv[2];
   for (int i = 3; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
-    if (!strcmp(k, "--tenant")) tenant = v;
-    else if (!strcmp(k, "--threads")) threads = atoi(v);
-    else if (!strcmp(k, "--count")) count = atol(v);
-    else if (!strcmp(k, "--prefix")) prefix = v;
-    else if (!strcmp(k, "--customers")) customers = atol(v);
-    else if (!strcmp(k, "--ids-out")) ids_out = v;
-    else if (!strcmp(k, "--ids")) n_ids = atol(v);
-    else if (!strcmp(k, "--seconds")) max_seconds = atof(v);
+    if (!strcmp(k, "--tenant"))
+      tenant = v;
+    else if (!strcmp(k, "--threads"))
+      threads = atoi(v);
+    else if (!strcmp(k, "--count"))
+      count = atol(v);
+    else if (!strcmp(k, "--prefix"))
+      prefix = v;
+    else if (!strcmp(k, "--customers"))
+      customers = atol(v);
+    else if (!strcmp(k, "--ids-out"))
+      ids_out = v;
+    else if (!strcmp(k, "--ids"))
+      n_ids = atol(v);
+    else if (!strcmp(k, "--seconds"))
+      max_seconds = atof(v);
     else {
       fprintf(stderr, "rawinsert: unknown option %s\n", k);
       return 2;

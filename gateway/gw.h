@@ -59,11 +59,11 @@ typedef struct gw_resp {
 
 /* Why a request failed, in terms every dialect can render. */
 typedef struct gw_fail {
-  int http;               /* status to answer */
-  grpc_status_code code;  /* the gRPC status behind it (OK when the gateway decided) */
+  int http;              /* status to answer */
+  grpc_status_code code; /* the gRPC status behind it (OK when the gateway decided) */
   char message[512];
-  char field[256];        /* offending field or parameter, "" if none */
-  char reason[64];        /* "required", "invalid_value_format", ... */
+  char field[256];                            /* offending field or parameter, "" if none */
+  char reason[64];                            /* "required", "invalid_value_format", ... */
   const Google__Rpc__BadRequest *bad_request; /* all violations, when the service sent them */
 } gw_fail;
 
@@ -93,12 +93,12 @@ struct gw_route {
   const char *method;
   const char *tmpl; /* "/v1/objects/{objectId}/events/{eventId}" */
   const gw_dialect *dialect;
-  const char *rpc;  /* "/events.object.v1.ObjectEventService/GetEvent" */
+  const char *rpc; /* "/events.object.v1.ObjectEventService/GetEvent" */
   const ProtobufCServiceDescriptor *service;
   gw_build_fn build;
   gw_render_fn render;
   gw_local_fn local;
-  int needs_body; /* a JSON body is expected */
+  int needs_body;      /* a JSON body is expected */
   const char *summary; /* for the OpenAPI document */
   /* Query parameters the route accepts (mapped onto request fields),
    * terminated by a {NULL, NULL} row. */
@@ -160,13 +160,13 @@ int gw_merge(ProtobufCMessage *msg, json_t *fields, unsigned flags, gw_fail *f);
 /* Converts a query-string value to the JSON type of `field` in `desc`
  * (integers, booleans, strings; timestamps and enums stay strings). Returns
  * a new reference or NULL with f naming `param`. */
-json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
-                       const char *param, const char *value, gw_fail *f);
+json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field, const char *param,
+                       const char *value, gw_fail *f);
 
 /* Query parameters -> request fields, typed by the fields; any parameter
  * not in `map` is an error naming it. */
-int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map,
-                    unsigned flags, gw_fail *f);
+int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, unsigned flags,
+                    gw_fail *f);
 
 /* ---- local handlers (gw_local.c) ---- */
 void gw_healthz(const gw_req *req, gw_resp *resp);

@@ -11,14 +11,22 @@
 
 static const char *exception_name(int http) {
   switch (http) {
-  case 400: return "ValidationException";
-  case 401: return "UnauthorizedException";
-  case 403: return "ForbiddenException";
-  case 404: return "NotFoundException";
-  case 405: return "MethodNotAllowedException";
-  case 413: return "PayloadTooLargeException";
-  case 503: return "ServiceUnavailableException";
-  default: return "ServerException";
+  case 400:
+    return "ValidationException";
+  case 401:
+    return "UnauthorizedException";
+  case 403:
+    return "ForbiddenException";
+  case 404:
+    return "NotFoundException";
+  case 405:
+    return "MethodNotAllowedException";
+  case 413:
+    return "PayloadTooLargeException";
+  case 503:
+    return "ServiceUnavailableException";
+  default:
+    return "ServerException";
   }
 }
 
@@ -153,8 +161,7 @@ const gw_qparam customer_list_query[] = {
 };
 
 int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  if (gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f) < 0)
-    return -1;
+  if (gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f) < 0) return -1;
   const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
   /* 0 means "default" over gRPC, but an explicit count=0 is out of range. */
   if (gw_query_get(req, "count") && (r->page_size < 1 || r->page_size > 1000)) {
@@ -174,8 +181,8 @@ static json_t *event_json(const ProtobufCMessage *ev, int with_records) {
   return j;
 }
 
-int customer_render_list(const gw_req *req, const ProtobufCMessage *in,
-                         const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+int customer_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                         gw_resp *resp, gw_fail *f) {
   (void)req;
   (void)f;
   const Events__Customer__V1__ListEventsRequest *q = (const void *)in;
@@ -200,8 +207,8 @@ int customer_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   return gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f);
 }
 
-int customer_render_get(const gw_req *req, const ProtobufCMessage *in,
-                        const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
+int customer_render_get(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                        gw_resp *resp, gw_fail *f) {
   (void)req;
   (void)f;
   const Events__Customer__V1__GetEventRequest *q = (const void *)in;

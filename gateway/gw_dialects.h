@@ -9,11 +9,11 @@ int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int customer_render_create(const gw_req *req, const ProtobufCMessage *in,
                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int customer_render_list(const gw_req *req, const ProtobufCMessage *in,
-                         const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
+int customer_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                         gw_resp *resp, gw_fail *f);
 int customer_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int customer_render_get(const gw_req *req, const ProtobufCMessage *in,
-                        const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
+int customer_render_get(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                        gw_resp *resp, gw_fail *f);
 int customer_build_records(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int customer_render_records(const gw_req *req, const ProtobufCMessage *in,
                             const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
@@ -24,26 +24,43 @@ extern const gw_qparam customer_get_query[];
 #define CUSTOMER_BASE "/rest-api/enterprise-interface/v1.0"
 #define CUSTOMER_SVC "/events.customer.v1.CustomerEventService/"
 #define CUSTOMER_COMMON                                                                            \
-  .dialect = &gw_customer, .service = &events__customer__v1__customer_event_service__descriptor,  \
+  .dialect = &gw_customer, .service = &events__customer__v1__customer_event_service__descriptor,   \
   .resp_wrap = "data"
 #define CUSTOMER_ROUTES                                                                            \
-  {CUSTOMER_COMMON, .method = "POST", .tmpl = CUSTOMER_BASE "/events",                             \
-   .rpc = CUSTOMER_SVC "CreateEvent", .build = customer_build_create,                              \
-   .render = customer_render_create, .needs_body = 1, .summary = "Create a new event",             \
-   .body_desc = &events__customer__v1__create_event_request__descriptor, .ok_status = 201,         \
+  {CUSTOMER_COMMON,                                                                                \
+   .method = "POST",                                                                               \
+   .tmpl = CUSTOMER_BASE "/events",                                                                \
+   .rpc = CUSTOMER_SVC "CreateEvent",                                                              \
+   .build = customer_build_create,                                                                 \
+   .render = customer_render_create,                                                               \
+   .needs_body = 1,                                                                                \
+   .summary = "Create a new event",                                                                \
+   .body_desc = &events__customer__v1__create_event_request__descriptor,                           \
+   .ok_status = 201,                                                                               \
    .resp_desc = &events__customer__v1__create_event_response__descriptor},                         \
-      {CUSTOMER_COMMON, .method = "GET", .tmpl = CUSTOMER_BASE "/events",                          \
-       .rpc = CUSTOMER_SVC "ListEvents", .build = customer_build_list,                             \
-       .render = customer_render_list, .summary = "Get information about all events",              \
+      {CUSTOMER_COMMON,                                                                            \
+       .method = "GET",                                                                            \
+       .tmpl = CUSTOMER_BASE "/events",                                                            \
+       .rpc = CUSTOMER_SVC "ListEvents",                                                           \
+       .build = customer_build_list,                                                               \
+       .render = customer_render_list,                                                             \
+       .summary = "Get information about all events",                                              \
        .query = customer_list_query,                                                               \
        .resp_desc = &events__customer__v1__list_events_response__descriptor},                      \
-      {CUSTOMER_COMMON, .method = "GET", .tmpl = CUSTOMER_BASE "/events/{event_id}",               \
-       .rpc = CUSTOMER_SVC "GetEvent", .build = customer_build_get,                                \
-       .render = customer_render_get, .summary = "Get information about a specific event",         \
-       .query = customer_get_query, .resp_desc = &events__customer__v1__event__descriptor},        \
-      {CUSTOMER_COMMON, .method = "GET",                                                           \
+      {CUSTOMER_COMMON,                                                                            \
+       .method = "GET",                                                                            \
+       .tmpl = CUSTOMER_BASE "/events/{event_id}",                                                 \
+       .rpc = CUSTOMER_SVC "GetEvent",                                                             \
+       .build = customer_build_get,                                                                \
+       .render = customer_render_get,                                                              \
+       .summary = "Get information about a specific event",                                        \
+       .query = customer_get_query,                                                                \
+       .resp_desc = &events__customer__v1__event__descriptor},                                     \
+      {CUSTOMER_COMMON,                                                                            \
+       .method = "GET",                                                                            \
        .tmpl = CUSTOMER_BASE "/events/{event_id}/property-records",                                \
-       .rpc = CUSTOMER_SVC "ListPropertyRecords", .build = customer_build_records,                 \
+       .rpc = CUSTOMER_SVC "ListPropertyRecords",                                                  \
+       .build = customer_build_records,                                                            \
        .render = customer_render_records,                                                          \
        .summary = "Get a list of all property records of an event",                                \
        .resp_desc = &events__customer__v1__list_property_records_response__descriptor},
@@ -53,10 +70,10 @@ int object_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int object_build_replace(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int object_build_delete(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int object_render_event(const gw_req *req, const ProtobufCMessage *in,
-                        const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
-int object_render_list(const gw_req *req, const ProtobufCMessage *in,
-                       const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
+int object_render_event(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                        gw_resp *resp, gw_fail *f);
+int object_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                       gw_resp *resp, gw_fail *f);
 json_t *object_list_schema(void);
 extern const gw_qparam object_list_query[];
 
@@ -65,16 +82,23 @@ extern const gw_qparam object_list_query[];
 #define OBJECT_COMMON                                                                              \
   .dialect = &gw_object, .service = &events__object__v1__object_event_service__descriptor
 #define OBJECT_EVENT_ROUTE(M_, P_, R_, B_, BODY_, WHAT_)                                           \
-  {OBJECT_COMMON, .method = M_, .tmpl = OBJECT_EVENTS P_, .rpc = OBJECT_SVC R_, .build = B_,       \
-   .render = object_render_event, .needs_body = BODY_, .summary = WHAT_,                           \
-   .body_desc = BODY_ ? &events__object__v1__event__descriptor : NULL,                             \
-   .resp_desc = &events__object__v1__event__descriptor}
+  {                                                                                                \
+    OBJECT_COMMON, .method = M_, .tmpl = OBJECT_EVENTS P_, .rpc = OBJECT_SVC R_, .build = B_,      \
+                   .render = object_render_event, .needs_body = BODY_, .summary = WHAT_,           \
+                   .body_desc = BODY_ ? &events__object__v1__event__descriptor : NULL,             \
+                   .resp_desc = &events__object__v1__event__descriptor                             \
+  }
 #define OBJECT_ROUTES                                                                              \
   OBJECT_EVENT_ROUTE("POST", "", "CreateEvent", object_build_create, 1,                            \
                      "Create an event of an object"),                                              \
-      {OBJECT_COMMON, .method = "GET", .tmpl = OBJECT_EVENTS, .rpc = OBJECT_SVC "ListEvents",      \
-       .build = object_build_list, .render = object_render_list,                                   \
-       .summary = "List the events of an object, oldest first", .query = object_list_query,        \
+      {OBJECT_COMMON,                                                                              \
+       .method = "GET",                                                                            \
+       .tmpl = OBJECT_EVENTS,                                                                      \
+       .rpc = OBJECT_SVC "ListEvents",                                                             \
+       .build = object_build_list,                                                                 \
+       .render = object_render_list,                                                               \
+       .summary = "List the events of an object, oldest first",                                    \
+       .query = object_list_query,                                                                 \
        .resp_schema = object_list_schema},                                                         \
       OBJECT_EVENT_ROUTE("GET", "/{eventId}", "GetEvent", object_build_get, 0, "Get an event"),    \
       OBJECT_EVENT_ROUTE("PUT", "/{eventId}", "UpdateEvent", object_build_replace, 1,              \
@@ -106,27 +130,39 @@ extern const gw_qparam catalog_list_query[];
 #define CATALOG_COMMON                                                                             \
   .dialect = &gw_catalog, .service = &events__catalog__v1__event_catalog_service__descriptor
 #define CATALOG_LIST(P_, R_, Q_, WHAT_)                                                            \
-  {CATALOG_COMMON, .method = "GET", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,               \
-   .build = catalog_build_list, .render = catalog_render_list, .summary = WHAT_, .query = Q_,     \
-   .resp_schema = catalog_list_schema}
+  {                                                                                                \
+    CATALOG_COMMON, .method = "GET", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,               \
+                    .build = catalog_build_list, .render = catalog_render_list, .summary = WHAT_,  \
+                    .query = Q_, .resp_schema = catalog_list_schema                                \
+  }
 #define CATALOG_CREATE(P_, R_, WHAT_)                                                              \
-  {CATALOG_COMMON, .method = "POST", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,              \
-   .build = catalog_build_create, .render = catalog_render_create, .needs_body = 1,               \
-   .summary = WHAT_, .body_desc = &events__catalog__v1__resource__descriptor, .ok_status = 201,   \
-   .resp_desc = &events__catalog__v1__resource__descriptor}
+  {                                                                                                \
+    CATALOG_COMMON, .method = "POST", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,              \
+                    .build = catalog_build_create, .render = catalog_render_create,                \
+                    .needs_body = 1, .summary = WHAT_,                                             \
+                    .body_desc = &events__catalog__v1__resource__descriptor, .ok_status = 201,     \
+                    .resp_desc = &events__catalog__v1__resource__descriptor                        \
+  }
 #define CATALOG_GET(P_, R_, WHAT_)                                                                 \
-  {CATALOG_COMMON, .method = "GET", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,               \
-   .build = catalog_build_get, .render = catalog_render_resource, .summary = WHAT_,               \
-   .resp_desc = &events__catalog__v1__resource__descriptor}
+  {                                                                                                \
+    CATALOG_COMMON, .method = "GET", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,               \
+                    .build = catalog_build_get, .render = catalog_render_resource,                 \
+                    .summary = WHAT_, .resp_desc = &events__catalog__v1__resource__descriptor      \
+  }
 #define CATALOG_PATCH(P_, R_, WHAT_)                                                               \
-  {CATALOG_COMMON, .method = "PATCH", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,             \
-   .build = catalog_build_update, .render = catalog_render_resource, .needs_body = 1,             \
-   .summary = WHAT_, .body_desc = &events__catalog__v1__resource__descriptor,                     \
-   .resp_desc = &events__catalog__v1__resource__descriptor}
+  {                                                                                                \
+    CATALOG_COMMON, .method = "PATCH", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,             \
+                    .build = catalog_build_update, .render = catalog_render_resource,              \
+                    .needs_body = 1, .summary = WHAT_,                                             \
+                    .body_desc = &events__catalog__v1__resource__descriptor,                       \
+                    .resp_desc = &events__catalog__v1__resource__descriptor                        \
+  }
 #define CATALOG_DELETE(P_, R_, WHAT_)                                                              \
-  {CATALOG_COMMON, .method = "DELETE", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,            \
-   .build = catalog_build_delete, .render = catalog_render_delete, .summary = WHAT_,              \
-   .resp_schema = catalog_delete_schema}
+  {                                                                                                \
+    CATALOG_COMMON, .method = "DELETE", .tmpl = CATALOG_BASE P_, .rpc = CATALOG_SVC R_,            \
+                    .build = catalog_build_delete, .render = catalog_render_delete,                \
+                    .summary = WHAT_, .resp_schema = catalog_delete_schema                         \
+  }
 #define CATALOG_ROUTES                                                                             \
   CATALOG_LIST("/category", "ListEventCategories", catalog_category_query,                         \
                "List the event categories of the workspace"),                                      \
@@ -156,8 +192,8 @@ int activity_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int activity_build_delete(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int activity_render_event(const gw_req *req, const ProtobufCMessage *in,
                           const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
-int activity_render_list(const gw_req *req, const ProtobufCMessage *in,
-                         const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
+int activity_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                         gw_resp *resp, gw_fail *f);
 int activity_render_delete(const gw_req *req, const ProtobufCMessage *in,
                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 json_t *activity_event_schema(void);
@@ -170,24 +206,50 @@ extern const gw_qparam activity_get_query[];
 #define ACTIVITY_COMMON                                                                            \
   .dialect = &gw_activity, .service = &events__activity__v1__activity_event_service__descriptor
 #define ACTIVITY_ROUTES                                                                            \
-  {ACTIVITY_COMMON, .method = "POST", .tmpl = ACTIVITY_EVENTS, .rpc = ACTIVITY_SVC "CreateEvent", \
-   .build = activity_build_create, .render = activity_render_event, .needs_body = 1,              \
-   .summary = "Create an event", .ok_status = 201, .resp_schema = activity_event_schema},         \
-      {ACTIVITY_COMMON, .method = "GET", .tmpl = ACTIVITY_EVENTS, .rpc = ACTIVITY_SVC "ListEvents",\
-       .build = activity_build_list, .render = activity_render_list,                              \
-       .summary = "List events (filters, sort, cursor pages, sparse fieldsets)",                  \
-       .query = activity_list_query, .resp_schema = activity_list_schema},                        \
-      {ACTIVITY_COMMON, .method = "GET", .tmpl = ACTIVITY_EVENTS "/{id}",                         \
-       .rpc = ACTIVITY_SVC "GetEvent", .build = activity_build_get,                                \
-       .render = activity_render_event, .summary = "Get an event",                                 \
-       .query = activity_get_query, .resp_schema = activity_event_schema},                        \
-      {ACTIVITY_COMMON, .method = "PATCH", .tmpl = ACTIVITY_EVENTS "/{id}",                       \
-       .rpc = ACTIVITY_SVC "UpdateEvent", .build = activity_build_update,                          \
-       .render = activity_render_event, .needs_body = 1,                                           \
+  {ACTIVITY_COMMON,                                                                                \
+   .method = "POST",                                                                               \
+   .tmpl = ACTIVITY_EVENTS,                                                                        \
+   .rpc = ACTIVITY_SVC "CreateEvent",                                                              \
+   .build = activity_build_create,                                                                 \
+   .render = activity_render_event,                                                                \
+   .needs_body = 1,                                                                                \
+   .summary = "Create an event",                                                                   \
+   .ok_status = 201,                                                                               \
+   .resp_schema = activity_event_schema},                                                          \
+      {ACTIVITY_COMMON,                                                                            \
+       .method = "GET",                                                                            \
+       .tmpl = ACTIVITY_EVENTS,                                                                    \
+       .rpc = ACTIVITY_SVC "ListEvents",                                                           \
+       .build = activity_build_list,                                                               \
+       .render = activity_render_list,                                                             \
+       .summary = "List events (filters, sort, cursor pages, sparse fieldsets)",                   \
+       .query = activity_list_query,                                                               \
+       .resp_schema = activity_list_schema},                                                       \
+      {ACTIVITY_COMMON,                                                                            \
+       .method = "GET",                                                                            \
+       .tmpl = ACTIVITY_EVENTS "/{id}",                                                            \
+       .rpc = ACTIVITY_SVC "GetEvent",                                                             \
+       .build = activity_build_get,                                                                \
+       .render = activity_render_event,                                                            \
+       .summary = "Get an event",                                                                  \
+       .query = activity_get_query,                                                                \
+       .resp_schema = activity_event_schema},                                                      \
+      {ACTIVITY_COMMON,                                                                            \
+       .method = "PATCH",                                                                          \
+       .tmpl = ACTIVITY_EVENTS "/{id}",                                                            \
+       .rpc = ACTIVITY_SVC "UpdateEvent",                                                          \
+       .build = activity_build_update,                                                             \
+       .render = activity_render_event,                                                            \
+       .needs_body = 1,                                                                            \
        .summary = "Update an event's writable attributes and relationships",                       \
        .resp_schema = activity_event_schema},                                                      \
-      {ACTIVITY_COMMON, .method = "DELETE", .tmpl = ACTIVITY_EVENTS "/{id}",                      \
-       .rpc = ACTIVITY_SVC "DeleteEvent", .build = activity_build_delete,                          \
-       .render = activity_render_delete, .summary = "Delete an event", .ok_status = 204},
+      {ACTIVITY_COMMON,                                                                            \
+       .method = "DELETE",                                                                         \
+       .tmpl = ACTIVITY_EVENTS "/{id}",                                                            \
+       .rpc = ACTIVITY_SVC "DeleteEvent",                                                          \
+       .build = activity_build_delete,                                                             \
+       .render = activity_render_delete,                                                           \
+       .summary = "Delete an event",                                                               \
+       .ok_status = 204},
 
 #endif

@@ -79,7 +79,8 @@ static void serve_rpc(gw_req *req, gw_resp *resp) {
   gw_rpc_result res = {0};
 
   const char *mname = strrchr(rt->rpc, '/') + 1;
-  const ProtobufCMethodDescriptor *md = protobuf_c_service_descriptor_get_method_by_name(rt->service, mname);
+  const ProtobufCMethodDescriptor *md =
+      protobuf_c_service_descriptor_get_method_by_name(rt->service, mname);
   if (!md) {
     gw_fail_set(&f, 500, "", "", "route to an unknown method");
     goto fail;
@@ -163,7 +164,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!cs->too_large) {
       if (cs->len + *upload_size + 1 > cs->cap) {
         size_t cap = cs->cap ? cs->cap : 4096;
-        while (cap < cs->len + *upload_size + 1) cap *= 2;
+        while (cap < cs->len + *upload_size + 1)
+          cap *= 2;
         char *nb = realloc(cs->body, cap);
         if (!nb) return MHD_NO;
         cs->body = nb;
@@ -177,7 +179,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
 
-  gw_req req = {.conn = conn, .method = method, .path = url, .body = cs->body ? cs->body : "",
+  gw_req req = {.conn = conn,
+                .method = method,
+                .path = url,
+                .body = cs->body ? cs->body : "",
                 .body_len = cs->len};
   req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
   const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -243,8 +248,8 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
   h->cfg = *cfg;
   rpc_timeout_ms = cfg->rpc_timeout_ms;
   h->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-      0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
+      NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
       cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,

@@ -44,7 +44,8 @@ int main(int argc, char **argv) {
       .idle_timeout_s = (unsigned)atoi(get("EVENTS_IDLE_TIMEOUT_S")),
   };
   if (cfg.rpc_timeout_ms <= 0 || cfg.max_connections == 0) {
-    fprintf(stderr, "events-gateway: EVENTS_RPC_TIMEOUT_MS and EVENTS_MAX_CONNECTIONS must be positive\n");
+    fprintf(stderr,
+            "events-gateway: EVENTS_RPC_TIMEOUT_MS and EVENTS_MAX_CONNECTIONS must be positive\n");
     return 2;
   }
 

@@ -61,7 +61,8 @@ static json_t *content(const char *type, json_t *schema) {
 static json_t *operation(const gw_route *rt) {
   char id[160], lower[16];
   size_t i = 0;
-  for (; rt->method[i] && i < sizeof lower - 1; i++) lower[i] = (char)(rt->method[i] | 0x20);
+  for (; rt->method[i] && i < sizeof lower - 1; i++)
+    lower[i] = (char)(rt->method[i] | 0x20);
   lower[i] = '\0';
   snprintf(id, sizeof id, "%s%s", lower, rt->tmpl);
   for (char *c = id; *c; c++)
@@ -77,18 +78,22 @@ static json_t *operation(const gw_route *rt) {
     ok = rt->resp_schema();
   else if (rt->resp_desc)
     ok = gw_schema(rt->resp_desc, d->json_flags);
-  if (ok && rt->resp_wrap) ok = json_pack("{s:s, s:{s:o}}", "type", "object", "properties", rt->resp_wrap, ok);
+  if (ok && rt->resp_wrap)
+    ok = json_pack("{s:s, s:{s:o}}", "type", "object", "properties", rt->resp_wrap, ok);
   char status[8];
   snprintf(status, sizeof status, "%d", rt->ok_status ? rt->ok_status : 200);
   json_t *okr = json_pack("{s:s}", "description", "success");
-  json_object_set_new(okr, "content", content(ctype, ok ? ok : json_pack("{s:s}", "type", "object")));
+  json_object_set_new(okr, "content",
+                      content(ctype, ok ? ok : json_pack("{s:s}", "type", "object")));
   if (rt->ok_status == 204) json_object_del(okr, "content");
   json_object_set_new(responses, status, okr);
   if (d->error_schema) {
-    json_object_set_new(responses, "4XX", json_pack("{s:s, s:o}", "description", "client error",
-                                                    "content", content(ctype, d->error_schema())));
-    json_object_set_new(responses, "5XX", json_pack("{s:s, s:o}", "description", "server error",
-                                                    "content", content(ctype, d->error_schema())));
+    json_object_set_new(responses, "4XX",
+                        json_pack("{s:s, s:o}", "description", "client error", "content",
+                                  content(ctype, d->error_schema())));
+    json_object_set_new(responses, "5XX",
+                        json_pack("{s:s, s:o}", "description", "server error", "content",
+                                  content(ctype, d->error_schema())));
   }
   json_object_set_new(op, "responses", responses);
   if (rt->needs_body) {
@@ -116,15 +121,16 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
     }
     char lower[16];
     size_t j = 0;
-    for (; rt[i].method[j] && j < sizeof lower - 1; j++) lower[j] = (char)(rt[i].method[j] | 0x20);
+    for (; rt[i].method[j] && j < sizeof lower - 1; j++)
+      lower[j] = (char)(rt[i].method[j] | 0x20);
     lower[j] = '\0';
     json_object_set_new(item, lower, operation(&rt[i]));
   }
   resp->status = 200;
-  resp->body = json_pack(
-      "{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:{s:{s:s, s:s}, s:{s:s, s:s}}}}", "openapi", "3.0.3",
-      "info", "title", "Events API", "version", "1.0.0", "description",
-      "REST gateway of the events service: four dialects over one gRPC API.", "paths", paths,
-      "components", "securitySchemes", "bearerAuth", "type", "http", "scheme", "bearer",
-      "basicAuth", "type", "http", "scheme", "basic");
+  resp->body =
+      json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:{s:{s:s, s:s}, s:{s:s, s:s}}}}", "openapi",
+                "3.0.3", "info", "title", "Events API", "version", "1.0.0", "description",
+                "REST gateway of the events service: four dialects over one gRPC API.", "paths",
+                paths, "components", "securitySchemes", "bearerAuth", "type", "http", "scheme",
+                "bearer", "basicAuth", "type", "http", "scheme", "basic");
 }

@@ -16,11 +16,7 @@ static const gw_route routes[] = {
     LOCAL("GET", "/readyz", gw_readyz, "Readiness: the service answers its health check"),
     LOCAL("GET", "/openapi.json", gw_openapi, "This OpenAPI document"),
     LOCAL("GET", "/metrics", gw_metrics, "Prometheus metrics"),
-    CUSTOMER_ROUTES
-    CATALOG_ROUTES
-    OBJECT_ROUTES
-    ACTIVITY_ROUTES
-};
+    CUSTOMER_ROUTES CATALOG_ROUTES OBJECT_ROUTES ACTIVITY_ROUTES};
 
 const gw_route *gw_routes(size_t *n) {
   *n = sizeof routes / sizeof *routes;

@@ -15,7 +15,9 @@ static grpc_channel *channel;
 int gw_rpc_init(const char *target) {
   grpc_channel_credentials *cr = grpc_insecure_credentials_create();
   grpc_arg args[] = {
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 64 << 20},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = 64 << 20},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
       /* With several service pods behind a headless Service, spread calls
        * over all of them rather than pinning to the first address. */
@@ -36,19 +38,32 @@ void gw_rpc_shutdown(void) {
 
 int gw_http_status(grpc_status_code code) {
   switch (code) {
-  case GRPC_STATUS_OK: return 200;
-  case GRPC_STATUS_INVALID_ARGUMENT: return 400;
-  case GRPC_STATUS_FAILED_PRECONDITION: return 400;
-  case GRPC_STATUS_OUT_OF_RANGE: return 400;
-  case GRPC_STATUS_UNAUTHENTICATED: return 401;
-  case GRPC_STATUS_PERMISSION_DENIED: return 403;
-  case GRPC_STATUS_NOT_FOUND: return 404;
-  case GRPC_STATUS_ALREADY_EXISTS: return 409;
-  case GRPC_STATUS_RESOURCE_EXHAUSTED: return 429;
-  case GRPC_STATUS_UNIMPLEMENTED: return 501;
-  case GRPC_STATUS_UNAVAILABLE: return 503;
-  case GRPC_STATUS_DEADLINE_EXCEEDED: return 504;
-  default: return 500;
+  case GRPC_STATUS_OK:
+    return 200;
+  case GRPC_STATUS_INVALID_ARGUMENT:
+    return 400;
+  case GRPC_STATUS_FAILED_PRECONDITION:
+    return 400;
+  case GRPC_STATUS_OUT_OF_RANGE:
+    return 400;
+  case GRPC_STATUS_UNAUTHENTICATED:
+    return 401;
+  case GRPC_STATUS_PERMISSION_DENIED:
+    return 403;
+  case GRPC_STATUS_NOT_FOUND:
+    return 404;
+  case GRPC_STATUS_ALREADY_EXISTS:
+    return 409;
+  case GRPC_STATUS_RESOURCE_EXHAUSTED:
+    return 429;
+  case GRPC_STATUS_UNIMPLEMENTED:
+    return 501;
+  case GRPC_STATUS_UNAVAILABLE:
+    return 503;
+  case GRPC_STATUS_DEADLINE_EXCEEDED:
+    return 504;
+  default:
+    return 500;
   }
 }
 
@@ -75,11 +90,11 @@ int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *i
                 const ProtobufCMessageDescriptor *out_desc, int timeout_ms, gw_rpc_result *res) {
   memset(res, 0, sizeof *res);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                       gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+  gpr_timespec deadline =
+      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
   grpc_slice mslice = grpc_slice_from_static_string(method);
-  grpc_call *call =
-      grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice, NULL, deadline, NULL);
+  grpc_call *call = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice,
+                                             NULL, deadline, NULL);
 
   size_t len = protobuf_c_message_get_packed_size(in);
   grpc_slice payload = grpc_slice_malloc(len);
@@ -167,7 +182,8 @@ int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *i
 free_call:
   if (recv) grpc_byte_buffer_destroy(recv);
   grpc_byte_buffer_destroy(send);
-  for (size_t i = 0; i < n_md; i++) grpc_slice_unref(md[i].value);
+  for (size_t i = 0; i < n_md; i++)
+    grpc_slice_unref(md[i].value);
   grpc_metadata_array_destroy(&initial);
   grpc_metadata_array_destroy(&trailer);
   grpc_call_unref(call);

@@ -29,7 +29,8 @@ static json_t *enum_schema(const ProtobufCEnumDescriptor *e) {
     if (strncmp(n, prefix, pl) == 0) n += pl;
     char lower[128];
     size_t j = 0;
-    for (; n[j] && j < sizeof lower - 1; j++) lower[j] = (char)tolower((unsigned char)n[j]);
+    for (; n[j] && j < sizeof lower - 1; j++)
+      lower[j] = (char)tolower((unsigned char)n[j]);
     lower[j] = '\0';
     if (strcmp(lower, "unspecified") == 0) continue;
     json_array_append_new(values, json_string(lower));
@@ -43,11 +44,16 @@ static json_t *well_known(const char *name) {
     const char *type;
     const char *format;
   } wk[] = {
-      {"google.protobuf.StringValue", "string", NULL}, {"google.protobuf.BoolValue", "boolean", NULL},
-      {"google.protobuf.Int64Value", "integer", "int64"}, {"google.protobuf.Int32Value", "integer", "int32"},
-      {"google.protobuf.UInt64Value", "integer", NULL},   {"google.protobuf.UInt32Value", "integer", NULL},
-      {"google.protobuf.DoubleValue", "number", NULL},    {"google.protobuf.FloatValue", "number", NULL},
-      {"google.protobuf.BytesValue", "string", "byte"},   {"google.protobuf.Timestamp", "string", NULL},
+      {"google.protobuf.StringValue", "string", NULL},
+      {"google.protobuf.BoolValue", "boolean", NULL},
+      {"google.protobuf.Int64Value", "integer", "int64"},
+      {"google.protobuf.Int32Value", "integer", "int32"},
+      {"google.protobuf.UInt64Value", "integer", NULL},
+      {"google.protobuf.UInt32Value", "integer", NULL},
+      {"google.protobuf.DoubleValue", "number", NULL},
+      {"google.protobuf.FloatValue", "number", NULL},
+      {"google.protobuf.BytesValue", "string", "byte"},
+      {"google.protobuf.Timestamp", "string", NULL},
       {"google.protobuf.FieldMask", "string", NULL},
   };
   for (size_t i = 0; i < sizeof wk / sizeof *wk; i++) {
@@ -70,17 +76,29 @@ static json_t *field_schema(const ProtobufCFieldDescriptor *f, unsigned flags, i
   case PROTOBUF_C_TYPE_SINT32:
   case PROTOBUF_C_TYPE_SFIXED32:
   case PROTOBUF_C_TYPE_UINT32:
-  case PROTOBUF_C_TYPE_FIXED32: s = json_pack("{s:s, s:s}", "type", "integer", "format", "int32"); break;
+  case PROTOBUF_C_TYPE_FIXED32:
+    s = json_pack("{s:s, s:s}", "type", "integer", "format", "int32");
+    break;
   case PROTOBUF_C_TYPE_INT64:
   case PROTOBUF_C_TYPE_SINT64:
   case PROTOBUF_C_TYPE_SFIXED64:
   case PROTOBUF_C_TYPE_UINT64:
-  case PROTOBUF_C_TYPE_FIXED64: s = json_pack("{s:s, s:s}", "type", "integer", "format", "int64"); break;
+  case PROTOBUF_C_TYPE_FIXED64:
+    s = json_pack("{s:s, s:s}", "type", "integer", "format", "int64");
+    break;
   case PROTOBUF_C_TYPE_FLOAT:
-  case PROTOBUF_C_TYPE_DOUBLE: s = json_pack("{s:s}", "type", "number"); break;
-  case PROTOBUF_C_TYPE_BOOL: s = json_pack("{s:s}", "type", "boolean"); break;
-  case PROTOBUF_C_TYPE_BYTES: s = json_pack("{s:s, s:s}", "type", "string", "format", "byte"); break;
-  case PROTOBUF_C_TYPE_ENUM: s = enum_schema(f->descriptor); break;
+  case PROTOBUF_C_TYPE_DOUBLE:
+    s = json_pack("{s:s}", "type", "number");
+    break;
+  case PROTOBUF_C_TYPE_BOOL:
+    s = json_pack("{s:s}", "type", "boolean");
+    break;
+  case PROTOBUF_C_TYPE_BYTES:
+    s = json_pack("{s:s, s:s}", "type", "string", "format", "byte");
+    break;
+  case PROTOBUF_C_TYPE_ENUM:
+    s = enum_schema(f->descriptor);
+    break;
   case PROTOBUF_C_TYPE_MESSAGE: {
     const ProtobufCMessageDescriptor *md = f->descriptor;
     s = well_known(md->name);
@@ -89,9 +107,12 @@ static json_t *field_schema(const ProtobufCFieldDescriptor *f, unsigned flags, i
       json_object_set_new(s, "nullable", json_true());
     break;
   }
-  default: s = json_pack("{s:s}", "type", "string"); break;
+  default:
+    s = json_pack("{s:s}", "type", "string");
+    break;
   }
-  if (f->label == PROTOBUF_C_LABEL_REPEATED) s = json_pack("{s:s, s:o}", "type", "array", "items", s);
+  if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    s = json_pack("{s:s, s:o}", "type", "array", "items", s);
   return s;
 }
 

@@ -84,7 +84,8 @@ json_t *gw_text(const char *s) {
   return j ? j : json_string("");
 }
 
-void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt, ...) {
+void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt,
+                 ...) {
   va_list ap;
   f->http = http;
   f->code = GRPC_STATUS_OK;
@@ -183,8 +184,8 @@ static json_t *time_value(const char *param, const char *v, gw_fail *f) {
   return text_value(param, buf, f);
 }
 
-json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field,
-                       const char *param, const char *value, gw_fail *f) {
+json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field, const char *param,
+                       const char *value, gw_fail *f) {
   const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(desc, field);
   if (!fd) {
     gw_fail_set(f, 500, param, "", "no field %s", field);
@@ -219,10 +220,11 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
   }
 }
 
-int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map,
-                    unsigned flags, gw_fail *f) {
+int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, unsigned flags,
+                    gw_fail *f) {
   size_t n = 0;
-  while (map && map[n].param) n++;
+  while (map && map[n].param)
+    n++;
   gw_query_arg args[64];
   size_t n_args = gw_query(req, args, 64);
   if (n_args > 64) {
@@ -241,8 +243,7 @@ int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *m
       goto free_fields;
     }
     if (json_object_get(fields, q->field)) {
-      gw_fail_set(f, 400, q->param, "invalid_value_format", "%s is given more than once",
-                  q->param);
+      gw_fail_set(f, 400, q->param, "invalid_value_format", "%s is given more than once", q->param);
       goto free_fields;
     }
     json_t *v = gw_query_value(msg->descriptor, q->field, q->param, args[i].value, f);

@@ -82,8 +82,8 @@ int store_patch(store *st, const char *tenant, const char *coll, json_t *id, jso
 int store_delete(store *st, const char *tenant, const char *coll, json_t *id, store_err *err);
 
 typedef enum store_op {
-  STORE_EQ,      /* value: scalar */
-  STORE_IN,      /* value: array of scalars */
+  STORE_EQ, /* value: scalar */
+  STORE_IN, /* value: array of scalars */
   STORE_GT,
   STORE_GTE,
   STORE_LT,
@@ -116,9 +116,9 @@ typedef struct store_query {
 } store_query;
 
 typedef struct store_page {
-  json_t *docs; /* array, in query order */
-  char *next;   /* cursor after the last doc, NULL on the last page */
-  char *prev;   /* cursor before the first doc, NULL on the first page */
+  json_t *docs;    /* array, in query order */
+  char *next;      /* cursor after the last doc, NULL on the last page */
+  char *prev;      /* cursor before the first doc, NULL on the first page */
   long long total; /* matches ignoring pagination, when query.count */
 } store_page;
 

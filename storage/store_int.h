@@ -56,7 +56,7 @@ typedef struct store_engine_ops {
 /* Every engine's handle starts with this, so store.c can dispatch. */
 struct store {
   const store_engine_ops *engine;
-  store_stats stats; /* updated atomically by every engine call */
+  store_stats stats;  /* updated atomically by every engine call */
   char **collections; /* names from the schema, for argument checks */
   size_t n_collections;
 };

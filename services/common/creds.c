@@ -59,10 +59,12 @@ static int parse_digest(const char *s, size_t len, unsigned char *digest) {
 /* Splits the next whitespace-separated word off [*p, end). */
 static int next_word(const char **p, const char *end, const char **w, size_t *wlen) {
   const char *s = *p;
-  while (s < end && (*s == ' ' || *s == '\t')) s++;
+  while (s < end && (*s == ' ' || *s == '\t'))
+    s++;
   if (s == end || *s == '#') return 0;
   const char *e = s;
-  while (e < end && *e != ' ' && *e != '\t') e++;
+  while (e < end && *e != ' ' && *e != '\t')
+    e++;
   *w = s;
   *wlen = (size_t)(e - s);
   *p = e;
@@ -82,7 +84,8 @@ static int parse_line(creds *c, const char *s, const char *end, const char *name
   size_t wl[4];
   int n = 0;
   char buf[256];
-  while (n < 4 && next_word(&s, end, &w[n], &wl[n])) n++;
+  while (n < 4 && next_word(&s, end, &w[n], &wl[n]))
+    n++;
   if (n == 0) return 0; /* blank or comment */
   if (n < 3) return fail(err, name, lineno, "%s", "expected \"tenant scheme secret\"");
   if (n > 3) {
@@ -217,16 +220,19 @@ static const char *match(const creds *c, int scheme, const unsigned char *secret
 
 const char *creds_lookup(const creds *c, const char *auth, size_t len) {
   if (!c || !auth) return NULL;
-  while (len && (auth[len - 1] == ' ' || auth[len - 1] == '\t')) len--;
+  while (len && (auth[len - 1] == ' ' || auth[len - 1] == '\t'))
+    len--;
   if (len > 7 && strncasecmp(auth, "Bearer ", 7) == 0) {
     size_t i = 7;
-    while (i < len && auth[i] == ' ') i++;
+    while (i < len && auth[i] == ' ')
+      i++;
     if (i == len) return NULL;
     return match(c, SCHEME_BEARER, (const unsigned char *)auth + i, len - i);
   }
   if (len > 6 && strncasecmp(auth, "Basic ", 6) == 0) {
     size_t i = 6;
-    while (i < len && auth[i] == ' ') i++;
+    while (i < len && auth[i] == ' ')
+      i++;
     size_t b64 = len - i;
     if (b64 == 0 || b64 > 4096 || b64 % 4) return NULL;
     unsigned char plain[3072 + 4];

@@ -23,7 +23,8 @@ int ids_hex(char *buf, size_t len) {
   static const char hex[] = "0123456789abcdef";
   uint8_t raw[64];
   if (len > 2 * sizeof raw || fill(raw, (len + 1) / 2) < 0) return -1;
-  for (size_t i = 0; i < len; i++) buf[i] = hex[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+  for (size_t i = 0; i < len; i++)
+    buf[i] = hex[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 15];
   buf[len] = '\0';
   return 0;
 }
@@ -71,7 +72,8 @@ int ids_uuid7(char out[37]) {
   }
   unsigned s = seq;
   pthread_mutex_unlock(&mu);
-  for (int i = 0; i < 6; i++) b[i] = (uint8_t)(ms >> (40 - 8 * i));
+  for (int i = 0; i < 6; i++)
+    b[i] = (uint8_t)(ms >> (40 - 8 * i));
   b[6] = (uint8_t)(0x70 | (s >> 8));
   b[7] = (uint8_t)s;
   b[8] = (b[8] & 0x3f) | 0x80;

@@ -143,7 +143,8 @@ void log_fields(int level, const char *msg, const log_field *fields, size_t n) {
   put_str(&l, process_name);
   put(&l, ",\"msg\":", 7);
   put_str(&l, msg ? msg : "");
-  for (size_t i = 0; i < n && !l.full; i++) put_field(&l, &fields[i]);
+  for (size_t i = 0; i < n && !l.full; i++)
+    put_field(&l, &fields[i]);
   l.buf[l.n++] = '}';
   l.buf[l.n++] = '\n';
   ssize_t w = write(STDERR_FILENO, l.buf, l.n);
@@ -178,7 +179,8 @@ void log_json(int level, const char *msg, json_t *fields) {
     n++;
   }
   log_fields(level, msg, f, n);
-  for (size_t i = 0; i < n_raw; i++) free(raw[i]);
+  for (size_t i = 0; i < n_raw; i++)
+    free(raw[i]);
 out_fields:
   json_decref(fields);
 }

@@ -21,7 +21,7 @@ typedef struct series {
   enum kind kind;
   double value; /* counter/gauge; histogram sum */
   unsigned long long count, buckets[N_BUCKETS];
-  struct series *next; /* hash chain */
+  struct series *next;  /* hash chain */
   struct series *order; /* insertion order, for stable output */
 } series;
 
@@ -40,9 +40,11 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t hash(const char *a, const char *b) {
   uint64_t h = 1469598103934665603ull;
-  for (; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ull;
+  for (; *a; a++)
+    h = (h ^ (unsigned char)*a) * 1099511628211ull;
   h = (h ^ 0xff) * 1099511628211ull;
-  for (; *b; b++) h = (h ^ (unsigned char)*b) * 1099511628211ull;
+  for (; *b; b++)
+    h = (h ^ (unsigned char)*b) * 1099511628211ull;
   return h;
 }
 
@@ -127,7 +129,6 @@ const char *metrics_label(const char *value, char *buf, size_t len) {
   return buf;
 }
 
-
 static void labels_with(FILE *f, const char *labels, const char *extra) {
   if (!*labels && !extra) return;
   fprintf(f, "{%s%s%s}", labels, *labels && extra ? "," : "", extra ? extra : "");
@@ -140,8 +141,9 @@ char *metrics_render(void) {
   if (!f) return NULL;
   pthread_mutex_lock(&mu);
   for (size_t i = 0; i < n_helps; i++)
-    if (helps[i].name) fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", helps[i].name, helps[i].text,
-                               helps[i].name, helps[i].type);
+    if (helps[i].name)
+      fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", helps[i].name, helps[i].text, helps[i].name,
+              helps[i].type);
   for (series *s = first; s; s = s->order) {
     if (s->kind != HISTOGRAM) {
       fputs(s->name, f);

@@ -1,8 +1,8 @@
 /* pbjson.h - protobuf <-> JSON mapping driven by protobuf-c descriptors.
  *
  * One mapper serves the gateway (REST bodies) and the service (stored
- * documents, with PBJSON_MICROS_TIME). Every dialect's bodies follow from it: the REST bodies use the proto field names
- * (snake_case) or their lowerCamelCase form, times as RFC 3339 or as
+ * documents, with PBJSON_MICROS_TIME). Every dialect's bodies follow from it: the REST bodies use
+ * the proto field names (snake_case) or their lowerCamelCase form, times as RFC 3339 or as
  * "YYYY-MM-DD HH:MM:SS", and everything else follows from the descriptors.
  * Well-known types map as in proto3 JSON: wrappers to their value or null,
  * Timestamp to a time string, Struct/Value/ListValue to free JSON, FieldMask
@@ -16,11 +16,11 @@
 #include <protobuf-c/protobuf-c.h>
 
 enum {
-  PBJSON_CAMEL = 1 << 0,    /* member names in lowerCamelCase */
-  PBJSON_SQL_TIME = 1 << 1, /* Timestamp as "YYYY-MM-DD HH:MM:SS" UTC */
-  PBJSON_OMIT_NULL = 1 << 2, /* output: leave out unset messages/wrappers (else null) */
+  PBJSON_CAMEL = 1 << 0,          /* member names in lowerCamelCase */
+  PBJSON_SQL_TIME = 1 << 1,       /* Timestamp as "YYYY-MM-DD HH:MM:SS" UTC */
+  PBJSON_OMIT_NULL = 1 << 2,      /* output: leave out unset messages/wrappers (else null) */
   PBJSON_IGNORE_UNKNOWN = 1 << 3, /* input: skip unknown members (else an error) */
-  PBJSON_MICROS_TIME = 1 << 4, /* Timestamp as integer microseconds since the epoch */
+  PBJSON_MICROS_TIME = 1 << 4,    /* Timestamp as integer microseconds since the epoch */
 };
 
 /* Deepest nesting of JSON objects/arrays the mapper reads or writes; deeper
@@ -66,6 +66,6 @@ int pbjson_time_parse(const char *s, int64_t *seconds, int32_t *nanos); /* RFC 3
 /* The JSON member name of a field under `flags`: f->name itself, or with
  * PBJSON_CAMEL its lowerCamelCase form written to buf (NULL if it does not fit). */
 const char *pbjson_field_name(const ProtobufCFieldDescriptor *f, unsigned flags, char *buf,
-                               size_t len);
+                              size_t len);
 
 #endif

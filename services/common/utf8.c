@@ -14,9 +14,8 @@ size_t utf8_seq(const unsigned char *s, size_t n) {
   }
   if (c >= 0xF0 && c <= 0xF4) {
     unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80
-               ? 4
-               : 0;
+    return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4
+                                                                                                : 0;
   }
   return 0;
 }

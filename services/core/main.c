@@ -147,8 +147,8 @@ int main(int argc, char **argv) {
   }
   log_json(LOG_LEVEL_INFO, "serving",
            json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "addr", cfg.addr, "port", port, "store",
-                     store_engine(st), "workers", cfg.workers, "credentials",
-                     (int)creds_count(cr), "metrics_port", mport));
+                     store_engine(st), "workers", cfg.workers, "credentials", (int)creds_count(cr),
+                     "metrics_port", mport));
 
   int sig = 0;
   sigwait(&sigs, &sig);

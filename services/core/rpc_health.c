@@ -9,12 +9,14 @@ static const char *const *served;
 static size_t n_served;
 static volatile int draining;
 
-static void check(Grpc__Health__V1__Health_Service *svc, const Grpc__Health__V1__HealthCheckRequest *in,
+static void check(Grpc__Health__V1__Health_Service *svc,
+                  const Grpc__Health__V1__HealthCheckRequest *in,
                   Grpc__Health__V1__HealthCheckResponse_Closure done, void *call) {
   (void)svc;
   Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
   int known = in->service[0] == '\0';
-  for (size_t i = 0; i < n_served && !known; i++) known = strcmp(in->service, served[i]) == 0;
+  for (size_t i = 0; i < n_served && !known; i++)
+    known = strcmp(in->service, served[i]) == 0;
   if (!known) {
     rpc_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service \"%s\"", in->service);
     done(NULL, call);

@@ -12,8 +12,8 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_method rpc_method;
 
 enum rpc_state {
-  CALL_REQUESTED, /* waiting for a client */
-  CALL_REPLYING,  /* unary reply batch in flight */
+  CALL_REQUESTED,   /* waiting for a client */
+  CALL_REPLYING,    /* unary reply batch in flight */
   CALL_STREAM_READ, /* reflection: initial metadata or a reply sent, next request awaited */
   CALL_STREAM_CLOSING,
 };

@@ -79,8 +79,8 @@ int rpc_metrics_start(const char *addr, store *st, rpc_metrics **out, int *port,
   m->st = st;
   m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                                on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                               MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-                               10u, MHD_OPTION_END);
+                               MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                               MHD_OPTION_END);
   if (!m->daemon) {
     snprintf(err, errlen, "cannot listen on %s", addr);
     free(m);

@@ -123,11 +123,14 @@ free_reflect:
 
 void reflect_free(reflect *r) {
   if (!r) return;
-  for (size_t i = 0; i < r->n_files && r->files; i++) free(r->files[i].bytes);
+  for (size_t i = 0; i < r->n_files && r->files; i++)
+    free(r->files[i].bytes);
   free(r->files);
-  for (size_t i = 0; i < r->n_syms; i++) free(r->syms[i].name);
+  for (size_t i = 0; i < r->n_syms; i++)
+    free(r->syms[i].name);
   free(r->syms);
-  for (size_t i = 0; i < r->n_served; i++) free(r->served[i]);
+  for (size_t i = 0; i < r->n_served; i++)
+    free(r->served[i]);
   free(r->served);
   if (r->set) google__protobuf__file_descriptor_set__free_unpacked(r->set, NULL);
   free(r);

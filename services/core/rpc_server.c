@@ -245,8 +245,7 @@ static void serve_unary(rpc_call *c) {
                                                    GRPC_SLICE_START_PTR(raw));
   grpc_slice_unref(raw);
   if (!in) {
-    rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s",
-             m->md->input->name);
+    rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s", m->md->input->name);
     return;
   }
   h(m->impl, in, closure, c);
@@ -286,8 +285,8 @@ static void stream_step(rpc_call *c) {
   uint8_t *resp = NULL;
   size_t resp_len = 0;
   if (read_payload(c->payload, &raw) < 0) goto fail;
-  int rc = reflect_answer(c->srv->reflect, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw),
-                          &resp, &resp_len);
+  int rc = reflect_answer(c->srv->reflect, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw), &resp,
+                          &resp_len);
   grpc_slice_unref(raw);
   if (rc < 0) goto fail;
   grpc_slice s = grpc_slice_new(resp, resp_len, free);
@@ -387,7 +386,8 @@ static void *worker(void *arg) {
 
 static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
   size_t n = 1; /* reflection v1alpha shares the v1 handler */
-  for (size_t i = 0; i < cfg->n_services; i++) n += cfg->services[i].desc->n_methods;
+  for (size_t i = 0; i < cfg->n_services; i++)
+    n += cfg->services[i].desc->n_methods;
   s->methods = calloc(n, sizeof *s->methods);
   if (!s->methods) {
     snprintf(err, errlen, "out of memory");
@@ -432,11 +432,15 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   if (build_methods(s, cfg, err, errlen) < 0) goto free_server;
 
   grpc_arg args[] = {
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 4 << 20},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = 4 << 20},
       /* Clients reconnect (and re-resolve) now and then, so replicas added by
        * the autoscaler receive traffic from long-lived channels. */
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_AGE_MS, .value.integer = 300000},
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, .value.integer = 30000},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+       .value.integer = 30000},
   };
   grpc_channel_args chargs = {.num_args = 3, .args = args};
   s->server = grpc_server_create(&chargs, NULL);
@@ -466,7 +470,8 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   }
   grpc_server_start(s->server);
   for (int i = 0; i < s->n_workers; i++) {
-    for (size_t j = 0; j < s->n_methods; j++) call_request(s, &s->methods[j], s->cqs[i]);
+    for (size_t j = 0; j < s->n_methods; j++)
+      call_request(s, &s->methods[j], s->cqs[i]);
     call_request(s, NULL, s->cqs[i]);
     if (pthread_create(&s->threads[i], NULL, worker, s->cqs[i]) != 0) {
       snprintf(err, errlen, "cannot start worker thread");
@@ -503,8 +508,8 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
   s->stopping = 1;
   grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
   grpc_server_shutdown_and_notify(s->server, done, s);
-  gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                    gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+  gpr_timespec until =
+      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
   grpc_event ev = grpc_completion_queue_pluck(done, s, until, NULL);
   if (ev.type == GRPC_QUEUE_TIMEOUT) {
     log_printf(LOG_LEVEL_WARN, "grace period over: cancelling the remaining calls");
@@ -514,7 +519,8 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
   /* Handlers still running finish their reply batches (the store bounds
    * how long they take); after that no batch may start. */
   pthread_mutex_lock(&s->busy_mu);
-  while (s->busy) pthread_cond_wait(&s->idle, &s->busy_mu);
+  while (s->busy)
+    pthread_cond_wait(&s->idle, &s->busy_mu);
   s->closing = 1;
   pthread_mutex_unlock(&s->busy_mu);
   grpc_server_destroy(s->server);
@@ -523,9 +529,12 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
          GRPC_QUEUE_SHUTDOWN) {
   }
   grpc_completion_queue_destroy(done);
-  for (int i = 0; i < s->n_workers; i++) grpc_completion_queue_shutdown(s->cqs[i]);
-  for (int i = 0; i < s->n_started; i++) pthread_join(s->threads[i], NULL);
-  for (int i = 0; i < s->n_workers; i++) grpc_completion_queue_destroy(s->cqs[i]);
+  for (int i = 0; i < s->n_workers; i++)
+    grpc_completion_queue_shutdown(s->cqs[i]);
+  for (int i = 0; i < s->n_started; i++)
+    pthread_join(s->threads[i], NULL);
+  for (int i = 0; i < s->n_workers; i++)
+    grpc_completion_queue_destroy(s->cqs[i]);
   pthread_cond_destroy(&s->idle);
   pthread_mutex_destroy(&s->busy_mu);
   free(s->cqs);

@@ -64,11 +64,21 @@ void rpc_violation(rpc_call *c, const char *field, const char *reason, const cha
 void rpc_fail_store(rpc_call *c, const store_err *err) {
   grpc_status_code code;
   switch (err->code) {
-  case STORE_ENOTFOUND: code = GRPC_STATUS_NOT_FOUND; break;
-  case STORE_EDUPLICATE: code = GRPC_STATUS_ALREADY_EXISTS; break;
-  case STORE_EUNAVAILABLE: code = GRPC_STATUS_UNAVAILABLE; break;
-  case STORE_EINVAL: code = GRPC_STATUS_INVALID_ARGUMENT; break;
-  default: code = GRPC_STATUS_INTERNAL; break;
+  case STORE_ENOTFOUND:
+    code = GRPC_STATUS_NOT_FOUND;
+    break;
+  case STORE_EDUPLICATE:
+    code = GRPC_STATUS_ALREADY_EXISTS;
+    break;
+  case STORE_EUNAVAILABLE:
+    code = GRPC_STATUS_UNAVAILABLE;
+    break;
+  case STORE_EINVAL:
+    code = GRPC_STATUS_INVALID_ARGUMENT;
+    break;
+  default:
+    code = GRPC_STATUS_INTERNAL;
+    break;
   }
   char labels[64];
   snprintf(labels, sizeof labels, "code=\"%d\"", err->code);

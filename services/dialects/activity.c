@@ -492,7 +492,8 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
       rpc_fail_store(c, &err);
     goto free_conds;
   }
-  if (doc_decode_all(c, page.docs, NULL, decode_event, (ProtobufCMessage ***)&events, &n_events) < 0)
+  if (doc_decode_all(c, page.docs, NULL, decode_event, (ProtobufCMessage ***)&events, &n_events) <
+      0)
     goto free_results;
   for (size_t i = 0; !in->provide_data_connections && i < n_events; i++)
     drop_connections(events[i]);

@@ -85,7 +85,7 @@ static void create_event(Events__Customer__V1__CustomerEventService_Service *svc
   ev.n_property_records = in->n_property_records;
   PropertyRecord *recs = calloc(in->n_property_records + 1, sizeof *recs);
   PropertyRecord **ptrs = calloc(in->n_property_records + 1, sizeof *ptrs);
-  char (*rec_ids)[ID_LEN + 1] = calloc(in->n_property_records + 1, sizeof *rec_ids);
+  char(*rec_ids)[ID_LEN + 1] = calloc(in->n_property_records + 1, sizeof *rec_ids);
   json_t *doc = NULL;
   if (!recs || !ptrs || !rec_ids || ids_hex(id, ID_LEN) < 0) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of resources");
@@ -124,7 +124,8 @@ free_records:
 static Event *load_event(rpc_call *c, const char *event_id) {
   if (!check_id(c, "event_id", event_id)) return NULL;
   json_t *id = json_string(event_id);
-  Event *ev = (Event *)doc_load(c, COLL, id, &events__customer__v1__event__descriptor, NULL, "event");
+  Event *ev =
+      (Event *)doc_load(c, COLL, id, &events__customer__v1__event__descriptor, NULL, "event");
   json_decref(id);
   return ev;
 }
@@ -153,10 +154,14 @@ static void get_event(Events__Customer__V1__CustomerEventService_Service *svc,
 
 static const char *sort_field(Events__Customer__V1__SortField f) {
   switch (f) {
-  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_EVENT_TYPE_ID: return "event_type_id";
-  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_CUSTOMER_ID: return "customer_id";
-  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_EXTERNAL_ID: return "external_id";
-  default: return "created_at";
+  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_EVENT_TYPE_ID:
+    return "event_type_id";
+  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_CUSTOMER_ID:
+    return "customer_id";
+  case EVENTS__CUSTOMER__V1__SORT_FIELD__SORT_FIELD_EXTERNAL_ID:
+    return "external_id";
+  default:
+    return "created_at";
   }
 }
 
@@ -174,8 +179,7 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
   store_cond conds[5];
   json_t *vals[5] = {0};
   size_t n = 0;
-  const Google__Protobuf__StringValue *eq[] = {in->event_type_id, in->customer_id,
-                                               in->external_id};
+  const Google__Protobuf__StringValue *eq[] = {in->event_type_id, in->customer_id, in->external_id};
   static const char *const eq_fields[] = {"event_type_id", "customer_id", "external_id"};
   for (int i = 0; i < 3; i++) {
     if (!eq[i]) continue;
@@ -194,7 +198,8 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
     n++;
   }
   store_order order = {sort_field(in->sort_field),
-                       in->sort_direction == EVENTS__CUSTOMER__V1__SORT_DIRECTION__SORT_DIRECTION_DESC};
+                       in->sort_direction ==
+                           EVENTS__CUSTOMER__V1__SORT_DIRECTION__SORT_DIRECTION_DESC};
   store_query q = {.conds = conds,
                    .n_conds = n,
                    .order = &order,
@@ -214,7 +219,8 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
   if (doc_decode_all(c, page.docs, &events__customer__v1__event__descriptor, NULL,
                      (ProtobufCMessage ***)&events, &n_events) < 0)
     goto free_results;
-  for (size_t i = 0; !in->include_property_records && i < n_events; i++) drop_records(events[i]);
+  for (size_t i = 0; !in->include_property_records && i < n_events; i++)
+    drop_records(events[i]);
   out.n_events = n_events;
   out.events = events;
   out.total_items = page.total;
@@ -223,7 +229,8 @@ free_results:
   doc_free_all((ProtobufCMessage **)events, n_events);
   store_page_clear(&page);
 free_values:
-  for (size_t i = 0; i < n; i++) json_decref(vals[i]);
+  for (size_t i = 0; i < n; i++)
+    json_decref(vals[i]);
   if (rpc_failed(c)) done(NULL, c);
 }
 

@@ -69,7 +69,8 @@ int doc_decode_all(rpc_call *c, json_t *docs, const ProtobufCMessageDescriptor *
 }
 
 void doc_free_all(ProtobufCMessage **msgs, size_t n) {
-  for (size_t i = 0; i < n; i++) protobuf_c_message_free_unpacked(msgs[i], NULL);
+  for (size_t i = 0; i < n; i++)
+    protobuf_c_message_free_unpacked(msgs[i], NULL);
   free(msgs);
 }
 

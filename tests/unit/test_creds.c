@@ -55,8 +55,15 @@ static void test_spec_example(void **state) {
 static void test_lookup_misses(void **state) {
   (void)state;
   creds *c = parse_ok("acme bearer sk:abc\nacme basic u:p\n");
-  const char *bad[] = {"", "Bearer", "Bearer ", "Bearer sk:abd", "Bearer sk:ab",
-                       "Basic !!!!", "Basic dTpx", "Token sk:abc", "Basic c2s6YWJj" /* sk:abc */,
+  const char *bad[] = {"",
+                       "Bearer",
+                       "Bearer ",
+                       "Bearer sk:abd",
+                       "Bearer sk:ab",
+                       "Basic !!!!",
+                       "Basic dTpx",
+                       "Token sk:abc",
+                       "Basic c2s6YWJj" /* sk:abc */,
                        "Bearer u:p"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     assert_null(creds_lookup(c, bad[i], strlen(bad[i])));
@@ -103,8 +110,8 @@ static void test_crlf_and_tabs(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_spec_example),   cmocka_unit_test(test_lookup_misses),
-      cmocka_unit_test(test_bad_lines),      cmocka_unit_test(test_load_missing_file),
+      cmocka_unit_test(test_spec_example),  cmocka_unit_test(test_lookup_misses),
+      cmocka_unit_test(test_bad_lines),     cmocka_unit_test(test_load_missing_file),
       cmocka_unit_test(test_crlf_and_tabs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -76,7 +76,8 @@ static void test_overlong_value_is_cut(void **state) {
   size_t n = 20000;
   char *big = malloc(n + 1);
   assert_non_null(big);
-  for (size_t i = 0; i < n; i++) big[i] = i % 3 ? '\x02' : '"';
+  for (size_t i = 0; i < n; i++)
+    big[i] = i % 3 ? '\x02' : '"';
   big[n] = '\0';
   json_t *j = capture(write_long, big);
   assert_int_equal(json_integer_value(json_object_get(j, "a")), 1);
@@ -90,7 +91,8 @@ static void test_overlong_value_is_cut(void **state) {
 
 static void write_json(const void *arg) {
   (void)arg;
-  log_json(LOG_LEVEL_INFO, "j", json_pack("{s:s, s:i, s:b, s:[i]}", "k", "v", "n", 7, "t", 1, "a", 3));
+  log_json(LOG_LEVEL_INFO, "j",
+           json_pack("{s:s, s:i, s:b, s:[i]}", "k", "v", "n", 7, "t", 1, "a", 3));
 }
 
 static void test_log_json_members(void **state) {
@@ -109,8 +111,8 @@ static void test_utf8(void **state) {
   assert_int_equal(utf8_seq(ok, 9), 2);
   assert_int_equal(utf8_seq(ok + 2, 7), 3);
   assert_int_equal(utf8_seq(ok + 5, 4), 4);
-  assert_int_equal(utf8_seq(ok + 5, 3), 0);                            /* cut short */
-  assert_int_equal(utf8_seq((const unsigned char *)"\xc0\xaf", 2), 0); /* overlong */
+  assert_int_equal(utf8_seq(ok + 5, 3), 0);                                /* cut short */
+  assert_int_equal(utf8_seq((const unsigned char *)"\xc0\xaf", 2), 0);     /* overlong */
   assert_int_equal(utf8_seq((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
   char s[] = "a\xff\xc3";
   utf8_scrub(s);

@@ -47,8 +47,9 @@ static void test_no_match(void **state) {
   (void)state;
   gw_req req = {0};
   int status = 0;
-  const char *paths[] = {"/v1/objects//events", "/v1/objects/x/events/a/b", "/v1/objects/x",
-                         "/", "", "/api/v1/event/categoryX", "/v1/objects/x/eventsX"};
+  const char *paths[] = {
+      "/v1/objects//events",     "/v1/objects/x/events/a/b", "/v1/objects/x", "/", "",
+      "/api/v1/event/categoryX", "/v1/objects/x/eventsX"};
   for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
     assert_null(gw_route_match(table, N, "GET", paths[i], &req, &status));
     assert_int_equal(status, 404);
@@ -88,8 +89,8 @@ static void test_real_table(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_params),         cmocka_unit_test(test_method_picks_route),
-      cmocka_unit_test(test_no_match),       cmocka_unit_test(test_trailing_slash),
+      cmocka_unit_test(test_params),     cmocka_unit_test(test_method_picks_route),
+      cmocka_unit_test(test_no_match),   cmocka_unit_test(test_trailing_slash),
       cmocka_unit_test(test_real_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
