@@ -152,7 +152,7 @@ void log_fields(int level, const char *msg, const log_field *fields, size_t n) {
 }
 
 void log_json(int level, const char *msg, json_t *fields) {
-  log_field f[LOG_JSON_FIELDS];
+  log_field f[LOG_JSON_FIELDS] = {{0}};
   char *raw[LOG_JSON_FIELDS];
   size_t n = 0, n_raw = 0;
   const char *key;
