@@ -8,15 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "creds.h"
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);               \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 static size_t count_lines(const char *s, size_t n) {
   size_t lines = n ? 1 : 0;
@@ -37,12 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&err, 0, sizeof err);
   int rc = creds_parse(text, file_len, "fuzz.creds", &c, &err);
   if (rc < 0) {
-    CHECK(c == NULL);
-    CHECK(err.msg[0] != '\0');
-    CHECK(err.line >= 0 && (size_t)err.line <= count_lines(text, file_len));
+    FZ_CHECK(c == NULL);
+    FZ_CHECK(err.msg[0] != '\0');
+    FZ_CHECK(err.line >= 0 && (size_t)err.line <= count_lines(text, file_len));
     return 0;
   }
-  CHECK(c != NULL && creds_count(c) > 0);
+  FZ_CHECK(c != NULL && creds_count(c) > 0);
 
   if (sep) {
     const char *p = sep + 3, *end = text + size;
@@ -50,12 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       const char *nl = memchr(p, '\n', (size_t)(end - p));
       size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
       char *auth = malloc(n + 1);
-      CHECK(auth != NULL);
+      FZ_CHECK(auth != NULL);
       memcpy(auth, p, n);
       auth[n] = '\0';
       const char *t1 = creds_lookup(c, auth, n);
       const char *t2 = creds_lookup(c, auth, n);
-      CHECK(t1 == t2);
+      FZ_CHECK(t1 == t2);
       free(auth);
       if (!nl) break;
       p = nl + 1;
@@ -85,11 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (k == 3 && wl[1] == 6 && memcmp(w[1], "bearer", 6) == 0 &&
         !(wl[2] >= 7 && memcmp(w[2], "sha256:", 7) == 0)) {
       char *auth = malloc(wl[2] + 8);
-      CHECK(auth != NULL);
+      FZ_CHECK(auth != NULL);
       memcpy(auth, "Bearer ", 7);
       memcpy(auth + 7, w[2], wl[2]);
       auth[7 + wl[2]] = '\0';
-      CHECK(creds_lookup(c, auth, 7 + wl[2]) != NULL);
+      FZ_CHECK(creds_lookup(c, auth, 7 + wl[2]) != NULL);
       free(auth);
     }
     p = nl ? nl + 1 : end;

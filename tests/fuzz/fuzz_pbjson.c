@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "events/activity/v1/activity.pb-c.h"
 #include "events/catalog/v1/catalog.pb-c.h"
 #include "events/customer/v1/customer.pb-c.h"
@@ -24,14 +25,6 @@
 #include "google/rpc/error_details.pb-c.h"
 #include "pbjson.h"
 #include "pbjson_test.pb-c.h"
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);               \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 static const ProtobufCMessageDescriptor *const messages[] = {
     &events__activity__v1__event__descriptor,
@@ -78,10 +71,10 @@ static void dump_diff(const char *what, json_t *a, json_t *b) {
 static void check_wire(const ProtobufCMessage *m, unsigned flags, json_t *enc) {
   size_t len = protobuf_c_message_get_packed_size(m);
   uint8_t *buf = malloc(len ? len : 1);
-  CHECK(buf != NULL);
-  CHECK(protobuf_c_message_pack(m, buf) == len);
+  FZ_CHECK(buf != NULL);
+  FZ_CHECK(protobuf_c_message_pack(m, buf) == len);
   ProtobufCMessage *back = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-  CHECK(back != NULL);
+  FZ_CHECK(back != NULL);
   json_t *again = pbjson_encode(back, flags);
   if (!json_equal(enc, again)) {
     dump_diff("wire round trip changed the encoding", enc, again);
@@ -129,7 +122,7 @@ static void check_fixed_point(const ProtobufCMessageDescriptor *d, unsigned flag
     return;
   }
   json_t *enc2 = pbjson_encode(m2, flags);
-  CHECK(enc2 != NULL);
+  FZ_CHECK(enc2 != NULL);
   if (!must_decode && (flags & PBJSON_OMIT_NULL)) {
     enc = json_deep_copy(enc);
     drop_nulls(enc);
@@ -163,23 +156,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pbjson_err err;
     memset(&err, 0xAB, sizeof err);
     if (pbjson_decode(in, d, flags, &m, &err) == 0) {
-      CHECK(m != NULL);
+      FZ_CHECK(m != NULL);
       json_t *enc = pbjson_encode(m, flags);
-      CHECK(enc != NULL);
+      FZ_CHECK(enc != NULL);
       check_wire(m, flags, enc);
       check_fixed_point(d, flags, enc, 1);
       json_decref(enc);
       protobuf_c_message_free_unpacked(m, NULL);
     } else {
-      CHECK(m == NULL);
-      CHECK(err.reason != NULL);
-      CHECK(memchr(err.path, '\0', sizeof err.path) != NULL);
-      CHECK(memchr(err.msg, '\0', sizeof err.msg) != NULL);
+      FZ_CHECK(m == NULL);
+      FZ_CHECK(err.reason != NULL);
+      FZ_CHECK(memchr(err.path, '\0', sizeof err.path) != NULL);
+      FZ_CHECK(memchr(err.msg, '\0', sizeof err.msg) != NULL);
     }
     /* Merging into a message that already holds values must leave it valid. */
     ProtobufCMessage *base = NULL;
     json_t *empty = json_object();
-    CHECK(pbjson_decode(empty, d, 0, &base, NULL) == 0);
+    FZ_CHECK(pbjson_decode(empty, d, 0, &base, NULL) == 0);
     json_decref(empty);
     (void)pbjson_merge(in, base, flags, NULL);
     (void)pbjson_merge(in, base, flags, NULL);
@@ -196,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   json_t *enc = pbjson_encode(m, flags);
   if (enc) {
     char *text = json_dumps(enc, JSON_ENCODE_ANY);
-    CHECK(text != NULL); /* jansson holds only what it can write */
+    FZ_CHECK(text != NULL); /* jansson holds only what it can write */
     free(text);
     check_fixed_point(d, flags, enc, 0);
     json_decref(enc);

@@ -11,16 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "gw.h"
-
-#define FZ_CHECK(cond)                                                                             \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);               \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 /* What the (skipped) RPC answers. */
 typedef struct fz_rpc {
