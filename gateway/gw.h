@@ -18,6 +18,13 @@
 #define GW_MAX_PARAMS 4
 
 typedef struct gw_route gw_route;
+typedef struct gw_req gw_req;
+typedef struct gw_rpc_result gw_rpc_result;
+/* How a request reaches the service: gw_rpc_call, or the fuzzers' stand-in
+ * answering fuzzed statuses and messages through the same pipeline. */
+typedef int (*gw_call_fn)(const char *method, const gw_req *req, const ProtobufCMessage *in,
+                          const ProtobufCMessageDescriptor *out_desc, int timeout_ms,
+                          gw_rpc_result *res);
 typedef struct gw_qparam {
   const char *param;
   const char *field; /* request field it sets */
@@ -30,8 +37,9 @@ typedef struct gw_query_arg {
   const char *value; /* NULL: a query key without '=' */
 } gw_query_arg;
 
-typedef struct gw_req {
+struct gw_req {
   struct MHD_Connection *conn;
+  gw_call_fn call;
   const char *method;
   const char *path;
   const char *body;
@@ -48,7 +56,7 @@ typedef struct gw_req {
   size_t n_args;
   const gw_query_arg *headers;
   size_t n_headers;
-} gw_req;
+};
 
 typedef struct gw_resp {
   int status;
@@ -126,12 +134,12 @@ const gw_dialect *gw_dialect_for_path(const char *path);
 /* ---- gRPC client (gw_rpc.c) ---- */
 int gw_rpc_init(const char *target);
 void gw_rpc_shutdown(void);
-typedef struct gw_rpc_result {
+struct gw_rpc_result {
   grpc_status_code code;
   char *message;
   Google__Rpc__BadRequest *bad_request;
   ProtobufCMessage *response;
-} gw_rpc_result;
+};
 int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *in,
                 const ProtobufCMessageDescriptor *out_desc, int timeout_ms, gw_rpc_result *res);
 void gw_rpc_result_clear(gw_rpc_result *res);
@@ -167,6 +175,13 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
  * not in `map` is an error naming it. */
 int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, unsigned flags,
                     gw_fail *f);
+
+/* ---- the pipeline (gw_http.c) ---- */
+/* Answers a request whose body has been read (too_large: it was over
+ * GW_MAX_BODY): route, 413/404/405, local handler or dialect check, request
+ * builder, req->call, renderer, the dialect's error body. */
+void gw_handle(gw_req *req, int too_large, gw_resp *resp);
+void gw_resp_clear(gw_resp *r);
 
 /* ---- local handlers (gw_local.c) ---- */
 void gw_healthz(const gw_req *req, gw_resp *resp);

@@ -57,7 +57,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const gw_req *req,
   return ret;
 }
 
-static void resp_clear(gw_resp *r) {
+void gw_resp_clear(gw_resp *r) {
   json_decref(r->body);
   free(r->text);
   memset(r, 0, sizeof *r);
@@ -93,7 +93,7 @@ static void serve_rpc(gw_req *req, gw_resp *resp) {
   }
   md->input->message_init(in);
   if (rt->build(req, in, &f) < 0) goto fail;
-  if (gw_rpc_call(rt->rpc, req, in, md->output, rpc_timeout_ms, &res) < 0 &&
+  if (req->call(rt->rpc, req, in, md->output, rpc_timeout_ms, &res) < 0 &&
       res.code == GRPC_STATUS_OK)
     res.code = GRPC_STATUS_INTERNAL;
   if (res.code != GRPC_STATUS_OK) {
@@ -112,11 +112,33 @@ static void serve_rpc(gw_req *req, gw_resp *resp) {
   if (!resp->content_type) resp->content_type = d->content_type;
   goto done;
 fail:
-  resp_clear(resp);
+  gw_resp_clear(resp);
   fail_resp(req, d, &f, resp);
 done:
   gw_rpc_result_clear(&res);
   if (in) protobuf_c_message_free_unpacked(in, NULL);
+}
+
+void gw_handle(gw_req *req, int too_large, gw_resp *resp) {
+  gw_fail f = {0};
+  size_t n_routes;
+  const gw_route *routes = gw_routes(&n_routes);
+  int status = 404;
+  req->route = gw_route_match(routes, n_routes, req->method, req->path, req, &status);
+  if (too_large) {
+    gw_fail_set(&f, 413, "", "", "request body larger than %u bytes", GW_MAX_BODY);
+    fail_resp(req, req->route ? req->route->dialect : gw_dialect_for_path(req->path), &f, resp);
+  } else if (!req->route) {
+    if (status == 405)
+      gw_fail_set(&f, 405, "", "", "method %s not allowed on %s", req->method, req->path);
+    else
+      gw_fail_set(&f, 404, "", "", "no such path %s", req->path);
+    fail_resp(req, gw_dialect_for_path(req->path), &f, resp);
+  } else if (req->route->local) {
+    req->route->local(req, resp);
+  } else {
+    serve_rpc(req, resp);
+  }
 }
 
 static void log_request(const gw_req *req, int status, long long us) {
@@ -180,6 +202,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
 
   gw_req req = {.conn = conn,
+                .call = gw_rpc_call,
                 .method = method,
                 .path = url,
                 .body = cs->body ? cs->body : "",
@@ -193,30 +216,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
   metrics_gauge_add("events_http_requests_in_flight", "", 1);
   gw_resp resp = {0};
-  gw_fail f = {0};
-  size_t n_routes;
-  const gw_route *routes = gw_routes(&n_routes);
-  int status = 404;
-  req.route = gw_route_match(routes, n_routes, method, url, &req, &status);
-  if (cs->too_large) {
-    gw_fail_set(&f, 413, "", "", "request body larger than %u bytes", GW_MAX_BODY);
-    fail_resp(&req, req.route ? req.route->dialect : gw_dialect_for_path(url), &f, &resp);
-  } else if (!req.route) {
-    if (status == 405)
-      gw_fail_set(&f, 405, "", "", "method %s not allowed on %s", method, url);
-    else
-      gw_fail_set(&f, 404, "", "", "no such path %s", url);
-    fail_resp(&req, gw_dialect_for_path(url), &f, &resp);
-  } else if (req.route->local) {
-    req.route->local(&req, &resp);
-  } else {
-    serve_rpc(&req, &resp);
-  }
+  gw_handle(&req, cs->too_large, &resp);
   enum MHD_Result ret = send_resp(conn, &req, &resp);
   long long us = ids_now_us() - cs->started_us;
   log_request(&req, resp.status, us);
   observe(&req, resp.status, us);
-  resp_clear(&resp);
+  gw_resp_clear(&resp);
   gw_req_free_params(&req);
   metrics_gauge_add("events_http_requests_in_flight", "", -1);
   return ret;

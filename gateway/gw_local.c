@@ -15,8 +15,8 @@ void gw_healthz(const gw_req *req, gw_resp *resp) {
 void gw_readyz(const gw_req *req, gw_resp *resp) {
   Grpc__Health__V1__HealthCheckRequest in = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
   gw_rpc_result res;
-  gw_rpc_call("/grpc.health.v1.Health/Check", req, &in.base,
-              &grpc__health__v1__health_check_response__descriptor, 2000, &res);
+  req->call("/grpc.health.v1.Health/Check", req, &in.base,
+            &grpc__health__v1__health_check_response__descriptor, 2000, &res);
   int serving = res.code == GRPC_STATUS_OK &&
                 ((Grpc__Health__V1__HealthCheckResponse *)res.response)->status ==
                     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;

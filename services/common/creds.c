@@ -111,7 +111,8 @@ static int parse_line(creds *c, const char *s, const char *end, const char *name
       return fail(err, name, lineno, "%s", "sha256: must be followed by 64 hex digits");
     if (cr.scheme == SCHEME_BASIC && !memchr(w[2], ':', wl[2]))
       return fail(err, name, lineno, "%s", "a basic secret is user:password");
-    SHA256((const unsigned char *)w[2], wl[2], cr.digest);
+    if (!EVP_Digest(w[2], wl[2], cr.digest, NULL, c->sha256, NULL))
+      return fail(err, name, lineno, "%s", "cannot hash the secret");
   }
   if (c->n == c->cap) {
     size_t cap = c->cap ? c->cap * 2 : 8;

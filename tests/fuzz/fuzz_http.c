@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .n_headers = n_headers};
   req.authorization = gw_header(&req, "Authorization");
   snprintf(req.request_id, sizeof req.request_id, "fuzz-request");
-  fz_handle(&req, &rpc, 0);
+  fz_handle(&req, &rpc);
 out:
   free(req_text);
   free(buf);
@@ -108,6 +108,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argv;
   gw_req req = {.method = "GET", .path = "/openapi.json"};
   fz_rpc rpc = {0};
-  fz_handle(&req, &rpc, 1);
+  fz_handle(&req, &rpc);
   return 0;
 }

@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                   .n_headers = sizeof headers / sizeof *headers};
     snprintf(req.request_id, sizeof req.request_id, "fuzz-query");
     fz_rpc rpc = {.code = GRPC_STATUS_OK};
-    fz_handle(&req, &rpc, 0);
+    fz_handle(&req, &rpc);
     free(qs);
   }
   return 0;
