@@ -13,12 +13,35 @@
 #include "metrics.h"
 
 static config_var vars[] = {
-    {"EVENTS_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address", NULL},
-    {"EVENTS_GRPC_TARGET", "127.0.0.1:50051", "the events-service address", NULL},
-    {"EVENTS_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
-    {"EVENTS_RPC_TIMEOUT_MS", "10000", "deadline of each gRPC call", NULL},
-    {"EVENTS_MAX_CONNECTIONS", "512", "concurrent HTTP connections", NULL},
-    {"EVENTS_IDLE_TIMEOUT_S", "30", "idle or stalled connections are closed after this", NULL},
+    {.name = "EVENTS_HTTP_ADDR",
+     .def = "127.0.0.1:8080",
+     .help = "HTTP listen address",
+     .kind = CONFIG_ADDR},
+    {.name = "EVENTS_GRPC_TARGET", .def = "127.0.0.1:50051", .help = "the events-service address"},
+    {.name = "EVENTS_LOG_LEVEL",
+     .def = "info",
+     .help = "debug, info, warn or error",
+     .kind = CONFIG_LEVEL},
+    {.name = "EVENTS_RPC_TIMEOUT_MS",
+     .def = "10000",
+     .help = "deadline of each gRPC call (250ms, 10s, ...; bare: ms)",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1,
+     .min = 1,
+     .max = 3600 * 1000},
+    {.name = "EVENTS_MAX_CONNECTIONS",
+     .def = "512",
+     .help = "concurrent HTTP connections",
+     .kind = CONFIG_INT,
+     .min = 1,
+     .max = 1000000},
+    {.name = "EVENTS_IDLE_TIMEOUT_S",
+     .def = "30",
+     .help = "idle or stalled connections are closed after this (30s, 2m, ...; bare: s)",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1000,
+     .min = 1000,
+     .max = 24 * 3600 * 1000},
 };
 #define N_VARS (sizeof vars / sizeof *vars)
 
@@ -28,26 +51,20 @@ static const char *get(const char *name) {
 
 int main(int argc, char **argv) {
   char err[512];
-  int rc = config_load(argc, argv, vars, N_VARS, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "events-gateway: %s (see --help)\n", err);
-    return rc < 0 ? 2 : 0;
-  }
-  if (log_init("events-gateway", get("EVENTS_LOG_LEVEL")) < 0) {
-    fprintf(stderr, "events-gateway: EVENTS_LOG_LEVEL must be debug, info, warn or error\n");
-    return 2;
-  }
+  config_err cerr;
+  log_init("events-gateway", NULL);
+  int rc = config_load(argc, argv, vars, N_VARS, &cerr);
+  if (rc != 0) return rc < 0 ? config_fail(&cerr) : 0;
+  log_init("events-gateway", get("EVENTS_LOG_LEVEL"));
+  config_warn_unknown(vars, N_VARS);
   gw_http_config cfg = {
       .addr = get("EVENTS_HTTP_ADDR"),
-      .rpc_timeout_ms = atoi(get("EVENTS_RPC_TIMEOUT_MS")),
-      .max_connections = (unsigned)atoi(get("EVENTS_MAX_CONNECTIONS")),
-      .idle_timeout_s = (unsigned)atoi(get("EVENTS_IDLE_TIMEOUT_S")),
+      .rpc_timeout_ms = (int)config_num(vars, N_VARS, "EVENTS_RPC_TIMEOUT_MS"),
+      .max_connections = (unsigned)config_num(vars, N_VARS, "EVENTS_MAX_CONNECTIONS"),
+      /* MHD counts whole seconds; a sub-second setting still closes. */
+      .idle_timeout_s =
+          (unsigned)((config_num(vars, N_VARS, "EVENTS_IDLE_TIMEOUT_S") + 999) / 1000),
   };
-  if (cfg.rpc_timeout_ms <= 0 || cfg.max_connections == 0) {
-    fprintf(stderr,
-            "events-gateway: EVENTS_RPC_TIMEOUT_MS and EVENTS_MAX_CONNECTIONS must be positive\n");
-    return 2;
-  }
 
   sigset_t sigs;
   sigemptyset(&sigs);

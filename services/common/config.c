@@ -1,11 +1,19 @@
-/* config.c - flag and environment parsing for both processes. */
+/* config.c - flag and environment parsing for both processes: every value
+ * is parsed completely and checked against its kind before start-up goes
+ * on, so a typo stops the process with the setting's name instead of
+ * running with a silently different value. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
+
+extern char **environ;
 
 /* Canonical form of a flag name: upper case, '_' for '-', EVENTS_ prefix. */
 static void canonical(const char *flag, size_t len, char *out, size_t outlen) {
@@ -23,7 +31,107 @@ static config_var *find(config_var *vars, size_t n, const char *name) {
   return NULL;
 }
 
-int config_load(int argc, char **argv, config_var *vars, size_t n, char *err, size_t errlen) {
+static int bad(config_err *err, const char *variable, const char *fmt, const char *a,
+               const char *b) {
+  snprintf(err->variable, sizeof err->variable, "%s", variable);
+  snprintf(err->msg, sizeof err->msg, fmt, a, b);
+  return -1;
+}
+
+/* A whole decimal integer: no sign games, no trailing text, no overflow. */
+static int parse_int(const char *s, long long *out) {
+  if (!*s || isspace((unsigned char)*s)) return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+int config_parse_duration(const char *s, long long unit_ms, long long *ms) {
+  if (!*s || !isdigit((unsigned char)*s)) return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno) return -1;
+  long long mul;
+  if (!*end)
+    mul = unit_ms;
+  else if (strcmp(end, "ms") == 0)
+    mul = 1;
+  else if (strcmp(end, "s") == 0)
+    mul = 1000;
+  else if (strcmp(end, "m") == 0)
+    mul = 60 * 1000;
+  else if (strcmp(end, "h") == 0)
+    mul = 3600 * 1000;
+  else
+    return -1;
+  if (mul <= 0 || v > (long long)1e15 / mul) return -1;
+  *ms = v * mul;
+  return 0;
+}
+
+static int parse_bool(const char *s, long long *out) {
+  static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                              "off"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0) return (*out = 1), 0;
+    if (strcasecmp(s, no[i]) == 0) return (*out = 0), 0;
+  }
+  return -1;
+}
+
+static int check(config_var *v, config_err *err) {
+  const char *s = v->value;
+  char lo[32], hi[32];
+  if (!s) return 0; /* no default and not given: the process decides */
+  switch (v->kind) {
+  case CONFIG_STR:
+    return 0;
+  case CONFIG_LEVEL:
+    if (strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") && strcmp(s, "error"))
+      return bad(err, v->name, "\"%s\" is not a log level (debug, info, warn, error)%s", s, "");
+    return 0;
+  case CONFIG_BOOL:
+    if (parse_bool(s, &v->num) < 0)
+      return bad(err, v->name, "\"%s\" is not a boolean (true, false, 1, 0, yes, no)%s", s, "");
+    return 0;
+  case CONFIG_ADDR: {
+    /* Any host the listener understands ([::], names, IPv4); the port must
+     * be a number, since "host:http" would otherwise bind somewhere else. */
+    if (!*s && v->def && !*v->def) return 0; /* empty turns the listener off */
+    const char *colon = strrchr(s, ':');
+    long long port;
+    if (!colon || parse_int(colon + 1, &port) < 0 || port < 0 || port > 65535)
+      return bad(err, v->name, "\"%s\" is not a host:port address%s", s, "");
+    return 0;
+  }
+  case CONFIG_INT:
+    if (parse_int(s, &v->num) < 0)
+      return bad(err, v->name, "\"%s\" is not a whole number%s", s, "");
+    if (v->min != v->max && (v->num < v->min || v->num > v->max)) {
+      snprintf(lo, sizeof lo, "%lld", v->min);
+      snprintf(hi, sizeof hi, "%lld", v->max);
+      return bad(err, v->name, "must be between %s and %s", lo, hi);
+    }
+    return 0;
+  case CONFIG_DURATION:
+    if (config_parse_duration(s, v->unit_ms ? v->unit_ms : 1, &v->num) < 0)
+      return bad(err, v->name, "\"%s\" is not a duration (e.g. 250ms, 10s, 2m, 1h)%s", s, "");
+    if (v->min != v->max && (v->num < v->min || v->num > v->max)) {
+      snprintf(lo, sizeof lo, "%lldms", v->min);
+      snprintf(hi, sizeof hi, "%lldms", v->max);
+      return bad(err, v->name, "must be between %s and %s", lo, hi);
+    }
+    return 0;
+  }
+  return 0;
+}
+
+int config_load(int argc, char **argv, config_var *vars, size_t n, config_err *err) {
+  memset(err, 0, sizeof *err);
   for (size_t i = 0; i < n; i++) {
     const char *env = getenv(vars[i].name);
     vars[i].value = env && *env ? env : vars[i].def;
@@ -34,35 +142,58 @@ int config_load(int argc, char **argv, config_var *vars, size_t n, char *err, si
       config_usage(argv[0], vars, n);
       return 1;
     }
-    if (strncmp(arg, "--", 2) != 0) {
-      snprintf(err, errlen, "unexpected argument \"%s\"", arg);
-      return -1;
-    }
+    if (strncmp(arg, "--", 2) != 0) return bad(err, "", "unexpected argument \"%s\"%s", arg, "");
     const char *name = arg + 2, *eq = strchr(name, '='), *value;
     char canon[128];
     canonical(name, eq ? (size_t)(eq - name) : strlen(name), canon, sizeof canon);
     config_var *v = find(vars, n, canon);
-    if (!v) {
-      snprintf(err, errlen, "unknown flag \"%s\"", arg);
-      return -1;
-    }
+    if (!v) return bad(err, "", "unknown flag \"%s\"%s", arg, "");
     if (eq) {
       value = eq + 1;
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {
-      snprintf(err, errlen, "flag \"%s\" needs a value", arg);
-      return -1;
+      return bad(err, v->name, "flag \"%s\" needs a value%s", arg, "");
     }
     v->value = value;
   }
+  for (size_t i = 0; i < n; i++)
+    if (check(&vars[i], err) < 0) return -1;
   return 0;
+}
+
+int config_fail(const config_err *err) {
+  json_t *f = json_pack("{s:s}", "error", err->msg);
+  if (f && err->variable[0]) json_object_set_new(f, "variable", json_string(err->variable));
+  log_json(LOG_LEVEL_ERROR, "bad configuration, not starting (see --help)", f);
+  return 2;
+}
+
+void config_warn_unknown(const config_var *vars, size_t n) {
+  for (char **e = environ; e && *e; e++) {
+    if (strncmp(*e, "EVENTS_", 7) != 0) continue;
+    const char *eq = strchr(*e, '=');
+    size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+    int known = 0;
+    for (size_t i = 0; i < n && !known; i++)
+      known = strlen(vars[i].name) == len && strncmp(vars[i].name, *e, len) == 0;
+    if (known) continue;
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(len < 127 ? len : 127), *e);
+    log_json(LOG_LEVEL_WARN, "unknown setting ignored", json_pack("{s:s}", "variable", name));
+  }
 }
 
 const char *config_get(const config_var *vars, size_t n, const char *name) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(vars[i].name, name) == 0) return vars[i].value;
   return NULL;
+}
+
+long long config_num(const config_var *vars, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(vars[i].name, name) == 0) return vars[i].num;
+  return 0;
 }
 
 void config_usage(const char *prog, const config_var *vars, size_t n) {
@@ -76,12 +207,12 @@ void config_usage(const char *prog, const config_var *vars, size_t n) {
 int config_parse_addr(const char *addr, struct sockaddr_in *sa) {
   char host[256];
   const char *colon = strrchr(addr, ':');
-  if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
+  if (!colon || (size_t)(colon - addr) >= sizeof host || !colon[1]) return -1;
   memcpy(host, addr, (size_t)(colon - addr));
   host[colon - addr] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535) return -1;
+  if (*end || port < 0 || port > 65535 || !isdigit((unsigned char)colon[1])) return -1;
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
   sa->sin_port = htons((uint16_t)port);

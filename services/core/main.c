@@ -25,13 +25,32 @@ extern const unsigned char events_descriptor_set[];
 extern const size_t events_descriptor_set_len;
 
 static config_var vars[] = {
-    {"EVENTS_GRPC_ADDR", "127.0.0.1:50051", "gRPC listen address", NULL},
-    {"EVENTS_STORE", "sqlite:var/events.db", "mongodb://... or sqlite:PATH", NULL},
-    {"EVENTS_CREDENTIALS", NULL, "credentials file (required)", NULL},
-    {"EVENTS_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
-    {"EVENTS_WORKERS", "8", "worker threads serving calls", NULL},
-    {"EVENTS_GRACE_MS", "20000", "how long SIGTERM waits for in-flight calls", NULL},
-    {"EVENTS_METRICS_ADDR", "", "HTTP address of GET /metrics (empty: off)", NULL},
+    {.name = "EVENTS_GRPC_ADDR",
+     .def = "127.0.0.1:50051",
+     .help = "gRPC listen address",
+     .kind = CONFIG_ADDR},
+    {.name = "EVENTS_STORE", .def = "sqlite:var/events.db", .help = "mongodb://... or sqlite:PATH"},
+    {.name = "EVENTS_CREDENTIALS", .help = "credentials file (required)"},
+    {.name = "EVENTS_LOG_LEVEL",
+     .def = "info",
+     .help = "debug, info, warn or error",
+     .kind = CONFIG_LEVEL},
+    {.name = "EVENTS_WORKERS",
+     .def = "8",
+     .help = "worker threads serving calls",
+     .kind = CONFIG_INT,
+     .min = 1,
+     .max = 256},
+    {.name = "EVENTS_GRACE_MS",
+     .def = "20000",
+     .help = "how long SIGTERM waits for in-flight calls (250ms, 20s, ...; bare: ms)",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1,
+     .max = 3600 * 1000},
+    {.name = "EVENTS_METRICS_ADDR",
+     .def = "",
+     .help = "HTTP address of GET /metrics (empty: off)",
+     .kind = CONFIG_ADDR},
 };
 #define N_VARS (sizeof vars / sizeof *vars)
 
@@ -57,15 +76,12 @@ static int fatal(const char *what, const char *detail) {
 
 int main(int argc, char **argv) {
   char err[512];
-  int rc = config_load(argc, argv, vars, N_VARS, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "events-service: %s (see --help)\n", err);
-    return rc < 0 ? 2 : 0;
-  }
-  if (log_init("events-service", get("EVENTS_LOG_LEVEL")) < 0) {
-    fprintf(stderr, "events-service: EVENTS_LOG_LEVEL must be debug, info, warn or error\n");
-    return 2;
-  }
+  config_err cfgerr;
+  log_init("events-service", NULL);
+  int rc = config_load(argc, argv, vars, N_VARS, &cfgerr);
+  if (rc != 0) return rc < 0 ? config_fail(&cfgerr) : 0;
+  log_init("events-service", get("EVENTS_LOG_LEVEL"));
+  config_warn_unknown(vars, N_VARS);
 
   creds *cr = NULL;
   creds_err cerr;
@@ -120,7 +136,7 @@ int main(int argc, char **argv) {
 
   rpc_server_config cfg = {
       .addr = get("EVENTS_GRPC_ADDR"),
-      .workers = atoi(get("EVENTS_WORKERS")),
+      .workers = (int)config_num(vars, N_VARS, "EVENTS_WORKERS"),
       .creds = cr,
       .store = st,
       .services = defs,
@@ -129,10 +145,6 @@ int main(int argc, char **argv) {
   };
   rpc_server *srv = NULL;
   int port = 0;
-  if (cfg.workers < 1 || cfg.workers > 256) {
-    fatal("bad configuration", "EVENTS_WORKERS must be 1..256");
-    goto free_reflect;
-  }
   if (rpc_server_start(&cfg, &srv, &port, err, sizeof err) < 0) {
     fatal("cannot start the gRPC server", err);
     goto free_reflect;
@@ -154,7 +166,7 @@ int main(int argc, char **argv) {
   sigwait(&sigs, &sig);
   log_json(LOG_LEVEL_INFO, "draining", json_pack("{s:i}", "signal", sig));
   rpc_health_set_draining();
-  rpc_server_stop(srv, atoi(get("EVENTS_GRACE_MS")));
+  rpc_server_stop(srv, (int)config_num(vars, N_VARS, "EVENTS_GRACE_MS"));
   rpc_metrics_stop(metrics);
   log_printf(LOG_LEVEL_INFO, "stopped");
   rc = 0;

@@ -1,0 +1,89 @@
+/* test_config.c - every setting is parsed completely: units, bounds, kinds,
+ * and the setting at fault is named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static config_var vars[] = {
+    {.name = "EVENTS_T_MS",
+     .def = "10000",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1,
+     .min = 1,
+     .max = 3600000},
+    {.name = "EVENTS_T_S", .def = "30", .kind = CONFIG_DURATION, .unit_ms = 1000},
+    {.name = "EVENTS_N", .def = "8", .kind = CONFIG_INT, .min = 1, .max = 256},
+    {.name = "EVENTS_B", .def = "false", .kind = CONFIG_BOOL},
+    {.name = "EVENTS_A", .def = "", .kind = CONFIG_ADDR},
+    {.name = "EVENTS_L", .def = "info", .kind = CONFIG_LEVEL},
+};
+#define N (sizeof vars / sizeof *vars)
+
+static int load(config_err *err, int argc, char **argv) {
+  return config_load(argc, argv, vars, N, err);
+}
+
+static void test_defaults(void **state) {
+  (void)state;
+  config_err err;
+  char *argv[] = {"p"};
+  assert_int_equal(load(&err, 1, argv), 0);
+  assert_int_equal(config_num(vars, N, "EVENTS_T_MS"), 10000);
+  assert_int_equal(config_num(vars, N, "EVENTS_T_S"), 30000);
+  assert_int_equal(config_num(vars, N, "EVENTS_N"), 8);
+  assert_int_equal(config_num(vars, N, "EVENTS_B"), 0);
+}
+
+static void test_units(void **state) {
+  (void)state;
+  config_err err;
+  char *argv[] = {"p", "--t-ms=1s", "--EVENTS_T_S", "250ms", "--events-b=yes", "--a=[::]:50051"};
+  assert_int_equal(load(&err, 6, argv), 0);
+  assert_int_equal(config_num(vars, N, "EVENTS_T_MS"), 1000); /* never 1 ms */
+  assert_int_equal(config_num(vars, N, "EVENTS_T_S"), 250);
+  assert_int_equal(config_num(vars, N, "EVENTS_B"), 1);
+  long long ms;
+  assert_int_equal(config_parse_duration("2m", 1, &ms), 0);
+  assert_int_equal(ms, 120000);
+  assert_int_equal(config_parse_duration("1h", 1, &ms), 0);
+  assert_int_equal(ms, 3600000);
+}
+
+static void expect_bad(const char *flag, const char *variable) {
+  config_err err;
+  char *argv[] = {"p", (char *)flag};
+  assert_int_equal(load(&err, 2, argv), -1);
+  assert_string_equal(err.variable, variable);
+  assert_true(err.msg[0] != '\0');
+}
+
+static void test_rejects(void **state) {
+  (void)state;
+  expect_bad("--t-ms=10x", "EVENTS_T_MS");
+  expect_bad("--t-ms=-5", "EVENTS_T_MS");
+  expect_bad("--t-ms=0", "EVENTS_T_MS"); /* below min */
+  expect_bad("--t-ms=", "EVENTS_T_MS");
+  expect_bad("--t-ms=99999999999999999999", "EVENTS_T_MS");
+  expect_bad("--n=8 ", "EVENTS_N");
+  expect_bad("--n=0x10", "EVENTS_N");
+  expect_bad("--n=257", "EVENTS_N");
+  expect_bad("--b=maybe", "EVENTS_B");
+  expect_bad("--a=localhost:http", "EVENTS_A");
+  expect_bad("--a=localhost", "EVENTS_A");
+  expect_bad("--l=verbose", "EVENTS_L");
+  expect_bad("--nope=1", "");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_units),
+      cmocka_unit_test(test_rejects),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
