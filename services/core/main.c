@@ -10,7 +10,7 @@
 #include <mongoc/mongoc.h>
 
 #include "config.h"
-#include "creds.h"
+#include "creds_live.h"
 #include "dialects.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
@@ -83,19 +83,21 @@ int main(int argc, char **argv) {
   log_init("events-service", get("EVENTS_LOG_LEVEL"));
   config_warn_unknown(vars, N_VARS);
 
-  creds *cr = NULL;
-  creds_err cerr;
-  if (creds_load(get("EVENTS_CREDENTIALS"), &cr, &cerr) < 0)
-    return fatal("refusing to start without valid credentials", cerr.msg);
-
   /* Signals are taken synchronously by sigwait below; block them before any
-   * thread (gRPC's, the workers) exists so none of those receives them. */
+   * thread (gRPC's, the workers, the credentials watcher) exists so none of
+   * those receives them. */
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
+
+  creds_live *cr = NULL;
+  creds_err cerr;
+  if (creds_live_open(get("EVENTS_CREDENTIALS"), 1000, &cr, &cerr) < 0)
+    return fatal("refusing to start without valid credentials", cerr.msg);
 
   mongoc_log_set_handler(driver_log, NULL);
   rpc_metrics_describe();
@@ -159,11 +161,15 @@ int main(int argc, char **argv) {
   }
   log_json(LOG_LEVEL_INFO, "serving",
            json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "addr", cfg.addr, "port", port, "store",
-                     store_engine(st), "workers", cfg.workers, "credentials", (int)creds_count(cr),
-                     "metrics_port", mport));
+                     store_engine(st), "workers", cfg.workers, "credentials",
+                     (int)creds_live_count(cr), "metrics_port", mport));
 
   int sig = 0;
-  sigwait(&sigs, &sig);
+  /* SIGHUP re-reads the credentials (the watcher also notices changes). */
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+    creds_err herr;
+    creds_live_reload(cr, &herr);
+  }
   log_json(LOG_LEVEL_INFO, "draining", json_pack("{s:i}", "signal", sig));
   rpc_health_set_draining();
   rpc_server_stop(srv, (int)config_num(vars, N_VARS, "EVENTS_GRACE_MS"));
@@ -177,6 +183,6 @@ shutdown_grpc:
   grpc_shutdown();
   store_close(st);
 free_creds:
-  creds_free(cr);
+  creds_live_close(cr);
   return rc;
 }

@@ -40,7 +40,7 @@ struct rpc_server {
   int n_workers, n_started;
   rpc_method *methods;
   size_t n_methods;
-  const creds *creds;
+  creds_live *creds;
   store *store;
   const reflect *reflect;
   volatile int stopping;
@@ -203,11 +203,8 @@ static int authenticate(rpc_call *c) {
   for (size_t i = 0; i < c->md.count; i++) {
     const grpc_metadata *m = &c->md.metadata[i];
     if (!grpc_slice_eq(m->key, grpc_slice_from_static_string("authorization"))) continue;
-    const char *t = creds_lookup(c->srv->creds, (const char *)GRPC_SLICE_START_PTR(m->value),
-                                 GRPC_SLICE_LENGTH(m->value));
-    if (!t) break;
-    snprintf(c->tenant, sizeof c->tenant, "%s", t);
-    return 0;
+    return creds_live_lookup(c->srv->creds, (const char *)GRPC_SLICE_START_PTR(m->value),
+                             GRPC_SLICE_LENGTH(m->value), c->tenant, sizeof c->tenant);
   }
   return -1;
 }

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "creds.h"
+#include "creds_live.h"
 #include "rpc.h"
 #include "rpc_reflect.h"
 #include "store.h"
@@ -16,7 +16,7 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_server_config {
   const char *addr;
   int workers;
-  const creds *creds;
+  creds_live *creds;
   store *store;
   const rpc_service_def *services;
   size_t n_services;
