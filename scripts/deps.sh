@@ -7,7 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler protobuf-c-compiler
   libprotobuf-c-dev libmicrohttpd-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev
-  libcmocka-dev libprotobuf-dev libssl-dev clang-format ninja-build curl ca-certificates wrk clang libclang-rt-14-dev)
+  libcmocka-dev libprotobuf-dev libssl-dev libgnutls28-dev openssl clang-format ninja-build curl
+  ca-certificates wrk clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
@@ -25,6 +26,8 @@ export PATH="$gobin:$PATH"
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.1
 [ -x "$gobin/ghz" ] || go install github.com/bojand/ghz/cmd/ghz@v0.120.0
 [ -x "$gobin/kustomize" ] || go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.3
+[ -x "$gobin/grpc-health-probe" ] || go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.35
+[ -x "$gobin/promtool" ] || go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 
 venv="$root/.venv"
 req="$root/tests/requirements.txt"

@@ -1,6 +1,8 @@
 /* metrics.h - Prometheus counters, gauges and latency histograms shared by
- * both processes. Series are named by metric + label text, e.g.
- * metrics_count("events_rpc_requests_total", "method=\"/a.B/C\",code=\"0\"", 1). */
+ * both processes, rendered one family at a time (HELP, TYPE, then its
+ * series) as the reference parsers require, with the standard process_*
+ * families and events_build_info. Series are named by metric + label text,
+ * e.g. metrics_count("grpc_server_started_total", "grpc_method=\"Get\"", 1). */
 #ifndef EVENTS_METRICS_H
 #define EVENTS_METRICS_H
 
@@ -10,8 +12,12 @@ void metrics_count(const char *name, const char *labels, double v);
 void metrics_gauge_add(const char *name, const char *labels, double delta);
 void metrics_gauge_set(const char *name, const char *labels, double v);
 void metrics_observe(const char *name, const char *labels, double seconds);
-/* Declares HELP/TYPE text for a metric (once, at start-up). */
+/* Declares a family's TYPE ("counter", "gauge", "histogram") and HELP text,
+ * once at start-up, before its first series. */
 void metrics_describe(const char *name, const char *type, const char *help);
+/* Histogram buckets reach at least this many seconds (the longest deadline
+ * a call may have), so slow calls are not all lumped into +Inf. */
+void metrics_set_max_seconds(double seconds);
 /* The exposition text (text/plain; version=0.0.4); malloc'd. */
 char *metrics_render(void);
 /* Escapes a label value into buf. */

@@ -49,3 +49,44 @@ def test_gateway_and_service_metrics(sqlite_stack):
     assert "events_store_calls_in_flight" in m and "events_rpc_in_flight" in m
     assert re.search(r"^# TYPE events_rpc_requests_total counter$", r.text, re.M)
     assert requests.get(f"http://127.0.0.1:{s.metrics_port}/other", timeout=10).status_code == 404
+
+
+def families(text):
+    """Parses with the reference client's parser; every family must be typed
+    and appear once (one group per family)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    fams = list(text_string_to_metric_families(text))
+    names = [f.name for f in fams]
+    assert len(names) == len(set(names)), f"a family is split: {names}"
+    untyped = [f.name for f in fams if f.type in ("unknown", "untyped")]
+    assert not untyped, f"untyped families: {untyped}"
+    return {f.name: f for f in fams}
+
+
+def promtool_check(text):
+    import os
+    import shutil
+    import subprocess
+    tool = shutil.which("promtool") or os.path.expanduser("~/go/bin/promtool")
+    assert os.path.exists(tool), "promtool is installed by scripts/deps.sh"
+    p = subprocess.run([tool, "check", "metrics"], input=text.encode(), capture_output=True,
+                       timeout=60)
+    # promtool exits 1 for lint findings and 3 for a parse error; both fail here.
+    assert p.returncode == 0, (p.stdout + p.stderr).decode()
+
+
+def test_exposition_parses_with_reference_tools(sqlite_stack):
+    s = sqlite_stack
+    for _ in range(2):
+        s.http.get(s.base + BASE + "/events?count=1", headers=auth_a(), timeout=10)
+    for url in (s.base + "/metrics", f"http://127.0.0.1:{s.metrics_port}/metrics"):
+        text = requests.get(url, timeout=10).text
+        fams = families(text)
+        for name in ("process_cpu_seconds", "process_resident_memory_bytes",
+                     "process_virtual_memory_bytes", "process_open_fds",
+                     "process_start_time_seconds", "events_build_info"):
+            assert name in fams, f"{name} missing from {url}"
+        info = fams["events_build_info"].samples[0]
+        assert info.labels["version"] and info.labels["commit"]
+        assert fams["process_open_fds"].samples[0].value > 0
+        promtool_check(text)
