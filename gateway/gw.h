@@ -12,6 +12,7 @@
 
 #include "google/rpc/error_details.pb-c.h"
 #include "pbjson.h"
+#include "tls.h"
 #include "utf8.h"
 
 #define GW_MAX_BODY (1u << 20)
@@ -132,7 +133,9 @@ const char *gw_param(const gw_req *req, const char *name);
 const gw_dialect *gw_dialect_for_path(const char *path);
 
 /* ---- gRPC client (gw_rpc.c) ---- */
-int gw_rpc_init(const char *target);
+/* One shared channel to target; TLS when tls_on (see tls_channel_credentials),
+ * checking the service's certificate against server_name when set. */
+int gw_rpc_init(const char *target, const tls_files *tls, int tls_on, const char *server_name);
 void gw_rpc_shutdown(void);
 struct gw_rpc_result {
   grpc_status_code code;

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "gw.h"
+#include "gw_tls.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
@@ -252,13 +253,20 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
   }
   h->cfg = *cfg;
   rpc_timeout_ms = cfg->rpc_timeout_ms;
+  /* HTTPS is optional, so its options travel in an array. */
+  struct MHD_OptionItem tls_opts[] = {
+      {cfg->https ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
+       cfg->https ? gw_tls_cert_callback() : NULL},
+      {MHD_OPTION_END, 0, NULL},
+  };
   h->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
-      NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
+          (cfg->https ? MHD_USE_TLS : 0),
+      0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
       cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-      1, MHD_OPTION_END);
+      1, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
   if (!h->daemon) {
     snprintf(err, errlen, "cannot listen on %s", cfg->addr);
     free(h);

@@ -11,6 +11,7 @@ typedef struct gw_http_config {
   int rpc_timeout_ms;
   unsigned max_connections;
   unsigned idle_timeout_s;
+  int https; /* serve HTTPS with the certificate gw_tls_open loaded */
 } gw_http_config;
 
 int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err, size_t errlen);

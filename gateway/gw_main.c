@@ -9,6 +9,7 @@
 #include "config.h"
 #include "gw.h"
 #include "gw_http.h"
+#include "gw_tls.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -42,6 +43,13 @@ static config_var vars[] = {
      .unit_ms = 1000,
      .min = 1000,
      .max = 24 * 3600 * 1000},
+    {.name = "EVENTS_HTTP_TLS_CERT", .help = "PEM certificate chain: serve HTTPS"},
+    {.name = "EVENTS_HTTP_TLS_KEY", .help = "PEM private key of EVENTS_HTTP_TLS_CERT"},
+    {.name = "EVENTS_GRPC_TLS_CA", .help = "PEM CA bundle: dial the service over TLS"},
+    {.name = "EVENTS_GRPC_TLS_CERT", .help = "PEM client certificate for the service (mTLS)"},
+    {.name = "EVENTS_GRPC_TLS_KEY", .help = "PEM private key of EVENTS_GRPC_TLS_CERT"},
+    {.name = "EVENTS_GRPC_TLS_SERVER_NAME",
+     .help = "name the service's certificate must carry (default: the target's host)"},
 };
 #define N_VARS (sizeof vars / sizeof *vars)
 
@@ -57,11 +65,31 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? config_fail(&cerr) : 0;
   log_init("events-gateway", get("EVENTS_LOG_LEVEL"));
   config_warn_unknown(vars, N_VARS);
+  const char *bad_var = NULL;
+  tls_files http_tls = {.cert = get("EVENTS_HTTP_TLS_CERT"),
+                        .key = get("EVENTS_HTTP_TLS_KEY"),
+                        .cert_var = "EVENTS_HTTP_TLS_CERT",
+                        .key_var = "EVENTS_HTTP_TLS_KEY"};
+  tls_files grpc_tls = {.cert = get("EVENTS_GRPC_TLS_CERT"),
+                        .key = get("EVENTS_GRPC_TLS_KEY"),
+                        .ca = get("EVENTS_GRPC_TLS_CA"),
+                        .cert_var = "EVENTS_GRPC_TLS_CERT",
+                        .key_var = "EVENTS_GRPC_TLS_KEY",
+                        .ca_var = "EVENTS_GRPC_TLS_CA"};
+  const char *server_name = get("EVENTS_GRPC_TLS_SERVER_NAME");
+  if (tls_check(&http_tls, &bad_var, cerr.msg, sizeof cerr.msg) < 0 ||
+      tls_check(&grpc_tls, &bad_var, cerr.msg, sizeof cerr.msg) < 0) {
+    snprintf(cerr.variable, sizeof cerr.variable, "%s", bad_var);
+    return config_fail(&cerr);
+  }
+  /* A server name alone asks for TLS with the system's roots. */
+  int grpc_tls_on = tls_enabled(&grpc_tls) || (server_name && *server_name);
   gw_http_config cfg = {
       .addr = get("EVENTS_HTTP_ADDR"),
       .rpc_timeout_ms = (int)config_num(vars, N_VARS, "EVENTS_RPC_TIMEOUT_MS"),
       .max_connections = (unsigned)config_num(vars, N_VARS, "EVENTS_MAX_CONNECTIONS"),
       /* MHD counts whole seconds; a sub-second setting still closes. */
+      .https = tls_enabled(&http_tls),
       .idle_timeout_s =
           (unsigned)((config_num(vars, N_VARS, "EVENTS_IDLE_TIMEOUT_S") + 999) / 1000),
   };
@@ -80,10 +108,15 @@ int main(int argc, char **argv) {
 
   grpc_init();
   rc = 1;
-  if (gw_rpc_init(get("EVENTS_GRPC_TARGET")) < 0) {
+  if (cfg.https && gw_tls_open(http_tls.cert, http_tls.key, err, sizeof err) < 0) {
+    log_json(LOG_LEVEL_ERROR, "cannot load the HTTPS certificate",
+             json_pack("{s:s}", "error", err));
+    goto shutdown_grpc;
+  }
+  if (gw_rpc_init(get("EVENTS_GRPC_TARGET"), &grpc_tls, grpc_tls_on, server_name) < 0) {
     log_json(LOG_LEVEL_ERROR, "cannot create the gRPC channel",
              json_pack("{s:s}", "target", get("EVENTS_GRPC_TARGET")));
-    goto shutdown_grpc;
+    goto close_tls;
   }
   gw_http *http = NULL;
   int port = 0;
@@ -92,8 +125,8 @@ int main(int argc, char **argv) {
     goto close_channel;
   }
   log_json(LOG_LEVEL_INFO, "serving",
-           json_pack("{s:s, s:i, s:s}", "addr", cfg.addr, "port", port, "target",
-                     get("EVENTS_GRPC_TARGET")));
+           json_pack("{s:s, s:i, s:s, s:b, s:b}", "addr", cfg.addr, "port", port, "target",
+                     get("EVENTS_GRPC_TARGET"), "https", cfg.https, "grpc_tls", grpc_tls_on));
   int sig = 0;
   sigwait(&sigs, &sig);
   log_json(LOG_LEVEL_INFO, "draining", json_pack("{s:i}", "signal", sig));
@@ -102,6 +135,8 @@ int main(int argc, char **argv) {
   rc = 0;
 close_channel:
   gw_rpc_shutdown();
+close_tls:
+  gw_tls_close();
 shutdown_grpc:
   grpc_shutdown();
   return rc;

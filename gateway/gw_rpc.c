@@ -12,8 +12,8 @@
 
 static grpc_channel *channel;
 
-int gw_rpc_init(const char *target) {
-  grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+int gw_rpc_init(const char *target, const tls_files *tls, int tls_on, const char *server_name) {
+  grpc_channel_credentials *cr = tls_channel_credentials(tls, tls_on);
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -24,8 +24,14 @@ int gw_rpc_init(const char *target) {
       {.type = GRPC_ARG_STRING,
        .key = GRPC_ARG_SERVICE_CONFIG,
        .value.string = "{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"},
+      {0}, /* room for the TLS name override */
   };
-  grpc_channel_args chargs = {.num_args = 3, .args = args};
+  size_t n_args = 3;
+  if (tls_on && server_name && *server_name)
+    args[n_args++] = (grpc_arg){.type = GRPC_ARG_STRING,
+                                .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                                .value.string = (char *)server_name};
+  grpc_channel_args chargs = {.num_args = n_args, .args = args};
   channel = grpc_channel_create(target, cr, &chargs);
   grpc_channel_credentials_release(cr);
   return channel ? 0 : -1;

@@ -51,6 +51,9 @@ static config_var vars[] = {
      .def = "",
      .help = "HTTP address of GET /metrics (empty: off)",
      .kind = CONFIG_ADDR},
+    {.name = "EVENTS_TLS_CERT", .help = "PEM certificate chain: serve gRPC over TLS"},
+    {.name = "EVENTS_TLS_KEY", .help = "PEM private key of EVENTS_TLS_CERT"},
+    {.name = "EVENTS_TLS_CLIENT_CA", .help = "PEM CA bundle: require client certificates (mTLS)"},
 };
 #define N_VARS (sizeof vars / sizeof *vars)
 
@@ -82,6 +85,17 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? config_fail(&cfgerr) : 0;
   log_init("events-service", get("EVENTS_LOG_LEVEL"));
   config_warn_unknown(vars, N_VARS);
+  tls_files tls = {.cert = get("EVENTS_TLS_CERT"),
+                   .key = get("EVENTS_TLS_KEY"),
+                   .ca = get("EVENTS_TLS_CLIENT_CA"),
+                   .cert_var = "EVENTS_TLS_CERT",
+                   .key_var = "EVENTS_TLS_KEY",
+                   .ca_var = "EVENTS_TLS_CLIENT_CA"};
+  const char *bad_var = NULL;
+  if (tls_check(&tls, &bad_var, cfgerr.msg, sizeof cfgerr.msg) < 0) {
+    snprintf(cfgerr.variable, sizeof cfgerr.variable, "%s", bad_var);
+    return config_fail(&cfgerr);
+  }
 
   /* Signals are taken synchronously by sigwait below; block them before any
    * thread (gRPC's, the workers, the credentials watcher) exists so none of
@@ -144,6 +158,7 @@ int main(int argc, char **argv) {
       .services = defs,
       .n_services = n_defs,
       .reflect = rf,
+      .tls = &tls,
   };
   rpc_server *srv = NULL;
   int port = 0;
@@ -160,9 +175,12 @@ int main(int argc, char **argv) {
     goto free_reflect;
   }
   log_json(LOG_LEVEL_INFO, "serving",
-           json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "addr", cfg.addr, "port", port, "store",
+           json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port, "store",
                      store_engine(st), "workers", cfg.workers, "credentials",
-                     (int)creds_live_count(cr), "metrics_port", mport));
+                     (int)creds_live_count(cr), "metrics_port", mport, "tls",
+                     !tls_enabled(&tls)  ? "off"
+                     : tls.ca && *tls.ca ? "mtls"
+                                         : "on"));
 
   int sig = 0;
   /* SIGHUP re-reads the credentials (the watcher also notices changes). */

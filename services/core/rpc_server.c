@@ -458,7 +458,8 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
     s->cqs[i] = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
   }
-  grpc_server_credentials *sc = grpc_insecure_server_credentials_create();
+  const tls_files none = {0};
+  grpc_server_credentials *sc = tls_server_credentials(cfg->tls ? cfg->tls : &none);
   *port = grpc_server_add_http2_port(s->server, cfg->addr, sc);
   grpc_server_credentials_release(sc);
   if (*port == 0) {

@@ -10,6 +10,7 @@
 #include "rpc.h"
 #include "rpc_reflect.h"
 #include "store.h"
+#include "tls.h"
 
 typedef struct rpc_server rpc_server;
 
@@ -21,6 +22,7 @@ typedef struct rpc_server_config {
   const rpc_service_def *services;
   size_t n_services;
   const reflect *reflect;
+  const tls_files *tls; /* NULL or no files: plaintext */
 } rpc_server_config;
 
 /* Binds and starts serving; *port receives the bound port. */
