@@ -101,6 +101,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  metrics_set_max_seconds((double)cfg.rpc_timeout_ms / 1000.0);
   metrics_describe("events_http_requests_total", "counter", "HTTP requests by route and status");
   metrics_describe("events_http_request_duration_seconds", "histogram",
                    "HTTP request latency by route");
