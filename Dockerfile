@@ -23,7 +23,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libgrpc-dev protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev \
-      libmicrohttpd-dev libgnutls28-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev libssl-dev \
+      libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -40,7 +40,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVENTS_WERR
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc29 libprotobuf-c1 libmicrohttpd12 libgnutls30 libjansson4 \
+      libgrpc29 libprotobuf-c1 libmicrohttpd12 libgnutls30 libcurl4 libjansson4 \
       libmongoc-1.0-0 libbson-1.0-0 libsqlite3-0 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 events \

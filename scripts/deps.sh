@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libgrpc-dev protobuf-compiler protobuf-c-compiler
   libprotobuf-c-dev libmicrohttpd-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev
-  libcmocka-dev libprotobuf-dev libssl-dev libgnutls28-dev openssl clang-format ninja-build curl
+  libcmocka-dev libprotobuf-dev libssl-dev libgnutls28-dev libcurl4-openssl-dev openssl clang-format ninja-build curl
   ca-certificates wrk clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
