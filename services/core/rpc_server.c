@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "rpc_bound.h"
 #include "rpc_int.h"
 
 enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
@@ -239,6 +240,13 @@ static void serve_unary(rpc_call *c) {
   grpc_slice raw = grpc_empty_slice();
   if (c->payload && read_payload(c->payload, &raw) < 0) {
     rpc_fail(c, GRPC_STATUS_INTERNAL, "cannot read the request");
+    return;
+  }
+  /* Bounded before protobuf-c sees it: unpack recurses without a limit. */
+  rpc_bound_err be;
+  if (rpc_bound_check(m->md->input, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw), &be) < 0) {
+    grpc_slice_unref(raw);
+    rpc_violation(c, be.field, be.reason, "%s", be.msg);
     return;
   }
   ProtobufCMessage *in = protobuf_c_message_unpack(m->md->input, NULL, GRPC_SLICE_LENGTH(raw),
