@@ -280,3 +280,128 @@ def test_element_count_is_capped(stack, pb):
     err = call_error(stack, CUSTOMER + "CreateEvent", customer_create(ld(3, b"x" * (4 << 20))))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     alive(stack)
+
+
+# ---- abandoned calls, and a second instance ----
+
+class Service:
+    """events-service alone, with settings of its own."""
+
+    def __init__(self, workdir, credentials, store_url, name, port=None, **env):
+        self.grpc_port = port or free_port()
+        self.metrics_port = free_port()
+        e = dict(os.environ)
+        e.update({"EVENTS_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}", "EVENTS_STORE": store_url,
+                  "EVENTS_CREDENTIALS": credentials, "EVENTS_LOG_LEVEL": "warn",
+                  "EVENTS_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}"})
+        e.update(env)
+        self.proc = Process([os.path.join(BIN, "events-service")], e, os.path.join(workdir, f"{name}.log"))
+        self.service = self.proc
+        self.channel = None
+
+    def wait(self):
+        wait_port(self.grpc_port, self.proc.proc)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        return self
+
+    def metrics(self):
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def stop(self):
+        if self.channel:
+            self.channel.close()
+        return self.proc.stop()
+
+
+def method_counts(m, method):
+    """(calls answered, calls answered without running the handler) for a method."""
+    answered = sum(v for k, v in m.items()
+                   if k.startswith("events_rpc_requests_total{") and f'method="{method}"' in k)
+    skipped = sum(v for k, v in m.items()
+                  if k.startswith("events_rpc_skipped_total{") and f'method="{method}"' in k)
+    return answered, skipped
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mongodb"])
+def test_cancelled_calls_do_not_run(kind, workdir, credentials_file, pb, request):
+    """2,000 ListEvents cancelled by their client: a normal call made right
+    after is answered promptly, and the service's own counters show the
+    abandoned calls were answered without running their handlers (each
+    would read 300 events)."""
+    from conftest import _store_url
+    m = pb("events/customer/v1/customer")
+    svc = Service(workdir, credentials_file, _store_url(kind, workdir, request), f"hostile-cancel-{kind}",
+                  EVENTS_WORKERS="2").wait()
+    try:
+        et = "cancel-" + uid()
+        for i in range(300):
+            call(svc, CUSTOMER + "CreateEvent", customer_create(number_value(i), event_type_id=et))
+        lst = m.ListEventsRequest(event_type_id={"value": et}, page_size=1000).SerializeToString()
+        t0 = time.monotonic()
+        assert m.ListEventsResponse.FromString(call(svc, CUSTOMER + "ListEvents", lst)).total_items == 300
+        one = time.monotonic() - t0
+        before = method_counts(svc.metrics(), CUSTOMER + "ListEvents")
+
+        fn = svc.channel.unary_unary(CUSTOMER + "ListEvents", request_serializer=lambda b: b,
+                                     response_deserializer=lambda b: b)
+        futures = [fn.future(lst, timeout=120, metadata=MD) for _ in range(2000)]
+        for f in futures:
+            f.cancel()
+        t0 = time.monotonic()
+        probe = m.ListEventsRequest(event_type_id={"value": "probe-" + uid()}).SerializeToString()
+        call(svc, CUSTOMER + "ListEvents", probe, timeout=60)
+        waited = time.monotonic() - t0
+        assert all(f.cancelled() or f.done() for f in futures)
+
+        # Every abandoned call is answered (in flight back to 0), bounded.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = svc.metrics()
+            if now.get("events_rpc_in_flight", 1) == 0:
+                break
+            time.sleep(0.2)
+        answered, skipped = method_counts(now, CUSTOMER + "ListEvents")
+        answered -= before[0] + 1  # the probe
+        skipped -= before[1]
+        ran = answered - skipped
+        print(f"{kind}: one list {one * 1e3:.0f} ms; probe waited {waited:.2f} s; "
+              f"{answered:.0f} abandoned calls reached the service, {skipped:.0f} skipped, {ran:.0f} ran")
+        assert now.get("events_rpc_in_flight") == 0
+        # Were they all run, the probe would wait ~2,000 lists on 2 workers.
+        assert waited < max(5.0, 20 * one), (waited, one)
+        assert skipped >= 0.8 * answered and ran <= 200, (answered, skipped, ran)
+        assert "cancelled before the call was served" not in svc.proc.output()  # logged at info only
+    finally:
+        assert svc.stop() == 0, svc.proc.output()[-3000:]
+
+
+def test_second_instance_on_a_port_in_use_refuses_to_start(workdir, credentials_file):
+    from conftest import _store_url
+    first = Service(workdir, credentials_file, _store_url("sqlite", workdir, None), "hostile-port-1").wait()
+    try:
+        second = Service(workdir, credentials_file, _store_url("sqlite", workdir, None), "hostile-port-2",
+                         port=first.grpc_port)
+        try:
+            rc = second.proc.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            second.stop()
+            raise AssertionError("a second instance started on a port in use")
+        second.proc.log.close()
+        assert rc != 0
+        out = second.proc.output()
+        assert "Sanitizer" not in out, out
+        # every line JSON, gRPC core's own diagnostics included
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert any("cannot start the gRPC server" in str(x.get("msg", x)) and
+                   str(first.grpc_port) in json.dumps(x) for x in lines), lines
+        # The first one keeps serving every call (none goes to a ghost).
+        for _ in range(20):
+            call(first, CUSTOMER + "ListEvents", ld(5, ld(1, "p")))
+    finally:
+        assert first.stop() == 0
