@@ -27,6 +27,7 @@ enum rpc_state {
 
 struct rpc_call {
   rpc_server *srv;
+  store *store;       /* the server's; set alone where there is no server (fuzzing) */
   rpc_method *method; /* NULL: a call to an unknown method */
   rpc_worker *worker; /* the thread whose queue gets every event of the call */
   enum rpc_state state;

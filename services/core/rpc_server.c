@@ -27,7 +27,7 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "rpc_bound.h"
+#include "rpc_invoke.h"
 #include "rpc_int.h"
 
 enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
@@ -75,7 +75,7 @@ struct rpc_server {
 };
 
 store *rpc_store(const rpc_call *c) {
-  return c->srv->store;
+  return c->store;
 }
 
 /* ---- call lifecycle ---- */
@@ -84,6 +84,7 @@ static rpc_call *call_new(rpc_server *s, rpc_method *m, rpc_worker *w) {
   rpc_call *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->srv = s;
+  c->store = s->store;
   c->method = m;
   c->worker = w;
   c->state = CALL_REQUESTED;
@@ -233,19 +234,6 @@ static void call_reply(rpc_call *c, int send_initial) {
 
 /* ---- unary dispatch ---- */
 
-static void closure(const ProtobufCMessage *out, void *data) {
-  rpc_call *c = data;
-  if (!out) {
-    if (c->status == GRPC_STATUS_OK) rpc_fail(c, GRPC_STATUS_INTERNAL, "handler gave no response");
-    return;
-  }
-  size_t len = protobuf_c_message_get_packed_size(out);
-  grpc_slice slice = grpc_slice_malloc(len);
-  protobuf_c_message_pack(out, GRPC_SLICE_START_PTR(slice));
-  c->response = grpc_raw_byte_buffer_create(&slice, 1);
-  grpc_slice_unref(slice);
-}
-
 static int read_payload(grpc_byte_buffer *bb, grpc_slice *out) {
   grpc_byte_buffer_reader r;
   if (!grpc_byte_buffer_reader_init(&r, bb)) return -1;
@@ -279,11 +267,6 @@ static void handler_missing(rpc_call *c) {
 
 static void serve_unary(rpc_call *c) {
   rpc_method *m = c->method;
-  typedef void (*generic_handler)(ProtobufCService *, const ProtobufCMessage *, ProtobufCClosure,
-                                  void *);
-  generic_handler h = NULL;
-  if (m->impl) h = ((generic_handler *)(m->impl + 1))[m->index];
-
   /* Nobody waits for the answer of a call that is over: the handler does
    * not run and the store is not touched. */
   drain_closes(c->worker);
@@ -302,7 +285,7 @@ static void serve_unary(rpc_call *c) {
     rpc_fail(c, GRPC_STATUS_UNAUTHENTICATED, "missing or unknown credentials");
     return;
   }
-  if (!h) {
+  if (!rpc_invoke_has_handler(m->impl, m->index)) {
     handler_missing(c);
     return;
   }
@@ -311,22 +294,8 @@ static void serve_unary(rpc_call *c) {
     rpc_fail(c, GRPC_STATUS_INTERNAL, "cannot read the request");
     return;
   }
-  /* Bounded before protobuf-c sees it: unpack recurses without a limit. */
-  rpc_bound_err be;
-  if (rpc_bound_check(m->md->input, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw), &be) < 0) {
-    grpc_slice_unref(raw);
-    rpc_violation(c, be.field, be.reason, "%s", be.msg);
-    return;
-  }
-  ProtobufCMessage *in = protobuf_c_message_unpack(m->md->input, NULL, GRPC_SLICE_LENGTH(raw),
-                                                   GRPC_SLICE_START_PTR(raw));
+  rpc_invoke(c, m->md, m->impl, m->index, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw));
   grpc_slice_unref(raw);
-  if (!in) {
-    rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s", m->md->input->name);
-    return;
-  }
-  h(m->impl, in, closure, c);
-  protobuf_c_message_free_unpacked(in, NULL);
 }
 
 /* ---- reflection stream ---- */
