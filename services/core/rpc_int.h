@@ -10,6 +10,13 @@
 
 typedef struct rpc_server rpc_server;
 typedef struct rpc_method rpc_method;
+typedef struct rpc_worker rpc_worker;
+
+/* A completion queue tag: which batch of which call completed. */
+typedef struct rpc_tag {
+  struct rpc_call *call;
+  int close; /* the call's own RECV_CLOSE_ON_SERVER batch */
+} rpc_tag;
 
 enum rpc_state {
   CALL_REQUESTED,   /* waiting for a client */
@@ -20,9 +27,15 @@ enum rpc_state {
 
 struct rpc_call {
   rpc_server *srv;
+  store *store;       /* the server's; set alone where there is no server (fuzzing) */
   rpc_method *method; /* NULL: a call to an unknown method */
-  grpc_completion_queue *cq;
+  rpc_worker *worker; /* the thread whose queue gets every event of the call */
   enum rpc_state state;
+  rpc_tag tag, close_tag;
+  /* Batches started and not completed yet: the call is freed when the last
+   * completes, whatever the order (the close batch runs beside the others). */
+  int refs;
+  int closed; /* RECV_CLOSE_ON_SERVER completed: client gone, deadline hit, or done */
   grpc_call *call;
   gpr_timespec deadline;
   gpr_timespec started;

@@ -22,6 +22,9 @@ void rpc_metrics_describe(void) {
   metrics_describe("events_rpc_requests_total", "counter", "RPCs by method and status code");
   metrics_describe("events_rpc_duration_seconds", "histogram", "RPC latency by method");
   metrics_describe("events_rpc_in_flight", "gauge", "RPCs being served");
+  metrics_describe("events_rpc_skipped_total", "counter",
+                   "calls answered without running their handler because the client had "
+                   "cancelled or the deadline had passed, by method and reason");
   metrics_describe("events_store_errors_total", "counter",
                    "store failures seen by handlers, by store error code");
   metrics_describe("events_store_calls_in_flight", "gauge",

@@ -6,7 +6,14 @@
  * of workers bounds concurrency. Methods come from the protobuf-c service
  * descriptors: no switch per method. Unknown methods are requested through
  * grpc_server_request_call and answered UNIMPLEMENTED at once, since core
- * itself never answers them. */
+ * itself never answers them.
+ *
+ * Each arrived call also has a RECV_CLOSE_ON_SERVER batch of its own, which
+ * completes when the call is over; before a handler runs, the worker looks
+ * at what its queue already holds, and a call whose close came before our
+ * status (client cancelled, deadline hit, connection gone) is answered
+ * CANCELLED without running the handler: abandoned calls cost no store work.
+ * A call is freed when its last outstanding batch completes. */
 #include "rpc_server.h"
 
 #include <pthread.h>
@@ -16,9 +23,11 @@
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "rpc_invoke.h"
 #include "rpc_int.h"
 
 enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
@@ -33,9 +42,21 @@ struct rpc_method {
   void *handle;
 };
 
+/* Events taken off the queue while looking for closed calls (see
+ * drain_closes), served next in arrival order. Fixed: when it is full the
+ * look stops early, which only means a cancelled call may still run. */
+#define BACKLOG_MAX 256
+
+struct rpc_worker {
+  rpc_server *srv;
+  grpc_completion_queue *cq;
+  grpc_event backlog[BACKLOG_MAX];
+  size_t head, n;
+};
+
 struct rpc_server {
   grpc_server *server;
-  grpc_completion_queue **cqs;
+  rpc_worker *workers;
   pthread_t *threads;
   int n_workers, n_started;
   rpc_method *methods;
@@ -54,18 +75,22 @@ struct rpc_server {
 };
 
 store *rpc_store(const rpc_call *c) {
-  return c->srv->store;
+  return c->store;
 }
 
 /* ---- call lifecycle ---- */
 
-static rpc_call *call_new(rpc_server *s, rpc_method *m, grpc_completion_queue *cq) {
+static rpc_call *call_new(rpc_server *s, rpc_method *m, rpc_worker *w) {
   rpc_call *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->srv = s;
+  c->store = s->store;
   c->method = m;
-  c->cq = cq;
+  c->worker = w;
   c->state = CALL_REQUESTED;
+  c->tag.call = c;
+  c->close_tag.call = c;
+  c->close_tag.close = 1;
   grpc_metadata_array_init(&c->md);
   if (!m) grpc_call_details_init(&c->details);
   return c;
@@ -82,21 +107,60 @@ static void call_free(rpc_call *c) {
   free(c);
 }
 
-static int call_request(rpc_server *s, rpc_method *m, grpc_completion_queue *cq) {
-  rpc_call *c = call_new(s, m, cq);
+static void call_unref(rpc_call *c) {
+  if (--c->refs == 0) call_free(c);
+}
+
+/* Starts a batch that holds a reference until it completes. A call whose
+ * batch cannot start is cancelled, so that its close batch completes and
+ * the call is freed. */
+static int call_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag) {
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
+  if (e != GRPC_CALL_OK) {
+    log_printf(LOG_LEVEL_ERROR, "start_batch: %s", grpc_call_error_to_string(e));
+    grpc_call_cancel(c->call, NULL);
+    return -1;
+  }
+  c->refs++;
+  return 0;
+}
+
+static int call_request(rpc_server *s, rpc_method *m, rpc_worker *w) {
+  rpc_call *c = call_new(s, m, w);
   if (!c) return -1;
   grpc_call_error e;
   if (m)
     e = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline, &c->md,
-                                            m->kind == METHOD_UNARY ? &c->payload : NULL, cq, cq,
-                                            c);
+                                            m->kind == METHOD_UNARY ? &c->payload : NULL, w->cq,
+                                            w->cq, &c->tag);
   else
-    e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, cq, cq, c);
+    e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, w->cq, w->cq, &c->tag);
   if (e != GRPC_CALL_OK) {
     call_free(c);
     return -1;
   }
+  c->refs = 1;
   return 0;
+}
+
+/* Learns, without waiting, whether the client already left: a close batch
+ * that completes before we sent our status means the call was cancelled (by
+ * the client, its deadline or its connection). The worker is its queue's
+ * only consumer, so it takes what is ready, notes the closes and keeps the
+ * rest, in order, for its loop. */
+static void drain_closes(rpc_worker *w) {
+  while (w->n < BACKLOG_MAX) {
+    grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) return;
+    if (ev.type == GRPC_OP_COMPLETE && ((rpc_tag *)ev.tag)->close) {
+      rpc_call *c = ((rpc_tag *)ev.tag)->call;
+      c->closed = 1;
+      call_unref(c);
+      continue;
+    }
+    w->backlog[(w->head + w->n++) % BACKLOG_MAX] = ev;
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) return;
+  }
 }
 
 static const char *method_name(const rpc_call *c, char *buf, size_t len) {
@@ -163,33 +227,12 @@ static void call_reply(rpc_call *c, int send_initial) {
     ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
   }
   n++;
-  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-  n++;
   c->state = CALL_REPLYING;
-  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+  if (call_batch(c, ops, n, &c->tag) < 0) call_log(c);
   grpc_slice_unref(msg);
-  if (e != GRPC_CALL_OK) {
-    log_printf(LOG_LEVEL_ERROR, "start_batch: %s", grpc_call_error_to_string(e));
-    call_log(c);
-    call_free(c);
-  }
 }
 
 /* ---- unary dispatch ---- */
-
-static void closure(const ProtobufCMessage *out, void *data) {
-  rpc_call *c = data;
-  if (!out) {
-    if (c->status == GRPC_STATUS_OK) rpc_fail(c, GRPC_STATUS_INTERNAL, "handler gave no response");
-    return;
-  }
-  size_t len = protobuf_c_message_get_packed_size(out);
-  grpc_slice slice = grpc_slice_malloc(len);
-  protobuf_c_message_pack(out, GRPC_SLICE_START_PTR(slice));
-  c->response = grpc_raw_byte_buffer_create(&slice, 1);
-  grpc_slice_unref(slice);
-}
 
 static int read_payload(grpc_byte_buffer *bb, grpc_slice *out) {
   grpc_byte_buffer_reader r;
@@ -209,27 +252,37 @@ static int authenticate(rpc_call *c) {
   return -1;
 }
 
+static void count_skipped(const rpc_call *c, const char *why) {
+  char labels[384];
+  snprintf(labels, sizeof labels, "method=\"%s\",reason=\"%s\"", c->method->path, why);
+  metrics_count("events_rpc_skipped_total", labels, 1);
+}
+
 static void handler_missing(rpc_call *c) {
   rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "%s is not implemented", c->method->path);
 }
 
 static void serve_unary(rpc_call *c) {
   rpc_method *m = c->method;
-  typedef void (*generic_handler)(ProtobufCService *, const ProtobufCMessage *, ProtobufCClosure,
-                                  void *);
-  generic_handler h = NULL;
-  if (m->impl) h = ((generic_handler *)(m->impl + 1))[m->index];
-
+  /* Nobody waits for the answer of a call that is over: the handler does
+   * not run and the store is not touched. */
+  drain_closes(c->worker);
   if (gpr_time_cmp(gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME),
                    gpr_now(GPR_CLOCK_REALTIME)) < 0) {
     rpc_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded before the call was served");
+    count_skipped(c, "deadline");
+    return;
+  }
+  if (c->closed) {
+    rpc_fail(c, GRPC_STATUS_CANCELLED, "cancelled before the call was served");
+    count_skipped(c, "cancelled");
     return;
   }
   if (!m->public && authenticate(c) < 0) {
     rpc_fail(c, GRPC_STATUS_UNAUTHENTICATED, "missing or unknown credentials");
     return;
   }
-  if (!h) {
+  if (!rpc_invoke_has_handler(m->impl, m->index)) {
     handler_missing(c);
     return;
   }
@@ -238,15 +291,8 @@ static void serve_unary(rpc_call *c) {
     rpc_fail(c, GRPC_STATUS_INTERNAL, "cannot read the request");
     return;
   }
-  ProtobufCMessage *in = protobuf_c_message_unpack(m->md->input, NULL, GRPC_SLICE_LENGTH(raw),
-                                                   GRPC_SLICE_START_PTR(raw));
+  rpc_invoke(c, m->md, m->impl, m->index, GRPC_SLICE_START_PTR(raw), GRPC_SLICE_LENGTH(raw));
   grpc_slice_unref(raw);
-  if (!in) {
-    rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s", m->md->input->name);
-    return;
-  }
-  h(m->impl, in, closure, c);
-  protobuf_c_message_free_unpacked(in, NULL);
 }
 
 /* ---- reflection stream ---- */
@@ -269,7 +315,7 @@ static void stream_read(rpc_call *c, int send_initial, grpc_byte_buffer *reply) 
   if (c->response) grpc_byte_buffer_destroy(c->response);
   c->response = reply;
   c->state = CALL_STREAM_READ;
-  if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK) call_free(c);
+  call_batch(c, ops, n, &c->tag);
 }
 
 static void stream_step(rpc_call *c) {
@@ -299,12 +345,23 @@ fail:
 
 /* ---- event loop ---- */
 
+/* Starts the call's close batch, which completes when the call is over
+ * for whatever reason; until our status is sent, that means abandoned. */
+static void watch_close(rpc_call *c) {
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &c->cancelled;
+  call_batch(c, &op, 1, &c->close_tag);
+}
+
 static void on_arrival(rpc_call *c) {
   rpc_server *s = c->srv;
   c->started = gpr_now(GPR_CLOCK_MONOTONIC);
   c->arrived = 1;
   metrics_gauge_add("events_rpc_in_flight", "", 1);
-  if (!s->stopping) call_request(s, c->method, c->cq);
+  if (!s->stopping) call_request(s, c->method, c->worker);
+  watch_close(c);
   if (!c->method) {
     rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
     call_reply(c, 1);
@@ -318,28 +375,27 @@ static void on_arrival(rpc_call *c) {
   call_reply(c, 1);
 }
 
-static void on_event(rpc_call *c, int ok) {
-  switch (c->state) {
-  case CALL_REQUESTED:
-    if (!ok) { /* the server is shutting down */
-      call_free(c);
-      return;
+/* One completed batch of a call; `open` is 0 once the queues are closing,
+ * when no batch may start any more (logging a finished call needs none). */
+static void on_event(rpc_tag *t, int ok, int open) {
+  rpc_call *c = t->call;
+  if (t->close) {
+    c->closed = 1;
+  } else {
+    switch (c->state) {
+    case CALL_REQUESTED:
+      if (ok && open) on_arrival(c); /* !ok: the server is shutting down */
+      break;
+    case CALL_STREAM_READ:
+      if (ok && open) stream_step(c);
+      break;
+    case CALL_REPLYING:
+    case CALL_STREAM_CLOSING:
+      call_log(c);
+      break;
     }
-    on_arrival(c);
-    return;
-  case CALL_STREAM_READ:
-    if (!ok) {
-      call_free(c);
-      return;
-    }
-    stream_step(c);
-    return;
-  case CALL_REPLYING:
-  case CALL_STREAM_CLOSING:
-    call_log(c);
-    call_free(c);
-    return;
   }
+  call_unref(c);
 }
 
 /* Counts the event as busy, or returns 0 once the queues are closing. */
@@ -358,23 +414,37 @@ static void busy_leave(rpc_server *s) {
 }
 
 static void *worker(void *arg) {
-  grpc_completion_queue *cq = arg;
+  rpc_worker *w = arg;
+  rpc_server *s = w->srv;
   for (;;) {
-    grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev;
+    if (w->n) {
+      ev = w->backlog[w->head];
+      w->head = (w->head + 1) % BACKLOG_MAX;
+      w->n--;
+    } else {
+      ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
-    rpc_call *c = ev.tag;
-    rpc_server *s = c->srv;
     if (!busy_enter(s)) {
-      /* No batch may start any more; logging a finished call needs none. */
-      if (c->state == CALL_REPLYING || c->state == CALL_STREAM_CLOSING)
-        on_event(c, ev.success);
-      else
-        call_free(c);
+      on_event(ev.tag, ev.success, 0);
       continue;
     }
-    on_event(c, ev.success);
+    on_event(ev.tag, ev.success, 1);
     busy_leave(s);
+  }
+  return NULL;
+}
+
+/* Keeps the transport's I/O moving while every worker is inside a handler:
+ * gRPC core reads sockets in the threads that wait on a completion queue,
+ * and a busy worker waits on none, so without this thread the frames that
+ * cancel queued calls sit unread behind them. Its queue never gets a call. */
+static void *io_poller(void *arg) {
+  rpc_worker *w = arg;
+  while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
   }
   return NULL;
 }
@@ -413,8 +483,20 @@ static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err,
   return 0;
 }
 
+/* gRPC core's own diagnostics (e.g. why a bind failed) as JSON lines like
+ * ours instead of its plain-text format on stderr. */
+static void core_log(gpr_log_func_args *a) {
+  int level = a->severity == GPR_LOG_SEVERITY_ERROR  ? LOG_LEVEL_ERROR
+              : a->severity == GPR_LOG_SEVERITY_INFO ? LOG_LEVEL_INFO
+                                                     : LOG_LEVEL_DEBUG;
+  if (!log_enabled(level)) return;
+  log_field f[1] = {{.key = "component", .kind = LOG_STR, .s = "grpc"}};
+  log_fields(level, a->message ? a->message : "", f, 1);
+}
+
 int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, char *err,
                      size_t errlen) {
+  gpr_set_log_function(core_log);
   rpc_server *s = calloc(1, sizeof *s);
   if (!s) {
     snprintf(err, errlen, "out of memory");
@@ -438,8 +520,11 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
        .value.integer = 30000},
+      /* A second instance on a port in use must fail, not share the port
+       * and silently take part of the traffic (core sets SO_REUSEPORT). */
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
   };
-  grpc_channel_args chargs = {.num_args = 3, .args = args};
+  grpc_channel_args chargs = {.num_args = sizeof args / sizeof *args, .args = args};
   s->server = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; i < s->n_methods; i++) {
     rpc_method *m = &s->methods[i];
@@ -448,15 +533,17 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
         m->kind == METHOD_UNARY ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE,
         0);
   }
-  s->cqs = calloc((size_t)s->n_workers, sizeof *s->cqs);
-  s->threads = calloc((size_t)s->n_workers, sizeof *s->threads);
-  if (!s->cqs || !s->threads) {
+  /* One queue per worker, and the I/O poller's (the last). */
+  s->workers = calloc((size_t)s->n_workers + 1, sizeof *s->workers);
+  s->threads = calloc((size_t)s->n_workers + 1, sizeof *s->threads);
+  if (!s->workers || !s->threads) {
     snprintf(err, errlen, "out of memory");
     goto destroy_server;
   }
-  for (int i = 0; i < s->n_workers; i++) {
-    s->cqs[i] = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
+  for (int i = 0; i <= s->n_workers; i++) {
+    s->workers[i].srv = s;
+    s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
   }
   const tls_files none = {0};
   grpc_server_credentials *sc = tls_server_credentials(cfg->tls ? cfg->tls : &none);
@@ -469,33 +556,48 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   grpc_server_start(s->server);
   for (int i = 0; i < s->n_workers; i++) {
     for (size_t j = 0; j < s->n_methods; j++)
-      call_request(s, &s->methods[j], s->cqs[i]);
-    call_request(s, NULL, s->cqs[i]);
-    if (pthread_create(&s->threads[i], NULL, worker, s->cqs[i]) != 0) {
+      call_request(s, &s->methods[j], &s->workers[i]);
+    call_request(s, NULL, &s->workers[i]);
+    if (pthread_create(&s->threads[i], NULL, worker, &s->workers[i]) != 0) {
       snprintf(err, errlen, "cannot start worker thread");
       rpc_server_stop(s, 0);
       return -1;
     }
     s->n_started++;
   }
+  if (pthread_create(&s->threads[s->n_workers], NULL, io_poller, &s->workers[s->n_workers]) != 0) {
+    snprintf(err, errlen, "cannot start the I/O thread");
+    rpc_server_stop(s, 0);
+    return -1;
+  }
+  s->n_started++;
   *out = s;
   return 0;
 
-destroy_server:
-  grpc_server_shutdown_and_notify(s->server, NULL, NULL);
+destroy_server:;
+  /* Core wants a queue to notify even for a server that never started. */
+  grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
+  grpc_server_shutdown_and_notify(s->server, done, s);
+  grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   grpc_server_destroy(s->server);
-  for (int i = 0; s->cqs && i < s->n_workers; i++) {
-    if (!s->cqs[i]) continue;
-    grpc_completion_queue_shutdown(s->cqs[i]);
-    while (grpc_completion_queue_next(s->cqs[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+  grpc_completion_queue_shutdown(done);
+  while (grpc_completion_queue_pluck(done, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(done);
+  for (int i = 0; s->workers && i <= s->n_workers; i++) {
+    grpc_completion_queue *cq = s->workers[i].cq;
+    if (!cq) continue;
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
            GRPC_QUEUE_SHUTDOWN) {
     }
-    grpc_completion_queue_destroy(s->cqs[i]);
+    grpc_completion_queue_destroy(cq);
   }
 free_server:
   pthread_cond_destroy(&s->idle);
   pthread_mutex_destroy(&s->busy_mu);
-  free(s->cqs);
+  free(s->workers);
   free(s->threads);
   free(s->methods);
   free(s);
@@ -527,15 +629,15 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
          GRPC_QUEUE_SHUTDOWN) {
   }
   grpc_completion_queue_destroy(done);
-  for (int i = 0; i < s->n_workers; i++)
-    grpc_completion_queue_shutdown(s->cqs[i]);
+  for (int i = 0; i <= s->n_workers; i++)
+    grpc_completion_queue_shutdown(s->workers[i].cq);
   for (int i = 0; i < s->n_started; i++)
     pthread_join(s->threads[i], NULL);
-  for (int i = 0; i < s->n_workers; i++)
-    grpc_completion_queue_destroy(s->cqs[i]);
+  for (int i = 0; i <= s->n_workers; i++)
+    grpc_completion_queue_destroy(s->workers[i].cq);
   pthread_cond_destroy(&s->idle);
   pthread_mutex_destroy(&s->busy_mu);
-  free(s->cqs);
+  free(s->workers);
   free(s->threads);
   free(s->methods);
   free(s);

@@ -265,4 +265,50 @@ wires = [("act_event", ACT_EVENT), ("cus_event", CUS_EVENT), ("cat_res", CAT_RES
 for i, (msg, data) in enumerate(wires):
     for flags in (0, CAMEL, SQL, MICROS):
         write("fuzz_pbjson", f"wire-{i:02d}-{msg}-{flags}", bytes([M[msg], flags, 1]) + data)
+
+# ---- fuzz_rpc: byte 0 the method (services in registry order, methods in
+# proto order; see fuzz_rpc.c), then the request as it comes off the wire ----
+RPC = {"act_create": 0, "act_get": 1, "act_list": 2, "act_update": 3, "act_delete": 4,
+       "cus_create": 5, "cus_get": 6, "cus_list": 7, "cus_records": 8, "cus_update": 9, "cus_delete": 10,
+       "cat_create_category": 11, "cat_list_categories": 13, "cat_create_event": 16, "cat_update_event": 19,
+       "obj_create": 26, "obj_list": 28, "health_check": 31, "reflection_v1": 33}
+
+
+def deep_list(levels):
+    v = dbl(2, 1.0)
+    for _ in range(levels):
+        v = ld(6, ld(1, v))
+    return v
+
+
+CUS_CREATE = ld(1, ld(2, "8bed991c68a470e7aaeffbf048") + ld(3, "85bc5819e09dab95437552ce79") + ld(4, "ext-1"))
+rpcs = [
+    ("act_create", ld(1, sv(2, "mailbox_created") + sv(3, "b") + struct_pb(7, {"a": 1, "b": [1.5, "x", None, {"c": True}]})
+                      + ld(13, ld(1, vi(1, 5)))) + ld(2, sv(1, "h") + sv(2, "desktop"))),
+    ("act_get", vi(1, 1)),
+    ("act_list", vi(1, 10) + ld(3, ld(1, "mailbox_created")) + vi(9, 1)),
+    ("act_update", ld(1, vi(1, 1) + sv(3, "b2")) + ld(2, ld(1, "body"))),
+    ("act_delete", vi(1, 1)),
+    ("cus_create", CUS_CREATE + ld(2, ld(2, "has_purchase") + ld(3, ld(3, "true")))),
+    ("cus_get", ld(1, "0123456789abcdef0123456789") + vi(2, 1)),
+    ("cus_list", vi(1, 10) + sv(5, "8bed991c68a470e7aaeffbf048") + vi(10, 1)),
+    ("cus_records", ld(1, "0123456789abcdef0123456789")),
+    ("cus_update", ld(1, ld(1, "0123456789abcdef0123456789") + ld(4, "ext-2"))),
+    ("cus_delete", ld(1, "0123456789abcdef0123456789")),
+    ("cat_create_category", ld(1, CAT_RES)),
+    ("cat_list_categories", vi(1, 1)),
+    ("cat_create_event", ld(1, CAT_RES)),
+    ("cat_update_event", ld(1, CAT_RES)),
+    ("obj_create", ld(1, OBJ_EVENT)),
+    ("obj_list", ld(1, "meetings") + vi(2, 10)),
+    ("health_check", ld(1, "")),
+    ("reflection_v1", ld(1, "h") + ld(7, "")),
+    # issue 19: 5,000 levels overflowed a worker's stack in protobuf-c
+    ("cus_create:deep5000", CUS_CREATE + ld(2, ld(2, "p") + ld(3, deep_list(5000)))),
+    # 65 levels: the first over the bound (was RESOURCE_EXHAUSTED)
+    ("cus_create:deep65", CUS_CREATE + ld(2, ld(2, "p") + ld(3, deep_list(65)))),
+    ("cus_create:nul-and-not-utf8", ld(1, ld(2, "a\0b") + ld(3, b"\xff") + ld(4, "e"))),
+]
+for i, (name, data) in enumerate(rpcs):
+    write("fuzz_rpc", f"{i:02d}-{name.replace(':', '-')}", bytes([RPC[name.split(':')[0]]]) + data)
 print("seeds written under", CORPUS)

@@ -16,7 +16,7 @@ secs=${1:-25}
 shift || true
 build=${EVENTS_FUZZ_BUILD:-$root/build-fuzz}
 all=(fuzz_pbjson fuzz_creds fuzz_http fuzz_query_activity fuzz_query_customer fuzz_query_catalog
-  fuzz_query_object)
+  fuzz_query_object fuzz_rpc)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 
@@ -41,9 +41,12 @@ for t in "${targets[@]}"; do
     fuzz_query_*) [ -f "$root/tests/fuzz/query.dict" ] && dict=(-dict="$root/tests/fuzz/query.dict") ;;
     *) [ -f "$root/tests/fuzz/$t.dict" ] && dict=(-dict="$root/tests/fuzz/$t.dict") ;;
   esac
+  # gRPC requests may be deep: the 5,000-level regression input is ~30 KB
+  max_len=8192
+  [ "$t" = fuzz_rpc ] && max_len=65536
   log="$build/fuzz-$t.log"
   echo "fuzz: $t for ${secs}s (corpus $(ls "$corpus" | wc -l) files)"
-  if "$build/bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+  if "$build/bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
       -print_final_stats=1 -artifact_prefix="$artifacts/$t-" "${dict[@]}" "$work" "$corpus" \
       >"$log" 2>&1; then
     grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::new_units_added)' "$log" |
