@@ -15,6 +15,7 @@
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "log.h"
+#include "otlp.h"
 #include "rpc_health.h"
 #include "rpc_metrics.h"
 #include "rpc_reflect.h"
@@ -51,6 +52,7 @@ static config_var vars[] = {
      .def = "",
      .help = "HTTP address of GET /metrics (empty: off)",
      .kind = CONFIG_ADDR},
+    {.name = "EVENTS_OTLP_ENDPOINT", .help = "OTLP/HTTP collector URL: export spans (empty: off)"},
     {.name = "EVENTS_TLS_CERT", .help = "PEM certificate chain: serve gRPC over TLS"},
     {.name = "EVENTS_TLS_KEY", .help = "PEM private key of EVENTS_TLS_CERT"},
     {.name = "EVENTS_TLS_CLIENT_CA", .help = "PEM CA bundle: require client certificates (mTLS)"},
@@ -108,10 +110,17 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  const char *otlp = get("EVENTS_OTLP_ENDPOINT");
+  if (otlp && *otlp && otlp_start(otlp, "events-service", cfgerr.msg, sizeof cfgerr.msg) < 0) {
+    snprintf(cfgerr.variable, sizeof cfgerr.variable, "EVENTS_OTLP_ENDPOINT");
+    return config_fail(&cfgerr);
+  }
   creds_live *cr = NULL;
   creds_err cerr;
-  if (creds_live_open(get("EVENTS_CREDENTIALS"), 1000, &cr, &cerr) < 0)
+  if (creds_live_open(get("EVENTS_CREDENTIALS"), 1000, &cr, &cerr) < 0) {
+    otlp_stop();
     return fatal("refusing to start without valid credentials", cerr.msg);
+  }
 
   mongoc_log_set_handler(driver_log, NULL);
   rpc_metrics_describe();
@@ -202,5 +211,6 @@ shutdown_grpc:
   store_close(st);
 free_creds:
   creds_live_close(cr);
+  otlp_stop(); /* after the server: the last calls' spans are sent */
   return rc;
 }

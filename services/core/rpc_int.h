@@ -7,6 +7,7 @@
 
 #include "google/rpc/error_details.pb-c.h"
 #include "rpc.h"
+#include "trace.h"
 
 typedef struct rpc_server rpc_server;
 typedef struct rpc_method rpc_method;
@@ -46,6 +47,8 @@ struct rpc_call {
   int cancelled;
   int arrived; /* a client call, not just a pending request */
   char tenant[65];
+  char request_id[65]; /* x-request-id metadata, when valid */
+  trace_ctx trace;     /* this call's span, child of the caller's traceparent */
 
   grpc_status_code status;
   char *message;

@@ -19,8 +19,19 @@ struct rpc_metrics {
 };
 
 void rpc_metrics_describe(void) {
-  metrics_describe("events_rpc_requests_total", "counter", "RPCs by method and status code");
-  metrics_describe("events_rpc_duration_seconds", "histogram", "RPC latency by method");
+  metrics_describe("grpc_server_started_total", "counter",
+                   "Total number of RPCs started on the server.");
+  metrics_describe("grpc_server_handled_total", "counter",
+                   "Total number of RPCs completed on the server, regardless of success or "
+                   "failure.");
+  metrics_describe(
+      "grpc_server_handling_seconds", "histogram",
+      "Histogram of response latency (seconds) of gRPC that had been application-level "
+      "handled by the server.");
+  metrics_describe("grpc_server_msg_received_total", "counter",
+                   "Total number of RPC stream messages received on the server.");
+  metrics_describe("grpc_server_msg_sent_total", "counter",
+                   "Total number of gRPC stream messages sent by the server.");
   metrics_describe("events_rpc_in_flight", "gauge", "RPCs being served");
   metrics_describe("events_rpc_skipped_total", "counter",
                    "calls answered without running their handler because the client had "

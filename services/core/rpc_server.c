@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "otlp.h"
 #include "rpc_invoke.h"
 #include "rpc_int.h"
 
@@ -34,6 +35,7 @@ enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
 
 struct rpc_method {
   char path[256];
+  char labels[320]; /* grpc_type, grpc_service, grpc_method: go-grpc-prometheus's */
   const ProtobufCMethodDescriptor *md;
   ProtobufCService *impl;
   unsigned index;
@@ -172,16 +174,43 @@ static const char *method_name(const rpc_call *c, char *buf, size_t len) {
   return buf;
 }
 
+/* go-grpc-prometheus spells codes as Go's codes.Code.String() does, so
+ * dashboards and alerts written for grpc_server_handled_total work here. */
+static const char *code_name(grpc_status_code code) {
+  static const char *const names[] = {
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
+  return (unsigned)code < sizeof names / sizeof *names ? names[code] : "Unknown";
+}
+
+/* Unknown methods share one label set so clients cannot grow the series. */
+static const char *method_labels(const rpc_call *c) {
+  return c->method ? c->method->labels
+                   : "grpc_type=\"unary\",grpc_service=\"unknown\",grpc_method=\"unknown\"";
+}
+
 static void call_log(rpc_call *c) {
-  char buf[256], labels[512];
+  char buf[256], labels[512], code[16];
   gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
   double ms = (double)d.tv_sec * 1e3 + d.tv_nsec / 1e6;
-  /* Unknown methods share one label value so clients cannot grow the series. */
-  const char *mlabel = c->method ? c->method->path : "unknown";
-  snprintf(labels, sizeof labels, "method=\"%s\",code=\"%d\"", mlabel, (int)c->status);
-  metrics_count("events_rpc_requests_total", labels, 1);
-  snprintf(labels, sizeof labels, "method=\"%s\"", mlabel);
-  metrics_observe("events_rpc_duration_seconds", labels, ms / 1e3);
+  snprintf(labels, sizeof labels, "%s,grpc_code=\"%s\"", method_labels(c), code_name(c->status));
+  metrics_count("grpc_server_handled_total", labels, 1);
+  metrics_observe("grpc_server_handling_seconds", labels, ms / 1e3);
+  if (c->status == GRPC_STATUS_OK && c->method && c->method->kind == METHOD_UNARY)
+    metrics_count("grpc_server_msg_sent_total", method_labels(c), 1);
+  if (otlp_enabled()) {
+    const char *name = method_name(c, buf, sizeof buf);
+    snprintf(code, sizeof code, "%d", (int)c->status);
+    otlp_attr attrs[] = {{"rpc.system", "grpc"},
+                         {"rpc.method", name},
+                         {"rpc.grpc.status_code", code},
+                         {"request.id", c->request_id}};
+    uint64_t end = otlp_now_ns();
+    otlp_record(&c->trace, name + (name[0] == '/'), OTLP_SPAN_SERVER, end - (uint64_t)(ms * 1e6),
+                end, c->status != GRPC_STATUS_OK, attrs, c->request_id[0] ? 4 : 3);
+  }
   /* Probes ask for health every few seconds: their successes are debug. */
   int level = c->status == GRPC_STATUS_INTERNAL ? LOG_LEVEL_ERROR
               : c->status == GRPC_STATUS_OK && c->method && c->method->public &&
@@ -189,12 +218,26 @@ static void call_log(rpc_call *c) {
                   ? LOG_LEVEL_DEBUG
                   : LOG_LEVEL_INFO;
   if (!log_enabled(level)) return;
-  log_field f[5] = {
+  char parent[17] = "";
+  if (trace_has_parent(&c->trace)) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+      parent[2 * i] = digits[c->trace.parent_id[i] >> 4];
+      parent[2 * i + 1] = digits[c->trace.parent_id[i] & 15];
+    }
+    parent[16] = '\0';
+  }
+  log_field f[9] = {
       {.key = "method", .kind = LOG_STR, .s = method_name(c, buf, sizeof buf)},
       {.key = "code", .kind = LOG_INT, .i = (int)c->status},
       {.key = "ms", .kind = LOG_NUM, .d = ms},
+      {.key = "trace_id", .kind = LOG_STR, .s = c->trace.trace_hex},
+      {.key = "span_id", .kind = LOG_STR, .s = c->trace.span_hex},
   };
-  size_t n = 3;
+  size_t n = 5;
+  if (parent[0]) f[n++] = (log_field){.key = "parent_span_id", .kind = LOG_STR, .s = parent};
+  if (c->request_id[0])
+    f[n++] = (log_field){.key = "request_id", .kind = LOG_STR, .s = c->request_id};
   if (c->tenant[0]) f[n++] = (log_field){.key = "tenant", .kind = LOG_STR, .s = c->tenant};
   if (c->status != GRPC_STATUS_OK && c->message)
     f[n++] = (log_field){.key = "error", .kind = LOG_STR, .s = c->message};
@@ -355,11 +398,39 @@ static void watch_close(rpc_call *c) {
   call_batch(c, &op, 1, &c->close_tag);
 }
 
+/* The caller's trace context and request id, from metadata. A request id
+ * is logged, so only a short visible-ASCII one is kept. */
+static void read_context(rpc_call *c) {
+  const char *tp = NULL, *ts = NULL;
+  size_t tp_len = 0, ts_len = 0;
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+    size_t len = GRPC_SLICE_LENGTH(m->value);
+    if (grpc_slice_str_cmp(m->key, "traceparent") == 0) {
+      tp = v, tp_len = len;
+    } else if (grpc_slice_str_cmp(m->key, "tracestate") == 0) {
+      ts = v, ts_len = len;
+    } else if (grpc_slice_str_cmp(m->key, "x-request-id") == 0 && len &&
+               len < sizeof c->request_id) {
+      size_t j = 0;
+      while (j < len && v[j] > 0x20 && v[j] < 0x7f)
+        j++;
+      if (j == len) memcpy(c->request_id, v, len), c->request_id[len] = '\0';
+    }
+  }
+  trace_begin(&c->trace, tp, tp_len, ts, ts_len);
+}
+
 static void on_arrival(rpc_call *c) {
   rpc_server *s = c->srv;
   c->started = gpr_now(GPR_CLOCK_MONOTONIC);
   c->arrived = 1;
   metrics_gauge_add("events_rpc_in_flight", "", 1);
+  read_context(c);
+  metrics_count("grpc_server_started_total", method_labels(c), 1);
+  if (c->method && c->method->kind == METHOD_UNARY)
+    metrics_count("grpc_server_msg_received_total", method_labels(c), 1);
   if (!s->stopping) call_request(s, c->method, c->worker);
   watch_close(c);
   if (!c->method) {
@@ -473,6 +544,9 @@ static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err,
       if (streaming && !reflection) continue; /* e.g. Health.Watch: answered UNIMPLEMENTED */
       rpc_method *m = &s->methods[s->n_methods++];
       snprintf(m->path, sizeof m->path, "/%s/%s", d->desc->name, md->name);
+      snprintf(m->labels, sizeof m->labels,
+               "grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"",
+               reflection ? "bidi_stream" : "unary", d->desc->name, md->name);
       m->md = md;
       m->impl = d->impl;
       m->index = j;

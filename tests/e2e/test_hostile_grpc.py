@@ -321,8 +321,10 @@ class Service:
 
 def method_counts(m, method):
     """(calls answered, calls answered without running the handler) for a method."""
+    service, name = method.strip("/").split("/")
     answered = sum(v for k, v in m.items()
-                   if k.startswith("events_rpc_requests_total{") and f'method="{method}"' in k)
+                   if k.startswith("grpc_server_handled_total{")
+                   and f'grpc_service="{service}"' in k and f'grpc_method="{name}"' in k)
     skipped = sum(v for k, v in m.items()
                   if k.startswith("events_rpc_skipped_total{") and f'method="{method}"' in k)
     return answered, skipped

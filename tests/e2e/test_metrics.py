@@ -41,13 +41,18 @@ def test_gateway_and_service_metrics(sqlite_stack):
     r = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=10)
     assert r.status_code == 200
     m = samples(r.text)
-    lm = '/events.customer.v1.CustomerEventService/ListEvents'
-    assert m['events_rpc_requests_total{method="%s",code="0"}' % lm] >= 3
-    assert m['events_rpc_requests_total{method="/events.customer.v1.CustomerEventService/GetEvent",code="3"}'] >= 1
-    assert m['events_rpc_duration_seconds_bucket{method="%s",le="+Inf"}' % lm] >= 3
+    # go-grpc-prometheus names and labels, so its dashboards and alerts work.
+    svc = 'grpc_type="unary",grpc_service="events.customer.v1.CustomerEventService"'
+    lm = svc + ',grpc_method="ListEvents"'
+    assert m['grpc_server_started_total{%s}' % lm] >= 3
+    assert m['grpc_server_handled_total{%s,grpc_code="OK"}' % lm] >= 3
+    assert m['grpc_server_handled_total{%s,grpc_method="GetEvent",grpc_code="InvalidArgument"}' % svc] >= 1
+    assert m['grpc_server_handling_seconds_bucket{%s,grpc_code="OK",le="+Inf"}' % lm] >= 3
+    assert m['grpc_server_msg_received_total{%s}' % lm] >= 3
     assert m["events_store_calls_total"] >= 3
     assert "events_store_calls_in_flight" in m and "events_rpc_in_flight" in m
-    assert re.search(r"^# TYPE events_rpc_requests_total counter$", r.text, re.M)
+    assert re.search(r"^# TYPE grpc_server_handled_total counter$", r.text, re.M)
+    assert re.search(r"^# TYPE grpc_server_handling_seconds histogram$", r.text, re.M)
     assert requests.get(f"http://127.0.0.1:{s.metrics_port}/other", timeout=10).status_code == 404
 
 
