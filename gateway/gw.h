@@ -123,10 +123,20 @@ struct gw_route {
 
 /* ---- route table (gw_route.c) ---- */
 const gw_route *gw_routes(size_t *n);
-/* Finds the route for method+path; fills req params. Returns the route, or
- * NULL with *status 404 (no such path) or 405 (path known, method not). */
+/* Finds the route for method+path (as sent, not percent-decoded); fills req
+ * params, each decoded once. Returns the route, or NULL with *status 404 (no
+ * such path), 405 (path known, method not) or 400 (a parameter that is not
+ * valid once decoded, see gw_path_param). */
 const gw_route *gw_route_match(const gw_route *routes, size_t n, const char *method,
                                const char *path, gw_req *req, int *status);
+/* gw_route_match that also names the parameter behind a 400 in bad. */
+const gw_route *gw_route_find(const gw_route *routes, size_t n, const char *method,
+                              const char *path, gw_req *req, int *status, char *bad,
+                              size_t bad_len);
+/* Percent-decodes the n bytes of one path segment into *out (malloc'd).
+ * -1 for a malformed escape, or a value that is empty, '.' or '..', holds
+ * '/', a control character or NUL, or is not UTF-8. */
+int gw_path_param(const char *raw, size_t n, char **out);
 void gw_req_free_params(gw_req *req);
 const char *gw_param(const gw_req *req, const char *name);
 /* The dialect whose paths contain `path` (for errors before routing). */

@@ -86,6 +86,7 @@ static const struct {
     {415, "unsupportedMediaType", "Unsupported Media Type"},
     {422, "validationError", "Validation Error"},
     {429, "tooManyRequests", "Too Many Requests"},
+    {431, "requestHeaderFieldsTooLarge", "Request Header Fields Too Large"},
     {501, "notImplemented", "Not Implemented"},
     {503, "serviceUnavailable", "Service Unavailable"},
     {504, "gatewayTimeout", "Gateway Timeout"},

@@ -23,6 +23,8 @@ static const char *exception_name(int http) {
     return "MethodNotAllowedException";
   case 413:
     return "PayloadTooLargeException";
+  case 431:
+    return "RequestHeaderFieldsTooLargeException";
   case 503:
     return "ServiceUnavailableException";
   default:

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "gw.h"
+#include "gw_guard.h"
 #include "gw_tls.h"
 #include "ids.h"
 #include "log.h"
@@ -174,6 +175,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   (void)version;
   conn_state *cs = *con_cls;
   if (!cs) {
+    enum MHD_Result refused;
+    if (gw_guard_request(conn, method, url, version, &refused)) return refused;
     cs = calloc(1, sizeof *cs);
     if (!cs) return MHD_NO;
     cs->started_us = ids_now_us();
@@ -266,7 +269,7 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
       cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-      1, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+      1, GW_GUARD_MHD_OPTIONS, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
   if (!h->daemon) {
     snprintf(err, errlen, "cannot listen on %s", cfg->addr);
     free(h);

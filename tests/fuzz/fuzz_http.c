@@ -1,5 +1,6 @@
 /* fuzz_http.c - the gateway's HTTP request path in process: fuzzed method,
- * path, query, headers and body through route matching, the dialect's
+ * path, query, headers and body through the guard (framing, header values,
+ * path parameters; its refusals rendered), route matching, the dialect's
  * checks, request builders, renderers and error bodies of every route, with
  * the gRPC call replaced by a fuzzed status and response message.
  *
@@ -16,6 +17,7 @@
 
 #include "fuzz_pipeline.h"
 #include "fuzz_util.h"
+#include "gw_guard.h"
 
 #define MAX_ARGS 80
 #define MAX_HEADERS 32
@@ -69,7 +71,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     *qs++ = '\0';
     n_args = fz_parse_query(qs, args, MAX_ARGS);
   }
-  fz_unescape(target); /* libmicrohttpd hands over the decoded path */
 
   char *h;
   while ((h = next_line(&q, qend)) && *h) {
@@ -95,7 +96,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .n_headers = n_headers};
   req.authorization = gw_header(&req, "Authorization");
   snprintf(req.request_id, sizeof req.request_id, "fuzz-request");
-  fz_handle(&req, &rpc);
+  /* The path stays as sent (the router decodes its parameters); the guard
+   * runs first, as on the access handler's first call. */
+  gw_fail f = {0};
+  int challenge;
+  if (gw_guard_check(&req, ver ? ver + 1 : "HTTP/1.0", 0, &f, &challenge) < 0) {
+    gw_resp resp = {0};
+    gw_guard_render(&req, &f, &resp);
+    FZ_CHECK(resp.status >= 400);
+    FZ_CHECK(!challenge || resp.status == 401);
+    fz_check_resp(&resp);
+    gw_resp_clear(&resp);
+  } else {
+    fz_handle(&req, &rpc);
+  }
 out:
   free(req_text);
   free(buf);
