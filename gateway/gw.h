@@ -13,6 +13,7 @@
 #include "google/rpc/error_details.pb-c.h"
 #include "pbjson.h"
 #include "tls.h"
+#include "trace.h"
 #include "utf8.h"
 
 #define GW_MAX_BODY (1u << 20)
@@ -21,8 +22,16 @@
 typedef struct gw_route gw_route;
 typedef struct gw_req gw_req;
 typedef struct gw_rpc_result gw_rpc_result;
-/* How a request reaches the service: gw_rpc_call, or the fuzzers' stand-in
- * answering fuzzed statuses and messages through the same pipeline. */
+/* The call a routed request turns into, from gw_begin to gw_finish. */
+typedef struct gw_call_spec {
+  const char *method; /* "/pkg.Service/Method" */
+  ProtobufCMessage *in;
+  const ProtobufCMessageDescriptor *out_desc;
+  int timeout_ms;
+} gw_call_spec;
+/* How gw_handle reaches the service: the fuzzers' stand-in answering fuzzed
+ * statuses and messages through the pipeline (the server calls
+ * asynchronously, see gw_rpc_start). */
 typedef int (*gw_call_fn)(const char *method, const gw_req *req, const ProtobufCMessage *in,
                           const ProtobufCMessageDescriptor *out_desc, int timeout_ms,
                           gw_rpc_result *res);
@@ -47,6 +56,7 @@ struct gw_req {
   size_t body_len;
   const char *authorization;
   char request_id[80];
+  trace_ctx trace; /* this hop's span; its traceparent goes on to the service */
   const gw_route *route;
   size_t n_params;
   char *param_names[GW_MAX_PARAMS];
@@ -64,6 +74,7 @@ typedef struct gw_resp {
   json_t *body;             /* NULL: no body */
   const char *content_type; /* NULL: application/json */
   char *text;               /* preformatted body instead of json (e.g. metrics) */
+  int retry_after;          /* seconds, for a Retry-After header; 0: none */
 } gw_resp;
 
 /* Why a request failed, in terms every dialect can render. */
@@ -108,6 +119,8 @@ struct gw_route {
   gw_render_fn render;
   gw_local_fn local;
   int needs_body;      /* a JSON body is expected */
+  int render_failures; /* render also answers failed calls (out NULL, f filled) */
+  int timeout_ms;      /* the call's deadline; 0: EVENTS_RPC_TIMEOUT_MS */
   const char *summary; /* for the OpenAPI document */
   /* Query parameters the route accepts (mapped onto request fields),
    * terminated by a {NULL, NULL} row. */
@@ -144,8 +157,11 @@ const gw_dialect *gw_dialect_for_path(const char *path);
 
 /* ---- gRPC client (gw_rpc.c) ---- */
 /* One shared channel to target; TLS when tls_on (see tls_channel_credentials),
- * checking the service's certificate against server_name when set. */
+ * checking the service's certificate against server_name when set. Calls
+ * complete on one shared completion queue served by one thread. */
 int gw_rpc_init(const char *target, const tls_files *tls, int tls_on, const char *server_name);
+/* Destroys the channel and stops the completion thread, once no call is
+ * pending. */
 void gw_rpc_shutdown(void);
 struct gw_rpc_result {
   grpc_status_code code;
@@ -153,8 +169,12 @@ struct gw_rpc_result {
   Google__Rpc__BadRequest *bad_request;
   ProtobufCMessage *response;
 };
-int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *in,
-                const ProtobufCMessageDescriptor *out_desc, int timeout_ms, gw_rpc_result *res);
+/* Called on the completion thread with the call's outcome, which it owns. */
+typedef void (*gw_rpc_done_fn)(void *arg, gw_rpc_result *res);
+/* Starts spec as an asynchronous call carrying req's Authorization, request
+ * id and trace context as metadata; done runs exactly once, also when the
+ * call cannot start (then possibly before gw_rpc_start returns). */
+void gw_rpc_start(const gw_call_spec *spec, const gw_req *req, gw_rpc_done_fn done, void *arg);
 void gw_rpc_result_clear(gw_rpc_result *res);
 int gw_http_status(grpc_status_code code);
 
@@ -189,16 +209,25 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
 int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, unsigned flags,
                     gw_fail *f);
 
-/* ---- the pipeline (gw_http.c) ---- */
-/* Answers a request whose body has been read (too_large: it was over
- * GW_MAX_BODY): route, 413/404/405, local handler or dialect check, request
- * builder, req->call, renderer, the dialect's error body. */
+/* ---- the pipeline (gw_pipeline.c) ---- */
+/* Deadline of the calls gw_begin prepares (the gateway's EVENTS_RPC_TIMEOUT_MS). */
+void gw_set_rpc_timeout(int ms);
+/* First half of a request whose body has been read (too_large: it was over
+ * GW_MAX_BODY): route, 413/404/405, local handler or dialect check and
+ * request builder. Returns 1 with resp final, or 0 with spec holding the
+ * call to make; its answer goes to gw_finish. */
+int gw_begin(gw_req *req, int too_large, gw_resp *resp, gw_call_spec *spec);
+/* Second half: the renderer, or the dialect's error body. Clears spec and res. */
+void gw_finish(gw_req *req, gw_call_spec *spec, gw_rpc_result *res, gw_resp *resp);
+/* Both halves around req->call, synchronously (fuzzers and tests). */
 void gw_handle(gw_req *req, int too_large, gw_resp *resp);
 void gw_resp_clear(gw_resp *r);
 
 /* ---- local handlers (gw_local.c) ---- */
 void gw_healthz(const gw_req *req, gw_resp *resp);
-void gw_readyz(const gw_req *req, gw_resp *resp);
+int gw_readyz_build(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
+int gw_readyz_render(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                     gw_resp *resp, gw_fail *f);
 void gw_openapi(const gw_req *req, gw_resp *resp);
 void gw_metrics(const gw_req *req, gw_resp *resp);
 /* JSON Schema (OpenAPI 3.0) of a message as the mapper renders it. */

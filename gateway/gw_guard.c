@@ -12,6 +12,9 @@
  * callback, the only place libmicrohttpd hands them over. */
 #include "gw_guard.h"
 
+#include "gw_conn.h"
+#include "gw_http.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,31 +24,6 @@
 #include "log.h"
 #include "metrics.h"
 
-/* ---- per-connection state behind the libmicrohttpd callbacks ---- */
-
-typedef struct guard_conn {
-  const char *target; /* the request line's target: left as sent */
-  unsigned flags;     /* GW_GUARD_* of the request being read */
-} guard_conn;
-
-void gw_guard_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                         enum MHD_ConnectionNotificationCode toe) {
-  (void)cls;
-  (void)conn;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    *socket_context = calloc(1, sizeof(guard_conn));
-  } else {
-    free(*socket_context);
-    *socket_context = NULL;
-  }
-}
-
-static guard_conn *state_of(struct MHD_Connection *conn) {
-  const union MHD_ConnectionInfo *i =
-      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  return i ? i->socket_context : NULL;
-}
-
 /* Called once per request line, before libmicrohttpd splits the query: an
  * argument record per parameter would exhaust the connection's memory pool,
  * and 0.9.75 then closes the connection without the 431 it means to send. So
@@ -53,7 +31,7 @@ static guard_conn *state_of(struct MHD_Connection *conn) {
  * just after the '?') and the request is refused in gw_guard_request. */
 void *gw_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   (void)cls;
-  guard_conn *g = state_of(conn);
+  gw_conn *g = gw_conn_of(conn);
   if (!g) return NULL;
   g->target = uri;
   g->flags = 0;
@@ -83,7 +61,7 @@ static int hex(int c) {
  * which would cut the text short unseen, refuses the request. */
 size_t gw_guard_unescape(void *cls, struct MHD_Connection *conn, char *s) {
   (void)cls;
-  guard_conn *g = state_of(conn);
+  gw_conn *g = gw_conn_of(conn);
   if (!g || s == g->target) return strlen(s);
   char *w = s;
   for (const char *r = s; *r; r++) {
@@ -256,8 +234,12 @@ void gw_guard_render(const gw_req *req, const gw_fail *f, gw_resp *resp) {
 
 /* ---- the refusal on the wire ---- */
 
-static int request_id_ok(const char *s) {
-  return s && *s && !strchr(s, ' ') && gw_guard_metadata_ok(s, 64);
+void gw_guard_request_id(struct MHD_Connection *conn, char *out, size_t len) {
+  const char *s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+  if (s && *s && !strchr(s, ' ') && gw_guard_metadata_ok(s, 64))
+    snprintf(out, len, "%s", s);
+  else
+    ids_uuid4(out);
 }
 
 static void log_refusal(const gw_req *req, const gw_fail *f, int status, long long us) {
@@ -273,35 +255,23 @@ static void log_refusal(const gw_req *req, const gw_fail *f, int status, long lo
     };
     log_fields(level, "http", lf, sizeof lf / sizeof *lf);
   }
-  /* Labelled as gw_http.c labels every request: by route template. */
   size_t n_routes;
   int st;
   const gw_route *routes = gw_routes(&n_routes);
-  const gw_route *rt = gw_route_match(routes, n_routes, req->method, req->path, NULL, &st);
-  char route[256], labels[512];
-  metrics_label(rt ? rt->tmpl : "unmatched", route, sizeof route);
-  const char *m = rt ? rt->method : "other";
-  snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",status=\"%d\"", m, route, status);
-  metrics_count("events_http_requests_total", labels, 1);
-  snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"", m, route);
-  metrics_observe("events_http_request_duration_seconds", labels, (double)us / 1e6);
+  gw_http_observe(gw_route_match(routes, n_routes, req->method, req->path, NULL, &st), status, us);
 }
 
 int gw_guard_request(struct MHD_Connection *conn, const char *method, const char *url,
                      const char *version, enum MHD_Result *ret) {
   long long started = ids_now_us();
-  guard_conn *g = state_of(conn);
+  gw_conn *g = gw_conn_of(conn);
   gw_req req = {.conn = conn, .method = method, .path = url, .body = ""};
   gw_fail f = {0};
   int challenge = 0;
   if (gw_guard_check(&req, version, g ? g->flags : GW_GUARD_NO_STATE, &f, &challenge) == 0)
     return 0;
 
-  const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-  if (request_id_ok(rid))
-    snprintf(req.request_id, sizeof req.request_id, "%s", rid);
-  else
-    ids_uuid4(req.request_id);
+  gw_guard_request_id(conn, req.request_id, sizeof req.request_id);
   gw_resp resp = {0};
   gw_guard_render(&req, &f, &resp);
   char *text = resp.body ? json_dumps(resp.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;

@@ -37,6 +37,10 @@ void gw_guard_render(const gw_req *req, const gw_fail *f, gw_resp *resp);
  * spaces, at most max bytes. */
 int gw_guard_metadata_ok(const char *v, size_t max);
 
+/* The request's id: its X-Request-Id when that is a short token (it goes on
+ * as metadata and into logs), else a new UUID. */
+void gw_guard_request_id(struct MHD_Connection *conn, char *out, size_t len);
+
 /* The access handler's first call: checks the request, and when it fails
  * queues the answer itself (the body is never read; the connection closes)
  * and returns 1 with *ret for the handler to return. 0: carry on. */
@@ -44,19 +48,17 @@ int gw_guard_request(struct MHD_Connection *conn, const char *method, const char
                      const char *version, enum MHD_Result *ret);
 
 /* libmicrohttpd callbacks behind GW_GUARD_MHD_OPTIONS. */
-void gw_guard_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                         enum MHD_ConnectionNotificationCode toe);
 void *gw_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 size_t gw_guard_unescape(void *cls, struct MHD_Connection *conn, char *s);
 void gw_guard_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
-/* The daemon options the guard needs: per-connection state, the request
+/* The daemon options the guard needs (besides gw_conn's per-connection
+ * state, which it keeps its notes in): the request
  * target as sent (paths are decoded by the router, once per parameter; query
  * names and values by gw_guard_unescape), and libmicrohttpd's messages as
  * JSON log lines. */
 #define GW_GUARD_MHD_OPTIONS                                                                       \
-  MHD_OPTION_NOTIFY_CONNECTION, gw_guard_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK,            \
-      gw_guard_uri, NULL, MHD_OPTION_UNESCAPE_CALLBACK, gw_guard_unescape, NULL,                   \
-      MHD_OPTION_EXTERNAL_LOGGER, gw_guard_mhd_log, NULL
+  MHD_OPTION_URI_LOG_CALLBACK, gw_guard_uri, NULL, MHD_OPTION_UNESCAPE_CALLBACK,                   \
+      gw_guard_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, gw_guard_mhd_log, NULL
 
 #endif

@@ -1,46 +1,51 @@
-/* gw_http.c - libmicrohttpd front: one thread per connection (handlers block
- * on a gRPC call), bodies buffered up to 1 MiB with 413 decided from
- * Content-Length before reading, X-Request-Id on every response, and the
- * generic route -> build -> call -> render pipeline. */
+/* gw_http.c - the libmicrohttpd front, event driven: a small pool of epoll
+ * threads owns every connection, so an idle or slow connection costs memory,
+ * not a thread. A whole request is turned into an asynchronous gRPC call
+ * (gw_begin); its connection is suspended meanwhile and resumed from the
+ * call's completion, when the answer is rendered (gw_finish) and sent.
+ * Bodies are buffered up to GW_MAX_BODY with 413 decided from
+ * Content-Length before reading; every response carries X-Request-Id. */
 #include "gw_http.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "gw.h"
+#include "gw_conn.h"
 #include "gw_guard.h"
 #include "gw_tls.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
+#include "otlp.h"
 
 struct gw_http {
   struct MHD_Daemon *daemon;
   gw_http_config cfg;
 };
 
-typedef struct conn_state {
+enum { PHASE_READING, PHASE_CALLING, PHASE_ANSWERED };
+
+/* One request, from its first byte to its response. */
+typedef struct req_state {
+  struct MHD_Connection *conn;
   char *body;
   size_t len, cap;
   int too_large;
+  int phase;
   long long started_us;
-} conn_state;
+  uint64_t started_ns;
+  gw_req req;
+  gw_call_spec spec;
+  gw_rpc_result res; /* PHASE_ANSWERED: the call's outcome */
+} req_state;
 
-static int rpc_timeout_ms = 10000;
-
-static int valid_request_id(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 64) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (s[i] < 0x21 || s[i] > 0x7e) return 0;
-  return 1;
-}
+/* Requests whose connection is suspended on a call: drained before stop. */
+static long in_flight;
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, const gw_req *req, gw_resp *r) {
   char *text = r->text;
@@ -54,93 +59,14 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const gw_req *req,
     MHD_add_response_header(resp, "Content-Type",
                             r->content_type ? r->content_type : "application/json; charset=utf-8");
   MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+  if (r->retry_after) {
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", r->retry_after);
+    MHD_add_response_header(resp, "Retry-After", secs);
+  }
   enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   return ret;
-}
-
-void gw_resp_clear(gw_resp *r) {
-  json_decref(r->body);
-  free(r->text);
-  memset(r, 0, sizeof *r);
-}
-
-static void fail_resp(const gw_req *req, const gw_dialect *d, const gw_fail *f, gw_resp *resp) {
-  if (!d) d = &gw_plain;
-  d->error(req, f, resp);
-  if (!resp->status) resp->status = f->http; /* a dialect may answer another status */
-  if (!resp->content_type) resp->content_type = d->content_type;
-}
-
-/* The RPC pipeline for one routed request. */
-static void serve_rpc(gw_req *req, gw_resp *resp) {
-  const gw_route *rt = req->route;
-  const gw_dialect *d = rt->dialect;
-  gw_fail f = {0};
-  ProtobufCMessage *in = NULL;
-  gw_rpc_result res = {0};
-
-  const char *mname = strrchr(rt->rpc, '/') + 1;
-  const ProtobufCMethodDescriptor *md =
-      protobuf_c_service_descriptor_get_method_by_name(rt->service, mname);
-  if (!md) {
-    gw_fail_set(&f, 500, "", "", "route to an unknown method");
-    goto fail;
-  }
-  if (d->check && d->check(req, &f) < 0) goto fail;
-  in = calloc(1, md->input->sizeof_message);
-  if (!in) {
-    gw_fail_set(&f, 500, "", "", "out of memory");
-    goto fail;
-  }
-  md->input->message_init(in);
-  if (rt->build(req, in, &f) < 0) goto fail;
-  if (req->call(rt->rpc, req, in, md->output, rpc_timeout_ms, &res) < 0 &&
-      res.code == GRPC_STATUS_OK)
-    res.code = GRPC_STATUS_INTERNAL;
-  if (res.code != GRPC_STATUS_OK) {
-    f.http = gw_http_status(res.code);
-    f.code = res.code;
-    snprintf(f.message, sizeof f.message, "%s", res.message ? res.message : "");
-    f.bad_request = res.bad_request;
-    if (res.bad_request && res.bad_request->n_field_violations) {
-      const Google__Rpc__BadRequest__FieldViolation *v = res.bad_request->field_violations[0];
-      snprintf(f.field, sizeof f.field, "%s", v->field);
-      snprintf(f.reason, sizeof f.reason, "%s", v->reason);
-    }
-    goto fail;
-  }
-  if (rt->render(req, in, res.response, resp, &f) < 0) goto fail;
-  if (!resp->content_type) resp->content_type = d->content_type;
-  goto done;
-fail:
-  gw_resp_clear(resp);
-  fail_resp(req, d, &f, resp);
-done:
-  gw_rpc_result_clear(&res);
-  if (in) protobuf_c_message_free_unpacked(in, NULL);
-}
-
-void gw_handle(gw_req *req, int too_large, gw_resp *resp) {
-  gw_fail f = {0};
-  size_t n_routes;
-  const gw_route *routes = gw_routes(&n_routes);
-  int status = 404;
-  req->route = gw_route_match(routes, n_routes, req->method, req->path, req, &status);
-  if (too_large) {
-    gw_fail_set(&f, 413, "", "", "request body larger than %u bytes", GW_MAX_BODY);
-    fail_resp(req, req->route ? req->route->dialect : gw_dialect_for_path(req->path), &f, resp);
-  } else if (!req->route) {
-    if (status == 405)
-      gw_fail_set(&f, 405, "", "", "method %s not allowed on %s", req->method, req->path);
-    else
-      gw_fail_set(&f, 404, "", "", "no such path %s", req->path);
-    fail_resp(req, gw_dialect_for_path(req->path), &f, resp);
-  } else if (req->route->local) {
-    req->route->local(req, resp);
-  } else {
-    serve_rpc(req, resp);
-  }
 }
 
 static void log_request(const gw_req *req, int status, long long us) {
@@ -152,94 +78,153 @@ static void log_request(const gw_req *req, int status, long long us) {
       {.key = "status", .kind = LOG_INT, .i = status},
       {.key = "ms", .kind = LOG_NUM, .d = (double)us / 1000.0},
       {.key = "request_id", .kind = LOG_STR, .s = req->request_id},
+      {.key = "trace_id", .kind = LOG_STR, .s = req->trace.trace_hex},
+      {.key = "span_id", .kind = LOG_STR, .s = req->trace.span_hex},
   };
   log_fields(level, "http", f, sizeof f / sizeof *f);
 }
 
-/* Series are labelled by route template, never by raw path, so their number
- * stays bounded whatever clients send. */
-static void observe(const gw_req *req, int status, long long us) {
+/* Series are labelled by route template and status class, never by raw
+ * path or exact status, so their number stays bounded whatever clients send. */
+void gw_http_observe(const gw_route *rt, int status, long long us) {
   char route[256], labels[512];
-  metrics_label(req->route ? req->route->tmpl : "unmatched", route, sizeof route);
-  const char *m = req->route ? req->route->method : "other";
-  snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",status=\"%d\"", m, route, status);
+  metrics_label(rt ? rt->tmpl : "unmatched", route, sizeof route);
+  const char *m = rt ? rt->method : "other";
+  snprintf(labels, sizeof labels, "code=\"%dxx\",method=\"%s\",route=\"%s\"", status / 100, m,
+           route);
   metrics_count("events_http_requests_total", labels, 1);
-  snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"", m, route);
   metrics_observe("events_http_request_duration_seconds", labels, (double)us / 1e6);
+}
+
+static void export_span(const req_state *rs, int status) {
+  if (!otlp_enabled()) return;
+  const gw_req *req = &rs->req;
+  const char *route = req->route ? req->route->tmpl : "unmatched";
+  char name[300], code[8];
+  snprintf(name, sizeof name, "%s %s", req->method, route);
+  snprintf(code, sizeof code, "%d", status);
+  const otlp_attr attrs[] = {
+      {"http.request.method", req->method}, {"http.route", route},
+      {"http.response.status_code", code},  {"url.path", req->path},
+      {"request_id", req->request_id},
+  };
+  otlp_record(&req->trace, name, OTLP_SPAN_SERVER, rs->started_ns, otlp_now_ns(), status >= 500,
+              attrs, sizeof attrs / sizeof *attrs);
+}
+
+/* Sends the response, then logs, counts and exports the request. */
+static enum MHD_Result respond(req_state *rs, gw_resp *resp) {
+  enum MHD_Result ret = send_resp(rs->conn, &rs->req, resp);
+  long long us = ids_now_us() - rs->started_us;
+  log_request(&rs->req, resp->status, us);
+  gw_http_observe(rs->req.route, resp->status, us);
+  export_span(rs, resp->status);
+  gw_resp_clear(resp);
+  return ret;
+}
+
+/* On the completion thread: hand the outcome over and wake the connection. */
+static void on_answer(void *arg, gw_rpc_result *res) {
+  req_state *rs = arg;
+  rs->res = *res;
+  rs->phase = PHASE_ANSWERED;
+  MHD_resume_connection(rs->conn); /* takes a lock: publishes the above */
+}
+
+static int append_body(req_state *rs, const char *data, size_t n) {
+  if (!rs->too_large && rs->len + n > GW_MAX_BODY) rs->too_large = 1;
+  if (rs->too_large) return 0;
+  if (rs->len + n + 1 > rs->cap) {
+    size_t cap = rs->cap ? rs->cap : 4096;
+    while (cap < rs->len + n + 1)
+      cap *= 2;
+    char *nb = realloc(rs->body, cap);
+    if (!nb) return -1;
+    rs->body = nb;
+    rs->cap = cap;
+  }
+  memcpy(rs->body + rs->len, data, n);
+  rs->len += n;
+  rs->body[rs->len] = '\0';
+  return 0;
+}
+
+/* The whole request is in: answer it, or start its call and suspend. */
+static enum MHD_Result dispatch(req_state *rs, const char *method, const char *url) {
+  struct MHD_Connection *conn = rs->conn;
+  gw_req *req = &rs->req;
+  gw_conn_set_busy(conn, 1);
+  *req = (gw_req){.conn = conn,
+                  .method = method,
+                  .path = url,
+                  .body = rs->body ? rs->body : "",
+                  .body_len = rs->len};
+  req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+  gw_guard_request_id(conn, req->request_id, sizeof req->request_id);
+  const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+  const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate");
+  trace_begin(&req->trace, tp, tp ? strlen(tp) : 0, ts, ts ? strlen(ts) : 0);
+
+  gw_resp resp = {0};
+  if (gw_begin(req, rs->too_large, &resp, &rs->spec)) return respond(rs, &resp);
+  rs->phase = PHASE_CALLING;
+  __atomic_add_fetch(&in_flight, 1, __ATOMIC_RELAXED);
+  metrics_gauge_add("events_http_requests_in_flight", "", 1);
+  /* Suspended before the call starts: libmicrohttpd 0.9.75 suspends at
+   * once, so a resume from a call that completes immediately finds the
+   * connection suspended. */
+  MHD_suspend_connection(conn);
+  gw_rpc_start(&rs->spec, req, on_answer, rs);
+  return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
   (void)cls;
-  (void)version;
-  conn_state *cs = *con_cls;
-  if (!cs) {
+  req_state *rs = *con_cls;
+  if (!rs) {
     enum MHD_Result refused;
     if (gw_guard_request(conn, method, url, version, &refused)) return refused;
-    cs = calloc(1, sizeof *cs);
-    if (!cs) return MHD_NO;
-    cs->started_us = ids_now_us();
-    *con_cls = cs;
+    rs = calloc(1, sizeof *rs);
+    if (!rs) return MHD_NO;
+    rs->conn = conn;
+    rs->started_us = ids_now_us();
+    rs->started_ns = otlp_now_ns();
+    *con_cls = rs;
     /* Refuse an announced oversize body before reading any of it. */
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > GW_MAX_BODY) cs->too_large = 1;
-    if (!cs->too_large) return MHD_YES;
-  } else if (*upload_size) {
-    if (!cs->too_large && cs->len + *upload_size > GW_MAX_BODY) cs->too_large = 1;
-    if (!cs->too_large) {
-      if (cs->len + *upload_size + 1 > cs->cap) {
-        size_t cap = cs->cap ? cs->cap : 4096;
-        while (cap < cs->len + *upload_size + 1)
-          cap *= 2;
-        char *nb = realloc(cs->body, cap);
-        if (!nb) return MHD_NO;
-        cs->body = nb;
-        cs->cap = cap;
-      }
-      memcpy(cs->body + cs->len, upload, *upload_size);
-      cs->len += *upload_size;
-      cs->body[cs->len] = '\0';
-    }
-    *upload_size = 0;
-    return MHD_YES;
+    if (cl && strtoull(cl, NULL, 10) > GW_MAX_BODY) rs->too_large = 1;
+    if (!rs->too_large) return MHD_YES;
+    return dispatch(rs, method, url);
   }
-
-  gw_req req = {.conn = conn,
-                .call = gw_rpc_call,
-                .method = method,
-                .path = url,
-                .body = cs->body ? cs->body : "",
-                .body_len = cs->len};
-  req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-  const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-  if (rid && valid_request_id(rid))
-    snprintf(req.request_id, sizeof req.request_id, "%s", rid);
-  else
-    ids_uuid4(req.request_id);
-
-  metrics_gauge_add("events_http_requests_in_flight", "", 1);
-  gw_resp resp = {0};
-  gw_handle(&req, cs->too_large, &resp);
-  enum MHD_Result ret = send_resp(conn, &req, &resp);
-  long long us = ids_now_us() - cs->started_us;
-  log_request(&req, resp.status, us);
-  observe(&req, resp.status, us);
-  gw_resp_clear(&resp);
-  gw_req_free_params(&req);
-  metrics_gauge_add("events_http_requests_in_flight", "", -1);
-  return ret;
+  if (rs->phase == PHASE_ANSWERED) {
+    gw_resp resp = {0};
+    gw_finish(&rs->req, &rs->spec, &rs->res, &resp);
+    rs->phase = PHASE_READING;
+    metrics_gauge_add("events_http_requests_in_flight", "", -1);
+    enum MHD_Result ret = respond(rs, &resp);
+    __atomic_sub_fetch(&in_flight, 1, __ATOMIC_RELAXED);
+    return ret;
+  }
+  if (*upload_size) {
+    int rc = append_body(rs, upload, *upload_size);
+    *upload_size = 0;
+    return rc < 0 ? MHD_NO : MHD_YES;
+  }
+  return dispatch(rs, method, url);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  (void)conn;
   (void)toe;
-  conn_state *cs = *con_cls;
-  if (!cs) return;
-  free(cs->body);
-  free(cs);
+  gw_conn_set_busy(conn, 0);
+  req_state *rs = *con_cls;
+  if (!rs) return;
+  gw_req_free_params(&rs->req);
+  free(rs->body);
+  free(rs);
   *con_cls = NULL;
 }
 
@@ -255,35 +240,56 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
     return -1;
   }
   h->cfg = *cfg;
-  rpc_timeout_ms = cfg->rpc_timeout_ms;
+  gw_set_rpc_timeout(cfg->rpc_timeout_ms);
+  metrics_describe("events_http_requests_total", "counter",
+                   "HTTP requests by route, method and status class");
+  metrics_describe("events_http_request_duration_seconds", "histogram",
+                   "HTTP request latency by route, method and status class");
+  metrics_describe("events_http_requests_in_flight", "gauge", "HTTP requests awaiting the service");
+  if (gw_conn_reaper_start(cfg->request_timeout_ms) < 0) {
+    snprintf(err, errlen, "cannot start the request deadline thread");
+    goto free_h;
+  }
   /* HTTPS is optional, so its options travel in an array. */
   struct MHD_OptionItem tls_opts[] = {
       {cfg->https ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
        cfg->https ? gw_tls_cert_callback() : NULL},
       {MHD_OPTION_END, 0, NULL},
   };
+  /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: a second gateway on a port in
+   * use must fail to start, not quietly take part of the traffic. */
   h->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
-          (cfg->https ? MHD_USE_TLS : 0),
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+          MHD_USE_ERROR_LOG | (cfg->https ? MHD_USE_TLS : 0),
       0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
       cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-      1, GW_GUARD_MHD_OPTIONS, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      (unsigned)1024, GW_GUARD_MHD_OPTIONS, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
   if (!h->daemon) {
     snprintf(err, errlen, "cannot listen on %s", cfg->addr);
-    free(h);
-    return -1;
+    goto stop_reaper;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   *port = info ? info->port : 0;
   *out = h;
   return 0;
+stop_reaper:
+  gw_conn_reaper_stop();
+free_h:
+  free(h);
+  return -1;
 }
 
 void gw_http_stop(gw_http *h) {
   MHD_socket s = MHD_quiesce_daemon(h->daemon);
   if (s != MHD_INVALID_SOCKET) close(s);
+  /* Answer what is in flight: each call ends by its deadline. */
+  long long until = ids_now_us() + (long long)h->cfg.rpc_timeout_ms * 1000 + 1000000;
+  while (__atomic_load_n(&in_flight, __ATOMIC_RELAXED) > 0 && ids_now_us() < until)
+    usleep(10000);
   MHD_stop_daemon(h->daemon);
+  gw_conn_reaper_stop();
   free(h);
 }

@@ -1,5 +1,5 @@
 /* gw_local.c - endpoints the gateway answers itself: liveness, readiness
- * (the service's health check) and the OpenAPI document. */
+ * (the service's health check, as an RPC route) and the OpenAPI document. */
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -12,19 +12,26 @@ void gw_healthz(const gw_req *req, gw_resp *resp) {
   resp->body = json_pack("{s:s}", "status", "ok");
 }
 
-void gw_readyz(const gw_req *req, gw_resp *resp) {
-  Grpc__Health__V1__HealthCheckRequest in = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-  gw_rpc_result res;
-  req->call("/grpc.health.v1.Health/Check", req, &in.base,
-            &grpc__health__v1__health_check_response__descriptor, 2000, &res);
-  int serving = res.code == GRPC_STATUS_OK &&
-                ((Grpc__Health__V1__HealthCheckResponse *)res.response)->status ==
-                    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+int gw_readyz_build(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  (void)req;
+  (void)in; /* the whole server */
+  (void)f;
+  return 0;
+}
+
+/* Ready only when the service says SERVING; why not is for the operator's
+ * logs and metrics, not for whoever can reach this public path. */
+int gw_readyz_render(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                     gw_resp *resp, gw_fail *f) {
+  (void)req;
+  (void)in;
+  (void)f;
+  int serving = out && ((const Grpc__Health__V1__HealthCheckResponse *)out)->status ==
+                           GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
   resp->status = serving ? 200 : 503;
   resp->body = json_pack("{s:s}", "status", serving ? "ready" : "unavailable");
-  if (!serving && res.message && *res.message)
-    json_object_set_new(resp->body, "detail", json_string(res.message));
-  gw_rpc_result_clear(&res);
+  if (!serving) resp->retry_after = 1;
+  return 0;
 }
 
 void gw_metrics(const gw_req *req, gw_resp *resp) {

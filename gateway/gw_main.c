@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 
@@ -12,6 +14,7 @@
 #include "gw_tls.h"
 #include "log.h"
 #include "metrics.h"
+#include "otlp.h"
 
 static config_var vars[] = {
     {.name = "EVENTS_HTTP_ADDR",
@@ -31,8 +34,8 @@ static config_var vars[] = {
      .min = 1,
      .max = 3600 * 1000},
     {.name = "EVENTS_MAX_CONNECTIONS",
-     .def = "512",
-     .help = "concurrent HTTP connections",
+     .def = "16384",
+     .help = "concurrent HTTP connections (the open-files limit is raised to fit)",
      .kind = CONFIG_INT,
      .min = 1,
      .max = 1000000},
@@ -43,6 +46,21 @@ static config_var vars[] = {
      .unit_ms = 1000,
      .min = 1000,
      .max = 24 * 3600 * 1000},
+    {.name = "EVENTS_REQUEST_TIMEOUT_S",
+     .def = "30",
+     .help = "time to receive a whole request, headers and body, from when the connection is "
+             "ready for one (10s, 1m, ...; bare: s; 0: no limit)",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1000,
+     .min = 0,
+     .max = 24 * 3600 * 1000},
+    {.name = "EVENTS_HTTP_THREADS",
+     .def = "0",
+     .help = "HTTP event-loop threads (0: one per CPU)",
+     .kind = CONFIG_INT,
+     .min = 0,
+     .max = 256},
+    {.name = "EVENTS_OTLP_ENDPOINT", .help = "OTLP/HTTP collector URL: export spans (empty: off)"},
     {.name = "EVENTS_HTTP_TLS_CERT", .help = "PEM certificate chain: serve HTTPS"},
     {.name = "EVENTS_HTTP_TLS_KEY", .help = "PEM private key of EVENTS_HTTP_TLS_CERT"},
     {.name = "EVENTS_GRPC_TLS_CA", .help = "PEM CA bundle: dial the service over TLS"},
@@ -55,6 +73,25 @@ static config_var vars[] = {
 
 static const char *get(const char *name) {
   return config_get(vars, N_VARS, name);
+}
+
+/* Every connection is a descriptor: raise the soft open-files limit to the
+ * hard one, and keep the connection cap within it. */
+static unsigned fit_connections(unsigned want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return want;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const rlim_t reserve = 64; /* listeners, epoll, the channel, logs */
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)want + reserve) return want;
+  unsigned fit = rl.rlim_cur > reserve ? (unsigned)(rl.rlim_cur - reserve) : 1;
+  log_json(LOG_LEVEL_WARN, "EVENTS_MAX_CONNECTIONS lowered to fit the open-files limit",
+           json_pack("{s:i, s:i, s:i}", "wanted", (int)want, "limit", (int)rl.rlim_cur,
+                     "max_connections", (int)fit));
+  return fit;
 }
 
 int main(int argc, char **argv) {
@@ -87,7 +124,10 @@ int main(int argc, char **argv) {
   gw_http_config cfg = {
       .addr = get("EVENTS_HTTP_ADDR"),
       .rpc_timeout_ms = (int)config_num(vars, N_VARS, "EVENTS_RPC_TIMEOUT_MS"),
-      .max_connections = (unsigned)config_num(vars, N_VARS, "EVENTS_MAX_CONNECTIONS"),
+      .max_connections =
+          fit_connections((unsigned)config_num(vars, N_VARS, "EVENTS_MAX_CONNECTIONS")),
+      .request_timeout_ms = config_num(vars, N_VARS, "EVENTS_REQUEST_TIMEOUT_S"),
+      .threads = (unsigned)config_num(vars, N_VARS, "EVENTS_HTTP_THREADS"),
       /* MHD counts whole seconds; a sub-second setting still closes. */
       .https = tls_enabled(&http_tls),
       .idle_timeout_s =
@@ -101,12 +141,18 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (!cfg.threads) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.threads = cpus > 0 ? (unsigned)cpus : 1;
+  }
   metrics_set_max_seconds((double)cfg.rpc_timeout_ms / 1000.0);
-  metrics_describe("events_http_requests_total", "counter", "HTTP requests by route and status");
-  metrics_describe("events_http_request_duration_seconds", "histogram",
-                   "HTTP request latency by route");
-  metrics_describe("events_http_requests_in_flight", "gauge", "HTTP requests being served");
+  const char *otlp = get("EVENTS_OTLP_ENDPOINT");
+  if (otlp && *otlp && otlp_start(otlp, "events-gateway", cerr.msg, sizeof cerr.msg) < 0) {
+    snprintf(cerr.variable, sizeof cerr.variable, "EVENTS_OTLP_ENDPOINT");
+    return config_fail(&cerr);
+  }
 
+  log_grpc_core();
   grpc_init();
   rc = 1;
   if (cfg.https && gw_tls_open(http_tls.cert, http_tls.key, err, sizeof err) < 0) {
@@ -140,5 +186,6 @@ close_tls:
   gw_tls_close();
 shutdown_grpc:
   grpc_shutdown();
+  otlp_stop(); /* after the server: the last requests' spans are sent */
   return rc;
 }

@@ -1,6 +1,9 @@
-/* gw_rpc.c - the gateway's gRPC client: one shared channel, one unary call
- * per HTTP request, with the caller's Authorization and X-Request-Id passed
- * on as metadata and google.rpc.BadRequest details decoded from the trailer. */
+/* gw_rpc.c - the gateway's gRPC client: one shared channel and one shared
+ * completion queue, served by one thread; each HTTP request becomes one
+ * asynchronous unary call carrying the caller's Authorization, request id
+ * and trace context as metadata. No thread waits on a call: the HTTP side
+ * suspends the connection and is resumed from the completion callback. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +14,32 @@
 #include "gw.h"
 
 static grpc_channel *channel;
+static grpc_completion_queue *cq;
+static pthread_t cq_thread;
+
+typedef struct pending {
+  grpc_call *call;
+  grpc_byte_buffer *send, *recv;
+  grpc_metadata md[4];
+  size_t n_md;
+  grpc_metadata_array initial, trailer;
+  grpc_status_code status;
+  grpc_slice details;
+  const ProtobufCMessageDescriptor *out_desc;
+  gw_rpc_done_fn done;
+  void *arg;
+} pending;
+
+static void complete(pending *p);
+
+static void *cq_loop(void *unused) {
+  (void)unused;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) return NULL;
+    if (ev.type == GRPC_OP_COMPLETE) complete(ev.tag);
+  }
+}
 
 int gw_rpc_init(const char *target, const tls_files *tls, int tls_on, const char *server_name) {
   grpc_channel_credentials *cr = tls_channel_credentials(tls, tls_on);
@@ -24,9 +53,17 @@ int gw_rpc_init(const char *target, const tls_files *tls, int tls_on, const char
       {.type = GRPC_ARG_STRING,
        .key = GRPC_ARG_SERVICE_CONFIG,
        .value.string = "{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"},
+      /* A restarted service is dialled again within a second, not after
+       * the default backoff that grows towards two minutes; until then
+       * calls fail fast (UNAVAILABLE) rather than wait. */
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+       .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
       {0}, /* room for the TLS name override */
   };
-  size_t n_args = 3;
+  size_t n_args = 6;
   if (tls_on && server_name && *server_name)
     args[n_args++] = (grpc_arg){.type = GRPC_ARG_STRING,
                                 .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
@@ -34,12 +71,26 @@ int gw_rpc_init(const char *target, const tls_files *tls, int tls_on, const char
   grpc_channel_args chargs = {.num_args = n_args, .args = args};
   channel = grpc_channel_create(target, cr, &chargs);
   grpc_channel_credentials_release(cr);
-  return channel ? 0 : -1;
+  if (!channel) return -1;
+  cq = grpc_completion_queue_create_for_next(NULL);
+  if (pthread_create(&cq_thread, NULL, cq_loop, NULL) != 0) goto destroy_cq;
+  return 0;
+destroy_cq:
+  grpc_completion_queue_destroy(cq);
+  cq = NULL;
+  grpc_channel_destroy(channel);
+  channel = NULL;
+  return -1;
 }
 
 void gw_rpc_shutdown(void) {
-  if (channel) grpc_channel_destroy(channel);
+  if (!channel) return;
+  grpc_channel_destroy(channel);
   channel = NULL;
+  grpc_completion_queue_shutdown(cq);
+  pthread_join(cq_thread, NULL);
+  grpc_completion_queue_destroy(cq);
+  cq = NULL;
 }
 
 int gw_http_status(grpc_status_code code) {
@@ -92,113 +143,114 @@ static void decode_details(const grpc_metadata_array *trailer, gw_rpc_result *re
   }
 }
 
-int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *in,
-                const ProtobufCMessageDescriptor *out_desc, int timeout_ms, gw_rpc_result *res) {
-  memset(res, 0, sizeof *res);
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline =
-      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-  grpc_slice mslice = grpc_slice_from_static_string(method);
-  grpc_call *call = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice,
-                                             NULL, deadline, NULL);
+static void add_md(pending *p, const char *key, const char *value) {
+  p->md[p->n_md].key = grpc_slice_from_static_string(key);
+  p->md[p->n_md].value = grpc_slice_from_copied_string(value);
+  p->n_md++;
+}
 
-  size_t len = protobuf_c_message_get_packed_size(in);
+static void free_pending(pending *p) {
+  if (p->recv) grpc_byte_buffer_destroy(p->recv);
+  if (p->send) grpc_byte_buffer_destroy(p->send);
+  for (size_t i = 0; i < p->n_md; i++)
+    grpc_slice_unref(p->md[i].value);
+  grpc_metadata_array_destroy(&p->initial);
+  grpc_metadata_array_destroy(&p->trailer);
+  if (p->call) grpc_call_unref(p->call);
+  free(p);
+}
+
+static void fail_now(gw_rpc_done_fn done, void *arg, const char *why) {
+  gw_rpc_result res = {.code = GRPC_STATUS_INTERNAL, .message = strdup(why)};
+  done(arg, &res);
+}
+
+void gw_rpc_start(const gw_call_spec *spec, const gw_req *req, gw_rpc_done_fn done, void *arg) {
+  pending *p = calloc(1, sizeof *p);
+  if (!p) {
+    fail_now(done, arg, "out of memory");
+    return;
+  }
+  p->out_desc = spec->out_desc;
+  p->done = done;
+  p->arg = arg;
+  p->status = GRPC_STATUS_UNKNOWN;
+  grpc_metadata_array_init(&p->initial);
+  grpc_metadata_array_init(&p->trailer);
+
+  size_t len = protobuf_c_message_get_packed_size(spec->in);
   grpc_slice payload = grpc_slice_malloc(len);
-  protobuf_c_message_pack(in, GRPC_SLICE_START_PTR(payload));
-  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&payload, 1);
+  protobuf_c_message_pack(spec->in, GRPC_SLICE_START_PTR(payload));
+  p->send = grpc_raw_byte_buffer_create(&payload, 1);
   grpc_slice_unref(payload);
 
-  grpc_metadata md[2];
-  size_t n_md = 0;
-  memset(md, 0, sizeof md);
-  if (req && req->authorization) {
-    md[n_md].key = grpc_slice_from_static_string("authorization");
-    md[n_md].value = grpc_slice_from_copied_string(req->authorization);
-    n_md++;
-  }
-  if (req && req->request_id[0]) {
-    md[n_md].key = grpc_slice_from_static_string("x-request-id");
-    md[n_md].value = grpc_slice_from_copied_string(req->request_id);
-    n_md++;
+  /* Header values were checked by the guard before they got here: gRPC
+   * refuses a call whose metadata it cannot send. */
+  if (req->authorization) add_md(p, "authorization", req->authorization);
+  if (req->request_id[0]) add_md(p, "x-request-id", req->request_id);
+  if (req->trace.trace_hex[0]) {
+    char tp[56];
+    trace_header(&req->trace, tp);
+    add_md(p, "traceparent", tp);
+    if (req->trace.state[0]) add_md(p, "tracestate", req->trace.state);
   }
 
-  grpc_metadata_array initial, trailer;
-  grpc_metadata_array_init(&initial);
-  grpc_metadata_array_init(&trailer);
-  grpc_byte_buffer *recv = NULL;
-  grpc_slice details;
-  grpc_status_code status = GRPC_STATUS_UNKNOWN;
-
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                       gpr_time_from_millis(spec->timeout_ms, GPR_TIMESPAN));
+  p->call =
+      grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                               grpc_slice_from_static_string(spec->method), NULL, deadline, NULL);
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = n_md;
-  ops[0].data.send_initial_metadata.metadata = md;
+  ops[0].data.send_initial_metadata.count = p->n_md;
+  ops[0].data.send_initial_metadata.metadata = p->md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
+  ops[1].data.send_message.send_message = p->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
   ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &p->initial;
   ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
+  ops[4].data.recv_message.recv_message = &p->recv;
   ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &trailer;
-  ops[5].data.recv_status_on_client.status = &status;
-  ops[5].data.recv_status_on_client.status_details = &details;
+  ops[5].data.recv_status_on_client.trailing_metadata = &p->trailer;
+  ops[5].data.recv_status_on_client.status = &p->status;
+  ops[5].data.recv_status_on_client.status_details = &p->details;
+  if (!p->call || grpc_call_start_batch(p->call, ops, 6, p, NULL) != GRPC_CALL_OK) {
+    free_pending(p);
+    fail_now(done, arg, "cannot start the call");
+  }
+}
 
-  int rc = -1;
-  if (grpc_call_start_batch(call, ops, 6, call, NULL) != GRPC_CALL_OK) {
-    res->code = GRPC_STATUS_INTERNAL;
-    res->message = strdup("cannot start the call");
-    goto free_call;
-  }
-  grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  /* The gateway never cancels its calls: a CANCELLED is the service
-   * dropping a call it had not started (it is shutting down), which a
-   * client may retry elsewhere - UNAVAILABLE, not an internal error. */
-  res->code = status == GRPC_STATUS_CANCELLED ? GRPC_STATUS_UNAVAILABLE : status;
+/* The call's outcome, on the completion thread. */
+static void complete(pending *p) {
+  gw_rpc_result res = {.code = p->status};
   /* Not strndup: an inlined slice is not NUL-terminated and sits in `details`. */
-  size_t mlen = GRPC_SLICE_LENGTH(details);
-  res->message = malloc(mlen + 1);
-  if (res->message) {
-    memcpy(res->message, GRPC_SLICE_START_PTR(details), mlen);
-    res->message[mlen] = '\0';
+  size_t mlen = GRPC_SLICE_LENGTH(p->details);
+  res.message = malloc(mlen + 1);
+  if (res.message) {
+    memcpy(res.message, GRPC_SLICE_START_PTR(p->details), mlen);
+    res.message[mlen] = '\0';
   }
-  grpc_slice_unref(details);
-  if (status == GRPC_STATUS_OK) {
-    if (!recv) {
-      res->code = GRPC_STATUS_INTERNAL;
-      goto free_call;
-    }
+  grpc_slice_unref(p->details);
+  if (res.code != GRPC_STATUS_OK) {
+    decode_details(&p->trailer, &res);
+  } else if (!p->recv) {
+    res.code = GRPC_STATUS_INTERNAL;
+  } else {
     grpc_byte_buffer_reader r;
-    grpc_byte_buffer_reader_init(&r, recv);
+    grpc_byte_buffer_reader_init(&r, p->recv);
     grpc_slice all = grpc_byte_buffer_reader_readall(&r);
     grpc_byte_buffer_reader_destroy(&r);
-    res->response = protobuf_c_message_unpack(out_desc, NULL, GRPC_SLICE_LENGTH(all),
-                                              GRPC_SLICE_START_PTR(all));
+    res.response = protobuf_c_message_unpack(p->out_desc, NULL, GRPC_SLICE_LENGTH(all),
+                                             GRPC_SLICE_START_PTR(all));
     grpc_slice_unref(all);
-    if (!res->response) {
-      res->code = GRPC_STATUS_INTERNAL;
-      goto free_call;
-    }
-  } else {
-    decode_details(&trailer, res);
+    if (!res.response) res.code = GRPC_STATUS_INTERNAL;
   }
-  rc = 0;
-free_call:
-  if (recv) grpc_byte_buffer_destroy(recv);
-  grpc_byte_buffer_destroy(send);
-  for (size_t i = 0; i < n_md; i++)
-    grpc_slice_unref(md[i].value);
-  grpc_metadata_array_destroy(&initial);
-  grpc_metadata_array_destroy(&trailer);
-  grpc_call_unref(call);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-         GRPC_QUEUE_SHUTDOWN) {
-  }
-  grpc_completion_queue_destroy(cq);
-  return rc;
+  gw_rpc_done_fn done = p->done;
+  void *arg = p->arg;
+  free_pending(p);
+  done(arg, &res);
 }
 
 void gw_rpc_result_clear(gw_rpc_result *res) {

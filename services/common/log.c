@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <grpc/support/log.h>
+
 #include "utf8.h"
 
 #define LOG_LINE_MAX 4096
@@ -193,4 +195,19 @@ void log_printf(int level, const char *fmt, ...) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   log_fields(level, buf, NULL, 0);
+}
+
+/* gRPC core's own diagnostics (e.g. why a bind failed) as JSON lines like
+ * ours instead of its plain-text format on stderr. */
+static void core_log(gpr_log_func_args *a) {
+  int level = a->severity == GPR_LOG_SEVERITY_ERROR  ? LOG_LEVEL_ERROR
+              : a->severity == GPR_LOG_SEVERITY_INFO ? LOG_LEVEL_INFO
+                                                     : LOG_LEVEL_DEBUG;
+  if (!log_enabled(level)) return;
+  log_field f[1] = {{.key = "component", .kind = LOG_STR, .s = "grpc"}};
+  log_fields(level, a->message ? a->message : "", f, 1);
+}
+
+void log_grpc_core(void) {
+  gpr_set_log_function(core_log);
 }

@@ -28,6 +28,8 @@ int log_enabled(int level);
 void log_fields(int level, const char *msg, const log_field *fields, size_t n);
 /* The same from a JSON object's members; steals `fields` (may be NULL). */
 void log_json(int level, const char *msg, json_t *fields);
+/* Routes gRPC core's own log lines through this logger. */
+void log_grpc_core(void);
 void log_printf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -557,20 +557,9 @@ static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err,
   return 0;
 }
 
-/* gRPC core's own diagnostics (e.g. why a bind failed) as JSON lines like
- * ours instead of its plain-text format on stderr. */
-static void core_log(gpr_log_func_args *a) {
-  int level = a->severity == GPR_LOG_SEVERITY_ERROR  ? LOG_LEVEL_ERROR
-              : a->severity == GPR_LOG_SEVERITY_INFO ? LOG_LEVEL_INFO
-                                                     : LOG_LEVEL_DEBUG;
-  if (!log_enabled(level)) return;
-  log_field f[1] = {{.key = "component", .kind = LOG_STR, .s = "grpc"}};
-  log_fields(level, a->message ? a->message : "", f, 1);
-}
-
 int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, char *err,
                      size_t errlen) {
-  gpr_set_log_function(core_log);
+  log_grpc_core();
   rpc_server *s = calloc(1, sizeof *s);
   if (!s) {
     snprintf(err, errlen, "out of memory");
