@@ -17,12 +17,14 @@
 #define MG_SOCKET_MS 10000
 #define MG_MAX_DEPTH 100 /* MongoDB's own nesting limit */
 
-/* Read-modify-write calls on one document (patch, replace, delete, a
- * counter) are serialised per key within the process. MongoDB makes each of
- * them atomic on its own, so this costs nothing extra there (the server
- * serialises writes to one document anyway); FerretDB v1 runs findAndModify
- * and updates as a read followed by a separate write, and without this two
- * concurrent $inc would hand out the same id. */
+/* In-process stripes, keyed by (tenant, collection, id): an optimisation
+ * only. Calls of one process on one key queue here instead of racing each
+ * other on the server; correctness across processes (replicas) never rests
+ * on them. FerretDB v1 runs findAndModify and updates as a read followed by
+ * a write by _id, so no update, however filtered, is a compare-and-swap
+ * there: only an insert refused by a unique index, and a delete (which
+ * counts the rows it removed), are atomic on every MongoDB-wire server. The
+ * sequence is built on the first (see mg_next_id). */
 #define MG_STRIPES 64
 
 typedef struct mg_store {
@@ -32,6 +34,12 @@ typedef struct mg_store {
   char *db;
   pthread_mutex_t stripes[MG_STRIPES];
   int n_stripes; /* initialised so far */
+  /* The last number this process claimed per sequence, one slot per stripe
+   * (guarded by it): the next claim tries last + 1 before asking the server. */
+  struct mg_seq {
+    char *key; /* tenant "\x1f" sequence */
+    long long last;
+  } seqs[MG_STRIPES];
   /* createIndexes commands, built at open and run before the first call that
    * finds them not yet run: a server that is down at start-up only delays
    * them, like any other outage. */
@@ -46,7 +54,7 @@ typedef struct mg_store {
 
 #define MG(st) ((mg_store *)(st))
 
-static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *coll, json_t *id) {
+static size_t mg_stripe_index(const char *tenant, const char *coll, json_t *id) {
   uint64_t h = 1469598103934665603ULL;
   char num[32];
   const char *parts[3] = {tenant, coll, num};
@@ -59,7 +67,11 @@ static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *c
       h = (h ^ (unsigned char)*p) * 1099511628211ULL; /* the NUL separates parts */
       if (!*p) break;
     }
-  return &s->stripes[h % MG_STRIPES];
+  return (size_t)(h % MG_STRIPES);
+}
+
+static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *coll, json_t *id) {
+  return &s->stripes[mg_stripe_index(tenant, coll, id)];
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -541,43 +553,6 @@ static int mg_modify(mg_store *s, const char *coll, const bson_t *query, const b
   return rc;
 }
 
-static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
-                      store_err *err) {
-  bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc, doc;
-  json_t *key = json_string(sequence);
-  int rc, found = 0;
-  bool ok = key && BSON_APPEND_UTF8(&query, "tenant", tenant) &&
-            BSON_APPEND_UTF8(&query, "id", sequence) &&
-            bson_append_document_begin(&update, "$inc", -1, &inc) &&
-            BSON_APPEND_INT64(&inc, "value", 1) && bson_append_document_end(&update, &inc);
-  if (!ok) {
-    rc = mg_unencodable(err);
-    goto cleanup;
-  }
-  /* Two first-time upserts (from two processes) can race to insert; the
-   * unique index refuses the loser, whose retry then increments. */
-  pthread_mutex_t *lock = mg_stripe(MG(st), tenant, STORE_COUNTERS, key);
-  pthread_mutex_lock(lock);
-  for (int attempt = 0; attempt < 5; attempt++) {
-    rc = mg_modify(MG(st), STORE_COUNTERS, &query, &update, 1, "next_id", &doc, &found, err);
-    if (rc != STORE_EDUPLICATE) break;
-  }
-  pthread_mutex_unlock(lock);
-  if (rc == STORE_OK) {
-    bson_iter_t it;
-    if (found && bson_iter_init_find(&it, &doc, "value") && BSON_ITER_HOLDS_NUMBER(&it))
-      *out = bson_iter_as_int64(&it);
-    else
-      rc = store_fail(err, STORE_EINTERNAL, "mongodb next_id: no counter in reply");
-    if (found) bson_destroy(&doc);
-  }
-cleanup:
-  json_decref(key);
-  bson_destroy(&update);
-  bson_destroy(&query);
-  return rc;
-}
-
 static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                      store_err *err) {
   mg_store *s = MG(st);
@@ -617,6 +592,119 @@ static int mg_query(mg_store *s, const char *coll, const bson_t *filter, const b
   if (rc == STORE_OK && mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "find", &e);
   mongoc_cursor_destroy(cur);
   mg_done(s, client, c);
+  return rc;
+}
+
+/* ---- sequences ------------------------------------------------------------- */
+
+/* A sequence number n is taken by inserting the claim {tenant, id:
+ * "<sequence>#<n>", seq, n} into the counters collection: the unique
+ * (tenant, id) index lets exactly one caller, in any process, win each n, on
+ * MongoDB and on servers (FerretDB v1) whose findAndModify $inc is a read
+ * then a write. A loser reads the highest claim and tries past it. Claims are
+ * kept, so a number is never handed out twice, even after the resource that
+ * used it is deleted. A counter document of the $inc era ({id: sequence,
+ * value}) still counts as claimed up to its value. */
+#define MG_SEQ_TRIES 64
+
+static int mg_seq_max(mg_store *s, const char *tenant, const char *sequence, long long *max,
+                      store_err *err) {
+  bson_t f1 = BSON_INITIALIZER, o1 = BSON_INITIALIZER, f2 = BSON_INITIALIZER, o2 = BSON_INITIALIZER,
+         sort;
+  json_t *docs = json_array();
+  int rc;
+  bool ok = docs && BSON_APPEND_UTF8(&f1, "tenant", tenant) &&
+            BSON_APPEND_UTF8(&f1, "seq", sequence) &&
+            bson_append_document_begin(&o1, "sort", -1, &sort) &&
+            BSON_APPEND_INT32(&sort, "n", -1) && bson_append_document_end(&o1, &sort) &&
+            BSON_APPEND_INT64(&o1, "limit", 1) && BSON_APPEND_UTF8(&f2, "tenant", tenant) &&
+            BSON_APPEND_UTF8(&f2, "id", sequence) && BSON_APPEND_INT64(&o2, "limit", 1);
+  if (!ok) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  rc = mg_query(s, STORE_COUNTERS, &f1, &o1, docs, err);
+  if (!rc) rc = mg_query(s, STORE_COUNTERS, &f2, &o2, docs, err);
+  *max = 0;
+  size_t i;
+  json_t *d;
+  json_array_foreach(docs, i, d) {
+    json_t *v = json_object_get(d, "n");
+    if (!v) v = json_object_get(d, "value");
+    if (json_is_integer(v) && json_integer_value(v) > *max) *max = json_integer_value(v);
+  }
+cleanup:
+  json_decref(docs);
+  bson_destroy(&f1);
+  bson_destroy(&o1);
+  bson_destroy(&f2);
+  bson_destroy(&o2);
+  return rc;
+}
+
+static int mg_seq_claim(store *st, const char *tenant, const char *sequence, long long n,
+                        store_err *err) {
+  char *id = NULL;
+  json_t *doc = NULL, *key = NULL;
+  int rc;
+  if (asprintf(&id, "%s#%lld", sequence, n) < 0) id = NULL;
+  if (!id || !(key = json_string(id)) ||
+      !(doc = json_pack("{s:O, s:s, s:I}", "id", key, "seq", sequence, "n", (json_int_t)n)))
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  else
+    rc = mg_insert(st, tenant, STORE_COUNTERS, key, doc, err);
+  json_decref(doc);
+  json_decref(key);
+  free(id);
+  return rc;
+}
+
+static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  mg_store *s = MG(st);
+  char *key = NULL;
+  json_t *skey = json_string(sequence);
+  if (asprintf(&key, "%s\x1f%s", tenant, sequence) < 0) key = NULL;
+  if (!key || !skey) {
+    free(key);
+    json_decref(skey);
+    return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  }
+  size_t idx = mg_stripe_index(tenant, STORE_COUNTERS, skey);
+  struct mg_seq *slot = &s->seqs[idx];
+  int rc = STORE_EUNAVAILABLE;
+  pthread_mutex_lock(&s->stripes[idx]);
+  long long n = slot->key && !strcmp(slot->key, key) ? slot->last + 1 : 0;
+  for (int attempt = 0; attempt < MG_SEQ_TRIES; attempt++) {
+    if (n == 0) {
+      long long max;
+      if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
+      n = max + 1;
+    }
+    rc = mg_seq_claim(st, tenant, sequence, n, err);
+    if (rc != STORE_EDUPLICATE) break;
+    /* Another replica took n: past the highest claim, or n + 1 if that read
+     * is behind (a claim it raced with). */
+    long long max;
+    if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
+    n = max >= n ? max + 1 : n + 1;
+    rc = STORE_EUNAVAILABLE;
+  }
+  if (rc == STORE_OK) {
+    *out = n;
+    if (!slot->key || strcmp(slot->key, key)) {
+      free(slot->key);
+      slot->key = key;
+      key = NULL;
+    }
+    slot->last = n;
+  } else if (rc == STORE_EUNAVAILABLE && err && err->code != STORE_EUNAVAILABLE) {
+    rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb next_id: no free number after %d tries",
+                    MG_SEQ_TRIES);
+  }
+  pthread_mutex_unlock(&s->stripes[idx]);
+  free(key);
+  json_decref(skey);
   return rc;
 }
 
@@ -830,12 +918,14 @@ static bool mg_index_cmd(bson_t *cmd, const char *coll, const char *const *field
 /* (tenant, id) unique on every collection and the counters, then the schema's. */
 static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err) {
   static const char *const key_fields[] = {"id"};
-  size_t total = 1;
+  size_t total = 2;
   for (size_t i = 0; i < schema->n_collections; i++)
     total += 1 + schema->collections[i].n_indexes;
   if (!(s->index_cmds = calloc(total, sizeof *s->index_cmds)))
     return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
-  bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1);
+  static const char *const claim_fields[] = {"seq", "n"};
+  bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1) &&
+            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, claim_fields, 2, 0);
   for (size_t i = 0; ok && i < schema->n_collections; i++) {
     const store_collection *c = &schema->collections[i];
     ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], c->name, key_fields, 1, 1);
@@ -859,6 +949,8 @@ static void mg_close(store *st) {
   free(s->index_cmds);
   for (int i = 0; i < s->n_stripes; i++)
     pthread_mutex_destroy(&s->stripes[i]);
+  for (int i = 0; i < MG_STRIPES; i++)
+    free(s->seqs[i].key);
   pthread_mutex_destroy(&s->index_mu);
   free(s->db);
   free(s);
