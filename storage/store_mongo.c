@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "store_int.h"
 
 /* Applied when the URI sets none: an outage should fail a call in seconds,
@@ -759,6 +761,104 @@ cleanup:
   return rc;
 }
 
+/* ---- cross-process leases --------------------------------------------------- */
+
+/* A patch is a read-modify-write on FerretDB v1 (findAndModify reads, applies
+ * the update in the server's memory, writes the whole document back by _id),
+ * so two replicas patching different fields of one document could each
+ * write back the other's field unchanged. A patch therefore runs under a
+ * lease on its document: the lease is a counters document {id:
+ * "lock#<coll>#<key>", token, until}, taken by inserting it (the unique
+ * (tenant, id) index admits one holder) and given back by deleting it by
+ * token. A holder that died leaves a lease that others remove once `until`
+ * has passed; a delete by token cannot remove a newer holder's lease (a new
+ * lease is a new document). On MongoDB the patch is atomic anyway and the
+ * lease costs an insert and a delete. */
+#define MG_LEASE_US (15 * 1000000LL) /* longer than any one bounded call */
+#define MG_LEASE_WAIT_US (20 * 1000000LL)
+
+static long long mg_wall_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static int mg_delete_filter(mg_store *s, const char *coll, const bson_t *filter, long long *n,
+                            store_err *err) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  bson_t reply;
+  bson_error_t e;
+  int rc = mg_coll(s, coll, &client, &c, err);
+  if (rc) return rc;
+  if (!mongoc_collection_delete_one(c, filter, NULL, &reply, &e))
+    rc = mg_fail(err, "delete", &e);
+  else if (n)
+    *n = mg_reply_count(&reply, "deletedCount");
+  bson_destroy(&reply);
+  mg_done(s, client, c);
+  return rc;
+}
+
+static char *mg_lease_id(const char *coll, json_t *id) {
+  char *out = NULL;
+  int n = json_is_string(id)
+              ? asprintf(&out, "lock#%s#s:%s", coll, json_string_value(id))
+              : asprintf(&out, "lock#%s#i:%lld", coll, (long long)json_integer_value(id));
+  return n < 0 ? NULL : out;
+}
+
+/* Removes the lease {id, token} if it is still that one. */
+static void mg_lease_drop(mg_store *s, const char *tenant, const char *lease, const char *token) {
+  bson_t f = BSON_INITIALIZER;
+  store_err ignored;
+  if (BSON_APPEND_UTF8(&f, "tenant", tenant) && BSON_APPEND_UTF8(&f, "id", lease) &&
+      BSON_APPEND_UTF8(&f, "token", token))
+    mg_delete_filter(s, STORE_COUNTERS, &f, NULL, &ignored); /* else it expires */
+  bson_destroy(&f);
+}
+
+static int mg_lease_take(mg_store *s, const char *tenant, const char *lease, const char *token,
+                         store_err *err) {
+  long long start = mg_wall_us();
+  useconds_t pause = 500;
+  json_t *key = json_string(lease);
+  int rc = key ? STORE_OK : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  while (!rc) {
+    long long now = mg_wall_us();
+    json_t *doc = json_pack("{s:O, s:s, s:I}", "id", key, "token", token, "until",
+                            (json_int_t)(now + MG_LEASE_US));
+    rc = doc ? mg_insert(&s->base, tenant, STORE_COUNTERS, key, doc, err)
+             : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    json_decref(doc);
+    if (rc != STORE_EDUPLICATE) break;
+    /* Held: by a live holder (wait), or by one that died (remove it). */
+    bson_t f = BSON_INITIALIZER, o = BSON_INITIALIZER;
+    json_t *held = json_array();
+    rc = held && BSON_APPEND_UTF8(&f, "tenant", tenant) && BSON_APPEND_UTF8(&f, "id", lease) &&
+                 BSON_APPEND_INT64(&o, "limit", 1)
+             ? mg_query(s, STORE_COUNTERS, &f, &o, held, err)
+             : mg_unencodable(err);
+    json_t *h = json_array_get(held, 0);
+    json_t *until = json_object_get(h, "until"), *htoken = json_object_get(h, "token");
+    if (!rc && h && json_is_integer(until) && json_integer_value(until) < now &&
+        json_is_string(htoken)) {
+      mg_lease_drop(s, tenant, lease, json_string_value(htoken));
+    } else if (!rc && h) {
+      if (now - start > MG_LEASE_WAIT_US)
+        rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: lease %s still held", lease);
+      else
+        usleep(pause);
+      if (pause < 50000) pause *= 2;
+    }
+    json_decref(held);
+    bson_destroy(&o);
+    bson_destroy(&f);
+  }
+  json_decref(key);
+  return rc;
+}
+
 static bool mg_patch_update(bson_t *update, json_t *set) {
   bson_t part;
   const char *k;
@@ -786,10 +886,25 @@ static int mg_patch(store *st, const char *tenant, const char *coll, json_t *id,
     rc = mg_unencodable(err);
     goto cleanup;
   }
+  char token[25], *lease = mg_lease_id(coll, id);
+  bson_oid_t oid;
+  bson_oid_init(&oid, NULL);
+  bson_oid_to_string(&oid, token);
+  if (!lease) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup;
+  }
+  /* The stripe queues this process's patches of one key; the lease keeps
+   * out every other process's. */
   pthread_mutex_t *lock = mg_stripe(MG(st), tenant, coll, id);
   pthread_mutex_lock(lock);
-  rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+  rc = mg_lease_take(MG(st), tenant, lease, token, err);
+  if (!rc) {
+    rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+    mg_lease_drop(MG(st), tenant, lease, token);
+  }
   pthread_mutex_unlock(lock);
+  free(lease);
   if (!rc && !found) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   if (!rc && out) rc = mg_to_json(&doc, out, err);
   if (found) bson_destroy(&doc);
