@@ -252,7 +252,7 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
     json_decref(doc);
     doc = NULL;
     if (store_next_id(rpc_store(c), rpc_tenant(c), SEQUENCE, &id, &err) < 0) {
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
       break;
     }
     ev.id = id;
@@ -262,7 +262,7 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
     }
     if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) == 0) break;
     if (err.code != STORE_EDUPLICATE || attempt + 1 == CREATE_TRIES) {
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
       break;
     }
   }
@@ -304,7 +304,7 @@ static void delete_event(Events__Activity__V1__ActivityEventService_Service *svc
     if (err.code == STORE_ENOTFOUND)
       rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %lld not found", (long long)in->id);
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     done(NULL, c);
   } else {
     Events__Activity__V1__DeleteEventResponse out =
@@ -500,7 +500,7 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
                     "%s is not a cursor of this listing and order",
                     sq.after ? "page_token" : "before_page_token");
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     goto free_conds;
   }
   if (doc_decode_all(c, page.docs, NULL, decode_event, (ProtobufCMessage ***)&events, &n_events) <
@@ -644,7 +644,7 @@ static void update_event(Events__Activity__V1__ActivityEventService_Service *svc
     if (err.code == STORE_ENOTFOUND)
       rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %lld not found", (long long)e->id);
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
   } else if ((out = event_from_doc(c, doc))) {
     drop_connections(out);
     done(out, c);

@@ -218,7 +218,7 @@ static json_t *load_parent(rpc_call *c, const kind *k, json_t *doc) {
     rpc_violation(c, "resource.parent", "not_found", "parent %s is not an %s of this workspace",
                   json_string_value(pid), k->parent->name);
   else
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->parent->name);
   return NULL;
 }
 
@@ -236,12 +236,12 @@ static int parent_still_there(rpc_call *c, const kind *k, json_t *doc) {
   if (rc == 0) return 1;
   if (err.code != STORE_ENOTFOUND) {
     /* Unknown: keep the child; a retried delete of the parent sweeps it. */
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->name);
     return 0;
   }
   if (store_delete(rpc_store(c), rpc_tenant(c), k->coll, json_object_get(doc, "id"), &err) < 0 &&
       err.code != STORE_ENOTFOUND) {
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->name);
     return 0;
   }
   rpc_violation(c, "resource.parent", "not_found", "parent %s is not an %s of this workspace",
@@ -307,7 +307,7 @@ static void create_resource(const kind *k, const Events__Catalog__V1__CreateReso
     inherit(k, doc, parent);
   }
   if (store_insert(rpc_store(c), rpc_tenant(c), k->coll, doc, &err) < 0) {
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->name);
     goto reply;
   }
   if (k->parent && !parent_still_there(c, k, doc)) goto reply;
@@ -410,7 +410,7 @@ static void delete_resource(const kind *k, const char *id,
   int missing = 0;
   if (store_delete(rpc_store(c), rpc_tenant(c), k->coll, key, &err) < 0) {
     if (err.code != STORE_ENOTFOUND) {
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, k->name);
       goto reply;
     }
     missing = 1;
@@ -421,7 +421,7 @@ static void delete_resource(const kind *k, const char *id,
     long long deleted;
     if (store_delete_where(rpc_store(c), rpc_tenant(c), kinds[m].coll, &cond, 1, &deleted, &err) <
         0)
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, kinds[m].name);
   }
   if (missing && !rpc_failed(c)) rpc_fail(c, GRPC_STATUS_NOT_FOUND, NOT_FOUND_MSG);
 reply:
@@ -487,7 +487,7 @@ static void list_resources(const kind *k, const Events__Catalog__V1__ListResourc
                    .offset = (number - 1) * size,
                    .count = 1};
   if (store_find(rpc_store(c), rpc_tenant(c), k->coll, &q, &page, &err) < 0) {
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->name);
     goto reply;
   }
   /* An empty list still has its first page. */
