@@ -157,6 +157,8 @@ int gw_rpc_call(const char *method, const gw_req *req, const ProtobufCMessage *i
                 const ProtobufCMessageDescriptor *out_desc, int timeout_ms, gw_rpc_result *res);
 void gw_rpc_result_clear(gw_rpc_result *res);
 int gw_http_status(grpc_status_code code);
+/* The status message a client may see; transport texts are logged instead. */
+const char *gw_public_message(grpc_status_code code, const char *message);
 
 /* ---- helpers for dialects (gw_util.c) ---- */
 /* Iterates the query string; returns the number of arguments. */

@@ -73,6 +73,34 @@ static void fail_resp(const gw_req *req, const gw_dialect *d, const gw_fail *f, 
 }
 
 /* The RPC pipeline for one routed request. */
+
+/* The text a client may see for a call's status. Codes that gRPC core itself
+ * produces (a refused or reset connection, a deadline, a broken stream)
+ * carry transport text, addresses included; those are logged here and
+ * answered generically. The service's own texts of other codes pass. */
+const char *gw_public_message(grpc_status_code code, const char *message) {
+  const char *generic = NULL;
+  switch (code) {
+  case GRPC_STATUS_UNAVAILABLE:
+    generic = "service unavailable";
+    break;
+  case GRPC_STATUS_DEADLINE_EXCEEDED:
+    generic = "deadline exceeded";
+    break;
+  case GRPC_STATUS_CANCELLED:
+  case GRPC_STATUS_UNKNOWN:
+  case GRPC_STATUS_INTERNAL:
+  case GRPC_STATUS_DATA_LOSS:
+    generic = "internal error";
+    break;
+  default:
+    return message ? message : "";
+  }
+  if (message && *message && strcmp(message, generic) != 0)
+    log_printf(LOG_LEVEL_WARN, "grpc status %d: %s", (int)code, message);
+  return generic;
+}
+
 static void serve_rpc(gw_req *req, gw_resp *resp) {
   const gw_route *rt = req->route;
   const gw_dialect *d = rt->dialect;
@@ -101,7 +129,7 @@ static void serve_rpc(gw_req *req, gw_resp *resp) {
   if (res.code != GRPC_STATUS_OK) {
     f.http = gw_http_status(res.code);
     f.code = res.code;
-    snprintf(f.message, sizeof f.message, "%s", res.message ? res.message : "");
+    snprintf(f.message, sizeof f.message, "%s", gw_public_message(res.code, res.message));
     f.bad_request = res.bad_request;
     if (res.bad_request && res.bad_request->n_field_violations) {
       const Google__Rpc__BadRequest__FieldViolation *v = res.bad_request->field_violations[0];

@@ -22,8 +22,9 @@ void gw_readyz(const gw_req *req, gw_resp *resp) {
                     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
   resp->status = serving ? 200 : 503;
   resp->body = json_pack("{s:s}", "status", serving ? "ready" : "unavailable");
-  if (!serving && res.message && *res.message)
-    json_object_set_new(resp->body, "detail", json_string(res.message));
+  if (!serving && res.code != GRPC_STATUS_OK)
+    json_object_set_new(resp->body, "detail",
+                        json_string(gw_public_message(res.code, res.message)));
   gw_rpc_result_clear(&res);
 }
 

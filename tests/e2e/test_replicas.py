@@ -200,3 +200,31 @@ def test_concurrent_patches_of_different_fields_all_stick(replicas):
         got = call(replicas, 1, "GET", CATALOG + f"/events/{eid}", headers=auth_a()).json()
         lost += [(rnd, f) for f in fields if got[f] != values[f]]
     assert not lost, f"lost updates: {lost}"
+
+
+def test_unreachable_service_is_a_generic_503(workdir):
+    """A gateway whose service is gone answers 503 without gRPC core's
+    transport text (which names the address it tried)."""
+    import os
+    from conftest import BIN, Process, free_port, wait_port
+    port, dead = free_port(), free_port()
+    env = dict(os.environ, EVENTS_HTTP_ADDR=f"127.0.0.1:{port}",
+               EVENTS_GRPC_TARGET=f"127.0.0.1:{dead}", EVENTS_LOG_LEVEL="warn")
+    gw = Process([os.path.join(BIN, "events-gateway")], env,
+                 os.path.join(workdir, "replicas-dead-gateway.log"))
+    try:
+        wait_port(port, gw.proc)
+        base = f"http://127.0.0.1:{port}"
+        body = {"data": {"type": "event", "attributes": {"name": "x"}}}
+        responses = [
+            requests.post(base + ACTIVITY, json=body, headers={**MEDIA, **auth_a()}, timeout=30),
+            requests.post(base + CUSTOMER, json={"event": {"event_type_id": "t", "customer_id": "c",
+                                                           "external_id": "e"}},
+                          headers={**JSON, **auth_a()}, timeout=30),
+            requests.get(base + "/readyz", timeout=30),
+        ]
+        for r in responses:
+            assert r.status_code == 503, r.text
+            assert not LEAKS.search(r.text) and str(dead) not in r.text, r.text
+    finally:
+        assert gw.stop() == 0
