@@ -730,6 +730,13 @@ cleanup:
   return rc;
 }
 
+/* Per-document leases across processes (defined below, before mg_patch). */
+static char *mg_lease_id(const char *coll, json_t *id);
+static void mg_lease_token(char token[25]);
+static int mg_lease_take(mg_store *s, const char *tenant, const char *lease, const char *token,
+                         store_err *err);
+static void mg_lease_drop(mg_store *s, const char *tenant, const char *lease, const char *token);
+
 static int mg_replace(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                       store_err *err) {
   mg_store *s = MG(st);
@@ -742,19 +749,31 @@ static int mg_replace(store *st, const char *tenant, const char *coll, json_t *i
   }
   mongoc_client_t *client;
   mongoc_collection_t *c;
+  char token[25], *lease = mg_lease_id(coll, id);
+  if (!lease) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup;
+  }
+  mg_lease_token(token);
   /* Key lock before pool client, everywhere: the other order could leave
-   * every client held by a thread queued on a lock whose owner waits for one. */
+   * every client held by a thread queued on a lock whose owner waits for one.
+   * The lease orders a replace with any replica's patch of the document (a
+   * patch writes back the whole document on FerretDB v1). */
   pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
   pthread_mutex_lock(lock);
-  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
-    if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
-      rc = mg_fail(err, "replace", &e);
-    else if (mg_reply_count(&reply, "matchedCount") == 0)
-      rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
-    bson_destroy(&reply);
-    mg_done(s, client, c);
+  if (!(rc = mg_lease_take(s, tenant, lease, token, err))) {
+    if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+      if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
+        rc = mg_fail(err, "replace", &e);
+      else if (mg_reply_count(&reply, "matchedCount") == 0)
+        rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+      bson_destroy(&reply);
+      mg_done(s, client, c);
+    }
+    mg_lease_drop(s, tenant, lease, token);
   }
   pthread_mutex_unlock(lock);
+  free(lease);
 cleanup:
   bson_destroy(&b);
   bson_destroy(&sel);
@@ -766,14 +785,15 @@ cleanup:
 /* A patch is a read-modify-write on FerretDB v1 (findAndModify reads, applies
  * the update in the server's memory, writes the whole document back by _id),
  * so two replicas patching different fields of one document could each
- * write back the other's field unchanged. A patch therefore runs under a
- * lease on its document: the lease is a counters document {id:
- * "lock#<coll>#<key>", token, until}, taken by inserting it (the unique
- * (tenant, id) index admits one holder) and given back by deleting it by
- * token. A holder that died leaves a lease that others remove once `until`
- * has passed; a delete by token cannot remove a newer holder's lease (a new
- * lease is a new document). On MongoDB the patch is atomic anyway and the
- * lease costs an insert and a delete. */
+ * write back the other's field unchanged. A patch (and a replace, which such
+ * a write-back could undo) therefore runs under a lease on its document: a
+ * counters document {id: "lock#<coll>#<key>", token, until}, taken by
+ * inserting it (the unique (tenant, id) index admits one holder) and given
+ * back by deleting it by token. A holder that died leaves a lease that
+ * others remove once `until` has passed; a delete by token cannot remove a
+ * newer holder's lease (a new lease is a new document). On MongoDB the
+ * patch is atomic anyway and the lease costs an insert and a delete. A
+ * delete needs none: it removes the document whole, atomically everywhere. */
 #define MG_LEASE_US (15 * 1000000LL) /* longer than any one bounded call */
 #define MG_LEASE_WAIT_US (20 * 1000000LL)
 
@@ -806,6 +826,13 @@ static char *mg_lease_id(const char *coll, json_t *id) {
               ? asprintf(&out, "lock#%s#s:%s", coll, json_string_value(id))
               : asprintf(&out, "lock#%s#i:%lld", coll, (long long)json_integer_value(id));
   return n < 0 ? NULL : out;
+}
+
+/* A token no other holder, in any process, has: an ObjectId's hex. */
+static void mg_lease_token(char token[25]) {
+  bson_oid_t oid;
+  bson_oid_init(&oid, NULL);
+  bson_oid_to_string(&oid, token);
 }
 
 /* Removes the lease {id, token} if it is still that one. */
@@ -887,9 +914,7 @@ static int mg_patch(store *st, const char *tenant, const char *coll, json_t *id,
     goto cleanup;
   }
   char token[25], *lease = mg_lease_id(coll, id);
-  bson_oid_t oid;
-  bson_oid_init(&oid, NULL);
-  bson_oid_to_string(&oid, token);
+  mg_lease_token(token);
   if (!lease) {
     rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
     goto cleanup;
