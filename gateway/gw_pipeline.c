@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "log.h"
 
 static int rpc_timeout_ms = 10000;
 
@@ -111,6 +112,11 @@ void gw_finish(gw_req *req, gw_call_spec *spec, gw_rpc_result *res, gw_resp *res
   f.code = res->code == GRPC_STATUS_CANCELLED ? GRPC_STATUS_UNAVAILABLE : res->code;
   f.http = gw_http_status(f.code);
   const char *generic = generic_message(res->code, &retry_after);
+  if (generic && res->message && *res->message)
+    log_json(LOG_LEVEL_WARN, "service call failed",
+             json_pack("{s:s, s:i, s:s, s:s, s:s}", "rpc", spec->method, "code", (int)res->code,
+                       "detail", res->message, "request_id", req->request_id, "trace_id",
+                       req->trace.trace_hex));
   snprintf(f.message, sizeof f.message, "%s", generic ? generic : res->message ? res->message : "");
   f.bad_request = res->bad_request;
   if (res->bad_request && res->bad_request->n_field_violations) {

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "store_int.h"
 
 /* Applied when the URI sets none: an outage should fail a call in seconds,
@@ -17,12 +19,14 @@
 #define MG_SOCKET_MS 10000
 #define MG_MAX_DEPTH 100 /* MongoDB's own nesting limit */
 
-/* Read-modify-write calls on one document (patch, replace, delete, a
- * counter) are serialised per key within the process. MongoDB makes each of
- * them atomic on its own, so this costs nothing extra there (the server
- * serialises writes to one document anyway); FerretDB v1 runs findAndModify
- * and updates as a read followed by a separate write, and without this two
- * concurrent $inc would hand out the same id. */
+/* In-process stripes, keyed by (tenant, collection, id): an optimisation
+ * only. Calls of one process on one key queue here instead of racing each
+ * other on the server; correctness across processes (replicas) never rests
+ * on them. FerretDB v1 runs findAndModify and updates as a read followed by
+ * a write by _id, so no update, however filtered, is a compare-and-swap
+ * there: only an insert refused by a unique index, and a delete (which
+ * counts the rows it removed), are atomic on every MongoDB-wire server. The
+ * sequence is built on the first (see mg_next_id). */
 #define MG_STRIPES 64
 
 typedef struct mg_store {
@@ -32,6 +36,12 @@ typedef struct mg_store {
   char *db;
   pthread_mutex_t stripes[MG_STRIPES];
   int n_stripes; /* initialised so far */
+  /* The last number this process claimed per sequence, one slot per stripe
+   * (guarded by it): the next claim tries last + 1 before asking the server. */
+  struct mg_seq {
+    char *key; /* tenant "\x1f" sequence */
+    long long last;
+  } seqs[MG_STRIPES];
   /* createIndexes commands, built at open and run before the first call that
    * finds them not yet run: a server that is down at start-up only delays
    * them, like any other outage. */
@@ -46,7 +56,7 @@ typedef struct mg_store {
 
 #define MG(st) ((mg_store *)(st))
 
-static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *coll, json_t *id) {
+static size_t mg_stripe_index(const char *tenant, const char *coll, json_t *id) {
   uint64_t h = 1469598103934665603ULL;
   char num[32];
   const char *parts[3] = {tenant, coll, num};
@@ -59,7 +69,11 @@ static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *c
       h = (h ^ (unsigned char)*p) * 1099511628211ULL; /* the NUL separates parts */
       if (!*p) break;
     }
-  return &s->stripes[h % MG_STRIPES];
+  return (size_t)(h % MG_STRIPES);
+}
+
+static pthread_mutex_t *mg_stripe(mg_store *s, const char *tenant, const char *coll, json_t *id) {
+  return &s->stripes[mg_stripe_index(tenant, coll, id)];
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -541,43 +555,6 @@ static int mg_modify(mg_store *s, const char *coll, const bson_t *query, const b
   return rc;
 }
 
-static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
-                      store_err *err) {
-  bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc, doc;
-  json_t *key = json_string(sequence);
-  int rc, found = 0;
-  bool ok = key && BSON_APPEND_UTF8(&query, "tenant", tenant) &&
-            BSON_APPEND_UTF8(&query, "id", sequence) &&
-            bson_append_document_begin(&update, "$inc", -1, &inc) &&
-            BSON_APPEND_INT64(&inc, "value", 1) && bson_append_document_end(&update, &inc);
-  if (!ok) {
-    rc = mg_unencodable(err);
-    goto cleanup;
-  }
-  /* Two first-time upserts (from two processes) can race to insert; the
-   * unique index refuses the loser, whose retry then increments. */
-  pthread_mutex_t *lock = mg_stripe(MG(st), tenant, STORE_COUNTERS, key);
-  pthread_mutex_lock(lock);
-  for (int attempt = 0; attempt < 5; attempt++) {
-    rc = mg_modify(MG(st), STORE_COUNTERS, &query, &update, 1, "next_id", &doc, &found, err);
-    if (rc != STORE_EDUPLICATE) break;
-  }
-  pthread_mutex_unlock(lock);
-  if (rc == STORE_OK) {
-    bson_iter_t it;
-    if (found && bson_iter_init_find(&it, &doc, "value") && BSON_ITER_HOLDS_NUMBER(&it))
-      *out = bson_iter_as_int64(&it);
-    else
-      rc = store_fail(err, STORE_EINTERNAL, "mongodb next_id: no counter in reply");
-    if (found) bson_destroy(&doc);
-  }
-cleanup:
-  json_decref(key);
-  bson_destroy(&update);
-  bson_destroy(&query);
-  return rc;
-}
-
 static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                      store_err *err) {
   mg_store *s = MG(st);
@@ -620,6 +597,119 @@ static int mg_query(mg_store *s, const char *coll, const bson_t *filter, const b
   return rc;
 }
 
+/* ---- sequences ------------------------------------------------------------- */
+
+/* A sequence number n is taken by inserting the claim {tenant, id:
+ * "<sequence>#<n>", seq, n} into the counters collection: the unique
+ * (tenant, id) index lets exactly one caller, in any process, win each n, on
+ * MongoDB and on servers (FerretDB v1) whose findAndModify $inc is a read
+ * then a write. A loser reads the highest claim and tries past it. Claims are
+ * kept, so a number is never handed out twice, even after the resource that
+ * used it is deleted. A counter document of the $inc era ({id: sequence,
+ * value}) still counts as claimed up to its value. */
+#define MG_SEQ_TRIES 64
+
+static int mg_seq_max(mg_store *s, const char *tenant, const char *sequence, long long *max,
+                      store_err *err) {
+  bson_t f1 = BSON_INITIALIZER, o1 = BSON_INITIALIZER, f2 = BSON_INITIALIZER, o2 = BSON_INITIALIZER,
+         sort;
+  json_t *docs = json_array();
+  int rc;
+  bool ok = docs && BSON_APPEND_UTF8(&f1, "tenant", tenant) &&
+            BSON_APPEND_UTF8(&f1, "seq", sequence) &&
+            bson_append_document_begin(&o1, "sort", -1, &sort) &&
+            BSON_APPEND_INT32(&sort, "n", -1) && bson_append_document_end(&o1, &sort) &&
+            BSON_APPEND_INT64(&o1, "limit", 1) && BSON_APPEND_UTF8(&f2, "tenant", tenant) &&
+            BSON_APPEND_UTF8(&f2, "id", sequence) && BSON_APPEND_INT64(&o2, "limit", 1);
+  if (!ok) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  rc = mg_query(s, STORE_COUNTERS, &f1, &o1, docs, err);
+  if (!rc) rc = mg_query(s, STORE_COUNTERS, &f2, &o2, docs, err);
+  *max = 0;
+  size_t i;
+  json_t *d;
+  json_array_foreach(docs, i, d) {
+    json_t *v = json_object_get(d, "n");
+    if (!v) v = json_object_get(d, "value");
+    if (json_is_integer(v) && json_integer_value(v) > *max) *max = json_integer_value(v);
+  }
+cleanup:
+  json_decref(docs);
+  bson_destroy(&f1);
+  bson_destroy(&o1);
+  bson_destroy(&f2);
+  bson_destroy(&o2);
+  return rc;
+}
+
+static int mg_seq_claim(store *st, const char *tenant, const char *sequence, long long n,
+                        store_err *err) {
+  char *id = NULL;
+  json_t *doc = NULL, *key = NULL;
+  int rc;
+  if (asprintf(&id, "%s#%lld", sequence, n) < 0) id = NULL;
+  if (!id || !(key = json_string(id)) ||
+      !(doc = json_pack("{s:O, s:s, s:I}", "id", key, "seq", sequence, "n", (json_int_t)n)))
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  else
+    rc = mg_insert(st, tenant, STORE_COUNTERS, key, doc, err);
+  json_decref(doc);
+  json_decref(key);
+  free(id);
+  return rc;
+}
+
+static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  mg_store *s = MG(st);
+  char *key = NULL;
+  json_t *skey = json_string(sequence);
+  if (asprintf(&key, "%s\x1f%s", tenant, sequence) < 0) key = NULL;
+  if (!key || !skey) {
+    free(key);
+    json_decref(skey);
+    return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  }
+  size_t idx = mg_stripe_index(tenant, STORE_COUNTERS, skey);
+  struct mg_seq *slot = &s->seqs[idx];
+  int rc = STORE_EUNAVAILABLE;
+  pthread_mutex_lock(&s->stripes[idx]);
+  long long n = slot->key && !strcmp(slot->key, key) ? slot->last + 1 : 0;
+  for (int attempt = 0; attempt < MG_SEQ_TRIES; attempt++) {
+    if (n == 0) {
+      long long max;
+      if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
+      n = max + 1;
+    }
+    rc = mg_seq_claim(st, tenant, sequence, n, err);
+    if (rc != STORE_EDUPLICATE) break;
+    /* Another replica took n: past the highest claim, or n + 1 if that read
+     * is behind (a claim it raced with). */
+    long long max;
+    if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
+    n = max >= n ? max + 1 : n + 1;
+    rc = STORE_EUNAVAILABLE;
+  }
+  if (rc == STORE_OK) {
+    *out = n;
+    if (!slot->key || strcmp(slot->key, key)) {
+      free(slot->key);
+      slot->key = key;
+      key = NULL;
+    }
+    slot->last = n;
+  } else if (rc == STORE_EUNAVAILABLE && err && err->code != STORE_EUNAVAILABLE) {
+    rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb next_id: no free number after %d tries",
+                    MG_SEQ_TRIES);
+  }
+  pthread_mutex_unlock(&s->stripes[idx]);
+  free(key);
+  json_decref(skey);
+  return rc;
+}
+
 static int mg_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
                   store_err *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
@@ -640,6 +730,13 @@ cleanup:
   return rc;
 }
 
+/* Per-document leases across processes (defined below, before mg_patch). */
+static char *mg_lease_id(const char *coll, json_t *id);
+static void mg_lease_token(char token[25]);
+static int mg_lease_take(mg_store *s, const char *tenant, const char *lease, const char *token,
+                         store_err *err);
+static void mg_lease_drop(mg_store *s, const char *tenant, const char *lease, const char *token);
+
 static int mg_replace(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                       store_err *err) {
   mg_store *s = MG(st);
@@ -652,22 +749,140 @@ static int mg_replace(store *st, const char *tenant, const char *coll, json_t *i
   }
   mongoc_client_t *client;
   mongoc_collection_t *c;
+  char token[25], *lease = mg_lease_id(coll, id);
+  if (!lease) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup;
+  }
+  mg_lease_token(token);
   /* Key lock before pool client, everywhere: the other order could leave
-   * every client held by a thread queued on a lock whose owner waits for one. */
+   * every client held by a thread queued on a lock whose owner waits for one.
+   * The lease orders a replace with any replica's patch of the document (a
+   * patch writes back the whole document on FerretDB v1). */
   pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
   pthread_mutex_lock(lock);
-  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
-    if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
-      rc = mg_fail(err, "replace", &e);
-    else if (mg_reply_count(&reply, "matchedCount") == 0)
-      rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
-    bson_destroy(&reply);
-    mg_done(s, client, c);
+  if (!(rc = mg_lease_take(s, tenant, lease, token, err))) {
+    if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+      if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
+        rc = mg_fail(err, "replace", &e);
+      else if (mg_reply_count(&reply, "matchedCount") == 0)
+        rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+      bson_destroy(&reply);
+      mg_done(s, client, c);
+    }
+    mg_lease_drop(s, tenant, lease, token);
   }
   pthread_mutex_unlock(lock);
+  free(lease);
 cleanup:
   bson_destroy(&b);
   bson_destroy(&sel);
+  return rc;
+}
+
+/* ---- cross-process leases --------------------------------------------------- */
+
+/* A patch is a read-modify-write on FerretDB v1 (findAndModify reads, applies
+ * the update in the server's memory, writes the whole document back by _id),
+ * so two replicas patching different fields of one document could each
+ * write back the other's field unchanged. A patch (and a replace, which such
+ * a write-back could undo) therefore runs under a lease on its document: a
+ * counters document {id: "lock#<coll>#<key>", token, until}, taken by
+ * inserting it (the unique (tenant, id) index admits one holder) and given
+ * back by deleting it by token. A holder that died leaves a lease that
+ * others remove once `until` has passed; a delete by token cannot remove a
+ * newer holder's lease (a new lease is a new document). On MongoDB the
+ * patch is atomic anyway and the lease costs an insert and a delete. A
+ * delete needs none: it removes the document whole, atomically everywhere. */
+#define MG_LEASE_US (15 * 1000000LL) /* longer than any one bounded call */
+#define MG_LEASE_WAIT_US (20 * 1000000LL)
+
+static long long mg_wall_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static int mg_delete_filter(mg_store *s, const char *coll, const bson_t *filter, long long *n,
+                            store_err *err) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  bson_t reply;
+  bson_error_t e;
+  int rc = mg_coll(s, coll, &client, &c, err);
+  if (rc) return rc;
+  if (!mongoc_collection_delete_one(c, filter, NULL, &reply, &e))
+    rc = mg_fail(err, "delete", &e);
+  else if (n)
+    *n = mg_reply_count(&reply, "deletedCount");
+  bson_destroy(&reply);
+  mg_done(s, client, c);
+  return rc;
+}
+
+static char *mg_lease_id(const char *coll, json_t *id) {
+  char *out = NULL;
+  int n = json_is_string(id)
+              ? asprintf(&out, "lock#%s#s:%s", coll, json_string_value(id))
+              : asprintf(&out, "lock#%s#i:%lld", coll, (long long)json_integer_value(id));
+  return n < 0 ? NULL : out;
+}
+
+/* A token no other holder, in any process, has: an ObjectId's hex. */
+static void mg_lease_token(char token[25]) {
+  bson_oid_t oid;
+  bson_oid_init(&oid, NULL);
+  bson_oid_to_string(&oid, token);
+}
+
+/* Removes the lease {id, token} if it is still that one. */
+static void mg_lease_drop(mg_store *s, const char *tenant, const char *lease, const char *token) {
+  bson_t f = BSON_INITIALIZER;
+  store_err ignored;
+  if (BSON_APPEND_UTF8(&f, "tenant", tenant) && BSON_APPEND_UTF8(&f, "id", lease) &&
+      BSON_APPEND_UTF8(&f, "token", token))
+    mg_delete_filter(s, STORE_COUNTERS, &f, NULL, &ignored); /* else it expires */
+  bson_destroy(&f);
+}
+
+static int mg_lease_take(mg_store *s, const char *tenant, const char *lease, const char *token,
+                         store_err *err) {
+  long long start = mg_wall_us();
+  useconds_t pause = 500;
+  json_t *key = json_string(lease);
+  int rc = key ? STORE_OK : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  while (!rc) {
+    long long now = mg_wall_us();
+    json_t *doc = json_pack("{s:O, s:s, s:I}", "id", key, "token", token, "until",
+                            (json_int_t)(now + MG_LEASE_US));
+    rc = doc ? mg_insert(&s->base, tenant, STORE_COUNTERS, key, doc, err)
+             : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    json_decref(doc);
+    if (rc != STORE_EDUPLICATE) break;
+    /* Held: by a live holder (wait), or by one that died (remove it). */
+    bson_t f = BSON_INITIALIZER, o = BSON_INITIALIZER;
+    json_t *held = json_array();
+    rc = held && BSON_APPEND_UTF8(&f, "tenant", tenant) && BSON_APPEND_UTF8(&f, "id", lease) &&
+                 BSON_APPEND_INT64(&o, "limit", 1)
+             ? mg_query(s, STORE_COUNTERS, &f, &o, held, err)
+             : mg_unencodable(err);
+    json_t *h = json_array_get(held, 0);
+    json_t *until = json_object_get(h, "until"), *htoken = json_object_get(h, "token");
+    if (!rc && h && json_is_integer(until) && json_integer_value(until) < now &&
+        json_is_string(htoken)) {
+      mg_lease_drop(s, tenant, lease, json_string_value(htoken));
+    } else if (!rc && h) {
+      if (now - start > MG_LEASE_WAIT_US)
+        rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: lease %s still held", lease);
+      else
+        usleep(pause);
+      if (pause < 50000) pause *= 2;
+    }
+    json_decref(held);
+    bson_destroy(&o);
+    bson_destroy(&f);
+  }
+  json_decref(key);
   return rc;
 }
 
@@ -698,10 +913,23 @@ static int mg_patch(store *st, const char *tenant, const char *coll, json_t *id,
     rc = mg_unencodable(err);
     goto cleanup;
   }
+  char token[25], *lease = mg_lease_id(coll, id);
+  mg_lease_token(token);
+  if (!lease) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup;
+  }
+  /* The stripe queues this process's patches of one key; the lease keeps
+   * out every other process's. */
   pthread_mutex_t *lock = mg_stripe(MG(st), tenant, coll, id);
   pthread_mutex_lock(lock);
-  rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+  rc = mg_lease_take(MG(st), tenant, lease, token, err);
+  if (!rc) {
+    rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+    mg_lease_drop(MG(st), tenant, lease, token);
+  }
   pthread_mutex_unlock(lock);
+  free(lease);
   if (!rc && !found) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   if (!rc && out) rc = mg_to_json(&doc, out, err);
   if (found) bson_destroy(&doc);
@@ -830,12 +1058,14 @@ static bool mg_index_cmd(bson_t *cmd, const char *coll, const char *const *field
 /* (tenant, id) unique on every collection and the counters, then the schema's. */
 static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err) {
   static const char *const key_fields[] = {"id"};
-  size_t total = 1;
+  size_t total = 2;
   for (size_t i = 0; i < schema->n_collections; i++)
     total += 1 + schema->collections[i].n_indexes;
   if (!(s->index_cmds = calloc(total, sizeof *s->index_cmds)))
     return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
-  bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1);
+  static const char *const claim_fields[] = {"seq", "n"};
+  bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1) &&
+            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, claim_fields, 2, 0);
   for (size_t i = 0; ok && i < schema->n_collections; i++) {
     const store_collection *c = &schema->collections[i];
     ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], c->name, key_fields, 1, 1);
@@ -859,6 +1089,8 @@ static void mg_close(store *st) {
   free(s->index_cmds);
   for (int i = 0; i < s->n_stripes; i++)
     pthread_mutex_destroy(&s->stripes[i]);
+  for (int i = 0; i < MG_STRIPES; i++)
+    free(s->seqs[i].key);
   pthread_mutex_destroy(&s->index_mu);
   free(s->db);
   free(s);

@@ -34,5 +34,8 @@ void rpc_violation(rpc_call *c, const char *field, const char *reason, const cha
 int rpc_failed(const rpc_call *c);
 /* Maps a store error to its status (NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE...). */
 void rpc_fail_store(rpc_call *c, const store_err *err);
+/* The same, naming the resource ("event", "event category") in the generic
+ * text the client gets; the store's own message only reaches the log. */
+void rpc_fail_store_as(rpc_call *c, const store_err *err, const char *what);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "google/protobuf/any.pb-c.h"
 #include "google/rpc/status.pb-c.h"
+#include "log.h"
 #include "metrics.h"
 #include "rpc_int.h"
 
@@ -62,32 +63,62 @@ void rpc_violation(rpc_call *c, const char *field, const char *reason, const cha
 }
 
 void rpc_fail_store(rpc_call *c, const store_err *err) {
+  rpc_fail_store_as(c, err, "resource");
+}
+
+/* A store failure as the client sees it: a generic text about `what` (the
+ * dialect's resource). The store's own message (driver, SQL, server text:
+ * names of collections and indexes, addresses, E11000...) only goes to the
+ * log, with what ties the line to the call. */
+void rpc_fail_store_as(rpc_call *c, const store_err *err, const char *what) {
   grpc_status_code code;
+  const char *text;
+  char buf[128];
   switch (err->code) {
   case STORE_ENOTFOUND:
     code = GRPC_STATUS_NOT_FOUND;
+    snprintf(buf, sizeof buf, "%s not found", what);
+    text = buf;
     break;
   case STORE_EDUPLICATE:
     code = GRPC_STATUS_ALREADY_EXISTS;
+    snprintf(buf, sizeof buf, "%s already exists", what);
+    text = buf;
     break;
   case STORE_EUNAVAILABLE:
     code = GRPC_STATUS_UNAVAILABLE;
+    text = "store unavailable";
     break;
   case STORE_EINVAL:
     code = GRPC_STATUS_INVALID_ARGUMENT;
+    snprintf(buf, sizeof buf, "invalid %s request", what);
+    text = buf;
     break;
   default:
     code = GRPC_STATUS_INTERNAL;
+    text = "internal error";
     break;
   }
   char labels[64];
   snprintf(labels, sizeof labels, "code=\"%d\"", err->code);
   metrics_count("events_store_errors_total", labels, 1);
-  /* Internal detail stays in the log, not in the reply. */
-  rpc_fail(c, code, "%s",
-           code == GRPC_STATUS_INTERNAL      ? "internal error"
-           : code == GRPC_STATUS_UNAVAILABLE ? "store unavailable"
-                                             : err->msg);
+  if (c->status == GRPC_STATUS_OK) {
+    int level = code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_UNAVAILABLE ? LOG_LEVEL_ERROR
+                                                                                : LOG_LEVEL_INFO;
+    if (log_enabled(level)) {
+      log_field f[5] = {
+          {.key = "store_code", .kind = LOG_INT, .i = err->code},
+          {.key = "detail", .kind = LOG_STR, .s = err->msg},
+          {.key = "trace_id", .kind = LOG_STR, .s = c->trace.trace_hex},
+          {.key = "span_id", .kind = LOG_STR, .s = c->trace.span_hex},
+      };
+      size_t n = 4;
+      if (c->request_id[0])
+        f[n++] = (log_field){.key = "request_id", .kind = LOG_STR, .s = c->request_id};
+      log_fields(level, "store error", f, n);
+    }
+  }
+  rpc_fail(c, code, "%s", text);
 }
 
 void rpc_status_finish(rpc_call *c) {

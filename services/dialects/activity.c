@@ -16,7 +16,8 @@
 
 #define COLL "activity_events"
 #define SEQUENCE "activity_events"
-#define MAX_TEXT 255 /* characters, for name and the request facts */
+#define CREATE_TRIES 8 /* ids tried before a create gives up */
+#define MAX_TEXT 255   /* characters, for name and the request facts */
 #define MAX_PAGE 1000
 #define DEFAULT_PAGE 50
 #define MAX_VALUES 1000 /* members of one filter list */
@@ -231,15 +232,9 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
   }
   long long id = 0;
   store_err err;
-  if (store_next_id(rpc_store(c), rpc_tenant(c), SEQUENCE, &id, &err) < 0) {
-    rpc_fail_store(c, &err);
-    done(NULL, c);
-    return;
-  }
   Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   ts_set(&now, ids_now_us());
   Event ev = *in->event; /* shallow: borrows the request's members */
-  ev.id = id;
   ev.created_at = &now;
   if (!ev.event_at) ev.event_at = &now;
   if (ri) {
@@ -250,12 +245,28 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
     ev.request_region = ri->region;
   }
   Event *out = NULL;
-  json_t *doc = event_doc(&ev);
-  if (!doc) {
-    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  } else if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) < 0) {
-    rpc_fail_store(c, &err);
-  } else if ((out = event_from_doc(c, doc))) {
+  json_t *doc = NULL;
+  /* The sequence hands each number out once, but an id can still be taken
+   * (a document written around the sequence): then the next number. */
+  for (int attempt = 0; attempt < CREATE_TRIES; attempt++) {
+    json_decref(doc);
+    doc = NULL;
+    if (store_next_id(rpc_store(c), rpc_tenant(c), SEQUENCE, &id, &err) < 0) {
+      rpc_fail_store_as(c, &err, "event");
+      break;
+    }
+    ev.id = id;
+    if (!(doc = event_doc(&ev))) {
+      rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      break;
+    }
+    if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) == 0) break;
+    if (err.code != STORE_EDUPLICATE || attempt + 1 == CREATE_TRIES) {
+      rpc_fail_store_as(c, &err, "event");
+      break;
+    }
+  }
+  if (!rpc_failed(c) && (out = event_from_doc(c, doc))) {
     /* Answer with the stored form, so create and get show the same times. */
     drop_connections(out);
     done(out, c);
@@ -293,7 +304,7 @@ static void delete_event(Events__Activity__V1__ActivityEventService_Service *svc
     if (err.code == STORE_ENOTFOUND)
       rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %lld not found", (long long)in->id);
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     done(NULL, c);
   } else {
     Events__Activity__V1__DeleteEventResponse out =
@@ -489,7 +500,7 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
                     "%s is not a cursor of this listing and order",
                     sq.after ? "page_token" : "before_page_token");
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     goto free_conds;
   }
   if (doc_decode_all(c, page.docs, NULL, decode_event, (ProtobufCMessage ***)&events, &n_events) <
@@ -633,7 +644,7 @@ static void update_event(Events__Activity__V1__ActivityEventService_Service *svc
     if (err.code == STORE_ENOTFOUND)
       rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %lld not found", (long long)e->id);
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
   } else if ((out = event_from_doc(c, doc))) {
     drop_connections(out);
     done(out, c);

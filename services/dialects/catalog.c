@@ -6,7 +6,8 @@
  * Each stored document also keeps the ids of all its ancestors under their
  * kinds' `ref` member (an event property has "category_id" and "event_id"),
  * so deleting a resource deletes every descendant with one
- * store_delete_where per level, deepest first. Ids given by clients (parent,
+ * store_delete_where per level, after the resource itself (see
+ * delete_resource and parent_still_there). Ids given by clients (parent,
  * integration, teams...) are UUIDs, accepted with or without dashes in
  * either case and kept as 32 lowercase hex digits, the form of the API's own
  * ids, so that filters match whichever form a client sends. */
@@ -217,8 +218,35 @@ static json_t *load_parent(rpc_call *c, const kind *k, json_t *doc) {
     rpc_violation(c, "resource.parent", "not_found", "parent %s is not an %s of this workspace",
                   json_string_value(pid), k->parent->name);
   else
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->parent->name);
   return NULL;
+}
+
+/* After the insert: the parent may have been deleted (by any replica) since
+ * load_parent read it. A delete removes the resource first and then sweeps
+ * its descendants level by level, so a child inserted after its level's
+ * sweep finds its parent gone here, takes itself back out and reports the
+ * parent as missing; one inserted before the sweep goes with it. Either way
+ * no resource outlives its parent. */
+static int parent_still_there(rpc_call *c, const kind *k, json_t *doc) {
+  json_t *pid = json_object_get(doc, k->parent->ref), *pdoc = NULL;
+  store_err err;
+  int rc = store_get(rpc_store(c), rpc_tenant(c), k->parent->coll, pid, &pdoc, &err);
+  json_decref(pdoc);
+  if (rc == 0) return 1;
+  if (err.code != STORE_ENOTFOUND) {
+    /* Unknown: keep the child; a retried delete of the parent sweeps it. */
+    rpc_fail_store_as(c, &err, k->name);
+    return 0;
+  }
+  if (store_delete(rpc_store(c), rpc_tenant(c), k->coll, json_object_get(doc, "id"), &err) < 0 &&
+      err.code != STORE_ENOTFOUND) {
+    rpc_fail_store_as(c, &err, k->name);
+    return 0;
+  }
+  rpc_violation(c, "resource.parent", "not_found", "parent %s is not an %s of this workspace",
+                json_string_value(pid), k->parent->name);
+  return 0;
 }
 
 /* The new resource records its ancestors' ids, and takes its parent's
@@ -278,10 +306,12 @@ static void create_resource(const kind *k, const Events__Catalog__V1__CreateReso
     if (!(parent = load_parent(c, k, doc))) goto reply;
     inherit(k, doc, parent);
   }
-  if (store_insert(rpc_store(c), rpc_tenant(c), k->coll, doc, &err) < 0)
-    rpc_fail_store(c, &err);
-  else
-    out = decode(c, doc);
+  if (store_insert(rpc_store(c), rpc_tenant(c), k->coll, doc, &err) < 0) {
+    rpc_fail_store_as(c, &err, k->name);
+    goto reply;
+  }
+  if (k->parent && !parent_still_there(c, k, doc)) goto reply;
+  out = decode(c, doc);
 reply:
   done(rpc_failed(c) ? NULL : out, c);
   if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
@@ -372,18 +402,28 @@ static void delete_resource(const kind *k, const char *id,
   store_err err;
   if (!check_id(c, "id", id)) goto reply;
   key = json_string(id);
-  /* Descendants first, deepest level first: a failure part-way never
-   * leaves a resource whose parent is gone. */
-  for (int m = N_KINDS - 1; m >= 0 && !rpc_failed(c); m--) {
+  /* The resource first, then its descendants, shallowest level first: a
+   * child created meanwhile (by any replica) either is swept or finds its
+   * parent gone (see parent_still_there). A delete that finds the resource
+   * gone still sweeps, so repeating a delete that failed part-way finishes
+   * it. */
+  int missing = 0;
+  if (store_delete(rpc_store(c), rpc_tenant(c), k->coll, key, &err) < 0) {
+    if (err.code != STORE_ENOTFOUND) {
+      rpc_fail_store_as(c, &err, k->name);
+      goto reply;
+    }
+    missing = 1;
+  }
+  for (int m = 0; m < N_KINDS && !rpc_failed(c); m++) {
     if (!descends(&kinds[m], k)) continue;
     store_cond cond = {k->ref, STORE_EQ, key};
     long long deleted;
     if (store_delete_where(rpc_store(c), rpc_tenant(c), kinds[m].coll, &cond, 1, &deleted, &err) <
         0)
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, kinds[m].name);
   }
-  if (!rpc_failed(c) && store_delete(rpc_store(c), rpc_tenant(c), k->coll, key, &err) < 0)
-    fail_lookup(c, &err);
+  if (missing && !rpc_failed(c)) rpc_fail(c, GRPC_STATUS_NOT_FOUND, NOT_FOUND_MSG);
 reply:
   if (rpc_failed(c)) {
     done(NULL, c);
@@ -447,7 +487,7 @@ static void list_resources(const kind *k, const Events__Catalog__V1__ListResourc
                    .offset = (number - 1) * size,
                    .count = 1};
   if (store_find(rpc_store(c), rpc_tenant(c), k->coll, &q, &page, &err) < 0) {
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, k->name);
     goto reply;
   }
   /* An empty list still has its first page. */

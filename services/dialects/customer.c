@@ -106,7 +106,7 @@ static void create_event(Events__Customer__V1__CustomerEventService_Service *svc
       rpc_violation(c, "event.external_id", "relation_already_exists",
                     "an event with this event_type_id, customer_id and external_id exists");
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     goto free_records;
   }
   Events__Customer__V1__CreateEventResponse out = EVENTS__CUSTOMER__V1__CREATE_EVENT_RESPONSE__INIT;
@@ -213,7 +213,7 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
   Event **events = NULL;
   size_t n_events = 0;
   if (store_find(rpc_store(c), rpc_tenant(c), COLL, &q, &page, &err) < 0) {
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, "event");
     goto free_values;
   }
   if (doc_decode_all(c, page.docs, &events__customer__v1__event__descriptor, NULL,
@@ -292,7 +292,7 @@ static void update_event(Events__Customer__V1__CustomerEventService_Service *svc
   Event *ev = NULL;
   if (!rpc_failed(c)) {
     if (store_patch(rpc_store(c), rpc_tenant(c), COLL, id, set, &doc, &err) < 0)
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     else if ((ev = (Event *)doc_decode(c, doc, &events__customer__v1__event__descriptor)))
       drop_records(ev);
   }
@@ -315,7 +315,7 @@ static void delete_event(Events__Customer__V1__CustomerEventService_Service *svc
   json_t *id = json_string(in->event_id);
   store_err err;
   if (store_delete(rpc_store(c), rpc_tenant(c), COLL, id, &err) < 0) {
-    rpc_fail_store(c, &err);
+    rpc_fail_store_as(c, &err, "event");
     done(NULL, c);
   } else {
     Events__Customer__V1__DeleteEventResponse out =

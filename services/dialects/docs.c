@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "pbjson.h"
 
 #define DOC_FLAGS (PBJSON_MICROS_TIME | PBJSON_OMIT_NULL)
@@ -21,7 +22,9 @@ ProtobufCMessage *doc_decode(rpc_call *c, json_t *doc, const ProtobufCMessageDes
   ProtobufCMessage *msg = NULL;
   pbjson_err err = {0};
   if (pbjson_decode(doc, desc, DOC_FLAGS | PBJSON_IGNORE_UNKNOWN, &msg, &err) < 0) {
-    rpc_fail(c, GRPC_STATUS_INTERNAL, "stored document unreadable at %s: %s", err.path, err.msg);
+    log_printf(LOG_LEVEL_ERROR, "stored %s document unreadable at %s: %s", desc->name, err.path,
+               err.msg);
+    rpc_fail(c, GRPC_STATUS_INTERNAL, "internal error");
     return NULL;
   }
   return msg;
@@ -40,7 +43,7 @@ ProtobufCMessage *doc_load(rpc_call *c, const char *coll, json_t *key,
   ProtobufCMessage *msg = NULL;
   if (store_get(rpc_store(c), rpc_tenant(c), coll, key, &doc, &err) < 0) {
     if (err.code != STORE_ENOTFOUND)
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, what);
     else if (json_is_integer(key))
       rpc_fail(c, GRPC_STATUS_NOT_FOUND, "%s %lld not found", what,
                (long long)json_integer_value(key));

@@ -135,7 +135,7 @@ static Event *save_event(rpc_call *c, const Event *ev, int insert) {
     if (err.code == STORE_ENOTFOUND)
       rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", ev->id);
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
   } else {
     saved = (Event *)doc_decode(c, doc, &events__object__v1__event__descriptor);
   }
@@ -262,7 +262,7 @@ static void delete_event(Events__Object__V1__ObjectEventService_Service *svc,
       if (err.code == STORE_ENOTFOUND)
         rpc_fail(c, GRPC_STATUS_NOT_FOUND, "event %s not found", ev->id);
       else
-        rpc_fail_store(c, &err);
+        rpc_fail_store_as(c, &err, "event");
     }
     json_decref(id);
   }
@@ -363,7 +363,7 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
     if (err.code == STORE_EINVAL)
       rpc_violation(c, "page_token", "invalid_value_format", "page_token is not a valid cursor");
     else
-      rpc_fail_store(c, &err);
+      rpc_fail_store_as(c, &err, "event");
     goto reply;
   }
   if (doc_decode_all(c, page.docs, &events__object__v1__event__descriptor, NULL,

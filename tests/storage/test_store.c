@@ -1055,12 +1055,22 @@ static void test_unique_race(void **state) {
 
 enum { IDS_PER_THREAD = 30 };
 
+/* A second handle on the same store stands in for another replica: its own
+ * pool, stripes and caches, sharing only the server (or the file). Workers
+ * with odd indexes use it while it is open. */
+static store *g_st2;
+static const char *g_seq_tenant = "seq", *g_patch_tenant = "atomic";
+
+static store *replica(int index) {
+  return g_st2 && index % 2 ? g_st2 : g_st;
+}
+
 static void *race_next_id(void *arg) {
   worker *w = arg;
   store_err e = {0};
   pthread_barrier_wait(w->go);
   for (int i = 0; i < IDS_PER_THREAD; i++) {
-    if ((w->rc = store_next_id(g_st, "seq", "c", &w->values[i], &e))) {
+    if ((w->rc = store_next_id(replica(w->index), g_seq_tenant, "c", &w->values[i], &e))) {
       snprintf(w->msg, sizeof w->msg, "%s", e.msg);
       return NULL;
     }
@@ -1074,19 +1084,9 @@ static int cmp_ll(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static void test_next_id(void **state) {
-  (void)state;
-  store_err e;
-  long long v;
-  for (int i = 1; i <= 3; i++) {
-    CHK(STORE_OK, store_next_id(g_st, "seq", "a", &v, &e));
-    assert_int_equal(v, i);
-  }
-  CHK(STORE_OK, store_next_id(g_st, "seq", "b", &v, &e));
-  assert_int_equal(v, 1);
-  CHK(STORE_OK, store_next_id(g_st, "seq-2", "a", &v, &e));
-  assert_int_equal(v, 1);
-
+/* NTHREADS workers draw IDS_PER_THREAD numbers each from g_seq_tenant's
+ * sequence "c": each worker's increase, and together they are 1..n. */
+static long long race_ids(void) {
   worker w[NTHREADS];
   memset(w, 0, sizeof w);
   run_workers(w, NTHREADS, race_next_id);
@@ -1106,8 +1106,25 @@ static void test_next_id(void **state) {
       print_error("next_id values not 1..%zu: position %zu holds %lld\n", n, i, all[i]);
       fail();
     }
+  return (long long)n;
+}
+
+static void test_next_id(void **state) {
+  (void)state;
+  store_err e;
+  long long v;
+  for (int i = 1; i <= 3; i++) {
+    CHK(STORE_OK, store_next_id(g_st, "seq", "a", &v, &e));
+    assert_int_equal(v, i);
+  }
+  CHK(STORE_OK, store_next_id(g_st, "seq", "b", &v, &e));
+  assert_int_equal(v, 1);
+  CHK(STORE_OK, store_next_id(g_st, "seq-2", "a", &v, &e));
+  assert_int_equal(v, 1);
+
+  long long n = race_ids();
   CHK(STORE_OK, store_next_id(g_st, "seq", "c", &v, &e));
-  assert_int_equal(v, (long long)n + 1);
+  assert_int_equal(v, n + 1);
 }
 
 static void *patch_fields(void *arg) {
@@ -1119,7 +1136,7 @@ static void *patch_fields(void *arg) {
   pthread_barrier_wait(w->go);
   for (int k = 1; k <= 15 && !w->rc; k++) {
     json_t *set = json_pack("{s:i}", key, k);
-    if ((w->rc = store_patch(g_st, "atomic", "items", id, set, NULL, &e)))
+    if ((w->rc = store_patch(replica(w->index), g_patch_tenant, "items", id, set, NULL, &e)))
       snprintf(w->msg, sizeof w->msg, "%s", e.msg);
     json_decref(set);
   }
@@ -1127,15 +1144,16 @@ static void *patch_fields(void *arg) {
   return NULL;
 }
 
-static void test_patch_atomic(void **state) {
-  (void)state;
+/* NTHREADS workers patch fields f0.. of one g_patch_tenant document 15
+ * times each: every field ends at 15 (no read-modify-write lost one). */
+static void race_patches(void) {
   store_err e;
-  insert_text("atomic", "items", "{\"id\":1}");
+  insert_text(g_patch_tenant, "items", "{\"id\":1}");
   worker w[NTHREADS];
   memset(w, 0, sizeof w);
   run_workers(w, NTHREADS, patch_fields);
   json_t *id = json_integer(1), *out;
-  CHK(STORE_OK, store_get(g_st, "atomic", "items", id, &out, &e));
+  CHK(STORE_OK, store_get(g_st, g_patch_tenant, "items", id, &out, &e));
   for (int t = 0; t < NTHREADS; t++) {
     char key[16];
     snprintf(key, sizeof key, "f%d", t);
@@ -1150,6 +1168,44 @@ static void test_patch_atomic(void **state) {
   }
   json_decref(out);
   json_decref(id);
+}
+
+static void test_patch_atomic(void **state) {
+  (void)state;
+  race_patches();
+}
+
+/* Two replicas on one store: the sequence and patches hold across them. On
+ * MongoDB a counter left by the findAndModify-$inc era still counts. */
+static void test_two_replicas(void **state) {
+  (void)state;
+  store_err e;
+  long long v;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  g_seq_tenant = "seq-replicas";
+  g_patch_tenant = "atomic-replicas";
+  long long n = race_ids();
+  CHK(STORE_OK, store_next_id(g_st2, g_seq_tenant, "c", &v, &e));
+  assert_int_equal(v, n + 1);
+  race_patches();
+  if (is_mongo()) {
+    mongoc_client_t *client = mongoc_client_new(g_url);
+    mongoc_collection_t *c = mongoc_client_get_collection(client, "events_test", "counters");
+    bson_t *legacy = BCON_NEW("tenant", "legacy", "id", "s", "value", BCON_INT64(41));
+    bson_error_t be;
+    assert_true(mongoc_collection_insert_one(c, legacy, NULL, NULL, &be));
+    bson_destroy(legacy);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    CHK(STORE_OK, store_next_id(g_st2, "legacy", "s", &v, &e));
+    assert_int_equal(v, 42);
+    CHK(STORE_OK, store_next_id(g_st, "legacy", "s", &v, &e));
+    assert_int_equal(v, 43);
+  }
+  store_close(g_st2);
+  g_st2 = NULL;
+  g_seq_tenant = "seq";
+  g_patch_tenant = "atomic";
 }
 
 enum { LIVE_PRELOAD = 150 };
@@ -1520,6 +1576,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_unique_race, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_next_id, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_patch_atomic, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_two_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_pages_during_inserts, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_durability, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
