@@ -284,6 +284,18 @@ for key, label, a_n, b_n, note in (
     row("5", f"{lab}: service peak RSS MiB", mib(num(f"{a}.hwm.svc")), mib(num(f"{b}.hwm.svc")),
         "mib")
 
+header("6", "connections held open — GET /readyz on a new connection while the gateway holds "
+       "them; A = with them, B = with nothing else open; memory is the gateway's RssAnon")
+for kib in (64, 8):
+    p = f"conns{kib}"
+    pool = f"EVENTS_HTTP_CONN_MEMORY_KIB={kib}"
+    for what, label in (("idle", "10,000 idle keep-alive connections"),
+                        ("slow", "2,000 clients sending a byte a second")):
+        row("6", f"{label} ({pool}): p50 ms", num(f"{p}.{what}.p50"), num(f"{p}.none.p50"))
+        row("6", f"{label} ({pool}): max ms", num(f"{p}.{what}.max"), num(f"{p}.none.max"))
+        row("6", f"{label} ({pool}): gateway RssAnon MiB", mib(num(f"{p}.{what}.rss_anon")),
+            mib(num(f"{p}.none.rss_anon")), "mib")
+
 print("| # | measurement | A | B | A/B | notes |")
 print("|---|---|---:|---:|---:|---|")
 for r in ROWS:

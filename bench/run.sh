@@ -18,7 +18,8 @@
 # Sections: 1 gateway overhead (REST via events-gateway vs gRPC direct),
 # 2 gRPC core vs a grpc-go health server, 3 store cost (service creates vs raw
 # driver inserts, SQLite and FerretDB), 4 memory (VmRSS idle, VmHWM under each
-# load), 5 scaling (worker threads; list latency vs stored events).
+# load), 5 scaling (worker threads; list latency vs stored events), 6 the
+# gateway holding 10,000 idle and 2,000 slow connections (bench/conns.py).
 # The table is also written to build-bench/bench/table.md; logs and raw tool
 # output stay in build-bench/bench/.
 set -euo pipefail
@@ -422,6 +423,14 @@ TRACK=()
 raw_load store_sqlite_raw "sqlite:$DB" "$STORE_N"
 put sqlite.stat1_rows "$("$BIN/rawinsert" stat "sqlite:$DB" | jq .stat1_rows)"
 stop "$GW_PID"
+
+note "6: connections held open (10,000 idle keep-alive, 2,000 slow), default and 8 KiB pools"
+for kib in 64 8; do
+  EVENTS_HTTP_CONN_MEMORY_KIB=$kib start_gateway
+  timeout "$HARD" python3 bench/conns.py "${GW_URL##*:}" "$GW_PID" 10000 2000 |
+    sed "s/^conns\./conns$kib./" >>"$RES" || note "connections load ($kib KiB) failed"
+  stop "$GW_PID"
+done
 stop "$SVC1"
 
 # Worker counts 1 2 4, then 4 2 1 on a second run (REPEAT=2), and so on.

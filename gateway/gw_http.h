@@ -14,6 +14,7 @@ typedef struct gw_http_config {
   unsigned idle_timeout_s;
   long long request_timeout_ms; /* to receive a whole request; 0: no limit */
   unsigned threads;             /* epoll threads */
+  size_t conn_memory;           /* libmicrohttpd's memory pool per connection */
   int https;                    /* serve HTTPS with the certificate gw_tls_open loaded */
 } gw_http_config;
 

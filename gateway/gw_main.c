@@ -60,6 +60,14 @@ static config_var vars[] = {
      .kind = CONFIG_INT,
      .min = 0,
      .max = 256},
+    {.name = "EVENTS_HTTP_CONN_MEMORY_KIB",
+     .def = "64",
+     .help = "memory of each connection for its request headers, in KiB; a connection kept "
+             "alive holds all of it (libmicrohttpd zeroes it after each request); headers "
+             "larger get libmicrohttpd's own 431",
+     .kind = CONFIG_INT,
+     .min = 8,
+     .max = 1024},
     {.name = "EVENTS_OTLP_ENDPOINT", .help = "OTLP/HTTP collector URL: export spans (empty: off)"},
     {.name = "EVENTS_HTTP_TLS_CERT", .help = "PEM certificate chain: serve HTTPS"},
     {.name = "EVENTS_HTTP_TLS_KEY", .help = "PEM private key of EVENTS_HTTP_TLS_CERT"},
@@ -128,6 +136,7 @@ int main(int argc, char **argv) {
           fit_connections((unsigned)config_num(vars, N_VARS, "EVENTS_MAX_CONNECTIONS")),
       .request_timeout_ms = config_num(vars, N_VARS, "EVENTS_REQUEST_TIMEOUT_S"),
       .threads = (unsigned)config_num(vars, N_VARS, "EVENTS_HTTP_THREADS"),
+      .conn_memory = (size_t)config_num(vars, N_VARS, "EVENTS_HTTP_CONN_MEMORY_KIB") * 1024,
       /* MHD counts whole seconds; a sub-second setting still closes. */
       .https = tls_enabled(&http_tls),
       .idle_timeout_s =
