@@ -17,6 +17,7 @@
 #include "log.h"
 #include "otlp.h"
 #include "rpc_health.h"
+#include "store_live.h"
 #include "rpc_metrics.h"
 #include "rpc_reflect.h"
 #include "rpc_server.h"
@@ -131,6 +132,10 @@ int main(int argc, char **argv) {
     fatal("cannot open the store", serr.msg);
     goto free_creds;
   }
+  if (store_live_start(st) < 0) {
+    fatal("cannot start the store pinger", "pthread_create");
+    goto close_store;
+  }
 
   size_t n_dialects;
   const dialect *const *ds = dialects_all(&n_dialects);
@@ -208,6 +213,8 @@ free_reflect:
   reflect_free(rf);
 shutdown_grpc:
   grpc_shutdown();
+  store_live_stop();
+close_store:
   store_close(st);
 free_creds:
   creds_live_close(cr);

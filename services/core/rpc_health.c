@@ -1,9 +1,12 @@
-/* rpc_health.c - the standard health service, answered without credentials. */
+/* rpc_health.c - the standard health service, answered without credentials:
+ * SERVING unless draining or the store is unreachable; the service name
+ * "liveness" only says the process answers. */
 #include "rpc_health.h"
 
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "store_live.h"
 
 static const char *const *served;
 static size_t n_served;
@@ -14,6 +17,13 @@ static void check(Grpc__Health__V1__Health_Service *svc,
                   Grpc__Health__V1__HealthCheckResponse_Closure done, void *call) {
   (void)svc;
   Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  /* "liveness": the process answers (a liveness probe must not restart
+   * pods for a store outage or a drain). */
+  if (strcmp(in->service, "liveness") == 0) {
+    out.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    done(&out, call);
+    return;
+  }
   int known = in->service[0] == '\0';
   for (size_t i = 0; i < n_served && !known; i++)
     known = strcmp(in->service, served[i]) == 0;
@@ -22,8 +32,9 @@ static void check(Grpc__Health__V1__Health_Service *svc,
     done(NULL, call);
     return;
   }
-  out.status = draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  out.status = draining || !store_live_up()
+                   ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                   : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
   done(&out, call);
 }
 

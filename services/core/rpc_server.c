@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "otlp.h"
 #include "rpc_invoke.h"
+#include "store_live.h"
 #include "rpc_int.h"
 
 enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
@@ -327,6 +328,13 @@ static void serve_unary(rpc_call *c) {
   }
   if (!rpc_invoke_has_handler(m->impl, m->index)) {
     handler_missing(c);
+    return;
+  }
+  /* Every non-public method needs the store: while it is known to be down,
+   * say so at once rather than after the driver's timeout. */
+  if (!m->public && !store_live_up()) {
+    rpc_fail(c, GRPC_STATUS_UNAVAILABLE, "store unavailable");
+    count_skipped(c, "store_down");
     return;
   }
   grpc_slice raw = grpc_empty_slice();

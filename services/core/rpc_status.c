@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rpc_int.h"
+#include "store_live.h"
 
 const char *rpc_tenant(const rpc_call *c) {
   return c->tenant;
@@ -87,6 +88,7 @@ void rpc_fail_store_as(rpc_call *c, const store_err *err, const char *what) {
     break;
   case STORE_EUNAVAILABLE:
     code = GRPC_STATUS_UNAVAILABLE;
+    store_live_down();
     text = "store unavailable";
     break;
   case STORE_EINVAL:
