@@ -24,6 +24,9 @@ enum rpc_state {
   CALL_REPLYING,    /* unary reply batch in flight */
   CALL_STREAM_READ, /* reflection: initial metadata or a reply sent, next request awaited */
   CALL_STREAM_CLOSING,
+  CALL_WATCH_SENDING, /* health watch: a status message in flight */
+  CALL_WATCH_IDLE,    /* health watch: waiting for a change */
+  CALL_WATCH_DONE,
 };
 
 struct rpc_call {
@@ -49,6 +52,10 @@ struct rpc_call {
   char tenant[65];
   char request_id[65]; /* x-request-id metadata, when valid */
   trace_ctx trace;     /* this call's span, child of the caller's traceparent */
+  /* Health watch streams: the service watched, the status last sent. */
+  char watch_service[256];
+  int watch_sent;
+  struct rpc_call *watch_next;
 
   grpc_status_code status;
   char *message;

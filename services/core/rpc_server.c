@@ -28,11 +28,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "otlp.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "rpc_health.h"
 #include "rpc_invoke.h"
 #include "store_live.h"
 #include "rpc_int.h"
 
-enum method_kind { METHOD_UNARY, METHOD_REFLECTION };
+enum method_kind { METHOD_UNARY, METHOD_REFLECTION, METHOD_WATCH };
 
 struct rpc_method {
   char path[256];
@@ -111,7 +113,9 @@ static void call_free(rpc_call *c) {
 }
 
 static void call_unref(rpc_call *c) {
-  if (--c->refs == 0) call_free(c);
+  /* Atomic: a health watcher gets batches started by whichever thread
+   * notices a status change. */
+  if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) call_free(c);
 }
 
 /* Starts a batch that holds a reference until it completes. A call whose
@@ -124,7 +128,7 @@ static int call_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag) {
     grpc_call_cancel(c->call, NULL);
     return -1;
   }
-  c->refs++;
+  __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
   return 0;
 }
 
@@ -134,8 +138,8 @@ static int call_request(rpc_server *s, rpc_method *m, rpc_worker *w) {
   grpc_call_error e;
   if (m)
     e = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline, &c->md,
-                                            m->kind == METHOD_UNARY ? &c->payload : NULL, w->cq,
-                                            w->cq, &c->tag);
+                                            m->kind != METHOD_REFLECTION ? &c->payload : NULL,
+                                            w->cq, w->cq, &c->tag);
   else
     e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, w->cq, w->cq, &c->tag);
   if (e != GRPC_CALL_OK) {
@@ -394,6 +398,108 @@ fail:
   call_reply(c, 0);
 }
 
+/* ---- health watch streams ---- */
+
+/* Every open Watch, each holding a reference; the lock also orders each
+ * watcher's state, since a status change starts sends from whichever
+ * thread noticed it, while completions arrive on the call's worker. */
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static rpc_call *watchers;
+
+/* Sends status to the watcher (watch_mu held). */
+static void watch_send(rpc_call *c, int status, int send_initial) {
+  Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  out.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+  size_t len = grpc__health__v1__health_check_response__get_packed_size(&out);
+  grpc_slice slice = grpc_slice_malloc(len);
+  grpc__health__v1__health_check_response__pack(&out, GRPC_SLICE_START_PTR(slice));
+  if (c->response) grpc_byte_buffer_destroy(c->response);
+  c->response = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+  grpc_op ops[2];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (send_initial) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n].data.send_message.send_message = c->response;
+  n++;
+  c->watch_sent = status;
+  c->state = CALL_WATCH_SENDING;
+  metrics_count("grpc_server_msg_sent_total", method_labels(c), 1);
+  if (call_batch(c, ops, n, &c->tag) < 0) c->state = CALL_WATCH_IDLE;
+}
+
+static void watch_unlink(rpc_call *c) {
+  rpc_call **p = &watchers;
+  while (*p && *p != c)
+    p = &(*p)->watch_next;
+  if (*p) *p = c->watch_next;
+}
+
+static void watch_start(rpc_call *c) {
+  char service[256] = "";
+  grpc_slice raw;
+  if (c->payload && read_payload(c->payload, &raw) == 0) {
+    Grpc__Health__V1__HealthCheckRequest *in = grpc__health__v1__health_check_request__unpack(
+        NULL, GRPC_SLICE_LENGTH(raw), GRPC_SLICE_START_PTR(raw));
+    grpc_slice_unref(raw);
+    if (!in) {
+      rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid HealthCheckRequest");
+      call_reply(c, 1);
+      return;
+    }
+    snprintf(service, sizeof service, "%s", in->service);
+    grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+  }
+  snprintf(c->watch_service, sizeof c->watch_service, "%s", service);
+  pthread_mutex_lock(&watch_mu);
+  __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL); /* the list's */
+  c->watch_next = watchers;
+  watchers = c;
+  watch_send(c, rpc_health_status(c->watch_service), 1);
+  pthread_mutex_unlock(&watch_mu);
+}
+
+/* A send completed (or failed): the next change, or the end. */
+static void watch_step(rpc_call *c, int ok) {
+  pthread_mutex_lock(&watch_mu);
+  int over = !ok || c->closed || c->srv->stopping;
+  if (over) {
+    watch_unlink(c);
+    c->state = CALL_WATCH_DONE;
+  } else {
+    int now = rpc_health_status(c->watch_service);
+    if (now != c->watch_sent)
+      watch_send(c, now, 0);
+    else
+      c->state = CALL_WATCH_IDLE;
+  }
+  pthread_mutex_unlock(&watch_mu);
+  if (over) call_unref(c); /* the list's */
+}
+
+/* The client left: an idle watcher has no send to notice it. */
+static void watch_closed(rpc_call *c) {
+  pthread_mutex_lock(&watch_mu);
+  int idle = c->state == CALL_WATCH_IDLE;
+  if (idle) {
+    watch_unlink(c);
+    c->state = CALL_WATCH_DONE;
+  }
+  pthread_mutex_unlock(&watch_mu);
+  if (idle) call_unref(c);
+}
+
+void rpc_watch_notify(void) {
+  pthread_mutex_lock(&watch_mu);
+  for (rpc_call *c = watchers; c; c = c->watch_next) {
+    if (c->state != CALL_WATCH_IDLE) continue; /* its send's completion looks again */
+    int now = rpc_health_status(c->watch_service);
+    if (now != c->watch_sent) watch_send(c, now, 0);
+  }
+  pthread_mutex_unlock(&watch_mu);
+}
+
 /* ---- event loop ---- */
 
 /* Starts the call's close batch, which completes when the call is over
@@ -450,6 +556,10 @@ static void on_arrival(rpc_call *c) {
     stream_read(c, 1, NULL);
     return;
   }
+  if (c->method->kind == METHOD_WATCH) {
+    watch_start(c);
+    return;
+  }
   serve_unary(c);
   call_reply(c, 1);
 }
@@ -460,6 +570,7 @@ static void on_event(rpc_tag *t, int ok, int open) {
   rpc_call *c = t->call;
   if (t->close) {
     c->closed = 1;
+    if (c->method && c->method->kind == METHOD_WATCH) watch_closed(c);
   } else {
     switch (c->state) {
     case CALL_REQUESTED:
@@ -467,6 +578,12 @@ static void on_event(rpc_tag *t, int ok, int open) {
       break;
     case CALL_STREAM_READ:
       if (ok && open) stream_step(c);
+      break;
+    case CALL_WATCH_SENDING:
+      watch_step(c, ok && open);
+      break;
+    case CALL_WATCH_IDLE:
+    case CALL_WATCH_DONE:
       break;
     case CALL_REPLYING:
     case CALL_STREAM_CLOSING:
@@ -549,17 +666,22 @@ static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err,
         snprintf(err, errlen, "%s.%s is not in the descriptor set", d->desc->name, md->name);
         return -1;
       }
-      if (streaming && !reflection) continue; /* e.g. Health.Watch: answered UNIMPLEMENTED */
+      int watch = streaming && strcmp(d->desc->name, "grpc.health.v1.Health") == 0 &&
+                  strcmp(md->name, "Watch") == 0;
+      if (streaming && !reflection && !watch) continue; /* answered UNIMPLEMENTED */
       rpc_method *m = &s->methods[s->n_methods++];
       snprintf(m->path, sizeof m->path, "/%s/%s", d->desc->name, md->name);
       snprintf(m->labels, sizeof m->labels,
                "grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"",
-               reflection ? "bidi_stream" : "unary", d->desc->name, md->name);
+               reflection ? "bidi_stream"
+               : watch    ? "server_stream"
+                          : "unary",
+               d->desc->name, md->name);
       m->md = md;
       m->impl = d->impl;
       m->index = j;
       m->public = d->public;
-      m->kind = reflection ? METHOD_REFLECTION : METHOD_UNARY;
+      m->kind = reflection ? METHOD_REFLECTION : watch ? METHOD_WATCH : METHOD_UNARY;
     }
   }
   return 0;
@@ -599,10 +721,11 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   s->server = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; i < s->n_methods; i++) {
     rpc_method *m = &s->methods[i];
-    m->handle = grpc_server_register_method(
-        s->server, m->path, NULL,
-        m->kind == METHOD_UNARY ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE,
-        0);
+    m->handle = grpc_server_register_method(s->server, m->path, NULL,
+                                            m->kind != METHOD_REFLECTION
+                                                ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+                                                : GRPC_SRM_PAYLOAD_NONE,
+                                            0);
   }
   /* One queue per worker, and the I/O poller's (the last). */
   s->workers = calloc((size_t)s->n_workers + 1, sizeof *s->workers);

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "rpc_health.h"
 
 static store *target;
 static int up = 1;
@@ -22,6 +23,7 @@ int store_live_up(void) {
 static void set_up(int now_up, const store_err *err) {
   if (__atomic_exchange_n(&up, now_up, __ATOMIC_ACQ_REL) == now_up) return;
   metrics_gauge_set("events_store_up", "", now_up);
+  rpc_watch_notify();
   if (now_up)
     log_printf(LOG_LEVEL_WARN, "store reachable again: serving");
   else

@@ -4,9 +4,11 @@ driver's timeout, not DEADLINE_EXCEEDED), gRPC health and the gateway's
 /readyz say not ready (grpc-health-probe exits non-zero) while the
 "liveness" health service still answers SERVING; once FerretDB is back,
 health is SERVING and calls succeed within seconds, with no restart."""
+import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import grpc
@@ -49,8 +51,46 @@ def outage(workdir, credentials_file):
     fdb.stop()
 
 
+class Watcher:
+    """A Health/Watch stream read in a thread, its statuses in order."""
+
+    def __init__(self, target, service=""):
+        self.channel = grpc.insecure_channel(target)
+        self.seen = []
+        self.ended = None
+        self.stream = health_pb2_grpc.HealthStub(self.channel).Watch(
+            health_pb2.HealthCheckRequest(service=service), timeout=120)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for m in self.stream:
+                self.seen.append(m.status)
+        except grpc.RpcError as e:
+            self.ended = e.code()
+
+    def wait(self, statuses, timeout=15):
+        return wait_for(lambda: self.seen[:len(statuses)] == statuses, timeout)
+
+    def close(self):
+        self.stream.cancel()
+        self.thread.join(5)
+        self.channel.close()
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 def test_store_outage_fails_fast_and_readiness_follows(outage, pb):
     fdb, s = outage
+    watch = Watcher(s.grpc_target)
+    unknown = Watcher(s.grpc_target, "no.such.Service")
+    live = Watcher(s.grpc_target, "liveness")
+    assert watch.wait([SERVING]) and live.wait([SERVING])
+    assert unknown.wait([health_pb2.HealthCheckResponse.SERVICE_UNKNOWN])
+    unknown.close()
     hdr = {"Authorization": f"Bearer {TOKEN_A}"}
     url = s.base + BASE + "?count=1"
     assert requests.get(url, headers=hdr, timeout=10).status_code == 200
@@ -65,6 +105,7 @@ def test_store_outage_fails_fast_and_readiness_follows(outage, pb):
     assert probe_rc(s) != 0
     assert health(s, "liveness") == health_pb2.HealthCheckResponse.SERVING
     assert requests.get(s.base + "/readyz", timeout=10).status_code == 503
+    assert watch.wait([SERVING, NOT_SERVING])
 
     mod = pb("events/customer/v1/customer")
     import importlib
@@ -86,8 +127,24 @@ def test_store_outage_fails_fast_and_readiness_follows(outage, pb):
 
     fdb.start()
     assert wait_for(lambda: health(s) == health_pb2.HealthCheckResponse.SERVING, 10)
+    assert watch.wait([SERVING, NOT_SERVING, SERVING])
+    assert live.seen == [SERVING], "liveness never changed"
+    live.close()
     assert probe_rc(s) == 0
     assert wait_for(lambda: requests.get(url, headers=hdr, timeout=10).status_code == 200, 5)
     assert requests.get(s.base + "/readyz", timeout=10).status_code == 200
     text = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=5).text
     assert "events_store_up 1" in text
+    # SIGTERM with a watch open: the stream hears NOT_SERVING (draining)
+    # and the service still exits 0 (the fixture checks).
+    s.service.proc.terminate()
+    assert watch.wait([SERVING, NOT_SERVING, SERVING, NOT_SERVING])
+    watch.close()
+
+
+def test_watch_with_grpcurl(sqlite_stack):
+    out = subprocess.run(["grpcurl", "-plaintext", "-max-time", "2", "-d", '{"service": ""}',
+                          sqlite_stack.grpc_target, "grpc.health.v1.Health/Watch"],
+                         capture_output=True, text=True)
+    # The stream stays open: grpcurl ends at -max-time after the first message.
+    assert json.loads(out.stdout.split("}")[0] + "}") == {"status": "SERVING"}, out
