@@ -261,17 +261,23 @@ static void activity_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
       src = json_pack("{s:o}", "parameter", gw_text(f->field));
     json_array_append_new(errors, error_object(http, f->message, src));
   }
-  resp->body = json_pack("{s:o}", "errors", errors);
+  /* The document's meta carries what correlates it with both processes'
+   * logs and the trace. */
+  json_t *meta = json_pack("{s:s}", "requestId", req->request_id);
+  if (req->trace.trace_hex[0])
+    json_object_set_new(meta, "traceId", json_string(req->trace.trace_hex));
+  resp->body = json_pack("{s:o, s:o}", "errors", errors, "meta", meta);
   resp->status = http; /* may differ from f->http: 422 for document violations */
 }
 
 static json_t *activity_error_schema(void) {
   return json_pack("{s:s, s:{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:{s:{s:s}, "
-                   "s:{s:s}}}}}}}}",
+                   "s:{s:s}}}}}}, s:{s:s, s:{s:{s:s}, s:{s:s}}}}}",
                    "type", "object", "properties", "errors", "type", "array", "items", "type",
                    "object", "properties", "id", "type", "string", "title", "type", "string",
                    "detail", "type", "string", "source", "type", "object", "properties", "pointer",
-                   "type", "string", "parameter", "type", "string");
+                   "type", "string", "parameter", "type", "string", "meta", "type", "object",
+                   "properties", "requestId", "type", "string", "traceId", "type", "string");
 }
 
 /* ---- media types (JSON:API 1.0 "Content Negotiation") ---- */

@@ -1,6 +1,7 @@
-/* rpc_metrics.c - GET /metrics of events-service on its own port, so
- * Prometheus scrapes it without gRPC. One polling thread is plenty: a scrape
- * renders a few kilobytes. */
+/* rpc_metrics.c - GET /metrics of events-service on its own plain-HTTP
+ * port, so Prometheus scrapes it without gRPC, and /healthz and /readyz
+ * for probes that cannot speak gRPC over TLS. One polling thread is plenty:
+ * a scrape renders a few kilobytes. */
 #include "rpc_metrics.h"
 
 #include <arpa/inet.h>
@@ -11,7 +12,9 @@
 #include <microhttpd.h>
 
 #include "config.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "metrics.h"
+#include "rpc_health.h"
 
 struct rpc_metrics {
   struct MHD_Daemon *daemon;
@@ -61,19 +64,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   (void)upload_size;
   (void)con_cls;
   rpc_metrics *m = cls;
-  int ok = strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0;
+  int get = strcmp(method, "GET") == 0;
+  int status = 404;
   char *text = NULL;
-  if (ok) {
+  const char *body = "not found\n", *type = "text/plain; charset=utf-8";
+  if (get && strcmp(url, "/metrics") == 0) {
     sample_store(m->st);
     text = metrics_render();
+    body = text ? text : "";
+    status = text ? 200 : 500;
+    type = "text/plain; version=0.0.4; charset=utf-8";
+  } else if (get && strcmp(url, "/healthz") == 0) {
+    /* Plain HTTP twins of health "liveness" and "": probes for when gRPC
+     * is served over TLS, which the kubelet's gRPC probe cannot speak. */
+    status = 200;
+    body = "{\"status\":\"ok\"}";
+    type = "application/json";
+  } else if (get && strcmp(url, "/readyz") == 0) {
+    int ready =
+        rpc_health_status("") == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    status = ready ? 200 : 503;
+    body = ready ? "{\"status\":\"ready\"}" : "{\"status\":\"unavailable\"}";
+    type = "application/json";
   }
-  const char *body = text ? text : "not found\n";
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
   free(text);
   if (!r) return MHD_NO;
-  MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-  enum MHD_Result ret = MHD_queue_response(conn, ok ? 200 : 404, r);
+  MHD_add_response_header(r, "Content-Type", type);
+  enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
 }

@@ -105,6 +105,10 @@ def test_store_outage_fails_fast_and_readiness_follows(outage, pb):
     assert probe_rc(s) != 0
     assert health(s, "liveness") == health_pb2.HealthCheckResponse.SERVING
     assert requests.get(s.base + "/readyz", timeout=10).status_code == 503
+    # The service's plain-HTTP twins on its metrics port, for TLS setups.
+    mbase = f"http://127.0.0.1:{s.metrics_port}"
+    assert requests.get(mbase + "/readyz", timeout=5).status_code == 503
+    assert requests.get(mbase + "/healthz", timeout=5).status_code == 200
     assert watch.wait([SERVING, NOT_SERVING])
 
     mod = pb("events/customer/v1/customer")
@@ -133,6 +137,8 @@ def test_store_outage_fails_fast_and_readiness_follows(outage, pb):
     assert probe_rc(s) == 0
     assert wait_for(lambda: requests.get(url, headers=hdr, timeout=10).status_code == 200, 5)
     assert requests.get(s.base + "/readyz", timeout=10).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{s.metrics_port}/readyz", timeout=5).json() == \
+        {"status": "ready"}
     text = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=5).text
     assert "events_store_up 1" in text
     # SIGTERM with a watch open: the stream hears NOT_SERVING (draining)
