@@ -54,13 +54,45 @@ TARGETS = ["base"] + [f"overlays/{o}" for o in OVERLAYS]
 
 # Secrets an overlay expects to exist in the cluster (created out of band,
 # documented in k8s/README.md) instead of rendering them: name -> keys.
+TLS_KEYS = {"tls.crt", "tls.key", "ca.crt"}
 EXTERNAL_SECRETS = {
-    "production": {"events-credentials": {"credentials"}, "events-mongodb": {"uri"}},
+    "production": {"events-credentials": {"credentials"}, "events-mongodb": {"uri"},
+                   "events-service-tls": TLS_KEYS, "events-gateway-tls": TLS_KEYS},
 }
+
+
+def _make_tls():
+    """A CA, the service's certificate (its two Service names) and the
+    gateway's client certificate, as the Secrets' keys, made with openssl."""
+    d = tempfile.mkdtemp(prefix="k8s-tls-")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=k8s-test-ca", "-keyout", "ca.key",
+        "-out", "ca.crt")
+    for name, san in (("service", "DNS:events-service,DNS:events-service-headless"),
+                      ("gateway", "DNS:events-gateway")):
+        run("req", *ec, "-subj", f"/CN=events-{name}", "-addext", f"subjectAltName={san}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-copy_extensions", "copy", "-out", f"{name}.crt")
+    read = lambda f: open(os.path.join(d, f)).read()  # noqa: E731
+    out = {}
+    for name in ("service", "gateway"):
+        out[(f"events-{name}-tls", "tls.crt")] = read(f"{name}.crt")
+        out[(f"events-{name}-tls", "tls.key")] = read(f"{name}.key")
+        out[(f"events-{name}-tls", "ca.crt")] = read("ca.crt")
+    shutil.rmtree(d)
+    return out
+
+
 # Content the runtime test mounts for an external Secret key.
 EXTERNAL_SAMPLE = {
     ("events-credentials", "credentials"): "# sample\nops bearer sk:k8s-test-token\n",
     ("events-mongodb", "uri"): "mongodb://db.invalid:27017/events?replicaSet=rs0&w=majority",
+    **_make_tls(),
 }
 SERVICE, GATEWAY = "events-service", "events-gateway"
 GRPC_CLIENT_LABEL = ("events.example/grpc-client", "true")
@@ -458,7 +490,12 @@ def test_service_and_gateway_wiring(target):
     assert env["EVENTS_GRPC_ADDR"] == "0.0.0.0:50051"
     assert resolve_port("grpc", c) == 50051
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["grpc"]["port"] == 50051, f"{probe} must be a native gRPC probe on 50051"
+        if "EVENTS_TLS_CERT" in env:
+            # The kubelet's gRPC probe cannot speak TLS: the metrics port's twins.
+            assert resolve_port(c[probe]["httpGet"]["port"], c) == 9464
+            assert c[probe]["httpGet"]["path"] == ("/healthz" if probe == "livenessProbe" else "/readyz")
+        else:
+            assert c[probe]["grpc"]["port"] == 50051, f"{probe} must be a native gRPC probe on 50051"
     # Metrics: own listener on 9464, port named metrics, Prometheus annotations.
     assert env["EVENTS_METRICS_ADDR"] == "0.0.0.0:9464"
     assert resolve_port("metrics", c) == 9464
