@@ -7,18 +7,16 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
+#include "ticker.h"
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* the list */
 static gw_conn *head;
 static long long deadline_us;
-static int stopping, running;
-static pthread_t reaper;
+static ticker reaper;
 
 void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                     enum MHD_ConnectionNotificationCode toe) {
@@ -66,36 +64,31 @@ void gw_conn_set_busy(struct MHD_Connection *conn, int busy) {
   __atomic_store_n(&c->busy, busy, __ATOMIC_RELEASE);
 }
 
-static void *reap(void *unused) {
+static long long reap_interval(void *unused) {
   (void)unused;
   /* A quarter of the deadline between sweeps: a connection ends at most
    * 25% past it, and an idle gateway wakes a few times a second at most. */
-  long long step_us = deadline_us / 4 < 250000 ? deadline_us / 4 : 250000;
+  return deadline_us / 4 < 250000 ? deadline_us / 4 : 250000;
+}
+
+static void reap(void *unused) {
+  (void)unused;
+  long long now = ids_now_us();
+  unsigned n = 0;
   pthread_mutex_lock(&mu);
-  while (!stopping) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    long long ns = until.tv_nsec + (step_us % 1000000) * 1000;
-    until.tv_sec += step_us / 1000000 + ns / 1000000000;
-    until.tv_nsec = ns % 1000000000;
-    pthread_cond_timedwait(&wake, &mu, &until);
-    long long now = ids_now_us();
-    unsigned n = 0;
-    for (gw_conn *c = head; c; c = c->next) {
-      if (c->reaped || c->fd < 0 || __atomic_load_n(&c->busy, __ATOMIC_ACQUIRE)) continue;
-      if (now - __atomic_load_n(&c->ready_us, __ATOMIC_RELAXED) < deadline_us) continue;
-      shutdown(c->fd, SHUT_RDWR);
-      c->reaped = 1;
-      n++;
-    }
-    if (n) {
-      metrics_count("events_http_request_deadline_total", "", n);
-      log_json(LOG_LEVEL_INFO, "request deadline passed: connections closed",
-               json_pack("{s:i, s:f}", "connections", n, "deadline_s", deadline_us / 1e6));
-    }
+  for (gw_conn *c = head; c; c = c->next) {
+    if (c->reaped || c->fd < 0 || __atomic_load_n(&c->busy, __ATOMIC_ACQUIRE)) continue;
+    if (now - __atomic_load_n(&c->ready_us, __ATOMIC_RELAXED) < deadline_us) continue;
+    shutdown(c->fd, SHUT_RDWR);
+    c->reaped = 1;
+    n++;
   }
   pthread_mutex_unlock(&mu);
-  return NULL;
+  if (n) {
+    metrics_count("events_http_request_deadline_total", "", n);
+    log_json(LOG_LEVEL_INFO, "request deadline passed: connections closed",
+             json_pack("{s:i, s:f}", "connections", n, "deadline_s", deadline_us / 1e6));
+  }
 }
 
 int gw_conn_reaper_start(long long timeout_ms) {
@@ -103,18 +96,9 @@ int gw_conn_reaper_start(long long timeout_ms) {
   metrics_describe("events_http_request_deadline_total", "counter",
                    "connections closed for not delivering a request within the deadline");
   deadline_us = timeout_ms * 1000;
-  stopping = 0;
-  if (pthread_create(&reaper, NULL, reap, NULL) != 0) return -1;
-  running = 1;
-  return 0;
+  return ticker_start(&reaper, reap, reap_interval, NULL);
 }
 
 void gw_conn_reaper_stop(void) {
-  if (!running) return;
-  pthread_mutex_lock(&mu);
-  stopping = 1;
-  pthread_cond_signal(&wake);
-  pthread_mutex_unlock(&mu);
-  pthread_join(reaper, NULL);
-  running = 0;
+  ticker_stop(&reaper);
 }
