@@ -2,7 +2,10 @@
  * resource objects, page envelopes with absolute links as Django REST
  * framework's page-number pagination writes them, and {"detail": "..."}
  * errors. One set of builders and renderers serves categories, events and
- * event properties; the route rows pick the RPC. */
+ * event properties; the route rows pick the RPC. The three kinds' request
+ * and response messages are declared alike, field for field, so the event
+ * kind's C types stand for all three (the category list request lacks only
+ * the trailing parent and integration filters, which it never reads). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +73,7 @@ static int no_query(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
 
 int catalog_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   static const char *const read_only[] = {"id", "entity_type", "created_at", "updated_at"};
-  Events__Catalog__V1__CreateResourceRequest *r = (void *)in;
+  Events__Catalog__V1__CreateEventRequest *r = (void *)in;
   json_t *body;
   if (no_query(req, in, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
   int rc = 0;
@@ -86,13 +89,13 @@ int catalog_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
 }
 
 int catalog_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Catalog__V1__GetResourceRequest *r = (void *)in;
+  Events__Catalog__V1__GetEventRequest *r = (void *)in;
   if (no_query(req, in, f) < 0) return -1;
   return path_id(req, &r->id, f);
 }
 
 int catalog_build_delete(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Catalog__V1__DeleteResourceRequest *r = (void *)in;
+  Events__Catalog__V1__DeleteEventRequest *r = (void *)in;
   if (no_query(req, in, f) < 0) return -1;
   return path_id(req, &r->id, f);
 }
@@ -124,7 +127,7 @@ static int patch_mask(json_t *body, json_t **mask, gw_fail *f) {
 }
 
 int catalog_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Catalog__V1__UpdateResourceRequest *r = (void *)in;
+  Events__Catalog__V1__UpdateEventRequest *r = (void *)in;
   json_t *body = NULL, *mask = NULL;
   int rc = -1;
   if (no_query(req, in, f) < 0 || new_resource(&r->resource, f) < 0) return -1;
@@ -152,7 +155,7 @@ const gw_qparam catalog_list_query[] = {
 
 int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   if (gw_query_fields(req, in, req->route->query, gw_catalog.json_flags, f) < 0) return -1;
-  const Events__Catalog__V1__ListResourcesRequest *r = (const void *)in;
+  const Events__Catalog__V1__ListEventsRequest *r = (const void *)in;
   /* page 0 means "the first" over gRPC; in a URL it is a mistake. */
   if (gw_query_get(req, "page") && r->page < 1) {
     gw_fail_set(f, 400, "page", "out_of_range", "page must be a positive integer");
@@ -238,7 +241,7 @@ int catalog_render_list(const gw_req *req, const ProtobufCMessage *in, const Pro
                         gw_resp *resp, gw_fail *f) {
   (void)in;
   (void)f;
-  const Events__Catalog__V1__ListResourcesResponse *r = (const void *)out;
+  const Events__Catalog__V1__ListEventsResponse *r = (const void *)out;
   int page = r->page, more = r->page < r->total_pages;
   json_t *results = json_array();
   for (size_t i = 0; i < r->n_results; i++)

@@ -49,7 +49,10 @@ static json_t *invalid_param(const char *name, const char *reason, const char *m
 
 static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   json_t *data = json_object();
-  if (f->http == 400) {
+  /* The API documents a duplicate event as a 400 relation_already_exists
+   * parameter error; over gRPC it is ALREADY_EXISTS. */
+  int http = f->code == GRPC_STATUS_ALREADY_EXISTS && f->bad_request ? 400 : f->http;
+  if (http == 400) {
     json_t *params = json_array();
     if (f->bad_request && f->bad_request->n_field_violations) {
       for (size_t i = 0; i < f->bad_request->n_field_violations; i++) {
@@ -60,15 +63,16 @@ static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
       json_array_append_new(params, invalid_param(f->field, f->reason, f->message));
     }
     json_object_set_new(data, "invalid_params", params);
-  } else if (f->http == 404 && req->route) {
+  } else if (http == 404 && req->route) {
     const char *id = gw_param(req, "event_id");
     json_object_set_new(data, "resource_name", json_string("events"));
     json_object_set_new(data, "resource_id", id ? gw_text(id) : json_null());
   }
+  resp->status = http;
   resp->body =
       json_pack("{s:{s:s, s:s, s:s, s:o, s:o}}", "error", "type", "about:blank", "exception",
-                exception_name(f->http), "title", MHD_get_reason_phrase_for((unsigned)f->http),
-                "detail", gw_text(f->message), "error_data", data);
+                exception_name(http), "title", MHD_get_reason_phrase_for((unsigned)http), "detail",
+                gw_text(f->message), "error_data", data);
 }
 
 static json_t *customer_error_schema(void) {

@@ -171,7 +171,7 @@ int object_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
 }
 
 int object_build_replace(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Object__V1__ReplaceEventRequest *r = (void *)in;
+  Events__Object__V1__UpdateEventRequest *r = (void *)in;
   if (no_query(req, in, f) < 0 || path_ids(req, &r->object_id, &r->event_id, f) < 0) return -1;
   return (r->event = body_event(req, f)) ? 0 : -1;
 }

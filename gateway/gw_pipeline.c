@@ -98,12 +98,25 @@ static const char *generic_message(grpc_status_code code, int *retry_after) {
   }
 }
 
+/* The message a renderer gets: the one resource a response only wraps
+ * (GetEventResponse's event: the http rule's response_body), or the
+ * response itself. */
+static const ProtobufCMessage *response_body(const ProtobufCMessage *out) {
+  const ProtobufCMessageDescriptor *d = out->descriptor;
+  if (d->n_fields != 1 || d->fields[0].type != PROTOBUF_C_TYPE_MESSAGE ||
+      d->fields[0].label == PROTOBUF_C_LABEL_REPEATED)
+    return out;
+  const ProtobufCMessage *inner;
+  memcpy(&inner, (const char *)out + d->fields[0].offset, sizeof inner);
+  return inner ? inner : out;
+}
+
 void gw_finish(gw_req *req, gw_call_spec *spec, gw_rpc_result *res, gw_resp *resp) {
   const gw_route *rt = req->route;
   gw_fail f = {0};
   int retry_after = 0;
   if (res->code == GRPC_STATUS_OK) {
-    if (rt->render(req, spec->in, res->response, resp, &f) < 0) goto fail;
+    if (rt->render(req, spec->in, response_body(res->response), resp, &f) < 0) goto fail;
     if (!resp->content_type) resp->content_type = rt->dialect->content_type;
     goto done;
   }

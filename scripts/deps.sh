@@ -28,6 +28,9 @@ export PATH="$gobin:$PATH"
 [ -x "$gobin/kustomize" ] || go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.3
 [ -x "$gobin/grpc-health-probe" ] || go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.35
 [ -x "$gobin/promtool" ] || go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+# The protos' contract with other toolchains (tests/e2e/test_protos.py).
+[ -x "$gobin/buf" ] || go install github.com/bufbuild/buf/cmd/buf@v1.47.2
+[ -x "$gobin/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.34.2
 
 venv="$root/.venv"
 req="$root/tests/requirements.txt"

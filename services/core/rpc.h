@@ -31,7 +31,21 @@ void rpc_fail(rpc_call *c, grpc_status_code code, const char *fmt, ...)
  * google.rpc.BadRequest details. `field` is the request field path. */
 void rpc_violation(rpc_call *c, const char *field, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A uniqueness conflict on field: ALREADY_EXISTS, with the field named in
+ * BadRequest details as rpc_violation does (a dialect may answer it as a
+ * validation error over REST). */
+void rpc_conflict(rpc_call *c, const char *field, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int rpc_failed(const rpc_call *c);
+/* Passes out to the handler's closure `done`: the method's response, or
+ * the one resource the response only wraps (each method has its own
+ * <Rpc>Response; Get, Create and Update ones carry the resource in their
+ * first field), wrapped here. NULL passes NULL. */
+void rpc_reply(ProtobufCClosure done, rpc_call *c, const ProtobufCMessage *out);
+/* Passes the method's (empty) response to done, or NULL once the call failed. */
+void rpc_reply_empty(ProtobufCClosure done, rpc_call *c);
+/* The response type of the method being served. */
+const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c);
 /* Maps a store error to its status (NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE...). */
 void rpc_fail_store(rpc_call *c, const store_err *err);
 /* The same, naming the resource ("event", "event category") in the generic

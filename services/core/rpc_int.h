@@ -33,6 +33,7 @@ struct rpc_call {
   rpc_server *srv;
   store *store;       /* the server's; set alone where there is no server (fuzzing) */
   rpc_method *method; /* NULL: a call to an unknown method */
+  const ProtobufCMessageDescriptor *output; /* of the method being invoked */
   rpc_worker *worker; /* the thread whose queue gets every event of the call */
   enum rpc_state state;
   rpc_tag tag, close_tag;

@@ -2,6 +2,9 @@
  * fuzzer (see rpc_invoke.h). */
 #include "rpc_invoke.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "rpc_bound.h"
 
 typedef void (*generic_handler)(ProtobufCService *, const ProtobufCMessage *, ProtobufCClosure,
@@ -32,6 +35,42 @@ static void closure(const ProtobufCMessage *out, void *data) {
   grpc_slice_unref(slice);
 }
 
+void rpc_reply(ProtobufCClosure done, rpc_call *c, const ProtobufCMessage *out) {
+  const ProtobufCMessageDescriptor *w = c->output;
+  if (!out || !w || out->descriptor == w) {
+    done(out, c);
+    return;
+  }
+  const ProtobufCFieldDescriptor *f = w->n_fields ? &w->fields[0] : NULL;
+  void *msg = f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor == out->descriptor
+                  ? malloc(w->sizeof_message)
+                  : NULL;
+  if (!msg) {
+    rpc_fail(c, GRPC_STATUS_INTERNAL, "no response of type %s", w->name);
+    done(NULL, c);
+    return;
+  }
+  protobuf_c_message_init(w, msg);
+  memcpy((char *)msg + f->offset, &out, sizeof out);
+  done(msg, c);
+  free(msg); /* the shell only: out stays the handler's */
+}
+
+void rpc_reply_empty(ProtobufCClosure done, rpc_call *c) {
+  const ProtobufCMessageDescriptor *w = c->output;
+  void *msg = rpc_failed(c) || !w ? NULL : malloc(w->sizeof_message);
+  if (msg)
+    protobuf_c_message_init(w, msg);
+  else if (!rpc_failed(c))
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  done(msg, c);
+  free(msg);
+}
+
+const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c) {
+  return c->output;
+}
+
 void rpc_invoke(rpc_call *c, const ProtobufCMethodDescriptor *md, ProtobufCService *impl,
                 unsigned index, const uint8_t *data, size_t len) {
   generic_handler h = handler_at(impl, index);
@@ -46,6 +85,7 @@ void rpc_invoke(rpc_call *c, const ProtobufCMethodDescriptor *md, ProtobufCServi
     rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s", md->input->name);
     return;
   }
+  c->output = md->output;
   h(impl, in, closure, c);
   protobuf_c_message_free_unpacked(in, NULL);
 }

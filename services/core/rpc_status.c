@@ -37,8 +37,10 @@ void rpc_fail(rpc_call *c, grpc_status_code code, const char *fmt, ...) {
   va_end(ap);
 }
 
-void rpc_violation(rpc_call *c, const char *field, const char *reason, const char *fmt, ...) {
-  if (c->status != GRPC_STATUS_OK && c->status != GRPC_STATUS_INVALID_ARGUMENT) return;
+/* Records a violation; the first one gives the call its status `code`. */
+static void add_violation(rpc_call *c, grpc_status_code code, const char *field, const char *reason,
+                          const char *fmt, va_list ap) {
+  if (c->status != GRPC_STATUS_OK && c->status != code) return;
   if (c->n_violations >= 100) return; /* bounded: one bad list should not flood the reply */
   Google__Rpc__BadRequest__FieldViolation *v = malloc(sizeof *v);
   void *grown = realloc(c->violations, (c->n_violations + 1) * sizeof *c->violations);
@@ -50,17 +52,28 @@ void rpc_violation(rpc_call *c, const char *field, const char *reason, const cha
   }
   c->violations = grown;
   google__rpc__bad_request__field_violation__init(v);
-  va_list ap;
-  va_start(ap, fmt);
   v->description = vformat(fmt, ap);
-  va_end(ap);
   v->field = strdup(field);
   v->reason = strdup(reason ? reason : "");
   c->violations[c->n_violations++] = v;
   if (c->status == GRPC_STATUS_OK) {
-    c->status = GRPC_STATUS_INVALID_ARGUMENT;
+    c->status = code;
     c->message = strdup(v->description ? v->description : "invalid argument");
   }
+}
+
+void rpc_violation(rpc_call *c, const char *field, const char *reason, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  add_violation(c, GRPC_STATUS_INVALID_ARGUMENT, field, reason, fmt, ap);
+  va_end(ap);
+}
+
+void rpc_conflict(rpc_call *c, const char *field, const char *reason, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  add_violation(c, GRPC_STATUS_ALREADY_EXISTS, field, reason, fmt, ap);
+  va_end(ap);
 }
 
 void rpc_fail_store(rpc_call *c, const store_err *err) {

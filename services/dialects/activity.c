@@ -217,7 +217,7 @@ static Event *load_event(rpc_call *c, int64_t id) {
 
 static void create_event(Events__Activity__V1__ActivityEventService_Service *svc,
                          const Events__Activity__V1__CreateEventRequest *in,
-                         Events__Activity__V1__Event_Closure done, void *call) {
+                         Events__Activity__V1__CreateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   const Events__Activity__V1__RequestInfo *ri = in->request_info;
@@ -269,7 +269,7 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
   if (!rpc_failed(c) && (out = event_from_doc(c, doc))) {
     /* Answer with the stored form, so create and get show the same times. */
     drop_connections(out);
-    done(out, c);
+    rpc_reply((ProtobufCClosure)done, c, &out->base);
   }
   if (rpc_failed(c)) done(NULL, c);
   free_event(out);
@@ -280,12 +280,12 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
 
 static void get_event(Events__Activity__V1__ActivityEventService_Service *svc,
                       const Events__Activity__V1__GetEventRequest *in,
-                      Events__Activity__V1__Event_Closure done, void *call) {
+                      Events__Activity__V1__GetEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   Event *e = check_id(c, "id", in->id) ? load_event(c, in->id) : NULL;
   if (e && !in->provide_data_connections) drop_connections(e);
-  done(e, c);
+  rpc_reply((ProtobufCClosure)done, c, e ? &e->base : NULL);
   free_event(e);
 }
 
@@ -607,7 +607,7 @@ static void patch_path(rpc_call *c, const Event *e, const char *p, json_t *want,
 
 static void update_event(Events__Activity__V1__ActivityEventService_Service *svc,
                          const Events__Activity__V1__UpdateEventRequest *in,
-                         Events__Activity__V1__Event_Closure done, void *call) {
+                         Events__Activity__V1__UpdateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   const Event *e = in->event;
@@ -647,7 +647,7 @@ static void update_event(Events__Activity__V1__ActivityEventService_Service *svc
       rpc_fail_store_as(c, &err, "event");
   } else if ((out = event_from_doc(c, doc))) {
     drop_connections(out);
-    done(out, c);
+    rpc_reply((ProtobufCClosure)done, c, &out->base);
   }
 free_json:
   if (rpc_failed(c)) done(NULL, c);

@@ -34,7 +34,6 @@
 
 typedef Events__Catalog__V1__Resource Resource;
 typedef Events__Catalog__V1__EventCatalogService_Service Service;
-typedef Events__Catalog__V1__Resource_Closure ResourceClosure;
 
 typedef struct kind {
   Events__Catalog__V1__EntityType type;
@@ -277,10 +276,10 @@ static void check_parent(rpc_call *c, const kind *k, json_t *doc) {
 
 /* ---- the handlers, once for every kind ---- */
 
-static void create_resource(const kind *k, const Events__Catalog__V1__CreateResourceRequest *in,
-                            ResourceClosure done, rpc_call *c) {
+static void create_resource(const kind *k, const Resource *given, ProtobufCClosure done,
+                            rpc_call *c) {
   static const Resource empty = EVENTS__CATALOG__V1__RESOURCE__INIT;
-  Resource r = in->resource ? *in->resource : empty, *out = NULL;
+  Resource r = given ? *given : empty, *out = NULL;
   char id[ID_LEN + 1];
   Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   json_t *doc = NULL, *parent = NULL;
@@ -313,13 +312,13 @@ static void create_resource(const kind *k, const Events__Catalog__V1__CreateReso
   if (k->parent && !parent_still_there(c, k, doc)) goto reply;
   out = decode(c, doc);
 reply:
-  done(rpc_failed(c) ? NULL : out, c);
+  rpc_reply(done, c, rpc_failed(c) || !out ? NULL : &out->base);
   if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
   json_decref(parent);
   json_decref(doc);
 }
 
-static void get_resource(const kind *k, const char *id, ResourceClosure done, rpc_call *c) {
+static void get_resource(const kind *k, const char *id, ProtobufCClosure done, rpc_call *c) {
   json_t *key = NULL, *doc = NULL;
   Resource *out = NULL;
   store_err err;
@@ -330,7 +329,7 @@ static void get_resource(const kind *k, const char *id, ResourceClosure done, rp
   else
     out = decode(c, doc);
 reply:
-  done(rpc_failed(c) ? NULL : out, c);
+  rpc_reply(done, c, rpc_failed(c) || !out ? NULL : &out->base);
   if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
   json_decref(doc);
   json_decref(key);
@@ -344,11 +343,12 @@ static int is_updatable(const char *path) {
 
 /* The stored changes the mask asks for: each path's value, or null (which
  * removes the member) for an unset wrapper. */
-static json_t *mask_changes(rpc_call *c, const Events__Catalog__V1__UpdateResourceRequest *in) {
-  json_t *given = doc_encode(&in->resource->base, NULL), *set = json_object();
-  size_t n_paths = in->update_mask ? in->update_mask->n_paths : 0;
+static json_t *mask_changes(rpc_call *c, const Resource *r,
+                            const Google__Protobuf__FieldMask *mask) {
+  json_t *given = doc_encode(&r->base, NULL), *set = json_object();
+  size_t n_paths = mask ? mask->n_paths : 0;
   for (size_t i = 0; given && set && i < n_paths; i++) {
-    const char *p = in->update_mask->paths[i];
+    const char *p = mask->paths[i];
     if (!is_updatable(p)) {
       rpc_violation(c, "update_mask", "not_allowed_value",
                     "%s cannot be updated; updatable fields: " UPDATABLE_LIST, p);
@@ -362,28 +362,29 @@ static json_t *mask_changes(rpc_call *c, const Events__Catalog__V1__UpdateResour
   return set;
 }
 
-static void update_resource(const kind *k, const Events__Catalog__V1__UpdateResourceRequest *in,
-                            ResourceClosure done, rpc_call *c) {
+static void update_resource(const kind *k, const Resource *r,
+                            const Google__Protobuf__FieldMask *mask, ProtobufCClosure done,
+                            rpc_call *c) {
   json_t *key = NULL, *set = NULL, *doc = NULL;
   Resource *out = NULL;
   store_err err;
-  if (!in->resource) {
+  if (!r) {
     rpc_violation(c, "resource", "required", "resource is required");
     goto reply;
   }
-  if (!check_id(c, "resource.id", in->resource->id)) goto reply;
-  set = mask_changes(c, in);
+  if (!check_id(c, "resource.id", r->id)) goto reply;
+  set = mask_changes(c, r, mask);
   if (set) check_members(c, set, "resource.");
   if (rpc_failed(c)) goto reply;
   /* Even an empty mask touches updated_at, as a save does. */
   json_object_set_new(set, "updated_at", json_integer(ids_now_us()));
-  key = json_string(in->resource->id);
+  key = json_string(r->id);
   if (store_patch(rpc_store(c), rpc_tenant(c), k->coll, key, set, &doc, &err) < 0)
     fail_lookup(c, &err);
   else
     out = decode(c, doc);
 reply:
-  done(rpc_failed(c) ? NULL : out, c);
+  rpc_reply(done, c, rpc_failed(c) || !out ? NULL : &out->base);
   if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
   json_decref(doc);
   json_decref(set);
@@ -396,8 +397,7 @@ static int descends(const kind *m, const kind *k) {
   return 0;
 }
 
-static void delete_resource(const kind *k, const char *id,
-                            Events__Catalog__V1__DeleteResourceResponse_Closure done, rpc_call *c) {
+static void delete_resource(const kind *k, const char *id, ProtobufCClosure done, rpc_call *c) {
   json_t *key = NULL;
   store_err err;
   if (!check_id(c, "id", id)) goto reply;
@@ -425,28 +425,40 @@ static void delete_resource(const kind *k, const char *id,
   }
   if (missing && !rpc_failed(c)) rpc_fail(c, GRPC_STATUS_NOT_FOUND, NOT_FOUND_MSG);
 reply:
-  if (rpc_failed(c)) {
-    done(NULL, c);
-  } else {
-    Events__Catalog__V1__DeleteResourceResponse out =
-        EVENTS__CATALOG__V1__DELETE_RESOURCE_RESPONSE__INIT;
-    done(&out, c);
-  }
+  rpc_reply_empty(done, c);
   json_decref(key);
 }
 
+/* The three kinds' list requests and responses share their fields, not their
+ * types: members are reached through the descriptors. */
+static void *member(const ProtobufCMessage *m, const char *name) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+  return f ? (char *)m + f->offset : NULL;
+}
+
+static const Google__Protobuf__StringValue *string_member(const ProtobufCMessage *m,
+                                                          const char *name) {
+  Google__Protobuf__StringValue **v = member(m, name);
+  return v ? *v : NULL;
+}
+
+static int32_t int_member(const ProtobufCMessage *m, const char *name) {
+  int32_t *v = member(m, name);
+  return v ? *v : 0;
+}
+
 /* Query conditions from the list filters; an empty filter is no filter. */
-static size_t list_conds(rpc_call *c, const kind *k,
-                         const Events__Catalog__V1__ListResourcesRequest *in, store_cond *conds,
+static size_t list_conds(rpc_call *c, const kind *k, const ProtobufCMessage *in, store_cond *conds,
                          json_t **vals) {
   const struct {
     const Google__Protobuf__StringValue *v;
     const char *param, *member;
     int is_id;
   } filters[] = {
-      {in->title, "title", "title", 0},
-      {in->integration_id, "integration_id", "integration", 1},
-      {in->parent_id, "parent_id", "parent", 1},
+      {string_member(in, "title"), "title", "title", 0},
+      {string_member(in, "integration_id"), "integration_id", "integration", 1},
+      {string_member(in, "parent_id"), "parent_id", "parent", 1},
   };
   size_t n = 0;
   for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
@@ -464,20 +476,21 @@ static size_t list_conds(rpc_call *c, const kind *k,
   return n;
 }
 
-static void list_resources(const kind *k, const Events__Catalog__V1__ListResourcesRequest *in,
-                           Events__Catalog__V1__ListResourcesResponse_Closure done, rpc_call *c) {
+static void list_resources(const kind *k, const ProtobufCMessage *in, ProtobufCClosure done,
+                           rpc_call *c) {
   store_cond conds[3];
   json_t *vals[3] = {0};
   store_page page = {0};
   store_err err;
   Resource **results = NULL;
   size_t n_results = 0;
-  if (in->page < 0) rpc_violation(c, "page", "out_of_range", "page must be 1 or more");
-  check_page_size(c, "page_size", in->page_size, MAX_PAGE_SIZE);
+  int32_t page_number = int_member(in, "page"), page_size = int_member(in, "page_size");
+  if (page_number < 0) rpc_violation(c, "page", "out_of_range", "page must be 1 or more");
+  check_page_size(c, "page_size", page_size, MAX_PAGE_SIZE);
   size_t n = list_conds(c, k, in, conds, vals);
   if (rpc_failed(c)) goto reply;
-  size_t size = in->page_size ? (size_t)in->page_size : PAGE_SIZE;
-  size_t number = in->page ? (size_t)in->page : 1;
+  size_t size = page_size ? (size_t)page_size : PAGE_SIZE;
+  size_t number = page_number ? (size_t)page_number : 1;
   store_order order = {"created_at", 0};
   store_query q = {.conds = conds,
                    .n_conds = n,
@@ -499,14 +512,15 @@ static void list_resources(const kind *k, const Events__Catalog__V1__ListResourc
   if (doc_decode_all(c, page.docs, &events__catalog__v1__resource__descriptor, NULL,
                      (ProtobufCMessage ***)&results, &n_results) < 0)
     goto reply;
-  Events__Catalog__V1__ListResourcesResponse out =
-      EVENTS__CATALOG__V1__LIST_RESOURCES_RESPONSE__INIT;
+  /* Events__Catalog__V1__ListEventsResponse stands for the three. */
+  Events__Catalog__V1__ListEventsResponse out = EVENTS__CATALOG__V1__LIST_EVENTS_RESPONSE__INIT;
+  out.base.descriptor = rpc_output(c);
   out.count = page.total;
   out.total_pages = pages > INT32_MAX ? INT32_MAX : (int32_t)pages;
   out.page = (int32_t)number;
   out.n_results = n_results;
   out.results = results;
-  done(&out, c);
+  done(&out.base, c);
 reply:
   if (rpc_failed(c)) done(NULL, c);
   doc_free_all((ProtobufCMessage **)results, n_results);
@@ -517,41 +531,40 @@ reply:
 
 /* ---- the service: each kind's five methods call the handlers above ---- */
 
-#define KIND_METHODS(K_, ONE_, MANY_)                                                              \
-  static void catalog_create_##ONE_(Service *s,                                                    \
-                                    const Events__Catalog__V1__CreateResourceRequest *in,          \
-                                    ResourceClosure done, void *c) {                               \
+#define KIND_METHODS(K_, ONE_, MANY_, T_, TS_)                                                     \
+  static void catalog_create_##ONE_(                                                               \
+      Service *s, const Events__Catalog__V1__Create##T_##Request *in,                              \
+      Events__Catalog__V1__Create##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    create_resource(&kinds[K_], in, done, c);                                                      \
+    create_resource(&kinds[K_], in->resource, (ProtobufCClosure)done, c);                          \
   }                                                                                                \
-  static void catalog_get_##ONE_(Service *s, const Events__Catalog__V1__GetResourceRequest *in,    \
-                                 ResourceClosure done, void *c) {                                  \
+  static void catalog_get_##ONE_(Service *s, const Events__Catalog__V1__Get##T_##Request *in,      \
+                                 Events__Catalog__V1__Get##T_##Response_Closure done, void *c) {   \
     (void)s;                                                                                       \
-    get_resource(&kinds[K_], in->id, done, c);                                                     \
+    get_resource(&kinds[K_], in->id, (ProtobufCClosure)done, c);                                   \
   }                                                                                                \
-  static void catalog_list_##MANY_(                                                                \
-      Service *s, const Events__Catalog__V1__ListResourcesRequest *in,                             \
-      Events__Catalog__V1__ListResourcesResponse_Closure done, void *c) {                          \
+  static void catalog_list_##MANY_(Service *s, const Events__Catalog__V1__List##TS_##Request *in,  \
+                                   Events__Catalog__V1__List##TS_##Response_Closure done,          \
+                                   void *c) {                                                      \
     (void)s;                                                                                       \
-    list_resources(&kinds[K_], in, done, c);                                                       \
+    list_resources(&kinds[K_], &in->base, (ProtobufCClosure)done, c);                              \
   }                                                                                                \
-  static void catalog_update_##ONE_(Service *s,                                                    \
-                                    const Events__Catalog__V1__UpdateResourceRequest *in,          \
-                                    ResourceClosure done, void *c) {                               \
+  static void catalog_update_##ONE_(                                                               \
+      Service *s, const Events__Catalog__V1__Update##T_##Request *in,                              \
+      Events__Catalog__V1__Update##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    update_resource(&kinds[K_], in, done, c);                                                      \
+    update_resource(&kinds[K_], in->resource, in->update_mask, (ProtobufCClosure)done, c);         \
   }                                                                                                \
   static void catalog_delete_##ONE_(                                                               \
-      Service *s, const Events__Catalog__V1__DeleteResourceRequest *in,                            \
-      Events__Catalog__V1__DeleteResourceResponse_Closure done, void *c) {                         \
+      Service *s, const Events__Catalog__V1__Delete##T_##Request *in,                              \
+      Events__Catalog__V1__Delete##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    delete_resource(&kinds[K_], in->id, done, c);                                                  \
+    delete_resource(&kinds[K_], in->id, (ProtobufCClosure)done, c);                                \
   }
 
-KIND_METHODS(CATEGORY, event_category, event_categories)
-KIND_METHODS(EVENT, event, events)
-KIND_METHODS(PROPERTY, event_property, event_properties)
-
+KIND_METHODS(CATEGORY, event_category, event_categories, EventCategory, EventCategories)
+KIND_METHODS(EVENT, event, events, Event, Events)
+KIND_METHODS(PROPERTY, event_property, event_properties, EventProperty, EventProperties)
 static Service service = EVENTS__CATALOG__V1__EVENT_CATALOG_SERVICE__INIT(catalog_);
 
 const dialect catalog_dialect = {

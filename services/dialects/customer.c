@@ -103,8 +103,8 @@ static void create_event(Events__Customer__V1__CustomerEventService_Service *svc
   store_err err;
   if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) < 0) {
     if (err.code == STORE_EDUPLICATE)
-      rpc_violation(c, "event.external_id", "relation_already_exists",
-                    "an event with this event_type_id, customer_id and external_id exists");
+      rpc_conflict(c, "event.external_id", "relation_already_exists",
+                   "an event with this event_type_id, customer_id and external_id exists");
     else
       rpc_fail_store_as(c, &err, "event");
     goto free_records;
@@ -140,7 +140,7 @@ static void drop_records(Event *ev) {
 
 static void get_event(Events__Customer__V1__CustomerEventService_Service *svc,
                       const Events__Customer__V1__GetEventRequest *in,
-                      Events__Customer__V1__Event_Closure done, void *call) {
+                      Events__Customer__V1__GetEventResponse_Closure done, void *call) {
   (void)svc;
   Event *ev = load_event(call, in->event_id);
   if (!ev) {
@@ -148,7 +148,7 @@ static void get_event(Events__Customer__V1__CustomerEventService_Service *svc,
     return;
   }
   if (!in->include_property_records) drop_records(ev);
-  done(ev, call);
+  rpc_reply((ProtobufCClosure)done, call, &ev->base);
   protobuf_c_message_free_unpacked(&ev->base, NULL);
 }
 
@@ -255,7 +255,7 @@ static void list_property_records(Events__Customer__V1__CustomerEventService_Ser
 
 static void update_event(Events__Customer__V1__CustomerEventService_Service *svc,
                          const Events__Customer__V1__UpdateEventRequest *in,
-                         Events__Customer__V1__Event_Closure done, void *call) {
+                         Events__Customer__V1__UpdateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   const Event *e = in->event;
@@ -296,7 +296,7 @@ static void update_event(Events__Customer__V1__CustomerEventService_Service *svc
     else if ((ev = (Event *)doc_decode(c, doc, &events__customer__v1__event__descriptor)))
       drop_records(ev);
   }
-  done(ev, c);
+  rpc_reply((ProtobufCClosure)done, c, ev ? &ev->base : NULL);
   if (ev) protobuf_c_message_free_unpacked(&ev->base, NULL);
   json_decref(doc);
   json_decref(id);

@@ -145,7 +145,7 @@ static Event *save_event(rpc_call *c, const Event *ev, int insert) {
 
 static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
                          const Events__Object__V1__CreateEventRequest *in,
-                         Events__Object__V1__Event_Closure done, void *call) {
+                         Events__Object__V1__CreateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   check_object_id(c, in->object_id);
@@ -177,7 +177,7 @@ static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
   if (ev.review_status == EVENTS__OBJECT__V1__REVIEW_STATUS__REVIEW_STATUS_UNSPECIFIED)
     ev.review_status = EVENTS__OBJECT__V1__REVIEW_STATUS__REVIEW_STATUS_APPROVED;
   Event *saved = save_event(c, &ev, 1);
-  done(saved, c);
+  rpc_reply((ProtobufCClosure)done, c, saved ? &saved->base : NULL);
   if (saved) protobuf_c_message_free_unpacked(&saved->base, NULL);
 }
 
@@ -200,10 +200,10 @@ static Event *load_event(rpc_call *c, const char *object_id, const char *event_i
 
 static void get_event(Events__Object__V1__ObjectEventService_Service *svc,
                       const Events__Object__V1__GetEventRequest *in,
-                      Events__Object__V1__Event_Closure done, void *call) {
+                      Events__Object__V1__GetEventResponse_Closure done, void *call) {
   (void)svc;
   Event *ev = load_event(call, in->object_id, in->event_id);
-  done(ev, call);
+  rpc_reply((ProtobufCClosure)done, call, ev ? &ev->base : NULL);
   if (ev) protobuf_c_message_free_unpacked(&ev->base, NULL);
 }
 
@@ -230,8 +230,8 @@ static Event *replace_event(rpc_call *c, const Event *e, const Event *cur) {
 }
 
 static void update_event(Events__Object__V1__ObjectEventService_Service *svc,
-                         const Events__Object__V1__ReplaceEventRequest *in,
-                         Events__Object__V1__Event_Closure done, void *call) {
+                         const Events__Object__V1__UpdateEventRequest *in,
+                         Events__Object__V1__UpdateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   Event *cur = NULL, *saved = NULL;
@@ -244,14 +244,14 @@ static void update_event(Events__Object__V1__ObjectEventService_Service *svc,
     validate_event(c, in->event, 0);
   if (!rpc_failed(c) && (cur = load_event(c, in->object_id, in->event_id)))
     saved = replace_event(c, in->event, cur);
-  done(saved, c);
+  rpc_reply((ProtobufCClosure)done, c, saved ? &saved->base : NULL);
   if (saved) protobuf_c_message_free_unpacked(&saved->base, NULL);
   if (cur) protobuf_c_message_free_unpacked(&cur->base, NULL);
 }
 
 static void delete_event(Events__Object__V1__ObjectEventService_Service *svc,
                          const Events__Object__V1__DeleteEventRequest *in,
-                         Events__Object__V1__Event_Closure done, void *call) {
+                         Events__Object__V1__DeleteEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
   Event *ev = load_event(c, in->object_id, in->event_id);
@@ -266,7 +266,7 @@ static void delete_event(Events__Object__V1__ObjectEventService_Service *svc,
     }
     json_decref(id);
   }
-  done(rpc_failed(c) ? NULL : ev, c);
+  rpc_reply((ProtobufCClosure)done, c, rpc_failed(c) || !ev ? NULL : &ev->base);
   if (ev) protobuf_c_message_free_unpacked(&ev->base, NULL);
 }
 

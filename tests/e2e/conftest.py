@@ -227,7 +227,11 @@ def pb(workdir):
             if f.endswith(".proto") and "/proto/grpc" not in dirpath:
                 protos.append(os.path.relpath(os.path.join(dirpath, f), os.path.join(ROOT, "proto")))
     wkt = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{os.path.join(ROOT, 'proto')}", f"-I{wkt}",
+    # google/api and google/rpc: googleapis-common-protos, whose generated
+    # modules are imported from the venv as well.
+    import google.api
+    googleapis = os.path.dirname(os.path.dirname(google.api.__path__[0]))
+    rc = protoc.main(["protoc", f"-I{os.path.join(ROOT, 'proto')}", f"-I{wkt}", f"-I{googleapis}",
                       f"--python_out={out}", f"--grpc_python_out={out}"] + protos)
     assert rc == 0, "protoc failed"
     sys.path.insert(0, out)
@@ -235,3 +239,13 @@ def pb(workdir):
     def load(name):
         return importlib.import_module(name.replace("/", ".") + "_pb2")
     return load
+
+
+def unwrap(msg):
+    """The resource a Get/Create/Update/Delete response only wraps (each RPC
+    has its own <Rpc>Response), or the response itself."""
+    fields = msg.DESCRIPTOR.fields
+    if len(fields) == 1 and fields[0].message_type is not None and \
+            fields[0].label != fields[0].LABEL_REPEATED:
+        return getattr(msg, fields[0].name)
+    return msg

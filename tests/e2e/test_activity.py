@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from conftest import TOKEN_A, TOKEN_B, auth_a, auth_b
+from conftest import unwrap
 
 PATH = "/api/v2/events"
 MEDIA = "application/vnd.api+json"
@@ -673,9 +674,9 @@ SVC = "/events.activity.v1.ActivityEventService/"
 def rpc(stack, pb, name, req, resp_type, token=TOKEN_A):
     m = pb("events/activity/v1/activity")
     call = stack.channel.unary_unary(SVC + name, request_serializer=req.SerializeToString,
-                                     response_deserializer=getattr(m, resp_type).FromString)
+                                     response_deserializer=getattr(m, name + "Response").FromString)
     md = [("authorization", f"Bearer {token}")] if token else None
-    return call(req, timeout=10, metadata=md)
+    return unwrap(call(req, timeout=10, metadata=md))
 
 
 def rpc_error(stack, pb, name, req, resp_type, token=TOKEN_A):

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from conftest import TOKEN_A, TOKEN_B, auth_a, auth_b, basic_a
+from conftest import unwrap
 
 BASE = "/api/v1/event"
 JSON = {"Content-Type": "application/json"}
@@ -479,9 +480,9 @@ SVC = "/events.catalog.v1.EventCatalogService/"
 def rpc(stack, pb, name, req, resp_type, token=TOKEN_A):
     m = pb("events/catalog/v1/catalog")
     call = stack.channel.unary_unary(SVC + name, request_serializer=req.SerializeToString,
-                                     response_deserializer=getattr(m, resp_type).FromString)
+                                     response_deserializer=getattr(m, name + "Response").FromString)
     md = [("authorization", f"Bearer {token}")] if token else None
-    return call(req, timeout=10, metadata=md)
+    return unwrap(call(req, timeout=10, metadata=md))
 
 
 def rpc_error(stack, pb, name, req, resp_type, token=TOKEN_A):
@@ -505,49 +506,49 @@ def test_grpc_operations(stack, pb):
     m = pb("events/catalog/v1/catalog")
     integ = hexid()
     cat = rpc(stack, pb, "CreateEventCategory",
-              m.CreateResourceRequest(resource=m.Resource(title={"value": "Landing Page"},
+              m.CreateEventCategoryRequest(resource=m.Resource(title={"value": "Landing Page"},
                                                           integration={"value": integ})), "Resource")
     assert HEX32.match(cat.id) and cat.entity_type == m.ENTITY_TYPE_EVENT_CATEGORY
     assert cat.created_at.seconds > 0 and cat.integration.value == integ
-    ev = rpc(stack, pb, "CreateEvent", m.CreateResourceRequest(
+    ev = rpc(stack, pb, "CreateEvent", m.CreateEventRequest(
         resource=m.Resource(title={"value": "Clicked"}, parent={"value": cat.id}, pii=True)), "Resource")
     assert ev.entity_type == m.ENTITY_TYPE_EVENT and ev.parent.value == cat.id and ev.pii
     assert ev.integration.value == integ
-    p = rpc(stack, pb, "CreateEventProperty", m.CreateResourceRequest(
+    p = rpc(stack, pb, "CreateEventProperty", m.CreateEventPropertyRequest(
         resource=m.Resource(title={"value": "button"}, parent={"value": ev.id})), "Resource")
     assert p.entity_type == m.ENTITY_TYPE_EVENT_PROPERTY
-    got = rpc(stack, pb, "GetEvent", m.GetResourceRequest(id=ev.id), "Resource")
+    got = rpc(stack, pb, "GetEvent", m.GetEventRequest(id=ev.id), "Resource")
     assert got == ev
     # the REST view of what gRPC wrote
     assert get(stack, "/events/" + ev.id).json()["title"] == "Clicked"
 
-    lst = rpc(stack, pb, "ListEvents", m.ListResourcesRequest(parent_id={"value": cat.id}), "ListResourcesResponse")
+    lst = rpc(stack, pb, "ListEvents", m.ListEventsRequest(parent_id={"value": cat.id}), "ListResourcesResponse")
     assert lst.count == 1 and lst.total_pages == 1 and lst.page == 1 and lst.results[0].id == ev.id
-    lst = rpc(stack, pb, "ListEventCategories", m.ListResourcesRequest(integration_id={"value": integ}),
+    lst = rpc(stack, pb, "ListEventCategories", m.ListEventCategoriesRequest(integration_id={"value": integ}),
               "ListResourcesResponse")
     assert [r.id for r in lst.results] == [cat.id]
     for i in range(4):
-        rpc(stack, pb, "CreateEvent", m.CreateResourceRequest(
+        rpc(stack, pb, "CreateEvent", m.CreateEventRequest(
             resource=m.Resource(title={"value": f"e{i}"}, parent={"value": cat.id})), "Resource")
-    lst = rpc(stack, pb, "ListEvents", m.ListResourcesRequest(parent_id={"value": cat.id}, page_size=2, page=3),
+    lst = rpc(stack, pb, "ListEvents", m.ListEventsRequest(parent_id={"value": cat.id}, page_size=2, page=3),
               "ListResourcesResponse")
     assert lst.count == 5 and lst.total_pages == 3 and len(lst.results) == 1
-    err = rpc_error(stack, pb, "ListEvents", m.ListResourcesRequest(parent_id={"value": cat.id}, page_size=2, page=4),
+    err = rpc_error(stack, pb, "ListEvents", m.ListEventsRequest(parent_id={"value": cat.id}, page_size=2, page=4),
                     "ListResourcesResponse")
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
-    up = rpc(stack, pb, "UpdateEvent", m.UpdateResourceRequest(
+    up = rpc(stack, pb, "UpdateEvent", m.UpdateEventRequest(
         resource=m.Resource(id=ev.id, verified=True, tags=["04654d61-4f64-4f08-b697-3915b5137c49"]),
         update_mask={"paths": ["verified", "tags"]}), "Resource")
     assert up.verified and up.pii and up.tags == ["04654d614f644f08b6973915b5137c49"]
     # Categories update and delete over gRPC too; deleting one deletes its events and their properties.
-    upc = rpc(stack, pb, "UpdateEventCategory", m.UpdateResourceRequest(
+    upc = rpc(stack, pb, "UpdateEventCategory", m.UpdateEventCategoryRequest(
         resource=m.Resource(id=cat.id, description={"value": "d"}), update_mask={"paths": ["description"]}), "Resource")
     assert upc.description.value == "d"
-    rpc(stack, pb, "DeleteEventCategory", m.DeleteResourceRequest(id=cat.id), "DeleteResourceResponse")
+    rpc(stack, pb, "DeleteEventCategory", m.DeleteEventCategoryRequest(id=cat.id), "DeleteResourceResponse")
     for name, rid in (("GetEventCategory", cat.id), ("GetEvent", ev.id), ("GetEventProperty", p.id)):
-        assert rpc_error(stack, pb, name, m.GetResourceRequest(id=rid), "Resource").code() == grpc.StatusCode.NOT_FOUND
-    lst = rpc(stack, pb, "ListEvents", m.ListResourcesRequest(parent_id={"value": cat.id}), "ListResourcesResponse")
+        assert rpc_error(stack, pb, name, getattr(m, name + "Request")(id=rid), "Resource").code() == grpc.StatusCode.NOT_FOUND
+    lst = rpc(stack, pb, "ListEvents", m.ListEventsRequest(parent_id={"value": cat.id}), "ListResourcesResponse")
     assert lst.count == 0
 
 
@@ -560,32 +561,32 @@ def test_grpc_errors(stack, pb):
         err = rpc_error(stack, pb, name, req, resp)
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
         return violations(pb, err)
-    assert bad("CreateEvent", m.CreateResourceRequest(resource=m.Resource(title={"value": "x"}))) == \
+    assert bad("CreateEvent", m.CreateEventRequest(resource=m.Resource(title={"value": "x"}))) == \
         {"resource.parent": "required"}
-    assert bad("CreateEvent", m.CreateResourceRequest()) == {"resource.parent": "required"}
-    assert bad("CreateEvent", m.CreateResourceRequest(resource=m.Resource(parent={"value": hexid()}))) == \
+    assert bad("CreateEvent", m.CreateEventRequest()) == {"resource.parent": "required"}
+    assert bad("CreateEvent", m.CreateEventRequest(resource=m.Resource(parent={"value": hexid()}))) == \
         {"resource.parent": "not_found"}
-    v = bad("CreateEventCategory", m.CreateResourceRequest(resource=m.Resource(
+    v = bad("CreateEventCategory", m.CreateEventCategoryRequest(resource=m.Resource(
         title={"value": "x" * 256}, teams=["x"], parent={"value": cat["id"]})))
     assert set(v) == {"resource.title", "resource.teams[0]", "resource.parent"}
-    v = bad("UpdateEvent", m.UpdateResourceRequest(resource=m.Resource(id=ev["id"], title={"value": "t"}),
+    v = bad("UpdateEvent", m.UpdateEventRequest(resource=m.Resource(id=ev["id"], title={"value": "t"}),
                                                    update_mask={"paths": ["title", "pii"]}))
     assert v == {"update_mask": "not_allowed_value"}
-    assert bad("UpdateEvent", m.UpdateResourceRequest()) == {"resource": "required"}
-    assert bad("GetEvent", m.GetResourceRequest(id="nothex")) == {"id": "invalid_value_format"}
-    assert bad("DeleteEvent", m.DeleteResourceRequest(id=""), "DeleteResourceResponse") == {"id": "invalid_value_format"}
-    assert "page_size" in bad("ListEvents", m.ListResourcesRequest(page_size=5000), "ListResourcesResponse")
-    assert "page" in bad("ListEvents", m.ListResourcesRequest(page=-1), "ListResourcesResponse")
-    assert "parent_id" in bad("ListEventCategories", m.ListResourcesRequest(parent_id={"value": cat["id"]}),
+    assert bad("UpdateEvent", m.UpdateEventRequest()) == {"resource": "required"}
+    assert bad("GetEvent", m.GetEventRequest(id="nothex")) == {"id": "invalid_value_format"}
+    assert bad("DeleteEvent", m.DeleteEventRequest(id=""), "DeleteResourceResponse") == {"id": "invalid_value_format"}
+    assert "page_size" in bad("ListEvents", m.ListEventsRequest(page_size=5000), "ListResourcesResponse")
+    assert "page" in bad("ListEvents", m.ListEventsRequest(page=-1), "ListResourcesResponse")
+    assert "parent_id" in bad("ListEventCategories", m.ListEventCategoriesRequest(parent_id={"value": cat["id"]}),
                               "ListResourcesResponse")
     assert get(stack, "/events/" + ev["id"]).json() == ev  # nothing changed
 
-    other = rpc_error(stack, pb, "GetEvent", m.GetResourceRequest(id=ev["id"]), "Resource", token=TOKEN_B)
+    other = rpc_error(stack, pb, "GetEvent", m.GetEventRequest(id=ev["id"]), "Resource", token=TOKEN_B)
     assert other.code() == grpc.StatusCode.NOT_FOUND
-    other = rpc_error(stack, pb, "DeleteEvent", m.DeleteResourceRequest(id=ev["id"]), "DeleteResourceResponse",
+    other = rpc_error(stack, pb, "DeleteEvent", m.DeleteEventRequest(id=ev["id"]), "DeleteResourceResponse",
                       token=TOKEN_B)
     assert other.code() == grpc.StatusCode.NOT_FOUND
-    anon = rpc_error(stack, pb, "ListEvents", m.ListResourcesRequest(), "ListResourcesResponse", token=None)
+    anon = rpc_error(stack, pb, "ListEvents", m.ListEventsRequest(), "ListResourcesResponse", token=None)
     assert anon.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from conftest import TOKEN_A, auth_a, auth_b, basic_a
+from conftest import unwrap
 
 BASE = "/rest-api/enterprise-interface/v1.0"
 JSON = {"Content-Type": "application/json", "Accept-Language": "cs, en-gb;q=0.8"}
@@ -285,9 +286,9 @@ def rpc(stack, pb, name, req, resp_type, token=TOKEN_A):
     m = pb("events/customer/v1/customer")
     call = stack.channel.unary_unary(f"/events.customer.v1.CustomerEventService/{name}",
                                      request_serializer=req.SerializeToString,
-                                     response_deserializer=getattr(m, resp_type).FromString)
+                                     response_deserializer=getattr(m, name + "Response").FromString)
     md = [("authorization", f"Bearer {token}")] if token else None
-    return call(req, timeout=10, metadata=md)
+    return unwrap(call(req, timeout=10, metadata=md))
 
 
 def bad_request(pb, err):
@@ -322,7 +323,7 @@ def test_grpc_operations(stack, pb):
 
     with pytest.raises(grpc.RpcError) as e:
         rpc(stack, pb, "CreateEvent", req, "CreateEventResponse")
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
     br = bad_request(pb, e.value)
     assert br.field_violations[0].reason == "relation_already_exists"
 

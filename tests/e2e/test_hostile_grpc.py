@@ -167,9 +167,9 @@ def test_deepest_accepted_values_round_trip(stack, pb):
     # customer: the stored event has property_value at its level 4
     eid = m.CreateEventResponse.FromString(
         call(stack, CUSTOMER + "CreateEvent", customer_create(list_value(37)))).event_id
-    ev = m.Event.FromString(call(stack, CUSTOMER + "GetEvent",
+    ev = m.GetEventResponse.FromString(call(stack, CUSTOMER + "GetEvent",
                                  m.GetEventRequest(event_id=eid, include_property_records=True)
-                                 .SerializeToString()))
+                                 .SerializeToString())).event
     v, depth = ev.property_records[0].property_value, 0
     while v.HasField("list_value"):
         v, depth = v.list_value.values[0], depth + 1
@@ -186,11 +186,16 @@ def test_deepest_accepted_values_round_trip(stack, pb):
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (levels, err.details())
     # activity: the payload is stored as JSON text, so the request bound is
     # the limit: the payload object is level 3 of the request, 62 levels fit.
-    # (Deeper than the Python parser's recursion limit: read the id, field 1, by hand.)
+    # (Deeper than the Python parser's recursion limit: read the id, field 1
+    # of the event in field 1 of the response, by hand.)
     for levels in (60, 62):
         raw = call(stack, ACTIVITY + "CreateEvent", activity_create(struct_fields(levels)))
-        assert raw[0] == 0x08
-        r = stack.http.get(stack.base + f"/api/v2/events/{read_varint(raw, 1)}", headers=auth_a(), timeout=10)
+        assert raw[0] == 0x0A
+        i = 1
+        while raw[i] & 0x80:
+            i += 1
+        assert raw[i + 1] == 0x08
+        r = stack.http.get(stack.base + f"/api/v2/events/{read_varint(raw, i + 2)}", headers=auth_a(), timeout=10)
         assert r.status_code == 200, r.text
         j, depth = r.json()["data"]["attributes"]["payload"], 1
         while isinstance(j["a"], dict):

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from conftest import TOKEN_A, TOKEN_B, auth_a, auth_b
+from conftest import unwrap
 
 JSON = {"Content-Type": "application/json"}
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -449,9 +450,9 @@ SVC = "/events.object.v1.ObjectEventService/"
 def rpc(stack, pb, name, req, resp_type, token=TOKEN_A):
     m = pb("events/object/v1/object")
     call = stack.channel.unary_unary(SVC + name, request_serializer=req.SerializeToString,
-                                     response_deserializer=getattr(m, resp_type).FromString)
+                                     response_deserializer=getattr(m, name + "Response").FromString)
     md = [("authorization", f"Bearer {token}")] if token else None
-    return call(req, timeout=10, metadata=md)
+    return unwrap(call(req, timeout=10, metadata=md))
 
 
 def bad_request(pb, err):
@@ -508,7 +509,7 @@ def test_grpc_operations(stack, pb):
         assert [e.id for e in rpc(stack, pb, "ListEvents", req, "ListEventsResponse").events] == want
 
     upd = grpc_event(m, ts, description={"value": "now with notes"})
-    out = rpc(stack, pb, "UpdateEvent", m.ReplaceEventRequest(object_id=obj, event_id=ev.id, event=upd), "Event")
+    out = rpc(stack, pb, "UpdateEvent", m.UpdateEventRequest(object_id=obj, event_id=ev.id, event=upd), "Event")
     assert out.description.value == "now with notes" and out.sync_token == ev.sync_token
     assert out.created_at == ev.created_at
     deleted = rpc(stack, pb, "DeleteEvent", m.DeleteEventRequest(object_id=obj, event_id=ev.id), "Event")
@@ -555,7 +556,7 @@ def test_grpc_field_violations(stack, pb):
     assert v == {"page_size": "out_of_range"}
     v = violations("ListEvents", m.ListEventsRequest(object_id="o", page_token="garbage"), "ListEventsResponse")
     assert v == {"page_token": "invalid_value_format"}
-    v = violations("UpdateEvent", m.ReplaceEventRequest(object_id="o", event_id=str(uuid.uuid4())), "Event")
+    v = violations("UpdateEvent", m.UpdateEventRequest(object_id="o", event_id=str(uuid.uuid4())), "Event")
     assert v == {"event": "required"}
     assert list_page(stack, "o")["data"] == []
 

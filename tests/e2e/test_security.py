@@ -316,7 +316,7 @@ def test_output_only_fields_have_no_effect_over_grpc(stack, pb):
                                      response_deserializer=m.CreateEventResponse.FromString)
     get = stack.channel.unary_unary("/events.customer.v1.CustomerEventService/GetEvent",
                                     request_serializer=lambda x: x.SerializeToString(),
-                                    response_deserializer=m.Event.FromString)
+                                    response_deserializer=m.GetEventResponse.FromString)
     md = [("authorization", f"Bearer {TOKEN_A}")]
     ev = m.Event(event_id="f" * 26, event_type_id="t", customer_id="c", external_id="grpc-" + uid(), state=7)
     ev.created_at.FromJsonString("2001-01-01T00:00:00Z")
@@ -325,7 +325,7 @@ def test_output_only_fields_have_no_effect_over_grpc(stack, pb):
     except grpc.RpcError as e:  # refusing is as good as ignoring
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
         return
-    got = get(m.GetEventRequest(event_id=eid), timeout=10, metadata=md)
+    got = get(m.GetEventRequest(event_id=eid), timeout=10, metadata=md).event
     assert eid != "f" * 26 and got.state == 1 and got.created_at.seconds > 978307200
 
 
