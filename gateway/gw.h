@@ -75,6 +75,7 @@ typedef struct gw_resp {
   const char *content_type; /* NULL: application/json */
   char *text;               /* preformatted body instead of json (e.g. metrics) */
   int retry_after;          /* seconds, for a Retry-After header; 0: none */
+  char allow[64];           /* methods for an Allow header (405, OPTIONS); "": none */
 } gw_resp;
 
 /* Why a request failed, in terms every dialect can render. */
@@ -150,8 +151,14 @@ const gw_route *gw_route_find(const gw_route *routes, size_t n, const char *meth
  * -1 for a malformed escape, or a value that is empty, '.' or '..', holds
  * '/', a control character or NUL, or is not UTF-8. */
 int gw_path_param(const char *raw, size_t n, char **out);
+/* The methods the routes serve on path, as an Allow header lists them
+ * ("GET, HEAD, POST, OPTIONS"); "" when no route has its shape. */
+void gw_route_allow(const gw_route *routes, size_t n, const char *path, char *buf, size_t len);
 void gw_req_free_params(gw_req *req);
 const char *gw_param(const gw_req *req, const char *name);
+/* The WWW-Authenticate challenge of a 401 on path: Bearer, and Basic
+ * where the dialect accepts it. */
+const char *gw_challenge(const char *path);
 /* The dialect whose paths contain `path` (for errors before routing). */
 const gw_dialect *gw_dialect_for_path(const char *path);
 

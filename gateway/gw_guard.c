@@ -285,11 +285,7 @@ int gw_guard_request(struct MHD_Connection *conn, const char *method, const char
                                               : "application/json; charset=utf-8");
     MHD_add_response_header(r, "X-Request-Id", req.request_id);
     MHD_add_response_header(r, "Connection", "close");
-    if (challenge)
-      MHD_add_response_header(r, "WWW-Authenticate",
-                              gw_dialect_for_path(url) == &gw_customer
-                                  ? "Bearer realm=\"events\", Basic realm=\"events\""
-                                  : "Bearer realm=\"events\"");
+    if (challenge) MHD_add_response_header(r, "WWW-Authenticate", gw_challenge(url));
     *ret = MHD_queue_response(conn, (unsigned)resp.status, r);
     MHD_destroy_response(r);
   }

@@ -59,6 +59,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const gw_req *req,
     MHD_add_response_header(resp, "Content-Type",
                             r->content_type ? r->content_type : "application/json; charset=utf-8");
   MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+  if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
+  if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", gw_challenge(req->path));
   if (r->retry_after) {
     char secs[16];
     snprintf(secs, sizeof secs, "%d", r->retry_after);

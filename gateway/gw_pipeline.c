@@ -34,7 +34,17 @@ int gw_begin(gw_req *req, int too_large, gw_resp *resp, gw_call_spec *spec) {
   const gw_route *routes = gw_routes(&n_routes);
   int status = 404;
   memset(spec, 0, sizeof *spec);
-  req->route = gw_route_match(routes, n_routes, req->method, req->path, req, &status);
+  /* RFC 9110: OPTIONS names the methods of a path; HEAD is GET without the
+   * body (libmicrohttpd sends none for HEAD, keeping the headers). */
+  if (strcmp(req->method, "OPTIONS") == 0 && !too_large) {
+    gw_route_allow(routes, n_routes, req->path, resp->allow, sizeof resp->allow);
+    if (resp->allow[0]) {
+      resp->status = 204;
+      return 1;
+    }
+  }
+  const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
+  req->route = gw_route_match(routes, n_routes, method, req->path, req, &status);
   const gw_route *rt = req->route;
   if (too_large) {
     gw_fail_set(&f, 413, "", "", "request body larger than %u bytes", GW_MAX_BODY);
@@ -47,6 +57,7 @@ int gw_begin(gw_req *req, int too_large, gw_resp *resp, gw_call_spec *spec) {
     else
       gw_fail_set(&f, 404, "", "", "no such path %s", req->path);
     fail_resp(req, gw_dialect_for_path(req->path), &f, resp);
+    if (status == 405) gw_route_allow(routes, n_routes, req->path, resp->allow, sizeof resp->allow);
     return 1;
   }
   if (rt->local) {

@@ -119,6 +119,23 @@ const gw_route *gw_route_match(const gw_route *routes, size_t n, const char *met
   return gw_route_find(routes, n, method, path, req, status, NULL, 0);
 }
 
+void gw_route_allow(const gw_route *routes, size_t n, const char *path, char *buf, size_t len) {
+  static const char *const order[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+  int has[sizeof order / sizeof *order] = {0}, any = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (match(routes[i].tmpl, path, NULL, NULL, 0) == 0) continue;
+    any = 1;
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++)
+      if (strcmp(routes[i].method, order[k]) == 0) has[k] = 1;
+  }
+  has[1] |= has[0]; /* HEAD wherever GET */
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; any && k < sizeof order / sizeof *order; k++)
+    if (has[k]) used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s, ", order[k]);
+  if (any) snprintf(buf + used, used < len ? len - used : 0, "OPTIONS");
+}
+
 void gw_req_free_params(gw_req *req) {
   for (size_t i = 0; i < req->n_params; i++) {
     free(req->param_names[i]);
@@ -132,6 +149,12 @@ const char *gw_param(const gw_req *req, const char *name) {
   for (size_t i = 0; i < req->n_params; i++)
     if (strcmp(req->param_names[i], name) == 0) return req->param_values[i];
   return NULL;
+}
+
+const char *gw_challenge(const char *path) {
+  return gw_dialect_for_path(path) == &gw_customer
+             ? "Bearer realm=\"events\", Basic realm=\"events\""
+             : "Bearer realm=\"events\"";
 }
 
 const gw_dialect *gw_dialect_for_path(const char *path) {
