@@ -164,6 +164,13 @@ int main(int argc, char **argv) {
   defs[n_defs++] =
       (rpc_service_def){&grpc__reflection__v1alpha__server_reflection__descriptor, NULL, 1};
 
+  api *rules = NULL;
+  char api_err[128];
+  if (api_open(events_descriptor_set, events_descriptor_set_len, &rules, api_err, sizeof api_err) <
+      0) {
+    fatal("cannot read the API's annotations", api_err);
+    goto free_reflect;
+  }
   rpc_server_config cfg = {
       .addr = get("EVENTS_GRPC_ADDR"),
       .workers = (int)config_num(vars, N_VARS, "EVENTS_WORKERS"),
@@ -172,13 +179,14 @@ int main(int argc, char **argv) {
       .services = defs,
       .n_services = n_defs,
       .reflect = rf,
+      .api = rules,
       .tls = &tls,
   };
   rpc_server *srv = NULL;
   int port = 0;
   if (rpc_server_start(&cfg, &srv, &port, err, sizeof err) < 0) {
     fatal("cannot start the gRPC server", err);
-    goto free_reflect;
+    goto close_api;
   }
   rpc_metrics *metrics = NULL;
   const char *maddr = get("EVENTS_METRICS_ADDR");
@@ -186,7 +194,7 @@ int main(int argc, char **argv) {
   if (maddr && *maddr && rpc_metrics_start(maddr, st, &metrics, &mport, err, sizeof err) < 0) {
     fatal("cannot start the metrics listener", err);
     rpc_server_stop(srv, 0);
-    goto free_reflect;
+    goto close_api;
   }
   log_json(LOG_LEVEL_INFO, "serving",
            json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port, "store",
@@ -209,6 +217,8 @@ int main(int argc, char **argv) {
   log_printf(LOG_LEVEL_INFO, "stopped");
   rc = 0;
 
+close_api:
+  api_close(rules);
 free_reflect:
   reflect_free(rf);
 shutdown_grpc:

@@ -44,6 +44,9 @@ int rpc_failed(const rpc_call *c);
 void rpc_reply(ProtobufCClosure done, rpc_call *c, const ProtobufCMessage *out);
 /* Passes the method's (empty) response to done, or NULL once the call failed. */
 void rpc_reply_empty(ProtobufCClosure done, rpc_call *c);
+/* The page size a list call asked for, or its method's declared default
+ * ((events.api.v1.method).default_page_size) when it asked for none. */
+size_t rpc_page_size(const rpc_call *c, int32_t asked);
 /* The response type of the method being served. */
 const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c);
 /* Maps a store error to its status (NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE...). */

@@ -5,6 +5,7 @@
 #include <grpc/grpc.h>
 #include <grpc/support/time.h>
 
+#include "api.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "rpc.h"
 #include "trace.h"
@@ -33,7 +34,10 @@ struct rpc_call {
   rpc_server *srv;
   store *store;       /* the server's; set alone where there is no server (fuzzing) */
   rpc_method *method; /* NULL: a call to an unknown method */
-  const ProtobufCMessageDescriptor *output; /* of the method being invoked */
+  const ProtobufCServiceDescriptor *service;    /* of the method being invoked */
+  const ProtobufCMethodDescriptor *method_desc; /* the method being invoked */
+  const ProtobufCMessageDescriptor *output;     /* its response type */
+  const api *api;                               /* the rules requests are checked by; NULL: none */
   rpc_worker *worker; /* the thread whose queue gets every event of the call */
   enum rpc_state state;
   rpc_tag tag, close_tag;

@@ -2,10 +2,12 @@
  * fuzzer (see rpc_invoke.h). */
 #include "rpc_invoke.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rpc_bound.h"
+#include "rpc_validate.h"
 
 typedef void (*generic_handler)(ProtobufCService *, const ProtobufCMessage *, ProtobufCClosure,
                                 void *);
@@ -67,6 +69,16 @@ void rpc_reply_empty(ProtobufCClosure done, rpc_call *c) {
   free(msg);
 }
 
+size_t rpc_page_size(const rpc_call *c, int32_t asked) {
+  if (asked > 0) return (size_t)asked;
+  char rpc[256];
+  snprintf(rpc, sizeof rpc, "/%s/%s", c->service ? c->service->name : "",
+           c->method_desc ? c->method_desc->name : "");
+  const api_method *m = c->api ? api_method_find(c->api, rpc) : NULL;
+  /* Every list method declares its default; 50 only if one forgot. */
+  return m && m->rules->default_page_size > 0 ? (size_t)m->rules->default_page_size : 50;
+}
+
 const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c) {
   return c->output;
 }
@@ -85,7 +97,12 @@ void rpc_invoke(rpc_call *c, const ProtobufCMethodDescriptor *md, ProtobufCServi
     rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid %s", md->input->name);
     return;
   }
+  c->service = impl->descriptor;
+  c->method_desc = md;
   c->output = md->output;
+  /* The declared limits first; the handler still runs, to add what only it
+   * knows, but touches no store once the call has failed. */
+  if (c->api) rpc_validate(c, c->api, in);
   h(impl, in, closure, c);
   protobuf_c_message_free_unpacked(in, NULL);
 }

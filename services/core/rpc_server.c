@@ -61,6 +61,7 @@ struct rpc_worker {
 
 struct rpc_server {
   grpc_server *server;
+  const api *api;
   rpc_worker *workers;
   pthread_t *threads;
   int n_workers, n_started;
@@ -90,6 +91,7 @@ static rpc_call *call_new(rpc_server *s, rpc_method *m, rpc_worker *w) {
   if (!c) return NULL;
   c->srv = s;
   c->store = s->store;
+  c->api = s->api;
   c->method = m;
   c->worker = w;
   c->state = CALL_REQUESTED;
@@ -697,6 +699,7 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   }
   s->creds = cfg->creds;
   s->store = cfg->store;
+  s->api = cfg->api;
   s->reflect = cfg->reflect;
   s->n_workers = cfg->workers > 0 ? cfg->workers : 4;
   pthread_mutex_init(&s->busy_mu, NULL);

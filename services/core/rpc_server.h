@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "creds_live.h"
+#include "api.h"
 #include "rpc.h"
 #include "rpc_reflect.h"
 #include "store.h"
@@ -22,6 +23,7 @@ typedef struct rpc_server_config {
   const rpc_service_def *services;
   size_t n_services;
   const reflect *reflect;
+  const api *api;       /* request rules (rpc_validate); NULL: none */
   const tls_files *tls; /* NULL or no files: plaintext */
 } rpc_server_config;
 

@@ -16,10 +16,7 @@
 
 #define COLL "activity_events"
 #define SEQUENCE "activity_events"
-#define CREATE_TRIES 8 /* ids tried before a create gives up */
-#define MAX_TEXT 255   /* characters, for name and the request facts */
-#define MAX_PAGE 1000
-#define DEFAULT_PAGE 50
+#define CREATE_TRIES 8  /* ids tried before a create gives up */
 #define MAX_VALUES 1000 /* members of one filter list */
 #define MAX_PATHS 64    /* update_mask paths */
 #define MAX_CONDS 16
@@ -65,23 +62,8 @@ static const char *const read_only[] = {"created_at",   "request_city",    "requ
 
 /* ---- field checks ---- */
 
-static size_t utf8_chars(const char *s) {
-  size_t n = 0;
-  for (; *s; s++)
-    if (((unsigned char)*s & 0xC0) != 0x80) n++;
-  return n;
-}
-
-static int check_text(rpc_call *c, const char *field, const StringValue *v) {
-  if (!v || utf8_chars(v->value) <= MAX_TEXT) return 1;
-  rpc_violation(c, field, "invalid_value_format", "%s must be at most %d characters", field,
-                MAX_TEXT);
-  return 0;
-}
-
 static int check_name(rpc_call *c, const char *field, const StringValue *v) {
-  if (!check_required(c, field, v ? v->value : NULL)) return 0;
-  return check_text(c, field, v);
+  return check_required(c, field, v ? v->value : NULL);
 }
 
 static int check_time(rpc_call *c, const char *field, const Timestamp *t) {
@@ -99,7 +81,8 @@ static int check_id(rpc_call *c, const char *field, int64_t id) {
 }
 
 /* Linked records live elsewhere; their ids are integers from 0 (the seed's
- * samples link id 0). */
+ * samples link id 0). Relationship ids in requests carry that as a declared
+ * rule; the list filters' id lists are checked here. */
 static int check_link(rpc_call *c, const char *field, int64_t id) {
   if (id >= 0) return 1;
   rpc_violation(c, field, "out_of_range", "%s must not be negative", field);
@@ -109,16 +92,6 @@ static int check_link(rpc_call *c, const char *field, int64_t id) {
 /* The wrapper of one relationship, by its field in Relationships. */
 static Int64Value **rel_slot(Relationships *r, const ProtobufCFieldDescriptor *f) {
   return (Int64Value **)((char *)r + f->offset);
-}
-
-static void check_relationships(rpc_call *c, const Relationships *r) {
-  const ProtobufCMessageDescriptor *d = &events__activity__v1__relationships__descriptor;
-  for (unsigned i = 0; r && i < d->n_fields; i++) {
-    const Int64Value *v = *rel_slot((Relationships *)r, &d->fields[i]);
-    char field[64];
-    snprintf(field, sizeof field, "event.relationships.%s", d->fields[i].name);
-    if (v) check_link(c, field, v->value);
-  }
 }
 
 /* Whether the member `name` of an Event message is set (message fields). */
@@ -133,7 +106,6 @@ static int event_has(const Event *e, const char *name) {
 static void validate_create(rpc_call *c, const Event *e) {
   check_name(c, "event.name", e->name);
   check_time(c, "event.event_at", e->event_at);
-  check_relationships(c, e->relationships);
   if (e->id != 0)
     rpc_violation(c, "event.id", "not_allowed_value", "event.id is assigned by the service");
   for (size_t i = 0; i < sizeof read_only / sizeof *read_only; i++) {
@@ -145,14 +117,6 @@ static void validate_create(rpc_call *c, const Event *e) {
   if (e->n_data_connections)
     rpc_violation(c, "event.data_connections", "not_allowed_value",
                   "event.data_connections is read-only");
-}
-
-static void validate_request_info(rpc_call *c, const Events__Activity__V1__RequestInfo *ri) {
-  if (!ri) return;
-  check_text(c, "request_info.host", ri->host);
-  check_text(c, "request_info.device", ri->device);
-  check_text(c, "request_info.city", ri->city);
-  check_text(c, "request_info.region", ri->region);
 }
 
 /* ---- stored documents ---- */
@@ -225,7 +189,6 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
     rpc_violation(c, "event", "required", "event is required");
   else
     validate_create(c, in->event);
-  validate_request_info(c, ri);
   if (rpc_failed(c)) {
     done(NULL, c);
     return;
@@ -283,7 +246,8 @@ static void get_event(Events__Activity__V1__ActivityEventService_Service *svc,
                       Events__Activity__V1__GetEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
-  Event *e = check_id(c, "id", in->id) ? load_event(c, in->id) : NULL;
+  /* The id's range is declared (rpc_validate). */
+  Event *e = rpc_failed(c) ? NULL : load_event(c, in->id);
   if (e && !in->provide_data_connections) drop_connections(e);
   rpc_reply((ProtobufCClosure)done, c, e ? &e->base : NULL);
   free_event(e);
@@ -294,7 +258,7 @@ static void delete_event(Events__Activity__V1__ActivityEventService_Service *svc
                          Events__Activity__V1__DeleteEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
-  if (!check_id(c, "id", in->id)) {
+  if (rpc_failed(c)) { /* the id's range is declared (rpc_validate) */
     done(NULL, c);
     return;
   }
@@ -466,7 +430,6 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
   rpc_call *c = call;
   conds q = {.n = 0};
   store_order order[4];
-  check_page_size(c, "page_size", in->page_size, MAX_PAGE);
   if (in->page_token[0] && in->before_page_token[0])
     rpc_violation(c, "before_page_token", "not_allowed_value",
                   "page_token and before_page_token exclude each other");
@@ -485,7 +448,7 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
                     .n_conds = q.n,
                     .order = order,
                     .n_order = n_order,
-                    .limit = in->page_size ? (size_t)in->page_size : DEFAULT_PAGE,
+                    .limit = rpc_page_size(c, in->page_size),
                     .after = in->page_token[0] ? in->page_token : NULL,
                     .before = in->before_page_token[0] ? in->before_page_token : NULL,
                     .count = in->include_count};
@@ -549,13 +512,10 @@ static size_t implied_paths(const Event *e, const char **paths, char bufs[][48])
 }
 
 /* Sets relationships.<name> in the patch from the request's wrapper. */
-static void patch_relationship(rpc_call *c, const Event *e, const ProtobufCFieldDescriptor *f,
-                               json_t *set) {
-  char key[64], field[80];
+static void patch_relationship(const Event *e, const ProtobufCFieldDescriptor *f, json_t *set) {
+  char key[64];
   const Int64Value *v = e->relationships ? *rel_slot(e->relationships, f) : NULL;
   snprintf(key, sizeof key, "relationships.%s", f->name);
-  snprintf(field, sizeof field, "event.%s", key);
-  if (v && !check_link(c, field, v->value)) return;
   json_object_set_new(set, key, v ? json_integer(v->value) : json_null());
 }
 
@@ -584,10 +544,10 @@ static void patch_path(rpc_call *c, const Event *e, const char *p, json_t *want,
       json_object_set_new(set, p, ts_json(e->event_at));
   } else if (strcmp(p, "relationships") == 0) {
     for (unsigned i = 0; i < rd->n_fields; i++)
-      patch_relationship(c, e, &rd->fields[i], set);
+      patch_relationship(e, &rd->fields[i], set);
   } else if (strncmp(p, "relationships.", 14) == 0 &&
              protobuf_c_message_descriptor_get_field_by_name(rd, p + 14)) {
-    patch_relationship(c, e, protobuf_c_message_descriptor_get_field_by_name(rd, p + 14), set);
+    patch_relationship(e, protobuf_c_message_descriptor_get_field_by_name(rd, p + 14), set);
   } else if (strcmp(p, "payload") == 0) {
     /* Sending the value it already has is not a change (a GET body sent back). */
     if (!same_member(want, have, p))

@@ -20,12 +20,6 @@
 #include "ids.h"
 
 #define ID_LEN 32
-#define MAX_TITLE 255
-#define MAX_DESCRIPTION 10000
-#define MAX_DEFINITION 100000
-#define MAX_IDS 100
-#define PAGE_SIZE 50
-#define MAX_PAGE_SIZE 1000
 #define NOT_FOUND_MSG "Not found."
 
 #define COLL_CATEGORIES "catalog_event_categories"
@@ -101,96 +95,50 @@ static int norm_uuid(const char *s, char out[ID_LEN + 1]) {
   return 1;
 }
 
-/* Characters, not bytes: limits are what a user counts. */
-static size_t utf8_chars(const char *s) {
-  size_t n = 0;
-  for (; *s; s++)
-    n += ((unsigned char)*s & 0xC0) != 0x80;
-  return n;
-}
-
 static int blank(const char *s) {
   for (; *s; s++)
     if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return 0;
   return 1;
 }
 
+/* The id's format is its declared rule's (rpc_validate), which passes over
+ * an empty string: here that is no id at all. */
 static int check_id(rpc_call *c, const char *field, const char *id) {
-  if (ids_is_hex(id, ID_LEN)) return 1;
-  rpc_violation(c, field, "invalid_value_format", "%s must be %d lowercase hex characters", field,
-                ID_LEN);
-  return 0;
+  if (!id || !*id)
+    rpc_violation(c, field, "invalid_value_format", "%s must be %d lowercase hex characters", field,
+                  ID_LEN);
+  return !rpc_failed(c);
 }
 
-/* Normalises the UUID in string v in place; `label` names it for users. */
-static void check_uuid(rpc_call *c, const char *field, const char *label, json_t *v) {
+/* Rewrites the UUID in string v as 32 lowercase hex digits, the form of the
+ * API's own ids, so that filters match whichever form a client sent (its
+ * syntax was checked by rpc_validate). */
+static void norm_member(json_t *v) {
   char norm[ID_LEN + 1];
-  if (json_is_string(v) && norm_uuid(json_string_value(v), norm)) {
-    json_string_set(v, norm);
-    return;
-  }
-  rpc_violation(c, field, "invalid_value_format",
-                "%s must be a UUID (32 hex digits, with or without dashes)", label);
+  if (json_is_string(v) && norm_uuid(json_string_value(v), norm)) json_string_set(v, norm);
 }
 
-typedef enum { TEXT, UUID, UUIDS } check_kind;
-typedef struct member_check {
-  const char *name;
-  check_kind kind;
-  size_t max; /* characters of TEXT, entries of UUIDS */
-  int nonblank;
-} member_check;
+/* The members holding client-given UUIDs. */
+static const char *const uuid_members[] = {"integration", "parent", "teams",      "owners",
+                                           "collections", "tags",   "subscribers"};
 
-static const member_check checks[] = {
-    {"title", TEXT, MAX_TITLE, 1},
-    {"description", TEXT, MAX_DESCRIPTION, 0},
-    {"definition", TEXT, MAX_DEFINITION, 0},
-    {"integration", UUID, 0, 0},
-    {"parent", UUID, 0, 0},
-    {"teams", UUIDS, MAX_IDS, 0},
-    {"owners", UUIDS, MAX_IDS, 0},
-    {"collections", UUIDS, MAX_IDS, 0},
-    {"tags", UUIDS, MAX_IDS, 0},
-    {"subscribers", UUIDS, MAX_IDS, 0},
-};
-
-static void check_member(rpc_call *c, const member_check *ck, const char *field, json_t *v) {
-  const char *s = json_string_value(v);
-  switch (ck->kind) {
-  case TEXT:
-    if (ck->nonblank && blank(s))
-      rpc_violation(c, field, "required", "%s must not be blank", ck->name);
-    else if (utf8_chars(s) > ck->max)
-      rpc_violation(c, field, "invalid_value_format", "%s must be at most %zu characters", ck->name,
-                    ck->max);
-    break;
-  case UUID:
-    check_uuid(c, field, ck->name, v);
-    break;
-  case UUIDS:
-    if (json_array_size(v) > ck->max) {
-      rpc_violation(c, field, "out_of_range", "%s holds at most %zu ids", ck->name, ck->max);
-      break;
-    }
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      char elem[128], label[64];
-      snprintf(elem, sizeof elem, "%s[%zu]", field, i);
-      snprintf(label, sizeof label, "%s[%zu]", ck->name, i);
-      check_uuid(c, elem, label, json_array_get(v, i));
-    }
-    break;
-  }
-}
-
-/* Validates the members of a document about to be written and normalises
- * the ids in it; violations name `prefix` + member. */
+/* Checks what the declared rules cannot say (a title is not blank) in a
+ * document about to be written, and normalises its ids; violations name
+ * `prefix` + member. */
 static void check_members(rpc_call *c, json_t *doc, const char *prefix) {
-  for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
-    json_t *v = json_object_get(doc, checks[i].name);
-    if (!v || json_is_null(v)) continue;
+  json_t *title = json_object_get(doc, "title");
+  if (json_is_string(title) && blank(json_string_value(title))) {
     char field[96];
-    snprintf(field, sizeof field, "%s%s", prefix, checks[i].name);
-    check_member(c, &checks[i], field, v);
+    snprintf(field, sizeof field, "%stitle", prefix);
+    rpc_violation(c, field, "required", "title must not be blank");
+  }
+  for (size_t i = 0; i < sizeof uuid_members / sizeof *uuid_members; i++) {
+    json_t *v = json_object_get(doc, uuid_members[i]);
+    if (json_is_array(v))
+      for (size_t k = 0; k < json_array_size(v); k++)
+        norm_member(json_array_get(v, k));
+    else
+      norm_member(v);
   }
 }
 
@@ -449,26 +397,21 @@ static int32_t int_member(const ProtobufCMessage *m, const char *name) {
 }
 
 /* Query conditions from the list filters; an empty filter is no filter. */
-static size_t list_conds(rpc_call *c, const kind *k, const ProtobufCMessage *in, store_cond *conds,
-                         json_t **vals) {
+static size_t list_conds(const ProtobufCMessage *in, store_cond *conds, json_t **vals) {
   const struct {
     const Google__Protobuf__StringValue *v;
-    const char *param, *member;
+    const char *member;
     int is_id;
   } filters[] = {
-      {string_member(in, "title"), "title", "title", 0},
-      {string_member(in, "integration_id"), "integration_id", "integration", 1},
-      {string_member(in, "parent_id"), "parent_id", "parent", 1},
+      {string_member(in, "title"), "title", 0},
+      {string_member(in, "integration_id"), "integration", 1},
+      {string_member(in, "parent_id"), "parent", 1},
   };
   size_t n = 0;
   for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
     if (!filters[i].v || !*filters[i].v->value) continue;
-    if (!k->parent && strcmp(filters[i].member, "parent") == 0) {
-      rpc_violation(c, "parent_id", "not_allowed_value", "parent_id: an %s has no parent", k->name);
-      continue;
-    }
     json_t *v = json_string(filters[i].v->value);
-    if (filters[i].is_id) check_uuid(c, filters[i].param, filters[i].param, v);
+    if (filters[i].is_id) norm_member(v);
     vals[n] = v;
     conds[n] = (store_cond){filters[i].member, STORE_EQ, v};
     n++;
@@ -485,11 +428,9 @@ static void list_resources(const kind *k, const ProtobufCMessage *in, ProtobufCC
   Resource **results = NULL;
   size_t n_results = 0;
   int32_t page_number = int_member(in, "page"), page_size = int_member(in, "page_size");
-  if (page_number < 0) rpc_violation(c, "page", "out_of_range", "page must be 1 or more");
-  check_page_size(c, "page_size", page_size, MAX_PAGE_SIZE);
-  size_t n = list_conds(c, k, in, conds, vals);
+  size_t n = list_conds(in, conds, vals);
   if (rpc_failed(c)) goto reply;
-  size_t size = page_size ? (size_t)page_size : PAGE_SIZE;
+  size_t size = rpc_page_size(c, page_size);
   size_t number = page_number ? (size_t)page_number : 1;
   store_order order = {"created_at", 0};
   store_query q = {.conds = conds,

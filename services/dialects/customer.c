@@ -11,9 +11,6 @@
 
 #define COLL "customer_events"
 #define ID_LEN 26
-#define MAX_ID 255
-#define MAX_RECORDS 1000
-#define MAX_DATA (256 * 1024)
 
 typedef Events__Customer__V1__Event Event;
 typedef Events__Customer__V1__PropertyRecord PropertyRecord;
@@ -28,11 +25,13 @@ static const store_collection collections[] = {
     {COLL, indexes, sizeof indexes / sizeof *indexes},
 };
 
+/* The id's format is its declared rule's (rpc_validate), which passes over
+ * an empty string: here that is no id at all. */
 static int check_id(rpc_call *c, const char *field, const char *id) {
-  if (ids_is_hex(id, ID_LEN)) return 1;
-  rpc_violation(c, field, "invalid_value_format", "%s must be %d lowercase hex characters", field,
-                ID_LEN);
-  return 0;
+  if (!id || !*id)
+    rpc_violation(c, field, "invalid_value_format", "%s must be %d lowercase hex characters", field,
+                  ID_LEN);
+  return !rpc_failed(c);
 }
 
 static void validate_create(rpc_call *c, const Events__Customer__V1__CreateEventRequest *in) {
@@ -45,18 +44,12 @@ static void validate_create(rpc_call *c, const Events__Customer__V1__CreateEvent
                                       "event.external_id"};
   const char *values[] = {e->event_type_id, e->customer_id, e->external_id};
   for (int i = 0; i < 3; i++)
-    if (check_required(c, names[i], values[i])) check_length(c, names[i], values[i], MAX_ID);
-  if (e->secondary_external_id)
-    check_length(c, "event.secondary_external_id", e->secondary_external_id->value, MAX_ID);
-  if (e->data) check_length(c, "event.data", e->data->value, MAX_DATA);
-  if (in->n_property_records > MAX_RECORDS)
-    rpc_violation(c, "property_records", "invalid_value_format",
-                  "at most %d property records are allowed", MAX_RECORDS);
-  for (size_t i = 0; i < in->n_property_records && i < MAX_RECORDS; i++) {
+    check_required(c, names[i], values[i]);
+  for (size_t i = 0; i < in->n_property_records; i++) {
     char field[64];
     const PropertyRecord *r = in->property_records[i];
     snprintf(field, sizeof field, "property_records[%zu].property_id", i);
-    if (check_required(c, field, r->property_id)) check_length(c, field, r->property_id, MAX_ID);
+    check_required(c, field, r->property_id);
     if (!r->property_value) {
       snprintf(field, sizeof field, "property_records[%zu].property_value", i);
       rpc_violation(c, field, "required", "%s is required", field);
@@ -170,7 +163,6 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
                         Events__Customer__V1__ListEventsResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
-  check_page_size(c, "page_size", in->page_size, 1000);
   if (in->offset < 0) rpc_violation(c, "offset", "out_of_range", "offset must not be negative");
   if (rpc_failed(c)) {
     done(NULL, c);
@@ -204,7 +196,7 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
                    .n_conds = n,
                    .order = &order,
                    .n_order = 1,
-                   .limit = in->page_size ? (size_t)in->page_size : 100,
+                   .limit = rpc_page_size(c, in->page_size),
                    .offset = (size_t)in->offset,
                    .count = 1};
   store_page page = {0};
@@ -275,10 +267,8 @@ static void update_event(Events__Customer__V1__CustomerEventService_Service *svc
     const Google__Protobuf__StringValue *v;
     if (strcmp(p, "data") == 0) {
       v = e->data;
-      if (v) check_length(c, "event.data", v->value, MAX_DATA);
     } else if (strcmp(p, "secondary_external_id") == 0) {
       v = e->secondary_external_id;
-      if (v) check_length(c, "event.secondary_external_id", v->value, MAX_ID);
     } else {
       rpc_violation(c, "update_mask", "not_allowed_value",
                     "%s cannot be updated (data, secondary_external_id)", p);

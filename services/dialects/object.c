@@ -13,12 +13,6 @@
 #include "pbjson.h"
 
 #define COLL "object_events"
-#define MAX_ID 255
-#define MAX_NAME 255
-#define MAX_TEXT 255
-#define MAX_DESCRIPTION 10000
-#define MAX_PAGE 1000
-#define DEFAULT_PAGE 100
 
 typedef Events__Object__V1__Event Event;
 typedef Google__Protobuf__StringValue StringValue;
@@ -33,15 +27,15 @@ static const store_collection collections[] = {
 };
 
 static void check_object_id(rpc_call *c, const char *object_id) {
-  if (check_required(c, "object_id", object_id)) check_length(c, "object_id", object_id, MAX_ID);
+  check_required(c, "object_id", object_id);
 }
 
-/* Event ids are UUIDs; stored ones are lowercase, so the lookup key is too. */
+/* Event ids are UUIDs (the declared format, checked by rpc_validate when
+ * given); stored ones are lowercase, so the lookup key is too. */
 static int check_event_id(rpc_call *c, const char *event_id, char key[37]) {
-  if (!event_id || !ids_is_uuid(event_id)) {
+  if (!event_id || !*event_id)
     rpc_violation(c, "event_id", "invalid_value_format", "event_id must be a UUID");
-    return 0;
-  }
+  if (rpc_failed(c)) return 0;
   for (int i = 0; i < 37; i++)
     key[i] = (char)tolower((unsigned char)event_id[i]);
   return 1;
@@ -53,10 +47,6 @@ static int check_time(rpc_call *c, const char *field, const Google__Protobuf__Ti
   if (pbjson_time_format(t->seconds, t->nanos, 0, buf, sizeof buf) == 0) return 1;
   rpc_violation(c, field, "out_of_range", "%s must be a time within years 0001..9999", field);
   return 0;
-}
-
-static void check_text(rpc_call *c, const char *field, const StringValue *v, size_t max) {
-  if (v) check_length(c, field, v->value, max);
 }
 
 /* Only a system recommendation carries why and how it was planned. */
@@ -92,30 +82,19 @@ static void check_times(rpc_call *c, const Event *e) {
 /* The writable fields of an event, on create and on replace (record_id is
  * only required on create: a replacement keeps the stored one). */
 static void validate_event(rpc_call *c, const Event *e, int create) {
-  if (check_required(c, "event.name", e->name)) check_length(c, "event.name", e->name, MAX_NAME);
+  check_required(c, "event.name", e->name);
   if (e->source == EVENTS__OBJECT__V1__SOURCE__SOURCE_UNSPECIFIED)
     rpc_violation(c, "event.source", "required", "event.source is required");
   else if (!protobuf_c_enum_descriptor_get_value(&events__object__v1__source__descriptor,
                                                  (int)e->source))
     rpc_violation(c, "event.source", "not_allowed_value",
                   "event.source must be external, manual or system_recommendation");
-  if (create && check_required(c, "event.record_id", e->record_id))
-    check_length(c, "event.record_id", e->record_id, MAX_ID);
-  if (!create) check_length(c, "event.record_id", e->record_id, MAX_ID);
+  if (create) check_required(c, "event.record_id", e->record_id);
   if (!protobuf_c_enum_descriptor_get_value(&events__object__v1__review_status__descriptor,
                                             (int)e->review_status))
     rpc_violation(c, "event.review_status", "not_allowed_value",
                   "event.review_status must be pending, approved or rejected");
   check_times(c, e);
-  check_text(c, "event.description", e->description, MAX_DESCRIPTION);
-  check_text(c, "event.external_id", e->external_id, MAX_ID);
-  check_text(c, "event.sync_token", e->sync_token, MAX_TEXT);
-  check_text(c, "event.event_type", e->event_type, MAX_TEXT);
-  check_text(c, "event.location_object", e->location_object, MAX_ID);
-  check_text(c, "event.location_record_id", e->location_record_id, MAX_ID);
-  check_text(c, "event.location_record_label", e->location_record_label, MAX_TEXT);
-  check_text(c, "event.recommendation_reason", e->recommendation_reason, MAX_DESCRIPTION);
-  check_text(c, "event.planning_strategy", e->planning_strategy, MAX_TEXT);
   check_recommendation(c, e);
 }
 
@@ -315,7 +294,6 @@ static void list_conds(const Events__Object__V1__ListEventsRequest *in, json_t *
 
 static void validate_list(rpc_call *c, const Events__Object__V1__ListEventsRequest *in) {
   check_object_id(c, in->object_id);
-  check_page_size(c, "page_size", in->page_size, MAX_PAGE);
   if (in->source && !protobuf_c_enum_descriptor_get_value(&events__object__v1__source__descriptor,
                                                           (int)in->source))
     rpc_violation(c, "source", "not_allowed_value",
@@ -356,7 +334,7 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
   list_conds(in, enc, &cs);
   store_query q = {.conds = cs.items,
                    .n_conds = cs.n,
-                   .limit = in->page_size ? (size_t)in->page_size : DEFAULT_PAGE,
+                   .limit = rpc_page_size(c, in->page_size),
                    .after = in->page_token[0] ? in->page_token : NULL};
   if (store_find(rpc_store(c), rpc_tenant(c), COLL, &q, &page, &err) < 0) {
     /* The filters are checked above: an invalid query is the cursor. */

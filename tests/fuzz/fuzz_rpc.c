@@ -37,6 +37,9 @@ typedef struct target {
 static target targets[128];
 static size_t n_targets;
 static store *st;
+static api *rules; /* the request rules, as the server checks them */
+extern const unsigned char events_descriptor_set[];
+extern const size_t events_descriptor_set_len;
 
 static void add_service(const ProtobufCServiceDescriptor *d, ProtobufCService *impl) {
   for (unsigned i = 0; i < d->n_methods && n_targets < sizeof targets / sizeof *targets; i++)
@@ -57,6 +60,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   snprintf(url, sizeof url, "sqlite:%s/events.db", d);
   store_err err;
   FZ_CHECK(store_open(url, dialects_schema(), &st, &err) == 0);
+  char api_err[128];
+  FZ_CHECK(api_open(events_descriptor_set, events_descriptor_set_len, &rules, api_err,
+                    sizeof api_err) == 0);
   size_t n;
   const dialect *const *ds = dialects_all(&n);
   for (size_t i = 0; i < n; i++)
@@ -93,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rpc_call *c = calloc(1, sizeof *c);
   FZ_CHECK(c != NULL);
   c->store = st;
+  c->api = rules;
   snprintf(c->tenant, sizeof c->tenant, "fuzz");
   rpc_invoke(c, t->md, t->impl, t->index, data, size);
   if (c->status == GRPC_STATUS_INTERNAL)

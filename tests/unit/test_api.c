@@ -72,7 +72,7 @@ static void test_fields(void **state) {
   assert_string_equal(count.rules->query, "count");
   assert_int_equal(count.rules->max, 1000);
   api_field teams = field(a, &events__catalog__v1__resource__descriptor, "teams");
-  assert_int_equal(teams.rules->format, EVENTS__API__V1__FORMAT__FORMAT_UUID);
+  assert_int_equal(teams.rules->format, EVENTS__API__V1__FORMAT__FORMAT_UUID_ANY_FORM);
   assert_int_equal(teams.rules->max_items, 100);
   api_close(a);
 }

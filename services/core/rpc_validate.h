@@ -1,0 +1,16 @@
+/* rpc_validate.h - the request checks the protos declare, made once for
+ * every method before its handler runs (see rpc_validate.c). */
+#ifndef EVENTS_RPC_VALIDATE_H
+#define EVENTS_RPC_VALIDATE_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "api.h"
+#include "rpc.h"
+
+/* Records a violation on c for every field of `in` that breaks its
+ * (events.api.v1.field) rules: lengths in Unicode code points, id formats,
+ * numeric ranges, item counts. */
+void rpc_validate(rpc_call *c, const api *a, const ProtobufCMessage *in);
+
+#endif
