@@ -99,7 +99,10 @@ static json_t *error_object(int http, const char *detail, json_t *source) {
       id = error_kinds[i].id;
       title = error_kinds[i].title;
     }
-  json_t *e = json_pack("{s:s, s:s, s:o}", "id", id, "title", title, "detail", gw_text(detail));
+  char status[8];
+  snprintf(status, sizeof status, "%d", http);
+  json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "status", status, "title", title,
+                        "detail", gw_text(detail));
   if (source) json_object_set_new(e, "source", source);
   return e;
 }
@@ -271,13 +274,14 @@ static void activity_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
 }
 
 static json_t *activity_error_schema(void) {
-  return json_pack("{s:s, s:{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:{s:{s:s}, "
-                   "s:{s:s}}}}}}, s:{s:s, s:{s:{s:s}, s:{s:s}}}}}",
+  return json_pack("{s:s, s:{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, "
+                   "s:{s:{s:s}, s:{s:s}}}}}}, s:{s:s, s:{s:{s:s}, s:{s:s}}}}}",
                    "type", "object", "properties", "errors", "type", "array", "items", "type",
-                   "object", "properties", "id", "type", "string", "title", "type", "string",
-                   "detail", "type", "string", "source", "type", "object", "properties", "pointer",
-                   "type", "string", "parameter", "type", "string", "meta", "type", "object",
-                   "properties", "requestId", "type", "string", "traceId", "type", "string");
+                   "object", "properties", "id", "type", "string", "status", "type", "string",
+                   "title", "type", "string", "detail", "type", "string", "source", "type",
+                   "object", "properties", "pointer", "type", "string", "parameter", "type",
+                   "string", "meta", "type", "object", "properties", "requestId", "type", "string",
+                   "traceId", "type", "string");
 }
 
 /* ---- media types (JSON:API 1.0 "Content Negotiation") ---- */
@@ -499,14 +503,24 @@ static int read_document(json_t *body, long long want_id, json_t **attrs, json_t
   if (only_members(data, data_members, "/data", "unknown member", f) < 0) return -1;
   json_t *type = json_object_get(data, "type");
   if (!type) return doc_fail(f, "/data/type", "required", "type is required");
-  if (!json_is_string(type) || strcmp(json_string_value(type), RESOURCE_TYPE) != 0)
-    return doc_fail(f, "/data/type", "not_allowed_value", "must be \"" RESOURCE_TYPE "\"");
+  /* JSON:API 1.0: a type this endpoint does not hold, or an id other than
+   * the URL's, is 409 Conflict; an id the client made up is 403. */
+  if (!json_is_string(type) || strcmp(json_string_value(type), RESOURCE_TYPE) != 0) {
+    gw_fail_set(f, 409, "/data/type", "conflict",
+                "/data/type: this endpoint holds resources of type \"" RESOURCE_TYPE "\"");
+    return -1;
+  }
   json_t *id = json_object_get(data, "id");
-  if (!want_id && id)
-    return doc_fail(f, "/data/id", "not_allowed_value", "ids are assigned by the server");
+  if (!want_id && id) {
+    gw_fail_set(f, 403, "/data/id", "forbidden",
+                "/data/id: client-generated ids are not supported; the server assigns ids");
+    return -1;
+  }
   if (want_id && !id) return doc_fail(f, "/data/id", "required", "id is required");
-  if (want_id && rel_id(id) != want_id)
-    return doc_fail(f, "/data/id", "not_allowed_value", "must be the id of the URL");
+  if (want_id && rel_id(id) != want_id) {
+    gw_fail_set(f, 409, "/data/id", "conflict", "/data/id: must be the id of the URL");
+    return -1;
+  }
   json_t *a = json_object_get(data, "attributes");
   if (a && !json_is_object(a))
     return doc_fail(f, "/data/attributes", "invalid_type", "must be an object");

@@ -94,7 +94,7 @@ def assert_error(r, status, error_id, pointer=None, parameter=None):
     assert errors and all(e["id"] == error_id for e in errors), errors
     for e in errors:
         assert isinstance(e["title"], str) and isinstance(e["detail"], str)
-        assert set(e) <= {"id", "title", "detail", "source"}
+        assert set(e) <= {"id", "status", "title", "detail", "source"}
     if pointer is not None:
         assert any(e.get("source", {}).get("pointer") == pointer for e in errors), errors
     if parameter is not None:
@@ -275,8 +275,6 @@ def test_bad_attributes(stack, attrs, pointer):
     ({"data": None}, "/data"),
     ({"data": [{"type": "event"}]}, "/data"),
     ({"data": {"attributes": {"name": "x"}}}, "/data/type"),
-    ({"data": {"type": "events", "attributes": {"name": "x"}}}, "/data/type"),
-    ({"data": {"type": "event", "id": 5, "attributes": {"name": "x"}}}, "/data/id"),
     ({"data": {"type": "event", "attributes": ["x"]}}, "/data/attributes"),
     ({"data": {"type": "event", "attributes": {"name": "x"}, "extra": 1}}, "/data/extra"),
     ({"data": {"type": "event", "attributes": {"name": "x"}}, "included": []}, "/included"),
@@ -295,6 +293,27 @@ def test_bad_attributes(stack, attrs, pointer):
 ])
 def test_bad_documents(stack, body, pointer):
     assert_error(post(stack, body), 422, "validationError", pointer=pointer)
+
+
+def test_jsonapi_conflicts_and_forbidden_ids(stack):
+    """JSON:API 1.0: a type the endpoint does not hold is 409 Conflict (POST
+    and PATCH), a client-generated id 403 Forbidden, a PATCH whose id is not
+    the URL's 409; error objects carry status as a string."""
+    def count_all(stack):
+        return listing(stack, **{"count": "true", "page[size]": "1"})["meta"]["count"]
+    before = count_all(stack)
+    r = post(stack, {"data": {"type": "events", "attributes": {"name": "x"}}})
+    assert_error(r, 409, "conflict", pointer="/data/type")
+    assert r.json()["errors"][0]["status"] == "409"
+    r = post(stack, {"data": {"type": "event", "id": 5, "attributes": {"name": "x"}}})
+    assert_error(r, 403, "forbidden", pointer="/data/id")
+    assert r.json()["errors"][0]["status"] == "403"
+    assert count_all(stack) == before
+    eid = post(stack, doc({"name": "c"})).json()["data"]["id"]
+    assert_error(patch(stack, eid, doc({"name": "a"}, id=eid + 1)), 409, "conflict", pointer="/data/id")
+    assert_error(patch(stack, eid, {"data": {"type": "x", "id": eid}}), 409, "conflict", pointer="/data/type")
+    assert_error(post(stack, {}), 422, "validationError")
+    assert post(stack, {}).json()["errors"][0]["status"] == "422"
 
 
 def test_unreadable_bodies_are_bad_requests(stack):
@@ -378,8 +397,8 @@ def test_patch_document_rules(stack):
     ev = create(stack, {"name": "rules-" + uid()})
     eid = ev["id"]
     assert_error(patch(stack, eid, doc({"name": "a"})), 422, "validationError", pointer="/data/id")
-    assert_error(patch(stack, eid, doc({"name": "a"}, id=eid + 1)), 422, "validationError", pointer="/data/id")
-    assert_error(patch(stack, eid, {"data": {"type": "x", "id": eid}}), 422, "validationError", pointer="/data/type")
+    assert_error(patch(stack, eid, doc({"name": "a"}, id=eid + 1)), 409, "conflict", pointer="/data/id")
+    assert_error(patch(stack, eid, {"data": {"type": "x", "id": eid}}), 409, "conflict", pointer="/data/type")
     assert_error(stack.http.patch(url(stack, f"/{eid}"), data="{nope", headers={**JSONAPI, **auth_a()}, timeout=10),
                  400, "badRequest")
     for bad in ("0", "-1", "abc", "1.5", "99999999999999999999"):
