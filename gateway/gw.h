@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "api.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "pbjson.h"
 #include "tls.h"
@@ -133,10 +134,51 @@ struct gw_route {
   const ProtobufCMessageDescriptor *resp_desc;
   const char *resp_wrap;
   json_t *(*resp_schema)(void);
+  /* From the http rule: the body ("": none, "*": the request, or a request
+   * field) and the response_body ("": the whole response, or a field). */
+  const char *body_field;
+  const char *response_field;
+  gw_qparam *owned_query; /* the query map derived from the request's fields */
+  const api *api;         /* the annotations the route was built from */
+  /* The path as the API documents it: each variable by its REST name
+   * ("/v1/objects/{objectId}/events" for "{object_id}"); NULL: tmpl. */
+  char *doc_tmpl;
 };
 
-/* ---- route table (gw_route.c) ---- */
+/* ---- route table (gw_routes.c: built from the protos' annotations) ---- */
+/* The process's route table, built on first use from the embedded
+ * descriptor set; NULL with *n 0 when that fails (see gw_routes_load). */
 const gw_route *gw_routes(size_t *n);
+/* Builds the process's table now; -1 with err filled when the embedded
+ * annotations do not make one (a broken build: refuse to start). */
+int gw_routes_load(char *err, size_t err_len);
+/* The annotations the process's table was built from (NULL before). */
+const api *gw_api(void);
+/* A route table: the local routes, then a route for every REST binding of
+ * a's methods, completed by the hook row of its RPC (matched by rpc): the
+ * dialect's builder and renderer for what the annotations cannot say. A
+ * binding without a hook is served by the generic binding and rendering,
+ * in the dialect whose base path holds it. The services resolve method
+ * names; a method of none of them is an error. */
+int gw_routes_build(const api *a, const ProtobufCServiceDescriptor *const *services,
+                    size_t n_services, const gw_route *hooks, size_t n_hooks, const gw_route *local,
+                    size_t n_local, gw_route **out, size_t *n_out, char *err, size_t err_len);
+void gw_routes_free(gw_route *routes, size_t n);
+/* Binding (gw_bind.c). Path parameters into the request fields their
+ * template variables name; every routed call gets it before its builder. */
+int gw_bind_path(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
+/* The builder of a route without one: query parameters by the route's map,
+ * and the body into its body field. */
+int gw_bind_request(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
+/* The renderer of a route without one: the response (its response field)
+ * as the dialect's JSON, with the route's success status. */
+int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                      gw_resp *resp, gw_fail *f);
+/* Checks a JSON body meant for message desc against its annotations:
+ * members that are not fields are unknown, output-only ones read-only.
+ * 0, or -1 with f naming the member (400). */
+int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
+                  unsigned flags, gw_fail *f);
 /* Finds the route for method+path (as sent, not percent-decoded); fills req
  * params, each decoded once. Returns the route, or NULL with *status 404 (no
  * such path), 405 (path known, method not) or 400 (a parameter that is not

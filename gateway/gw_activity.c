@@ -377,7 +377,7 @@ static long long parse_positive(const char *s) {
 /* The event id of the path; a path id that is not a positive integer names
  * no event, so it is 404 like an unknown one. */
 static long long path_id(const gw_req *req, gw_fail *f) {
-  const char *raw = gw_param(req, "id");
+  const char *raw = req->n_params ? req->param_values[0] : NULL;
   long long id = parse_positive(raw);
   if (!id) gw_fail_set(f, 404, "", "", "event %s not found", raw ? raw : "");
   return id;

@@ -2,8 +2,8 @@
  * resource objects, page envelopes with absolute links as Django REST
  * framework's page-number pagination writes them, and {"detail": "..."}
  * errors. One set of builders and renderers serves categories, events and
- * event properties; the route rows pick the RPC. The three kinds' request
- * and response messages are declared alike, field for field, so the event
+ * event properties; the hook rows pick the RPC. The three kinds' list
+ * requests and responses are declared alike, field for field, so the event
  * kind's C types stand for all three (the category list request lacks only
  * the trailing parent and integration filters, which it never reads). */
 #include <stdio.h>
@@ -42,116 +42,92 @@ const gw_dialect gw_catalog = {
 
 /* ---- requests ---- */
 
-/* The route's one path parameter; a malformed id is not found, as for any
- * id the API does not know. */
-static int path_id(const gw_req *req, char **out, gw_fail *f) {
-  const char *id = req->n_params ? req->param_values[0] : "";
-  if (!ids_is_hex(id, 32)) {
-    gw_fail_set(f, 404, "", "", "Not found.");
-    return -1;
-  }
-  if (!(*out = strdup(id))) {
-    gw_fail_set(f, 500, "", "", "out of memory");
-    return -1;
-  }
-  return 0;
+/* The route's one path parameter (bound to the request already); a
+ * malformed id is not found, as for any id the API does not know. */
+static int check_path_id(const gw_req *req, gw_fail *f) {
+  if (req->n_params && ids_is_hex(req->param_values[0], 32)) return 0;
+  gw_fail_set(f, 404, "", "", "Not found.");
+  return -1;
 }
 
-/* A fresh, empty resource for a request to fill. */
-static int new_resource(Resource **out, gw_fail *f) {
-  if (!(*out = malloc(sizeof **out))) {
-    gw_fail_set(f, 500, "", "", "out of memory");
-    return -1;
-  }
-  events__catalog__v1__resource__init(*out);
-  return 0;
+/* A resource body: the annotations say which members are output-only. */
+static int body_resource(const gw_req *req, json_t **body, gw_fail *f) {
+  if (gw_body_json(req, body, f) < 0) return -1;
+  if (gw_body_check(req->route->api, *body, &events__catalog__v1__resource__descriptor,
+                    gw_catalog.json_flags, f) == 0)
+    return 0;
+  json_decref(*body);
+  *body = NULL;
+  return -1;
 }
 
-static int no_query(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  return gw_query_fields(req, in, NULL, gw_catalog.json_flags, f);
+/* Merges body into the request's resource (created empty when absent). */
+static int merge_resource(ProtobufCMessage *in, json_t *body, gw_fail *f) {
+  json_t *wrapped = json_pack("{s:O}", "resource", body);
+  int rc = wrapped ? gw_merge(in, wrapped, gw_catalog.json_flags, f) : -1;
+  if (!wrapped) gw_fail_set(f, 500, "", "", "out of memory");
+  json_decref(wrapped);
+  return rc;
 }
 
 int catalog_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  static const char *const read_only[] = {"id", "entity_type", "created_at", "updated_at"};
-  Events__Catalog__V1__CreateEventRequest *r = (void *)in;
   json_t *body;
-  if (no_query(req, in, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
-  int rc = 0;
-  for (size_t i = 0; i < sizeof read_only / sizeof *read_only && rc == 0; i++) {
-    if (!json_object_get(body, read_only[i])) continue;
-    gw_fail_set(f, 400, read_only[i], "not_allowed_value", "%s is read-only", read_only[i]);
-    rc = -1;
-  }
-  if (rc == 0) rc = new_resource(&r->resource, f);
-  if (rc == 0) rc = gw_merge(&r->resource->base, body, gw_catalog.json_flags, f);
+  if (gw_query_fields(req, in, req->route->query, gw_catalog.json_flags, f) < 0 ||
+      body_resource(req, &body, f) < 0)
+    return -1;
+  int rc = merge_resource(in, body, f);
   json_decref(body);
   return rc;
 }
 
-int catalog_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Catalog__V1__GetEventRequest *r = (void *)in;
-  if (no_query(req, in, f) < 0) return -1;
-  return path_id(req, &r->id, f);
+int catalog_build_path_id(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  if (gw_query_fields(req, in, req->route->query, gw_catalog.json_flags, f) < 0) return -1;
+  return check_path_id(req, f);
 }
 
-int catalog_build_delete(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Catalog__V1__DeleteEventRequest *r = (void *)in;
-  if (no_query(req, in, f) < 0) return -1;
-  return path_id(req, &r->id, f);
+/* A member a PATCH may change: a field neither output-only nor immutable. */
+static int updatable(const ProtobufCFieldDescriptor *fd) {
+  const api *a = gw_api();
+  return fd && a &&
+         !(api_field_of(a, &events__catalog__v1__resource__descriptor, fd).behavior &
+           (API_OUTPUT_ONLY | API_IMMUTABLE));
 }
 
-/* The update mask is the body's members, each one the seed documents. */
+/* The update mask is the body's members, each one updatable. */
 static int patch_mask(json_t *body, json_t **mask, gw_fail *f) {
-  static const char *const updatable[] = {"description", "definition", "pii",    "verified",
-                                          "published",   "teams",      "owners", "collections",
-                                          "tags",        "subscribers"};
-  char paths[256] = "";
+  const ProtobufCMessageDescriptor *d = &events__catalog__v1__resource__descriptor;
+  char paths[512] = "", allowed[512] = "";
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (updatable(&d->fields[i]))
+      snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+               allowed[0] ? ", " : "", d->fields[i].name);
   const char *key;
   json_t *v;
   json_object_foreach(body, key, v) {
-    size_t i = 0;
-    while (i < sizeof updatable / sizeof *updatable && strcmp(key, updatable[i]) != 0)
-      i++;
-    if (i == sizeof updatable / sizeof *updatable) {
-      gw_fail_set(f, 400, key, "not_allowed_value",
-                  "%s cannot be updated; updatable fields: description, definition, pii, "
-                  "verified, published, teams, owners, collections, tags, subscribers",
-                  key);
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!updatable(fd)) {
+      gw_fail_set(f, 400, key, "not_allowed_value", "%s cannot be updated; updatable fields: %s",
+                  key, allowed);
       return -1;
     }
-    if (paths[0]) strcat(paths, ",");
-    strcat(paths, updatable[i]); /* fits: duplicates are refused by the parser */
+    /* fits: every field at most once (the parser refuses duplicates) */
+    snprintf(paths + strlen(paths), sizeof paths - strlen(paths), "%s%s", paths[0] ? "," : "",
+             fd->name);
   }
   *mask = json_pack("{s:s}", "update_mask", paths);
   return 0;
 }
 
 int catalog_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Catalog__V1__UpdateEventRequest *r = (void *)in;
   json_t *body = NULL, *mask = NULL;
   int rc = -1;
-  if (no_query(req, in, f) < 0 || new_resource(&r->resource, f) < 0) return -1;
-  if (path_id(req, &r->resource->id, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
+  if (catalog_build_path_id(req, in, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
   if (patch_mask(body, &mask, f) == 0 && gw_merge(in, mask, gw_catalog.json_flags, f) == 0)
-    rc = gw_merge(&r->resource->base, body, gw_catalog.json_flags, f);
+    rc = merge_resource(in, body, f);
   json_decref(mask);
   json_decref(body);
   return rc;
 }
-
-const gw_qparam catalog_category_query[] = {
-    {"title", "title"},
-    {"page", "page"},
-    {NULL, NULL},
-};
-
-const gw_qparam catalog_list_query[] = {
-    {"integration_id", "integration_id"},
-    {"parent_id", "parent_id"},
-    {"title", "title"},
-    {"page", "page"},
-    {NULL, NULL},
-};
 
 int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   if (gw_query_fields(req, in, req->route->query, gw_catalog.json_flags, f) < 0) return -1;

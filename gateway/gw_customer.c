@@ -152,20 +152,6 @@ int customer_render_create(const gw_req *req, const ProtobufCMessage *in,
   return 0;
 }
 
-const gw_qparam customer_list_query[] = {
-    {"count", "page_size"},
-    {"offset", "offset"},
-    {"sort_field", "sort_field"},
-    {"sort_direction", "sort_direction"},
-    {"event_type_id", "event_type_id"},
-    {"customer_id", "customer_id"},
-    {"external_id", "external_id"},
-    {"time_from", "time_from"},
-    {"time_to", "time_to"},
-    {"include_property_records", "include_property_records"},
-    {NULL, NULL},
-};
-
 int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   if (gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f) < 0) return -1;
   const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
@@ -202,17 +188,6 @@ int customer_render_list(const gw_req *req, const ProtobufCMessage *in, const Pr
   return 0;
 }
 
-const gw_qparam customer_get_query[] = {
-    {"include_property_records", "include_property_records"},
-    {NULL, NULL},
-};
-
-int customer_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Customer__V1__GetEventRequest *r = (void *)in;
-  r->event_id = strdup(gw_param(req, "event_id"));
-  return gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f);
-}
-
 int customer_render_get(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
                         gw_resp *resp, gw_fail *f) {
   (void)req;
@@ -221,12 +196,6 @@ int customer_render_get(const gw_req *req, const ProtobufCMessage *in, const Pro
   resp->status = 200;
   resp->body = json_pack("{s:o}", "data", event_json(out, q->include_property_records));
   return 0;
-}
-
-int customer_build_records(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Customer__V1__ListPropertyRecordsRequest *r = (void *)in;
-  r->event_id = strdup(gw_param(req, "event_id"));
-  return gw_query_fields(req, in, NULL, gw_customer.json_flags, f);
 }
 
 int customer_render_records(const gw_req *req, const ProtobufCMessage *in,

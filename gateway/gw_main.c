@@ -164,6 +164,11 @@ int main(int argc, char **argv) {
   log_grpc_core();
   grpc_init();
   rc = 1;
+  if (gw_routes_load(err, sizeof err) < 0) {
+    log_json(LOG_LEVEL_ERROR, "cannot build the routes from the API's annotations",
+             json_pack("{s:s}", "error", err));
+    goto shutdown_grpc;
+  }
   if (cfg.https && gw_tls_open(http_tls.cert, http_tls.key, err, sizeof err) < 0) {
     log_json(LOG_LEVEL_ERROR, "cannot load the HTTPS certificate",
              json_pack("{s:s}", "error", err));

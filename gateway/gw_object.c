@@ -69,28 +69,8 @@ const gw_dialect gw_object = {
 
 /* ---- request bodies ---- */
 
-/* The documented body of POST and PUT (record_id only matters on create; a
- * PUT may repeat it unchanged). */
-static const char *const writable[] = {
-    "name",
-    "description",
-    "source",
-    "record_id",
-    "external_id",
-    "sync_token",
-    "event_type",
-    "start_at",
-    "end_at",
-    "location_object",
-    "location_record_id",
-    "location_record_label",
-    "review_status",
-    "recommendation_reason",
-    "planning_strategy",
-};
 static const char *const sources[] = {"external", "manual", "system_recommendation"};
 static const char *const statuses[] = {"pending", "approved", "rejected"};
-static const char *const read_only[] = {"id", "object", "created_at", "updated_at"};
 
 static int in_list(const char *key, const char *const *list, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -114,107 +94,34 @@ static int check_enum(json_t *body, const char *key, const char *const *names, s
   return -1;
 }
 
-static int check_body(json_t *body, gw_fail *f) {
-  const char *key;
-  json_t *v;
-  json_object_foreach(body, key, v) {
-    if (in_list(key, writable, sizeof writable / sizeof *writable)) continue;
-    if (in_list(key, read_only, sizeof read_only / sizeof *read_only))
-      gw_fail_set(f, 400, key, "not_allowed_value", "%s is read-only", key);
-    else
-      gw_fail_set(f, 400, key, "unknown_field", "unknown field %s", key);
+/* The body of POST and PUT: an Event's writable fields (the annotations say
+ * which are output-only), enums by their documented names. */
+static int check_body(const gw_req *req, json_t *body, gw_fail *f) {
+  if (gw_body_check(req->route->api, body, &events__object__v1__event__descriptor,
+                    gw_object.json_flags, f) < 0)
     return -1;
-  }
   if (check_enum(body, "source", sources, 3, "external, manual, system_recommendation", f) < 0)
     return -1;
   return check_enum(body, "review_status", statuses, 3, "pending, approved, rejected", f);
 }
 
-/* The body as a new Event; NULL with f filled. */
-static Events__Object__V1__Event *body_event(const gw_req *req, gw_fail *f) {
-  json_t *body;
-  if (gw_body_json(req, &body, f) < 0) return NULL;
-  Events__Object__V1__Event *ev = NULL;
-  if (check_body(body, f) < 0) goto free_body;
-  if (!(ev = malloc(sizeof *ev))) {
+/* Create and Update (a replacement) take the event as their body; the
+ * path is bound already. */
+int object_build_event(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  json_t *body, *wrapped = NULL;
+  if (gw_query_fields(req, in, req->route->query, gw_object.json_flags, f) < 0 ||
+      gw_body_json(req, &body, f) < 0)
+    return -1;
+  int rc = check_body(req, body, f);
+  if (rc == 0 && !(wrapped = json_pack("{s:O}", "event", body))) {
     gw_fail_set(f, 500, "", "", "out of memory");
-    goto free_body;
+    rc = -1;
   }
-  events__object__v1__event__init(ev);
-  if (gw_merge(&ev->base, body, gw_object.json_flags, f) < 0) {
-    protobuf_c_message_free_unpacked(&ev->base, NULL);
-    ev = NULL;
-  }
-free_body:
+  if (rc == 0) rc = gw_merge(in, wrapped, gw_object.json_flags, f);
+  json_decref(wrapped);
   json_decref(body);
-  return ev;
+  return rc;
 }
-
-/* Path parameters, copied into the request (freed with it). */
-static int path_ids(const gw_req *req, char **object_id, char **event_id, gw_fail *f) {
-  const char *o = gw_param(req, "objectId"), *e = gw_param(req, "eventId");
-  if ((*object_id = strdup(o ? o : "")) && (!event_id || (*event_id = strdup(e ? e : ""))))
-    return 0;
-  gw_fail_set(f, 500, "", "", "out of memory");
-  return -1;
-}
-
-/* Only the list takes query parameters; elsewhere any is unknown. */
-static int no_query(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  return gw_query_fields(req, in, NULL, gw_object.json_flags, f);
-}
-
-int object_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Object__V1__CreateEventRequest *r = (void *)in;
-  if (no_query(req, in, f) < 0 || path_ids(req, &r->object_id, NULL, f) < 0) return -1;
-  return (r->event = body_event(req, f)) ? 0 : -1;
-}
-
-int object_build_replace(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Object__V1__UpdateEventRequest *r = (void *)in;
-  if (no_query(req, in, f) < 0 || path_ids(req, &r->object_id, &r->event_id, f) < 0) return -1;
-  return (r->event = body_event(req, f)) ? 0 : -1;
-}
-
-int object_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Object__V1__GetEventRequest *r = (void *)in;
-  if (no_query(req, in, f) < 0) return -1;
-  return path_ids(req, &r->object_id, &r->event_id, f);
-}
-
-int object_build_delete(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Object__V1__DeleteEventRequest *r = (void *)in;
-  if (no_query(req, in, f) < 0) return -1;
-  return path_ids(req, &r->object_id, &r->event_id, f);
-}
-
-/* POST, GET, PUT and DELETE all answer 200 with the event itself. */
-int object_render_event(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
-                        gw_resp *resp, gw_fail *f) {
-  (void)req;
-  (void)in;
-  (void)f;
-  resp->status = 200;
-  resp->body = pbjson_encode(out, gw_object.json_flags);
-  return 0;
-}
-
-const gw_qparam object_list_query[] = {
-    {"after", "page_token"},
-    {"limit", "page_size"},
-    {"record_id", "record_id"},
-    {"external_id", "external_id"},
-    {"sync_token", "sync_token"},
-    {"source", "source"},
-    {"review_status", "review_status"},
-    {"event_type", "event_type"},
-    {"start_at_gte", "start_at_gte"},
-    {"start_at_lte", "start_at_lte"},
-    {"end_at_gte", "end_at_gte"},
-    {"end_at_lte", "end_at_lte"},
-    {"has_external_id", "has_external_id"},
-    {NULL, NULL},
-};
 
 int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   Events__Object__V1__ListEventsRequest *r = (void *)in;
@@ -242,7 +149,7 @@ int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
                 "review_status must be one of pending, approved, rejected");
     return -1;
   }
-  return path_ids(req, &r->object_id, NULL, f);
+  return 0;
 }
 
 int object_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,

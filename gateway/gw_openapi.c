@@ -64,14 +64,14 @@ static json_t *operation(const gw_route *rt) {
   for (; rt->method[i] && i < sizeof lower - 1; i++)
     lower[i] = (char)(rt->method[i] | 0x20);
   lower[i] = '\0';
-  snprintf(id, sizeof id, "%s%s", lower, rt->tmpl);
+  snprintf(id, sizeof id, "%s%s", lower, rt->doc_tmpl ? rt->doc_tmpl : rt->tmpl);
   for (char *c = id; *c; c++)
     if (*c == '/' || *c == '{' || *c == '}' || *c == '.' || *c == '-') *c = '_';
   const gw_dialect *d = rt->dialect;
   const char *ctype = d == &gw_activity ? "application/vnd.api+json" : "application/json";
   json_t *op = json_pack("{s:s, s:s, s:[s], s:o}", "operationId", id, "summary",
                          rt->summary ? rt->summary : "", "tags", d->name, "parameters",
-                         query_params(rt, path_params(rt->tmpl)));
+                         query_params(rt, path_params(rt->doc_tmpl ? rt->doc_tmpl : rt->tmpl)));
   json_t *responses = json_object();
   json_t *ok = NULL;
   if (rt->resp_schema)
@@ -114,10 +114,11 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
   json_t *paths = json_object();
   for (size_t i = 0; i < n; i++) {
     if (rt[i].local == gw_metrics) continue; /* Prometheus text, not part of the API */
-    json_t *item = json_object_get(paths, rt[i].tmpl);
+    const char *path = rt[i].doc_tmpl ? rt[i].doc_tmpl : rt[i].tmpl;
+    json_t *item = json_object_get(paths, path);
     if (!item) {
       item = json_object();
-      json_object_set_new(paths, rt[i].tmpl, item);
+      json_object_set_new(paths, path, item);
     }
     char lower[16];
     size_t j = 0;

@@ -77,7 +77,13 @@ int gw_begin(gw_req *req, int too_large, gw_resp *resp, gw_call_spec *spec) {
     goto fail;
   }
   md->input->message_init(spec->in);
-  if (rt->build(req, spec->in, &f) < 0) goto free_in;
+  /* The http rule's path variables first; a value that the field cannot
+   * hold (a word for an integer id) names no resource. */
+  if (gw_bind_path(req, spec->in, &f) < 0) {
+    if (f.http == 400) gw_fail_set(&f, 404, "", "", "no such resource %s", req->path);
+    goto free_in;
+  }
+  if ((rt->build ? rt->build : gw_bind_request)(req, spec->in, &f) < 0) goto free_in;
   spec->method = rt->rpc;
   spec->out_desc = md->output;
   spec->timeout_ms = rt->timeout_ms ? rt->timeout_ms : rpc_timeout_ms;
@@ -109,16 +115,15 @@ static const char *generic_message(grpc_status_code code, int *retry_after) {
   }
 }
 
-/* The message a renderer gets: the one resource a response only wraps
- * (GetEventResponse's event: the http rule's response_body), or the
- * response itself. */
-static const ProtobufCMessage *response_body(const ProtobufCMessage *out) {
-  const ProtobufCMessageDescriptor *d = out->descriptor;
-  if (d->n_fields != 1 || d->fields[0].type != PROTOBUF_C_TYPE_MESSAGE ||
-      d->fields[0].label == PROTOBUF_C_LABEL_REPEATED)
-    return out;
-  const ProtobufCMessage *inner;
-  memcpy(&inner, (const char *)out + d->fields[0].offset, sizeof inner);
+/* The message a renderer gets: the http rule's response_body field of the
+ * response (GetEventResponse's event), or the response itself. */
+static const ProtobufCMessage *response_body(const gw_route *rt, const ProtobufCMessage *out) {
+  if (!rt->response_field || !*rt->response_field) return out;
+  const ProtobufCFieldDescriptor *fd =
+      protobuf_c_message_descriptor_get_field_by_name(out->descriptor, rt->response_field);
+  const ProtobufCMessage *inner = NULL;
+  if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE)
+    memcpy(&inner, (const char *)out + fd->offset, sizeof inner);
   return inner ? inner : out;
 }
 
@@ -127,7 +132,8 @@ void gw_finish(gw_req *req, gw_call_spec *spec, gw_rpc_result *res, gw_resp *res
   gw_fail f = {0};
   int retry_after = 0;
   if (res->code == GRPC_STATUS_OK) {
-    if (rt->render(req, spec->in, response_body(res->response), resp, &f) < 0) goto fail;
+    gw_render_fn render = rt->render ? rt->render : gw_render_default;
+    if (render(req, spec->in, response_body(rt, res->response), resp, &f) < 0) goto fail;
     if (!resp->content_type) resp->content_type = rt->dialect->content_type;
     goto done;
   }

@@ -35,17 +35,18 @@ typedef struct kind {
   const char *coll;
   const struct kind *parent; /* NULL: top level */
   const char *ref;           /* member holding this kind's id in descendants */
+  const char *id_field;      /* the request field naming one (get, update, delete) */
 } kind;
 
 enum { CATEGORY, EVENT, PROPERTY, N_KINDS };
 
 static const kind kinds[N_KINDS] = {
     [CATEGORY] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT_CATEGORY, "event category",
-                  COLL_CATEGORIES, NULL, "category_id"},
+                  COLL_CATEGORIES, NULL, "category_id", "event_category_id"},
     [EVENT] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT, "event", COLL_EVENTS,
-               &kinds[CATEGORY], "event_id"},
+               &kinds[CATEGORY], "event_id", "event_id"},
     [PROPERTY] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT_PROPERTY, "event property",
-                  COLL_PROPERTIES, &kinds[EVENT], NULL},
+                  COLL_PROPERTIES, &kinds[EVENT], NULL, "event_property_id"},
 };
 
 /* Lists are ordered by (created_at, id); filters lead with their field. */
@@ -270,7 +271,7 @@ static void get_resource(const kind *k, const char *id, ProtobufCClosure done, r
   json_t *key = NULL, *doc = NULL;
   Resource *out = NULL;
   store_err err;
-  if (!check_id(c, "id", id)) goto reply;
+  if (!check_id(c, k->id_field, id)) goto reply;
   key = json_string(id);
   if (store_get(rpc_store(c), rpc_tenant(c), k->coll, key, &doc, &err) < 0)
     fail_lookup(c, &err);
@@ -310,7 +311,7 @@ static json_t *mask_changes(rpc_call *c, const Resource *r,
   return set;
 }
 
-static void update_resource(const kind *k, const Resource *r,
+static void update_resource(const kind *k, const char *id, const Resource *r,
                             const Google__Protobuf__FieldMask *mask, ProtobufCClosure done,
                             rpc_call *c) {
   json_t *key = NULL, *set = NULL, *doc = NULL;
@@ -320,13 +321,13 @@ static void update_resource(const kind *k, const Resource *r,
     rpc_violation(c, "resource", "required", "resource is required");
     goto reply;
   }
-  if (!check_id(c, "resource.id", r->id)) goto reply;
+  if (!check_id(c, k->id_field, id)) goto reply;
   set = mask_changes(c, r, mask);
   if (set) check_members(c, set, "resource.");
   if (rpc_failed(c)) goto reply;
   /* Even an empty mask touches updated_at, as a save does. */
   json_object_set_new(set, "updated_at", json_integer(ids_now_us()));
-  key = json_string(r->id);
+  key = json_string(id);
   if (store_patch(rpc_store(c), rpc_tenant(c), k->coll, key, set, &doc, &err) < 0)
     fail_lookup(c, &err);
   else
@@ -348,7 +349,7 @@ static int descends(const kind *m, const kind *k) {
 static void delete_resource(const kind *k, const char *id, ProtobufCClosure done, rpc_call *c) {
   json_t *key = NULL;
   store_err err;
-  if (!check_id(c, "id", id)) goto reply;
+  if (!check_id(c, k->id_field, id)) goto reply;
   key = json_string(id);
   /* The resource first, then its descendants, shallowest level first: a
    * child created meanwhile (by any replica) either is swept or finds its
@@ -482,7 +483,7 @@ reply:
   static void catalog_get_##ONE_(Service *s, const Events__Catalog__V1__Get##T_##Request *in,      \
                                  Events__Catalog__V1__Get##T_##Response_Closure done, void *c) {   \
     (void)s;                                                                                       \
-    get_resource(&kinds[K_], in->id, (ProtobufCClosure)done, c);                                   \
+    get_resource(&kinds[K_], in->ONE_##_id, (ProtobufCClosure)done, c);                            \
   }                                                                                                \
   static void catalog_list_##MANY_(Service *s, const Events__Catalog__V1__List##TS_##Request *in,  \
                                    Events__Catalog__V1__List##TS_##Response_Closure done,          \
@@ -494,13 +495,14 @@ reply:
       Service *s, const Events__Catalog__V1__Update##T_##Request *in,                              \
       Events__Catalog__V1__Update##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    update_resource(&kinds[K_], in->resource, in->update_mask, (ProtobufCClosure)done, c);         \
+    update_resource(&kinds[K_], in->ONE_##_id, in->resource, in->update_mask,                      \
+                    (ProtobufCClosure)done, c);                                                    \
   }                                                                                                \
   static void catalog_delete_##ONE_(                                                               \
       Service *s, const Events__Catalog__V1__Delete##T_##Request *in,                              \
       Events__Catalog__V1__Delete##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    delete_resource(&kinds[K_], in->id, (ProtobufCClosure)done, c);                                \
+    delete_resource(&kinds[K_], in->ONE_##_id, (ProtobufCClosure)done, c);                         \
   }
 
 KIND_METHODS(CATEGORY, event_category, event_categories, EventCategory, EventCategories)

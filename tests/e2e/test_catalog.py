@@ -517,7 +517,7 @@ def test_grpc_operations(stack, pb):
     p = rpc(stack, pb, "CreateEventProperty", m.CreateEventPropertyRequest(
         resource=m.Resource(title={"value": "button"}, parent={"value": ev.id})), "Resource")
     assert p.entity_type == m.ENTITY_TYPE_EVENT_PROPERTY
-    got = rpc(stack, pb, "GetEvent", m.GetEventRequest(id=ev.id), "Resource")
+    got = rpc(stack, pb, "GetEvent", m.GetEventRequest(event_id=ev.id), "Resource")
     assert got == ev
     # the REST view of what gRPC wrote
     assert get(stack, "/events/" + ev.id).json()["title"] == "Clicked"
@@ -541,16 +541,17 @@ def test_grpc_operations(stack, pb):
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
     up = rpc(stack, pb, "UpdateEvent", m.UpdateEventRequest(
-        resource=m.Resource(id=ev.id, verified=True, tags=["04654d61-4f64-4f08-b697-3915b5137c49"]),
+        event_id=ev.id, resource=m.Resource(verified=True, tags=["04654d61-4f64-4f08-b697-3915b5137c49"]),
         update_mask={"paths": ["verified", "tags"]}), "Resource")
     assert up.verified and up.pii and up.tags == ["04654d614f644f08b6973915b5137c49"]
     # Categories update and delete over gRPC too; deleting one deletes its events and their properties.
     upc = rpc(stack, pb, "UpdateEventCategory", m.UpdateEventCategoryRequest(
-        resource=m.Resource(id=cat.id, description={"value": "d"}), update_mask={"paths": ["description"]}), "Resource")
+        event_category_id=cat.id, resource=m.Resource(description={"value": "d"}), update_mask={"paths": ["description"]}), "Resource")
     assert upc.description.value == "d"
-    rpc(stack, pb, "DeleteEventCategory", m.DeleteEventCategoryRequest(id=cat.id), "DeleteResourceResponse")
+    rpc(stack, pb, "DeleteEventCategory", m.DeleteEventCategoryRequest(event_category_id=cat.id), "DeleteResourceResponse")
+    FIELD = {"GetEventCategory": "event_category_id", "GetEvent": "event_id", "GetEventProperty": "event_property_id"}
     for name, rid in (("GetEventCategory", cat.id), ("GetEvent", ev.id), ("GetEventProperty", p.id)):
-        assert rpc_error(stack, pb, name, getattr(m, name + "Request")(id=rid), "Resource").code() == grpc.StatusCode.NOT_FOUND
+        assert rpc_error(stack, pb, name, getattr(m, name + "Request")(**{FIELD[name]: rid}), "Resource").code() == grpc.StatusCode.NOT_FOUND
     lst = rpc(stack, pb, "ListEvents", m.ListEventsRequest(parent_id={"value": cat.id}), "ListResourcesResponse")
     assert lst.count == 0
 
@@ -572,19 +573,19 @@ def test_grpc_errors(stack, pb):
     v = bad("CreateEventCategory", m.CreateEventCategoryRequest(resource=m.Resource(
         title={"value": "x" * 256}, teams=["x"], parent={"value": cat["id"]})))
     assert set(v) == {"resource.title", "resource.teams[0]", "resource.parent"}
-    v = bad("UpdateEvent", m.UpdateEventRequest(resource=m.Resource(id=ev["id"], title={"value": "t"}),
+    v = bad("UpdateEvent", m.UpdateEventRequest(event_id=ev["id"], resource=m.Resource(title={"value": "t"}),
                                                    update_mask={"paths": ["title", "pii"]}))
     assert v == {"update_mask": "not_allowed_value"}
     assert bad("UpdateEvent", m.UpdateEventRequest()) == {"resource": "required"}
-    assert bad("GetEvent", m.GetEventRequest(id="nothex")) == {"id": "invalid_value_format"}
-    assert bad("DeleteEvent", m.DeleteEventRequest(id=""), "DeleteResourceResponse") == {"id": "invalid_value_format"}
+    assert bad("GetEvent", m.GetEventRequest(event_id="nothex")) == {"event_id": "invalid_value_format"}
+    assert bad("DeleteEvent", m.DeleteEventRequest(event_id=""), "DeleteResourceResponse") == {"event_id": "invalid_value_format"}
     assert "page_size" in bad("ListEvents", m.ListEventsRequest(page_size=5000), "ListResourcesResponse")
     assert "page" in bad("ListEvents", m.ListEventsRequest(page=-1), "ListResourcesResponse")
     assert get(stack, "/events/" + ev["id"]).json() == ev  # nothing changed
 
-    other = rpc_error(stack, pb, "GetEvent", m.GetEventRequest(id=ev["id"]), "Resource", token=TOKEN_B)
+    other = rpc_error(stack, pb, "GetEvent", m.GetEventRequest(event_id=ev["id"]), "Resource", token=TOKEN_B)
     assert other.code() == grpc.StatusCode.NOT_FOUND
-    other = rpc_error(stack, pb, "DeleteEvent", m.DeleteEventRequest(id=ev["id"]), "DeleteResourceResponse",
+    other = rpc_error(stack, pb, "DeleteEvent", m.DeleteEventRequest(event_id=ev["id"]), "DeleteResourceResponse",
                       token=TOKEN_B)
     assert other.code() == grpc.StatusCode.NOT_FOUND
     anon = rpc_error(stack, pb, "ListEvents", m.ListEventsRequest(), "ListResourcesResponse", token=None)

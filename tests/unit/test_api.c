@@ -69,7 +69,7 @@ static void test_fields(void **state) {
   assert_int_equal(body.behavior, 0);
   assert_int_equal(body.rules->max_chars, 0);
   api_field count = field(a, &events__customer__v1__list_events_request__descriptor, "page_size");
-  assert_string_equal(count.rules->query, "count");
+  assert_string_equal(count.rules->rest_name, "count");
   assert_int_equal(count.rules->max, 1000);
   api_field teams = field(a, &events__catalog__v1__resource__descriptor, "teams");
   assert_int_equal(teams.rules->format, EVENTS__API__V1__FORMAT__FORMAT_UUID_ANY_FORM);

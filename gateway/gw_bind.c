@@ -1,0 +1,128 @@
+/* gw_bind.c - the generic half of turning a request into an RPC, driven by
+ * the route's http rule: path variables into the request fields they name,
+ * query parameters by the map derived from the request's fields, the body
+ * into the rule's body field; and the response (its response_body field) as
+ * the dialect's JSON. Dialect hooks run on top of it where an API differs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+/* {"a": {"b": v}} for the field path "a.b", and the message that holds the
+ * last field; NULL (f filled) when the path names no field of desc. */
+static json_t *nest(const ProtobufCMessageDescriptor *desc, const char *path, const char *param,
+                    const char *value, gw_fail *f) {
+  const char *dot = strchr(path, '.');
+  char head[128];
+  snprintf(head, sizeof head, "%.*s", dot ? (int)(dot - path) : (int)strlen(path), path);
+  json_t *v;
+  if (!dot) {
+    v = gw_query_value(desc, head, param, value, f);
+  } else {
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(desc, head);
+    if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE) {
+      gw_fail_set(f, 500, param, "", "the route names no field %s", path);
+      return NULL;
+    }
+    v = nest(fd->descriptor, dot + 1, param, value, f);
+  }
+  return v ? json_pack("{s:o}", head, v) : NULL;
+}
+
+/* Merges src into dst, objects member by member (both path variables of
+ * one message, e.g. {event.id} beside a body field, land in it). */
+static void deep_merge(json_t *dst, json_t *src) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(src, k, v) {
+    json_t *d = json_object_get(dst, k);
+    if (json_is_object(d) && json_is_object(v))
+      deep_merge(d, v);
+    else
+      json_object_set(dst, k, v);
+  }
+}
+
+int gw_bind_path(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  if (!req->n_params) return 0;
+  json_t *fields = json_object();
+  int rc = -1;
+  for (size_t i = 0; i < req->n_params; i++) {
+    json_t *one =
+        nest(in->descriptor, req->param_names[i], req->param_names[i], req->param_values[i], f);
+    if (!one) goto free_fields;
+    deep_merge(fields, one);
+    json_decref(one);
+  }
+  /* Field names as the proto spells them, whatever the dialect's bodies use. */
+  rc = gw_merge(in, fields, req->route->dialect->json_flags & ~PBJSON_CAMEL, f);
+free_fields:
+  json_decref(fields);
+  return rc;
+}
+
+int gw_bind_request(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  const gw_route *rt = req->route;
+  unsigned flags = rt->dialect->json_flags;
+  if (gw_query_fields(req, in, rt->query, flags, f) < 0) return -1;
+  if (!rt->needs_body) return 0;
+  json_t *body;
+  if (gw_body_json(req, &body, f) < 0) return -1;
+  int rc = -1;
+  const ProtobufCMessageDescriptor *d = rt->body_desc ? rt->body_desc : in->descriptor;
+  if (gw_body_check(rt->api, body, d, flags, f) < 0) goto free_body;
+  if (strcmp(rt->body_field, "*") == 0) {
+    rc = gw_merge(in, body, flags, f);
+  } else {
+    json_t *wrapped = json_pack("{s:O}", rt->body_field, body);
+    rc = wrapped ? gw_merge(in, wrapped, flags & ~PBJSON_CAMEL, f) : -1;
+    json_decref(wrapped);
+  }
+free_body:
+  json_decref(body);
+  return rc;
+}
+
+int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
+                      gw_resp *resp, gw_fail *f) {
+  (void)in;
+  const gw_route *rt = req->route;
+  resp->status = rt->ok_status ? rt->ok_status : 200;
+  if (resp->status == 204) return 0;
+  resp->body = pbjson_encode(out, rt->dialect->json_flags);
+  if (!resp->body) {
+    gw_fail_set(f, 500, "", "", "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
+                  unsigned flags, gw_fail *f) {
+  const char *key;
+  json_t *v;
+  if (!json_is_object(body)) {
+    gw_fail_set(f, 400, "", "invalid_type", "the body must be a JSON object");
+    return -1;
+  }
+  json_object_foreach(body, key, v) {
+    const ProtobufCFieldDescriptor *fd = NULL;
+    for (unsigned i = 0; i < desc->n_fields && !fd; i++) {
+      char buf[128];
+      const char *name = pbjson_field_name(&desc->fields[i], flags, buf, sizeof buf);
+      if (name && strcmp(name, key) == 0) fd = &desc->fields[i];
+    }
+    if (!fd) {
+      if (flags & PBJSON_IGNORE_UNKNOWN) continue;
+      gw_fail_set(f, 400, key, "unknown_field", "unknown field %s", key);
+      return -1;
+    }
+    if (a && api_field_of(a, desc, fd).behavior & API_OUTPUT_ONLY) {
+      gw_fail_set(f, 400, key, "not_allowed_value", "%s is read-only", key);
+      return -1;
+    }
+  }
+  return 0;
+}
