@@ -47,6 +47,10 @@ void rpc_reply_empty(ProtobufCClosure done, rpc_call *c);
 /* The page size a list call asked for, or its method's declared default
  * ((events.api.v1.method).default_page_size) when it asked for none. */
 size_t rpc_page_size(const rpc_call *c, int32_t asked);
+/* The google.api.field_behavior of field `name` of message d (API_* bits
+ * of api.h); 0 when it has none or the call checks no annotations. */
+unsigned rpc_field_behavior(const rpc_call *c, const ProtobufCMessageDescriptor *d,
+                            const char *name);
 /* The response type of the method being served. */
 const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c);
 /* Maps a store error to its status (NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE...). */

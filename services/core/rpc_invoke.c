@@ -79,6 +79,12 @@ size_t rpc_page_size(const rpc_call *c, int32_t asked) {
   return m && m->rules->default_page_size > 0 ? (size_t)m->rules->default_page_size : 50;
 }
 
+unsigned rpc_field_behavior(const rpc_call *c, const ProtobufCMessageDescriptor *d,
+                            const char *name) {
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+  return c->api && f ? api_field_of(c->api, d, f).behavior : 0;
+}
+
 const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c) {
   return c->output;
 }

@@ -11,9 +11,11 @@
  * integration, teams...) are UUIDs, accepted with or without dashes in
  * either case and kept as 32 lowercase hex digits, the form of the API's own
  * ids, so that filters match whichever form a client sends. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "dialects.h"
 #include "docs.h"
 #include "events/catalog/v1/catalog.pb-c.h"
@@ -64,14 +66,6 @@ static const store_collection collections[] = {
     {COLL_EVENTS, indexes, N_INDEXES},
     {COLL_PROPERTIES, indexes, N_INDEXES},
 };
-
-/* The fields a PATCH may change (the seed's list). */
-static const char *const updatable[] = {"description", "definition", "pii",    "verified",
-                                        "published",   "teams",      "owners", "collections",
-                                        "tags",        "subscribers"};
-#define UPDATABLE_LIST                                                                             \
-  "description, definition, pii, verified, published, teams, owners, collections, tags, "          \
-  "subscribers"
 
 /* ---- validation ---- */
 
@@ -284,10 +278,21 @@ reply:
   json_decref(key);
 }
 
-static int is_updatable(const char *path) {
-  for (size_t i = 0; i < sizeof updatable / sizeof *updatable; i++)
-    if (strcmp(path, updatable[i]) == 0) return 1;
-  return 0;
+/* A PATCH may change a field that is neither output-only nor immutable
+ * (the seed's list, as the proto annotates it). */
+static int is_updatable(rpc_call *c, const char *path) {
+  const ProtobufCMessageDescriptor *d = &events__catalog__v1__resource__descriptor;
+  return protobuf_c_message_descriptor_get_field_by_name(d, path) &&
+         !(rpc_field_behavior(c, d, path) & (API_OUTPUT_ONLY | API_IMMUTABLE));
+}
+
+/* "description, definition, ...": the updatable fields, for messages. */
+static void updatable_list(rpc_call *c, char *buf, size_t len) {
+  const ProtobufCMessageDescriptor *d = &events__catalog__v1__resource__descriptor;
+  buf[0] = '\0';
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (is_updatable(c, d->fields[i].name))
+      snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "", d->fields[i].name);
 }
 
 /* The stored changes the mask asks for: each path's value, or null (which
@@ -298,9 +303,11 @@ static json_t *mask_changes(rpc_call *c, const Resource *r,
   size_t n_paths = mask ? mask->n_paths : 0;
   for (size_t i = 0; given && set && i < n_paths; i++) {
     const char *p = mask->paths[i];
-    if (!is_updatable(p)) {
+    if (!is_updatable(c, p)) {
+      char allowed[256];
+      updatable_list(c, allowed, sizeof allowed);
       rpc_violation(c, "update_mask", "not_allowed_value",
-                    "%s cannot be updated; updatable fields: " UPDATABLE_LIST, p);
+                    "%s cannot be updated; updatable fields: %s", p, allowed);
       continue;
     }
     json_t *v = json_object_get(given, p);
