@@ -24,14 +24,20 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libgrpc-dev protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev \
       libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libjansson-dev libmongoc-dev libbson-dev libsqlite3-dev libssl-dev \
+      python3-venv \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY proto proto
 COPY storage storage
+COPY common common
 COPY services services
 COPY gateway gateway
+# The google/api and google/rpc protos, from PyPI by name (proto/requirements.txt).
+RUN python3 -m venv .pyenv \
+ && .pyenv/bin/pip install -q --disable-pip-version-check --no-deps --target googleapis -r proto/requirements.txt
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVENTS_WERROR=ON -DEVENTS_TESTS=OFF -DEVENTS_SANITIZE=OFF \
+      -DGOOGLEAPIS_PROTO_DIR="$PWD/googleapis" \
  && cmake --build build \
  && strip --strip-debug build/bin/events-service build/bin/events-gateway
 

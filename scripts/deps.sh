@@ -35,7 +35,7 @@ export PATH="$gobin:$PATH"
 venv="$root/.venv"
 req="$root/tests/requirements.txt"
 stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
+want=$(cat "$req" "$root/proto/requirements.txt" | sha256sum | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "deps: preparing the Python venv" >&2
   python3 -m venv "$venv"

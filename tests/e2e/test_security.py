@@ -261,7 +261,7 @@ def test_credentials_compared_in_constant_time():
     """Code-level: secrets are kept as SHA-256 digests and each lookup
     compares against every credential with CRYPTO_memcmp, without an early
     exit, so timing tells neither which entry nor how much of one matched."""
-    src = open(f"{ROOT}/services/common/creds.c").read()
+    src = open(f"{ROOT}/services/core/creds.c").read()
     body = re.search(r"static const char \*match\([^)]*\) \{(.*?)\n\}", src, re.S)
     assert body, "match() not found in creds.c"
     code = body.group(1)

@@ -1,4 +1,4 @@
-/* fuzz_pbjson.c - the protobuf<->JSON mapper (services/common/pbjson.c) over
+/* fuzz_pbjson.c - the protobuf<->JSON mapper (common/pbjson.c) over
  * real message descriptors (every dialect's resources and requests, the
  * google.rpc and well-known types, and the all-types test messages) and
  * every flag combination.
