@@ -399,6 +399,61 @@ static int scalar(json_t *v) {
   return json_is_string(v) || json_is_number(v) || json_is_boolean(v);
 }
 
+static int check_cond_value(const store_cond *c) {
+  size_t j;
+  json_t *v;
+  switch (c->op) {
+  case STORE_EQ:
+  case STORE_GT:
+  case STORE_GTE:
+  case STORE_LT:
+  case STORE_LTE:
+  case STORE_HAS:
+    return c->value && scalar(c->value);
+  case STORE_CONTAINS:
+    return json_is_string(c->value);
+  case STORE_IN:
+  case STORE_HAS_ANY: {
+    int ok = json_is_array(c->value);
+    json_array_foreach(c->value, j, v) ok = ok && scalar(v);
+    return ok;
+  }
+  case STORE_EXISTS:
+  case STORE_MISSING:
+  case STORE_NONEMPTY:
+    return 1;
+  }
+  return 0;
+}
+
+static int check_expr(const store_expr *e, int depth, store_err *err) {
+  if (depth >= STORE_MAX_EXPR_DEPTH)
+    return store_fail(err, STORE_EINVAL, "expression nested deeper than %d levels",
+                      STORE_MAX_EXPR_DEPTH);
+  switch (e->kind) {
+  case STORE_X_COND:
+    if (!e->cond.field || !field_ok(e->cond.field) || !check_cond_value(&e->cond))
+      return store_fail(err, STORE_EINVAL, "expression: bad condition on '%s'",
+                        e->cond.field ? e->cond.field : "(null)");
+    return STORE_OK;
+  case STORE_X_NOT:
+    if (e->n_operands != 1) return store_fail(err, STORE_EINVAL, "NOT takes one operand");
+    break;
+  case STORE_X_AND:
+  case STORE_X_OR:
+    if (e->n_operands == 0) return store_fail(err, STORE_EINVAL, "AND/OR take operands");
+    break;
+  default:
+    return store_fail(err, STORE_EINVAL, "expression: unknown kind");
+  }
+  if (!e->operands) return store_fail(err, STORE_EINVAL, "expression: operands are NULL");
+  for (size_t i = 0; i < e->n_operands; i++) {
+    int rc = check_expr(&e->operands[i], depth + 1, err);
+    if (rc) return rc;
+  }
+  return STORE_OK;
+}
+
 /* Copies the conditions, rewriting EQ null as MISSING (Mongo's meaning of
  * {f: null}) so the engines see one form. *out is NULL when n is 0. */
 static int check_conds(const store_cond *conds, size_t n, store_cond **out, store_err *err) {
@@ -640,7 +695,7 @@ int store_count(store *st, const char *tenant, const char *coll, const store_con
   int rc = check_call(st, tenant, coll, err);
   if (!rc && !out) rc = store_fail(err, STORE_EINVAL, "store_count: out is NULL");
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = engine_done(st, ENGINE(st, count)(st, tenant, coll, c, n_conds, out, err));
+  if (!rc) rc = engine_done(st, ENGINE(st, count)(st, tenant, coll, c, n_conds, NULL, out, err));
   free(c);
   return rc;
 }
@@ -740,6 +795,7 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
     return store_fail(err, STORE_EINVAL, "offset cannot be combined with a cursor");
   if (q->offset > (size_t)INT64_MAX) return store_fail(err, STORE_EINVAL, "offset too large");
 
+  if (q->where && (rc = check_expr(q->where, 0, err))) return rc;
   rc = check_conds(q->conds, q->n_conds, &conds, err);
   if (rc) return rc;
   rc = order_keys(q, keys, &n_keys, &spec, err);
@@ -754,7 +810,8 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
   }
   size_t limit = q->limit;
   if (limit > (size_t)INT64_MAX - 1) limit = (size_t)INT64_MAX - 1;
-  store_plan plan = {conds, q->n_conds, scan, n_keys, seek, limit ? limit + 1 : 0, q->offset};
+  store_plan plan = {conds,    q->n_conds, q->where, scan, n_keys, seek, limit ? limit + 1 : 0,
+                     q->offset};
 
   json_t *docs = json_array();
   if (!docs) {
@@ -780,7 +837,8 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
   out->docs = docs;
   rc = page_cursors(coll, spec, keys, n_keys, q, more, out, err);
   if (!rc && q->count)
-    rc = engine_done(st, ENGINE(st, count)(st, tenant, coll, conds, q->n_conds, &out->total, err));
+    rc = engine_done(
+        st, ENGINE(st, count)(st, tenant, coll, conds, q->n_conds, q->where, &out->total, err));
   if (rc) store_page_clear(out);
 
 cleanup_seek:

@@ -90,6 +90,11 @@ typedef enum store_op {
   STORE_LTE,
   STORE_EXISTS,  /* present and not null; value unused */
   STORE_MISSING, /* absent or null; value unused */
+  /* Only in a store_expr (store_query.where): */
+  STORE_HAS,      /* an array field holds the scalar value */
+  STORE_HAS_ANY,  /* an array field holds one of an array of scalars */
+  STORE_NONEMPTY, /* an array field holds something; value unused */
+  STORE_CONTAINS, /* a string field contains the string value, ignoring ASCII case */
 } store_op;
 
 typedef struct store_cond {
@@ -97,6 +102,19 @@ typedef struct store_cond {
   store_op op;
   json_t *value; /* borrowed */
 } store_cond;
+
+/* A boolean expression of conditions: a condition, or the AND / OR of its
+ * operands, or the NOT of its one operand. Any condition that is not true of
+ * a document (a missing field included) is false, so NOT is its exact
+ * complement. At most STORE_MAX_EXPR_DEPTH levels. */
+#define STORE_MAX_EXPR_DEPTH 16
+typedef enum store_expr_kind { STORE_X_COND, STORE_X_AND, STORE_X_OR, STORE_X_NOT } store_expr_kind;
+typedef struct store_expr {
+  store_expr_kind kind;
+  store_cond cond; /* STORE_X_COND */
+  const struct store_expr *operands;
+  size_t n_operands;
+} store_expr;
 
 typedef struct store_order {
   const char *field;
@@ -106,6 +124,7 @@ typedef struct store_order {
 typedef struct store_query {
   const store_cond *conds;
   size_t n_conds;
+  const store_expr *where;  /* ANDed with conds; NULL: none */
   const store_order *order; /* "id" is appended as tie-breaker unless present */
   size_t n_order;
   size_t limit;       /* 0: no limit */

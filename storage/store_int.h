@@ -18,6 +18,7 @@
 typedef struct store_plan {
   const store_cond *conds; /* validated; EQ null already rewritten to MISSING */
   size_t n_conds;
+  const store_expr *where;  /* validated; NULL: none */
   const store_order *order; /* scan order, "id" last */
   size_t n_order;
   json_t *seek; /* NULL, or an array with one value per order key: return only
@@ -48,7 +49,7 @@ typedef struct store_engine_ops {
   int (*find)(store *st, const char *tenant, const char *coll, const store_plan *plan, json_t *docs,
               store_err *err);
   int (*count)(store *st, const char *tenant, const char *coll, const store_cond *conds,
-               size_t n_conds, long long *out, store_err *err);
+               size_t n_conds, const store_expr *where, long long *out, store_err *err);
   int (*delete_where)(store *st, const char *tenant, const char *coll, const store_cond *conds,
                       size_t n_conds, long long *deleted, store_err *err);
 } store_engine_ops;

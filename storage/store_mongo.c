@@ -354,17 +354,75 @@ static bool mg_term(bson_t *item, const char *field, const char *op, json_t *v) 
   return bson_append_document_end(item, &sub) && ok;
 }
 
+/* A regular expression matching s literally. */
+static char *mg_literal_regex(const char *s) {
+  size_t n = strlen(s);
+  char *r = malloc(2 * n + 1), *o = r;
+  for (; r && *s; s++) {
+    if (strchr("\\^$.|?*+()[]{}", *s)) *o++ = '\\';
+    *o++ = *s;
+  }
+  if (r) *o = '\0';
+  return r;
+}
+
 static bool mg_cond(bson_t *item, const store_cond *c) {
-  static const char *ops[] = {[STORE_EQ] = "$eq",   [STORE_IN] = "$in", [STORE_GT] = "$gt",
-                              [STORE_GTE] = "$gte", [STORE_LT] = "$lt", [STORE_LTE] = "$lte"};
+  static const char *ops[] = {
+      [STORE_EQ] = "$eq", [STORE_IN] = "$in",   [STORE_GT] = "$gt",  [STORE_GTE] = "$gte",
+      [STORE_LT] = "$lt", [STORE_LTE] = "$lte", [STORE_HAS] = "$eq", [STORE_HAS_ANY] = "$in"};
   switch (c->op) {
   case STORE_EXISTS:
     return mg_term(item, c->field, "$ne", json_null());
   case STORE_MISSING: /* {$eq: null} matches absent and null alike */
     return mg_term(item, c->field, "$eq", json_null());
-  default:
+  case STORE_NONEMPTY: { /* present, and neither null nor [] */
+    bson_t terms, t;
+    json_t *empty = json_array();
+    static const char *const ks[] = {"0", "1", "2"};
+    bool ok = empty && bson_append_array_begin(item, "$and", -1, &terms);
+    for (int k = 0; ok && k < 3; k++) {
+      ok = bson_append_document_begin(&terms, ks[k], -1, &t);
+      if (k == 0) {
+        bson_t ex;
+        ok = ok && bson_append_document_begin(&t, c->field, -1, &ex) &&
+             BSON_APPEND_BOOL(&ex, "$exists", true) && bson_append_document_end(&t, &ex);
+      } else {
+        ok = ok && mg_term(&t, c->field, "$ne", k == 1 ? json_null() : empty);
+      }
+      ok = bson_append_document_end(&terms, &t) && ok;
+    }
+    json_decref(empty);
+    return ok && bson_append_array_end(item, &terms);
+  }
+  case STORE_CONTAINS: {
+    char *re = mg_literal_regex(json_string_value(c->value));
+    bson_t sub;
+    bool ok = re && bson_append_document_begin(item, c->field, -1, &sub) &&
+              BSON_APPEND_UTF8(&sub, "$regex", re) && BSON_APPEND_UTF8(&sub, "$options", "i") &&
+              bson_append_document_end(item, &sub);
+    free(re);
+    return ok;
+  }
+  default: /* on an array, $eq and $in match its members */
     return mg_term(item, c->field, ops[c->op], c->value);
   }
+}
+
+/* {$and: [...]}, {$or: [...]} or {$nor: [x]} (NOT x): the operators' own
+ * two-valued logic, as on SQLite. */
+static bool mg_expr(bson_t *item, const store_expr *e) {
+  if (e->kind == STORE_X_COND) return mg_cond(item, &e->cond);
+  const char *op = e->kind == STORE_X_AND ? "$and" : e->kind == STORE_X_OR ? "$or" : "$nor";
+  bson_t arr, sub;
+  bool ok = bson_append_array_begin(item, op, -1, &arr);
+  for (size_t i = 0; ok && i < e->n_operands; i++) {
+    char buf[16];
+    const char *key;
+    bson_uint32_to_string((uint32_t)i, &key, buf, sizeof buf);
+    ok = bson_append_document_begin(&arr, key, -1, &sub) && mg_expr(&sub, &e->operands[i]);
+    ok = bson_append_document_end(&arr, &sub) && ok;
+  }
+  return bson_append_array_end(item, &arr) && ok;
 }
 
 /* Strictly after the seek position: (k1 > v1) OR (k1 = v1 AND k2 > v2) ...,
@@ -401,10 +459,10 @@ static bool mg_seek(bson_t *item, const store_plan *p) {
 }
 
 static bool mg_filter(bson_t *f, const char *tenant, const store_cond *conds, size_t n,
-                      const store_plan *p) {
+                      const store_expr *where, const store_plan *p) {
   bson_t all, item;
   bool ok = BSON_APPEND_UTF8(f, "tenant", tenant);
-  if (!ok || (n == 0 && !(p && p->seek))) return ok;
+  if (!ok || (n == 0 && !where && !(p && p->seek))) return ok;
   ok = bson_append_array_begin(f, "$and", -1, &all);
   uint32_t idx = 0;
   for (size_t i = 0; ok && i <= n; i++) {
@@ -425,6 +483,13 @@ static bool mg_filter(bson_t *f, const char *tenant, const store_cond *conds, si
     bson_uint32_to_string(idx++, &key, buf, sizeof buf);
     ok = bson_append_document_begin(&all, key, -1, &item) &&
          mg_term(&item, p->order[0].field, p->order[0].desc ? "$lte" : "$gte", v0);
+    ok = bson_append_document_end(&all, &item) && ok;
+  }
+  if (ok && where) {
+    char buf[16];
+    const char *key;
+    bson_uint32_to_string(idx++, &key, buf, sizeof buf);
+    ok = bson_append_document_begin(&all, key, -1, &item) && mg_expr(&item, where);
     ok = bson_append_document_end(&all, &item) && ok;
   }
   return bson_append_array_end(f, &all) && ok;
@@ -968,7 +1033,7 @@ static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id
 static int mg_find(store *st, const char *tenant, const char *coll, const store_plan *p,
                    json_t *docs, store_err *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
-  bool ok = mg_filter(&filter, tenant, p->conds, p->n_conds, p) &&
+  bool ok = mg_filter(&filter, tenant, p->conds, p->n_conds, p->where, p) &&
             bson_append_document_begin(&opts, "sort", -1, &sort);
   for (size_t i = 0; ok && i < p->n_order; i++)
     ok = bson_append_int32(&sort, p->order[i].field, -1, p->order[i].desc ? -1 : 1);
@@ -982,12 +1047,12 @@ static int mg_find(store *st, const char *tenant, const char *coll, const store_
 }
 
 static int mg_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
-                    size_t n_conds, long long *out, store_err *err) {
+                    size_t n_conds, const store_expr *where, long long *out, store_err *err) {
   mg_store *s = MG(st);
   bson_t filter = BSON_INITIALIZER;
   bson_error_t e;
   int rc = STORE_OK;
-  if (!mg_filter(&filter, tenant, conds, n_conds, NULL)) {
+  if (!mg_filter(&filter, tenant, conds, n_conds, where, NULL)) {
     bson_destroy(&filter);
     return mg_unencodable(err);
   }
@@ -1011,7 +1076,7 @@ static int mg_delete_where(store *st, const char *tenant, const char *coll, cons
   bson_t filter = BSON_INITIALIZER, reply;
   bson_error_t e;
   int rc = STORE_OK;
-  if (!mg_filter(&filter, tenant, conds, n_conds, NULL)) {
+  if (!mg_filter(&filter, tenant, conds, n_conds, NULL, NULL)) {
     bson_destroy(&filter);
     return mg_unencodable(err);
   }

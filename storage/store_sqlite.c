@@ -330,28 +330,74 @@ static void sql_field(store_buf *b, const char *field) {
   store_buf_add(b, "')");
 }
 
-static void sql_cond(sq_sql *q, const store_cond *c) {
+/* An array field's members, for the array operators: an open subquery. */
+static void sql_members(store_buf *b, const char *field) {
+  store_buf_add(b, "(SELECT value FROM json_each(doc,'$");
+  for (const char *p = field; *p;) {
+    size_t n = strcspn(p, ".");
+    store_buf_add(b, ".\"");
+    store_buf_addn(b, p, n);
+    store_buf_add(b, "\"");
+    p += n + (p[n] == '.');
+  }
+  store_buf_add(b, "')");
+}
+
+static void sql_list(sq_sql *q, json_t *values) {
+  size_t i;
+  json_t *v;
+  store_buf_add(&q->text, "(");
+  json_array_foreach(values, i, v) {
+    store_buf_add(&q->text, i ? ",?" : "?");
+    sql_arg(q, v);
+  }
+  store_buf_add(&q->text, ")");
+}
+
+/* The predicate of one condition. */
+static void sql_pred(sq_sql *q, const store_cond *c) {
   static const char *cmp[] = {
       [STORE_GT] = " > ?", [STORE_GTE] = " >= ?", [STORE_LT] = " < ?", [STORE_LTE] = " <= ?"};
   store_buf *b = &q->text;
-  store_buf_add(b, " AND ");
+  switch (c->op) {
+  case STORE_HAS:
+  case STORE_HAS_ANY:
+    /* json_each's value of a member is its SQL form, as json_extract's. */
+    store_buf_add(b, "EXISTS ");
+    sql_members(b, c->field);
+    if (c->op == STORE_HAS) {
+      store_buf_add(b, " WHERE value = ?");
+      sql_arg(q, c->value);
+    } else {
+      store_buf_add(b, " WHERE value IN ");
+      sql_list(q, c->value);
+    }
+    store_buf_add(b, ")");
+    return;
+  case STORE_NONEMPTY:
+    store_buf_add(b, "EXISTS ");
+    sql_members(b, c->field);
+    store_buf_add(b, ")");
+    return;
+  case STORE_CONTAINS:
+    store_buf_add(b, "instr(lower(");
+    sql_field(b, c->field);
+    store_buf_add(b, "), lower(?)) > 0");
+    sql_arg(q, c->value);
+    return;
+  default:
+    break;
+  }
   sql_field(b, c->field);
   switch (c->op) {
   case STORE_EQ:
     store_buf_add(b, " = ?");
     sql_arg(q, c->value);
     break;
-  case STORE_IN: {
-    size_t i;
-    json_t *v;
-    store_buf_add(b, " IN (");
-    json_array_foreach(c->value, i, v) {
-      store_buf_add(b, i ? ",?" : "?");
-      sql_arg(q, v);
-    }
-    store_buf_add(b, ")");
+  case STORE_IN:
+    store_buf_add(b, " IN ");
+    sql_list(q, c->value);
     break;
-  }
   case STORE_GT:
   case STORE_GTE:
   case STORE_LT:
@@ -365,14 +411,53 @@ static void sql_cond(sq_sql *q, const store_cond *c) {
   case STORE_MISSING:
     store_buf_add(b, " IS NULL");
     break;
+  default:
+    break;
   }
 }
 
-static void sql_where(sq_sql *q, const char *tenant, const store_cond *conds, size_t n) {
+static void sql_cond(sq_sql *q, const store_cond *c) {
+  store_buf_add(&q->text, " AND ");
+  sql_pred(q, c);
+}
+
+/* An expression in two-valued logic: a condition on a missing field is
+ * false (SQL's NULL would make NOT of it NULL too, dropping the row). */
+static void sql_expr(sq_sql *q, const store_expr *e) {
+  store_buf *b = &q->text;
+  switch (e->kind) {
+  case STORE_X_COND:
+    store_buf_add(b, "coalesce((");
+    sql_pred(q, &e->cond);
+    store_buf_add(b, "),0)");
+    return;
+  case STORE_X_NOT:
+    store_buf_add(b, "NOT (");
+    sql_expr(q, &e->operands[0]);
+    store_buf_add(b, ")");
+    return;
+  case STORE_X_AND:
+  case STORE_X_OR:
+    store_buf_add(b, "(");
+    for (size_t i = 0; i < e->n_operands; i++) {
+      if (i) store_buf_add(b, e->kind == STORE_X_AND ? " AND " : " OR ");
+      sql_expr(q, &e->operands[i]);
+    }
+    store_buf_add(b, ")");
+    return;
+  }
+}
+
+static void sql_where(sq_sql *q, const char *tenant, const store_cond *conds, size_t n,
+                      const store_expr *where) {
   store_buf_add(&q->text, " WHERE tenant = ?");
   sql_arg_str(q, tenant);
   for (size_t i = 0; i < n; i++)
     sql_cond(q, &conds[i]);
+  if (where) {
+    store_buf_add(&q->text, " AND ");
+    sql_expr(q, where);
+  }
 }
 
 /* Rows strictly after the seek position. With one direction throughout a row
@@ -586,7 +671,7 @@ static int sq_find(store *st, const char *tenant, const char *coll, const store_
                    json_t *docs, store_err *err) {
   sq_sql q = {{0}, json_array()};
   store_buf_addf(&q.text, "SELECT doc FROM \"%s\"", coll);
-  sql_where(&q, tenant, p->conds, p->n_conds);
+  sql_where(&q, tenant, p->conds, p->n_conds, p->where);
   if (p->seek) sql_seek(&q, p);
   store_buf_add(&q.text, " ORDER BY ");
   for (size_t i = 0; i < p->n_order; i++) {
@@ -608,10 +693,10 @@ static int sq_find(store *st, const char *tenant, const char *coll, const store_
 }
 
 static int sq_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
-                    size_t n_conds, long long *out, store_err *err) {
+                    size_t n_conds, const store_expr *where, long long *out, store_err *err) {
   sq_sql q = {{0}, json_array()};
   store_buf_addf(&q.text, "SELECT count(*) FROM \"%s\"", coll);
-  sql_where(&q, tenant, conds, n_conds);
+  sql_where(&q, tenant, conds, n_conds, where);
   *out = 0;
   int rc = sql_ready(&q, err);
   if (!rc) rc = sq_run(SQ(st), 0, q.text.p, q.args, row_int, out, NULL, err);
@@ -623,7 +708,7 @@ static int sq_delete_where(store *st, const char *tenant, const char *coll, cons
                            size_t n_conds, long long *deleted, store_err *err) {
   sq_sql q = {{0}, json_array()};
   store_buf_addf(&q.text, "DELETE FROM \"%s\"", coll);
-  sql_where(&q, tenant, conds, n_conds);
+  sql_where(&q, tenant, conds, n_conds, NULL);
   int rc = sql_ready(&q, err);
   if (!rc) rc = sq_run(SQ(st), 1, q.text.p, q.args, NULL, NULL, deleted, err);
   sql_free(&q);

@@ -254,6 +254,46 @@ static int ref_match1(json_t *doc, const store_cond *c) {
     return !absent;
   case STORE_MISSING:
     return absent;
+  case STORE_HAS:
+  case STORE_HAS_ANY: {
+    size_t i, j;
+    json_t *m, *x;
+    json_array_foreach(v, i, m) {
+      if (c->op == STORE_HAS && ref_rank(m) == ref_rank(c->value) && ref_cmp(m, c->value) == 0)
+        return 1;
+      if (c->op == STORE_HAS_ANY)
+        json_array_foreach(c->value, j,
+                           x) if (ref_rank(m) == ref_rank(x) && ref_cmp(m, x) == 0) return 1;
+    }
+    return 0;
+  }
+  case STORE_NONEMPTY:
+    return json_array_size(v) > 0;
+  case STORE_CONTAINS: {
+    if (!json_is_string(v)) return 0;
+    const char *h = json_string_value(v), *n = json_string_value(c->value);
+    for (size_t i = 0; h[i]; i++)
+      if (strncasecmp(h + i, n, strlen(n)) == 0) return 1;
+    return !*n;
+  }
+  }
+  return 0;
+}
+
+static int ref_expr(json_t *doc, const store_expr *e) {
+  switch (e->kind) {
+  case STORE_X_COND:
+    return ref_match1(doc, &e->cond);
+  case STORE_X_NOT:
+    return !ref_expr(doc, &e->operands[0]);
+  case STORE_X_AND:
+    for (size_t i = 0; i < e->n_operands; i++)
+      if (!ref_expr(doc, &e->operands[i])) return 0;
+    return 1;
+  case STORE_X_OR:
+    for (size_t i = 0; i < e->n_operands; i++)
+      if (ref_expr(doc, &e->operands[i])) return 1;
+    return 0;
   }
   return 0;
 }
@@ -737,6 +777,133 @@ static void test_query_forms(void **state) {
   json_t *vals[] = {v2,      cherry, yes, no, f10,  f12,  f525,   f6,   in_s, in_n, in_id,
                     in_none, in_mix, v1,  v3, id10, id20, banana, date, t_lo, t_hi, in_13};
   for (i = 0; i < sizeof vals / sizeof *vals; i++)
+    json_decref(vals[i]);
+  json_decref(all);
+}
+
+/* ---- boolean expressions (store_query.where) -------------------------------- */
+
+#define X_COND(f, o, v)                                                                            \
+  {                                                                                                \
+    .kind = STORE_X_COND, .cond = { f, o, v }                                                      \
+  }
+#define X_OF(k, ops)                                                                               \
+  { .kind = k, .operands = ops, .n_operands = sizeof ops / sizeof *ops }
+
+/* Every operator alone and nested AND/OR/NOT, each result set checked twice:
+ * against a reference evaluation of the same expression over the inserted
+ * documents, and for a few against ids written out by hand. */
+static void test_expressions(void **state) {
+  (void)state;
+  const char *T = "expr";
+  store_err e;
+  static const char *titles[] = {"Landing Page", "Checkout", "landing pad", "Pricing", NULL};
+  json_t *all = json_array();
+  for (int i = 1; i <= 12; i++) {
+    json_t *d = json_pack("{s:i, s:i, s:b}", "id", i, "n", i % 4, "pii", i % 3 == 0);
+    if (titles[i % 5]) json_object_set_new(d, "title", json_string(titles[i % 5]));
+    json_t *tags = json_array();
+    if (i % 2 == 0) json_array_append_new(tags, json_string("red"));
+    if (i % 3 == 0) json_array_append_new(tags, json_string("blue"));
+    if (i != 7)
+      json_object_set_new(d, "tags", tags);
+    else
+      json_decref(tags);
+    json_array_append_new(all, d);
+    CHK(STORE_OK, store_insert(g_st, T, "items", d, &e));
+  }
+  json_t *red = json_string("red"), *blue_green = J("[\"blue\",\"green\"]"),
+         *land = json_string("LAND"), *two = json_integer(2), *yes = json_true(),
+         *in_n = J("[0,3]"), *pad = json_string("pad");
+  store_expr has_red = X_COND("tags", STORE_HAS, red),
+             any_bg = X_COND("tags", STORE_HAS_ANY, blue_green),
+             some = X_COND("tags", STORE_NONEMPTY, NULL),
+             land_in = X_COND("title", STORE_CONTAINS, land), n_ge2 = X_COND("n", STORE_GTE, two),
+             pii = X_COND("pii", STORE_EQ, yes), n_in = X_COND("n", STORE_IN, in_n),
+             titled = X_COND("title", STORE_EXISTS, NULL),
+             pad_in = X_COND("title", STORE_CONTAINS, pad);
+  store_expr red_and_land[] = {has_red, land_in}, bg_or_pii[] = {any_bg, pii}, not_some[] = {some},
+             not_titled[] = {titled};
+  store_expr e_and = X_OF(STORE_X_AND, red_and_land), e_or = X_OF(STORE_X_OR, bg_or_pii),
+             e_nsome = X_OF(STORE_X_NOT, not_some), e_nt = X_OF(STORE_X_NOT, not_titled);
+  /* (tags has red AND title contains "land") OR NOT (n >= 2 OR n in [0,3]) */
+  store_expr n_any[] = {n_ge2, n_in};
+  store_expr e_nany = X_OF(STORE_X_OR, n_any);
+  store_expr not_nany[] = {e_nany};
+  store_expr e_not_nany = X_OF(STORE_X_NOT, not_nany);
+  store_expr deep_ops[] = {e_and, e_not_nany};
+  store_expr deep = X_OF(STORE_X_OR, deep_ops);
+  /* NOT (title contains "pad"): a missing title is not "pad" either */
+  store_expr not_pad[] = {pad_in};
+  store_expr e_not_pad = X_OF(STORE_X_NOT, not_pad);
+  struct {
+    const char *label;
+    const store_expr *x;
+    const char *ids; /* by hand, or NULL: the reference alone */
+  } cases[] = {
+      {"has red", &has_red, "2,4,6,8,10,12"},
+      {"has any of blue, green", &any_bg, "3,6,9,12"},
+      {"nonempty", &some, "2,3,4,6,8,9,10,12"},
+      {"title contains LAND", &land_in, "2,5,7,10,12"},
+      {"n >= 2", &n_ge2, NULL},
+      {"pii", &pii, NULL},
+      {"n in", &n_in, NULL},
+      {"red and land", &e_and, "2,10,12"},
+      {"blue/green or pii", &e_or, "3,6,9,12"},
+      {"not nonempty", &e_nsome, "1,5,7,11"},
+      {"not titled", &e_nt, "4,9"},
+      {"deep", &deep, NULL},
+      {"not pad", &e_not_pad, NULL},
+  };
+  store_order by_n[] = {{"n", 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    json_t *want = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(all, i, d) if (ref_expr(d, cases[c].x)) json_array_append(want, d);
+    store_page page;
+    store_query q = {.where = cases[c].x, .count = 1};
+    CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+    expect_ids(page.docs, want, cases[c].label);
+    assert_int_equal(page.total, json_array_size(want));
+    if (cases[c].ids) {
+      char got[256];
+      ids_str(page.docs, got, sizeof got);
+      if (strcmp(got, cases[c].ids) != 0) {
+        print_error("%s: got [%s], by hand [%s]\n", cases[c].label, got, cases[c].ids);
+        fail();
+      }
+    }
+    store_page_clear(&page);
+    /* sorted, paged by offset, with the count of the whole */
+    ref_order = by_n;
+    ref_n_order = 1;
+    json_t *tmp[16];
+    size_t n = 0;
+    json_array_foreach(want, i, d) tmp[n++] = d;
+    qsort(tmp, n, sizeof *tmp, ref_sort_cmp);
+    json_t *sorted = json_array();
+    for (i = 0; i < n; i++)
+      json_array_append(sorted, tmp[i]);
+    json_t *part = slice(sorted, 1, 2);
+    store_query pq = {
+        .where = cases[c].x, .order = by_n, .n_order = 1, .offset = 1, .limit = 2, .count = 1};
+    CHK(STORE_OK, store_find(g_st, T, "items", &pq, &page, &e));
+    expect_ids(page.docs, part, cases[c].label);
+    assert_int_equal(page.total, n);
+    store_page_clear(&page);
+    json_decref(part);
+    json_decref(sorted);
+    json_decref(want);
+  }
+  /* Malformed expressions are refused, not run. */
+  store_expr empty_and = {.kind = STORE_X_AND}, bad = X_COND("tags", STORE_HAS_ANY, red);
+  store_page page;
+  store_query q1 = {.where = &empty_and}, q2 = {.where = &bad};
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q1, &page, &e));
+  CHK(STORE_EINVAL, store_find(g_st, T, "items", &q2, &page, &e));
+  json_t *vals[] = {red, blue_green, land, two, yes, in_n, pad};
+  for (size_t i = 0; i < sizeof vals / sizeof *vals; i++)
     json_decref(vals[i]);
   json_decref(all);
 }
@@ -1570,6 +1737,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_crud, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_unique_index, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_query_forms, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_expressions, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_cursor_tampering, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_delete_where, test_start, test_end),
