@@ -140,6 +140,139 @@ int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   return 0;
 }
 
+/* ---- List Resources: filter and sort as URL-encoded JSON ---- */
+
+#define FILTER_DEPTH 16
+
+/* The REST filter {"operator": "exact", "field": ..., "value": ...} or
+ * {"operator": "and", "operands": [...]} as a FilterExpression in proto
+ * JSON; NULL with f filled (400 naming the part). */
+static json_t *filter_proto(json_t *x, const char *path, int depth, gw_fail *f) {
+  static const char *const logical[] = {"and", "or", "not"};
+  static const char *const ops[] = {"exact", "contains", "in", "is_set", "gt", "gte", "lt", "lte"};
+  if (depth >= FILTER_DEPTH) {
+    gw_fail_set(f, 400, "filter", "out_of_range", "%s: nested deeper than %d levels", path,
+                FILTER_DEPTH);
+    return NULL;
+  }
+  const char *op = json_string_value(json_object_get(x, "operator"));
+  if (!json_is_object(x) || !op) {
+    gw_fail_set(f, 400, "filter", "invalid_value_format",
+                "%s: expected an object with an \"operator\"", path);
+    return NULL;
+  }
+  char upper[32], sub[256];
+  size_t i;
+  for (i = 0; op[i] && i < sizeof upper - 1; i++)
+    upper[i] = (char)(op[i] >= 'a' && op[i] <= 'z' ? op[i] - 32 : op[i]);
+  upper[i] = '\0';
+  for (size_t k = 0; k < sizeof logical / sizeof *logical; k++) {
+    if (strcmp(op, logical[k]) != 0) continue;
+    json_t *operands = json_object_get(x, "operands"), *out = json_array(), *v;
+    if (!json_is_array(operands)) {
+      json_decref(out);
+      gw_fail_set(f, 400, "filter", "invalid_value_format", "%s: \"%s\" takes \"operands\"", path,
+                  op);
+      return NULL;
+    }
+    json_array_foreach(operands, i, v) {
+      snprintf(sub, sizeof sub, "%s.operands[%zu]", path, i);
+      json_t *p = filter_proto(v, sub, depth + 1, f);
+      if (!p) {
+        json_decref(out);
+        return NULL;
+      }
+      json_array_append_new(out, p);
+    }
+    char name[48];
+    snprintf(name, sizeof name, "LOGICAL_OPERATOR_%s", upper);
+    return json_pack("{s:{s:s, s:o}}", "logical", "operator", name, "operands", out);
+  }
+  for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
+    if (strcmp(op, ops[k]) != 0) continue;
+    json_t *field = json_object_get(x, "field"), *value = json_object_get(x, "value");
+    if (!json_is_string(field)) {
+      gw_fail_set(f, 400, "filter", "required", "%s: \"%s\" takes a \"field\"", path, op);
+      return NULL;
+    }
+    char name[48];
+    snprintf(name, sizeof name, "OPERATOR_%s", upper);
+    return json_pack("{s:{s:O, s:s, s:O}}", "condition", "field", field, "operator", name, "value",
+                     value ? value : json_null());
+  }
+  gw_fail_set(f, 400, "filter", "not_allowed_value",
+              "%s: unknown operator \"%.40s\" (exact, contains, in, is_set, gt, gte, lt, lte, "
+              "and, or, not)",
+              path, op);
+  return NULL;
+}
+
+static json_t *query_json(const char *name, const char *text, gw_fail *f) {
+  json_error_t je;
+  json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+  if (!j) gw_fail_set(f, 400, name, "invalid_value_format", "%s: not JSON: %s", name, je.text);
+  return j;
+}
+
+int catalog_build_resources(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
+  gw_query_arg args[64];
+  size_t n = gw_query(req, args, 64);
+  json_t *fields = json_object(), *teams = json_array();
+  int rc = -1;
+  for (size_t i = 0; i < n && i < 64; i++) {
+    const char *k = args[i].key, *v = args[i].value ? args[i].value : "";
+    if (json_object_get(fields, k)) {
+      gw_fail_set(f, 400, k, "invalid_value_format", "%s is given more than once", k);
+      goto free_fields;
+    }
+    json_t *x = NULL;
+    if (strcmp(k, "page") == 0) {
+      x = gw_query_value(in->descriptor, "page", "page", v, f);
+      if (x && json_integer_value(x) < 1) {
+        json_decref(x);
+        gw_fail_set(f, 400, "page", "out_of_range", "page must be a positive integer");
+        goto free_fields;
+      }
+    } else if (strcmp(k, "teams") == 0) {
+      /* comma-separated, and the parameter may repeat */
+      for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        json_array_append_new(teams, json_stringn(p, len));
+        p += len + (p[len] == ',');
+      }
+      continue;
+    } else if (strcmp(k, "filter") == 0) {
+      json_t *j = query_json("filter", v, f);
+      x = j ? filter_proto(j, "filter", 0, f) : NULL;
+      json_decref(j);
+    } else if (strcmp(k, "sort") == 0) {
+      json_t *j = query_json("sort", v, f);
+      const char *order = json_string_value(json_object_get(j, "order"));
+      json_t *field = json_object_get(j, "field");
+      if (j && (!json_is_string(field) ||
+                (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)))
+        gw_fail_set(f, 400, "sort", "invalid_value_format",
+                    "sort: expected {\"field\": ..., \"order\": \"asc\" or \"desc\"}");
+      else if (j)
+        x = json_pack("{s:O, s:s}", "field", field, "order",
+                      order && strcmp(order, "desc") == 0 ? "SORT_DIRECTION_DESC"
+                                                          : "SORT_DIRECTION_ASC");
+      json_decref(j);
+    } else {
+      gw_fail_set(f, 400, k, "not_allowed_value", "unknown query parameter %s", k);
+      goto free_fields;
+    }
+    if (!x) goto free_fields;
+    json_object_set_new(fields, k, x);
+  }
+  if (json_array_size(teams)) json_object_set(fields, "teams", teams);
+  rc = gw_merge(in, fields, gw_catalog.json_flags, f);
+free_fields:
+  json_decref(teams);
+  json_decref(fields);
+  return rc;
+}
+
 /* ---- responses ---- */
 
 static int render_resource(const ProtobufCMessage *out, int status, gw_resp *resp) {

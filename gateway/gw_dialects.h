@@ -53,6 +53,7 @@ int catalog_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_build_path_id(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
+int catalog_build_resources(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_render_create(const gw_req *req, const ProtobufCMessage *in,
                           const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 int catalog_render_resource(const gw_req *req, const ProtobufCMessage *in,
@@ -77,7 +78,9 @@ json_t *catalog_delete_schema(void);
                    .resp_schema = catalog_delete_schema)
 #define CATALOG_HOOKS                                                                              \
   CATALOG_KIND("EventCategory", "EventCategories"), CATALOG_KIND("Event", "Events"),               \
-      CATALOG_KIND("EventProperty", "EventProperties"),
+      CATALOG_KIND("EventProperty", "EventProperties"),                                            \
+      CATALOG_HOOK("ListResources", catalog_build_resources, catalog_render_list,                  \
+                   .resp_schema = catalog_list_schema),
 
 int activity_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int activity_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);

@@ -165,6 +165,7 @@ const gw_dialect *gw_dialect_for_path(const char *path) {
       {"/api/v2/events", &gw_activity},
       {"/rest-api/enterprise-interface/v1.0/", &gw_customer},
       {"/api/v1/event/", &gw_catalog},
+      {"/api/v1/resource/", &gw_catalog},
       {"/v1/objects/", &gw_object},
   };
   for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)

@@ -17,38 +17,22 @@
 
 #include "api.h"
 #include "dialects.h"
+#include "catalog.h"
 #include "docs.h"
 #include "events/catalog/v1/catalog.pb-c.h"
 #include "ids.h"
 
-#define ID_LEN 32
 #define NOT_FOUND_MSG "Not found."
 
-#define COLL_CATEGORIES "catalog_event_categories"
-#define COLL_EVENTS "catalog_events"
-#define COLL_PROPERTIES "catalog_event_properties"
-
-typedef Events__Catalog__V1__Resource Resource;
 typedef Events__Catalog__V1__EventCatalogService_Service Service;
 
-typedef struct kind {
-  Events__Catalog__V1__EntityType type;
-  const char *name; /* for messages */
-  const char *coll;
-  const struct kind *parent; /* NULL: top level */
-  const char *ref;           /* member holding this kind's id in descendants */
-  const char *id_field;      /* the request field naming one (get, update, delete) */
-} kind;
-
-enum { CATEGORY, EVENT, PROPERTY, N_KINDS };
-
-static const kind kinds[N_KINDS] = {
+const kind catalog_kinds[N_KINDS] = {
     [CATEGORY] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT_CATEGORY, "event category",
                   COLL_CATEGORIES, NULL, "category_id", "event_category_id"},
     [EVENT] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT, "event", COLL_EVENTS,
-               &kinds[CATEGORY], "event_id", "event_id"},
+               &catalog_kinds[CATEGORY], "event_id", "event_id"},
     [PROPERTY] = {EVENTS__CATALOG__V1__ENTITY_TYPE__ENTITY_TYPE_EVENT_PROPERTY, "event property",
-                  COLL_PROPERTIES, &kinds[EVENT], NULL, "event_property_id"},
+                  COLL_PROPERTIES, &catalog_kinds[EVENT], NULL, "event_property_id"},
 };
 
 /* Lists are ordered by (created_at, id); filters lead with their field. */
@@ -71,7 +55,7 @@ static const store_collection collections[] = {
 
 /* A UUID as 32 hex digits or in the dashed 8-4-4-4-12 form, either case,
  * written to out as 32 lowercase hex digits. */
-static int norm_uuid(const char *s, char out[ID_LEN + 1]) {
+int catalog_norm_uuid(const char *s, char out[ID_LEN + 1]) {
   size_t len = strlen(s), n = 0;
   if (len != 32 && len != 36) return 0;
   for (size_t i = 0; i < len; i++) {
@@ -110,7 +94,7 @@ static int check_id(rpc_call *c, const char *field, const char *id) {
  * syntax was checked by rpc_validate). */
 static void norm_member(json_t *v) {
   char norm[ID_LEN + 1];
-  if (json_is_string(v) && norm_uuid(json_string_value(v), norm)) json_string_set(v, norm);
+  if (json_is_string(v) && catalog_norm_uuid(json_string_value(v), norm)) json_string_set(v, norm);
 }
 
 /* The members holding client-given UUIDs. */
@@ -372,12 +356,12 @@ static void delete_resource(const kind *k, const char *id, ProtobufCClosure done
     missing = 1;
   }
   for (int m = 0; m < N_KINDS && !rpc_failed(c); m++) {
-    if (!descends(&kinds[m], k)) continue;
+    if (!descends(&catalog_kinds[m], k)) continue;
     store_cond cond = {k->ref, STORE_EQ, key};
     long long deleted;
-    if (store_delete_where(rpc_store(c), rpc_tenant(c), kinds[m].coll, &cond, 1, &deleted, &err) <
-        0)
-      rpc_fail_store_as(c, &err, kinds[m].name);
+    if (store_delete_where(rpc_store(c), rpc_tenant(c), catalog_kinds[m].coll, &cond, 1, &deleted,
+                           &err) < 0)
+      rpc_fail_store_as(c, &err, catalog_kinds[m].name);
   }
   if (missing && !rpc_failed(c)) rpc_fail(c, GRPC_STATUS_NOT_FOUND, NOT_FOUND_MSG);
 reply:
@@ -485,31 +469,31 @@ reply:
       Service *s, const Events__Catalog__V1__Create##T_##Request *in,                              \
       Events__Catalog__V1__Create##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    create_resource(&kinds[K_], in->resource, (ProtobufCClosure)done, c);                          \
+    create_resource(&catalog_kinds[K_], in->resource, (ProtobufCClosure)done, c);                  \
   }                                                                                                \
   static void catalog_get_##ONE_(Service *s, const Events__Catalog__V1__Get##T_##Request *in,      \
                                  Events__Catalog__V1__Get##T_##Response_Closure done, void *c) {   \
     (void)s;                                                                                       \
-    get_resource(&kinds[K_], in->ONE_##_id, (ProtobufCClosure)done, c);                            \
+    get_resource(&catalog_kinds[K_], in->ONE_##_id, (ProtobufCClosure)done, c);                    \
   }                                                                                                \
   static void catalog_list_##MANY_(Service *s, const Events__Catalog__V1__List##TS_##Request *in,  \
                                    Events__Catalog__V1__List##TS_##Response_Closure done,          \
                                    void *c) {                                                      \
     (void)s;                                                                                       \
-    list_resources(&kinds[K_], &in->base, (ProtobufCClosure)done, c);                              \
+    list_resources(&catalog_kinds[K_], &in->base, (ProtobufCClosure)done, c);                      \
   }                                                                                                \
   static void catalog_update_##ONE_(                                                               \
       Service *s, const Events__Catalog__V1__Update##T_##Request *in,                              \
       Events__Catalog__V1__Update##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    update_resource(&kinds[K_], in->ONE_##_id, in->resource, in->update_mask,                      \
+    update_resource(&catalog_kinds[K_], in->ONE_##_id, in->resource, in->update_mask,              \
                     (ProtobufCClosure)done, c);                                                    \
   }                                                                                                \
   static void catalog_delete_##ONE_(                                                               \
       Service *s, const Events__Catalog__V1__Delete##T_##Request *in,                              \
       Events__Catalog__V1__Delete##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    delete_resource(&kinds[K_], in->ONE_##_id, (ProtobufCClosure)done, c);                         \
+    delete_resource(&catalog_kinds[K_], in->ONE_##_id, (ProtobufCClosure)done, c);                 \
   }
 
 KIND_METHODS(CATEGORY, event_category, event_categories, EventCategory, EventCategories)
