@@ -811,7 +811,8 @@ static json_t *resource(const gw_req *req, const ProtobufCMessage *msg, const fi
   if (connections) {
     json_t *dc = json_object_get(all, "dataConnections");
     json_object_set_new(
-        r, "meta", json_pack("{s:O}", "dataConnections", json_is_array(dc) ? dc : json_array()));
+        r, "meta",
+        json_pack("{s:o}", "dataConnections", json_is_array(dc) ? json_incref(dc) : json_array()));
   }
   json_decref(all);
   return r;

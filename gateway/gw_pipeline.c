@@ -116,15 +116,21 @@ static const char *generic_message(grpc_status_code code, int *retry_after) {
 }
 
 /* The message a renderer gets: the http rule's response_body field of the
- * response (GetEventResponse's event), or the response itself. */
-static const ProtobufCMessage *response_body(const gw_route *rt, const ProtobufCMessage *out) {
+ * response (GetEventResponse's event), an empty one of its type when the
+ * service left it unset (*owned then holds it), or the response itself. */
+static const ProtobufCMessage *response_body(const gw_route *rt, const ProtobufCMessage *out,
+                                             ProtobufCMessage **owned) {
+  *owned = NULL;
   if (!rt->response_field || !*rt->response_field) return out;
   const ProtobufCFieldDescriptor *fd =
       protobuf_c_message_descriptor_get_field_by_name(out->descriptor, rt->response_field);
-  const ProtobufCMessage *inner = NULL;
-  if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE)
-    memcpy(&inner, (const char *)out + fd->offset, sizeof inner);
-  return inner ? inner : out;
+  if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE) return out;
+  const ProtobufCMessage *inner;
+  memcpy(&inner, (const char *)out + fd->offset, sizeof inner);
+  if (inner) return inner;
+  const ProtobufCMessageDescriptor *d = fd->descriptor;
+  if ((*owned = calloc(1, d->sizeof_message))) d->message_init(*owned);
+  return *owned ? *owned : out;
 }
 
 void gw_finish(gw_req *req, gw_call_spec *spec, gw_rpc_result *res, gw_resp *resp) {
@@ -133,7 +139,11 @@ void gw_finish(gw_req *req, gw_call_spec *spec, gw_rpc_result *res, gw_resp *res
   int retry_after = 0;
   if (res->code == GRPC_STATUS_OK) {
     gw_render_fn render = rt->render ? rt->render : gw_render_default;
-    if (render(req, spec->in, response_body(rt, res->response), resp, &f) < 0) goto fail;
+    ProtobufCMessage *empty;
+    const ProtobufCMessage *body = response_body(rt, res->response, &empty);
+    int rc = render(req, spec->in, body, resp, &f);
+    free(empty);
+    if (rc < 0) goto fail;
     if (!resp->content_type) resp->content_type = rt->dialect->content_type;
     goto done;
   }
