@@ -776,11 +776,20 @@ static int is_json_number(const char *s) {
   return *s == '\0';
 }
 
+/* Integers a double holds exactly: |n| <= 2^53. */
+#define EXACT_INT 9007199254740992LL
+
 static int get_number(dctx *c, const json_t *v, int single, double *out) {
   double d;
 
   if (json_is_integer(v)) {
-    d = (double)json_integer_value(v);
+    json_int_t i = json_integer_value(v);
+    /* Rounding would change the number the client sent. */
+    if (i > EXACT_INT || i < -EXACT_INT)
+      return fail(c, R_RANGE,
+                  "integers beyond +/-9007199254740992 (2^53) cannot be kept exactly; send a "
+                  "string or a smaller number");
+    d = (double)i;
   } else if (json_is_real(v)) {
     d = json_real_value(v);
   } else if (json_is_string(v)) {
@@ -1347,10 +1356,15 @@ typedef struct ectx {
 
 static json_t *enc_message(ectx *c, const ProtobufCMessage *m);
 
-/* JSON has no NaN or infinities: proto3 JSON spells them as strings. */
+/* JSON has no NaN or infinities: proto3 JSON spells them as strings. An
+ * integral value within 2^53 is written as an integer: 42 stays 42, never
+ * 42.0 (JSON does not tell them apart; clients' parsers do). */
 static json_t *enc_double(double d) {
   if (isnan(d)) return json_string("NaN");
   if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
+  /* In range first: casting a larger double is undefined. */
+  if (d >= -(double)EXACT_INT && d <= (double)EXACT_INT && d == (double)(json_int_t)d)
+    return json_integer((json_int_t)d);
   return json_real(d);
 }
 
@@ -1359,7 +1373,10 @@ static json_t *enc_double(double d) {
 static json_t *enc_float(float f) {
   char buf[32];
   int p;
-  if (!isfinite(f)) return enc_double((double)f);
+  /* integral ones as enc_double writes them (the range check comes first) */
+  if (!isfinite(f) || ((double)f >= -(double)EXACT_INT && (double)f <= (double)EXACT_INT &&
+                       (double)f == (double)(json_int_t)f))
+    return enc_double((double)f);
   for (p = 1; p <= 9; p++) {
     snprintf(buf, sizeof buf, "%.*g", p, (double)f);
     if (strtof(buf, NULL) == f) return json_real(strtod(buf, NULL));
@@ -1616,4 +1633,42 @@ json_t *pbjson_encode(const ProtobufCMessage *msg, unsigned flags) {
   ectx c = {flags, 0};
   if (!msg || !msg->descriptor) return NULL;
   return enc_message(&c, msg);
+}
+
+/* The fewest significant digits (at most 17) that read back as d. */
+static int shortest_digits(double d) {
+  char buf[40];
+  for (int p = 1; p < 17; p++) {
+    snprintf(buf, sizeof buf, "%.*g", p, d);
+    if (strtod(buf, NULL) == d) return p;
+  }
+  return 17;
+}
+
+static int digits_needed(const json_t *j, int depth) {
+  int most = 1;
+  size_t i;
+  const char *k;
+  json_t *v;
+  if (json_is_real(j)) return shortest_digits(json_real_value(j));
+  if (depth > PBJSON_MAX_DEPTH) return 17;
+  if (json_is_array(j)) {
+    json_array_foreach((json_t *)j, i, v) {
+      int p = digits_needed(v, depth + 1);
+      if (p > most) most = p;
+    }
+  } else if (json_is_object(j)) {
+    json_object_foreach((json_t *)j, k, v) {
+      int p = digits_needed(v, depth + 1);
+      if (p > most) most = p;
+    }
+  }
+  return most;
+}
+
+char *pbjson_dumps(const json_t *j, size_t flags) {
+  /* jansson writes every real with one precision (17 digits by default,
+   * 0.1 as 0.10000000000000001): the fewest that keep every real of the
+   * document exact write each as it was sent. */
+  return json_dumps(j, flags | JSON_REAL_PRECISION(digits_needed(j, 0)));
 }

@@ -68,4 +68,8 @@ int pbjson_time_parse(const char *s, int64_t *seconds, int32_t *nanos); /* RFC 3
 const char *pbjson_field_name(const ProtobufCFieldDescriptor *f, unsigned flags, char *buf,
                               size_t len);
 
+/* json_dumps that writes reals in their shortest exact form (0.1, not
+ * 0.10000000000000001) wherever the document's other reals allow it. */
+char *pbjson_dumps(const json_t *j, size_t flags);
+
 #endif

@@ -42,9 +42,34 @@ static const char *reason_name(const char *r) {
   return "invalid_value_format";
 }
 
-static json_t *invalid_param(const char *name, const char *reason, const char *message) {
-  return json_pack("{s:o, s:s, s:n, s:o}", "name", gw_text(name), "reason", reason_name(reason),
-                   "value", "message", gw_text(message));
+/* The value the client sent for `field` ("event.customer_id",
+ * "property_records[2].property_id", or a query parameter), as sent; null
+ * when it sent none. */
+static json_t *sent_value(const gw_req *req, json_t *body, const char *field) {
+  json_t *v = body;
+  for (const char *p = field; v && *p;) {
+    size_t n = strcspn(p, ".[");
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)(n < sizeof key ? n : sizeof key - 1), p);
+    if (n) v = json_object_get(v, key);
+    p += n;
+    while (v && *p == '[') {
+      char *end;
+      unsigned long i = strtoul(p + 1, &end, 10);
+      v = *end == ']' ? json_array_get(v, i) : NULL;
+      p = *end == ']' ? end + 1 : end;
+    }
+    if (*p == '.') p++;
+  }
+  if (v) return json_incref(v);
+  const char *q = strchr(field, '.') || strchr(field, '[') ? NULL : gw_query_get(req, field);
+  return q ? gw_text(q) : json_null();
+}
+
+static json_t *invalid_param(const char *name, const char *reason, const char *message,
+                             json_t *value) {
+  return json_pack("{s:o, s:s, s:o, s:o}", "name", gw_text(name), "reason", reason_name(reason),
+                   "value", value, "message", gw_text(message));
 }
 
 static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
@@ -54,14 +79,18 @@ static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   int http = f->code == GRPC_STATUS_ALREADY_EXISTS && f->bad_request ? 400 : f->http;
   if (http == 400) {
     json_t *params = json_array();
+    json_t *body = req->body_len ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
     if (f->bad_request && f->bad_request->n_field_violations) {
       for (size_t i = 0; i < f->bad_request->n_field_violations; i++) {
         const Google__Rpc__BadRequest__FieldViolation *v = f->bad_request->field_violations[i];
-        json_array_append_new(params, invalid_param(v->field, v->reason, v->description));
+        json_array_append_new(params, invalid_param(v->field, v->reason, v->description,
+                                                    sent_value(req, body, v->field)));
       }
     } else if (f->field[0]) {
-      json_array_append_new(params, invalid_param(f->field, f->reason, f->message));
+      json_array_append_new(
+          params, invalid_param(f->field, f->reason, f->message, sent_value(req, body, f->field)));
     }
+    json_decref(body);
     json_object_set_new(data, "invalid_params", params);
   } else if (http == 404 && req->route) {
     const char *id = gw_param(req, "event_id");

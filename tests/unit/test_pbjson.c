@@ -129,7 +129,7 @@ static void roundtrip(const char *text, const ProtobufCMessageDescriptor *d, uns
 /* ---- scalars ---- */
 
 static const char *const scalar_defaults =
-    "{\"f_double\":0.0,\"f_float\":0.0,\"f_int32\":0,\"f_int64\":0,\"f_uint32\":0,"
+    "{\"f_double\":0,\"f_float\":0,\"f_int32\":0,\"f_int64\":0,\"f_uint32\":0,"
     "\"f_uint64\":0,\"f_sint32\":0,\"f_sint64\":0,\"f_fixed32\":0,\"f_fixed64\":0,"
     "\"f_sfixed32\":0,\"f_sfixed64\":0,\"f_bool\":false,\"f_string\":\"\",\"f_bytes\":\"\"}";
 
@@ -165,7 +165,7 @@ static void test_integer_limits(void **state) {
             "\"f_sfixed64\":-9223372036854775808,"
             "\"f_uint64\":\"18446744073709551615\",\"f_fixed64\":\"18446744073709551615\"}",
             SCALARS, PBJSON_OMIT_NULL,
-            "{\"f_double\":0.0,\"f_float\":0.0,\"f_int32\":-2147483648,"
+            "{\"f_double\":0,\"f_float\":0,\"f_int32\":-2147483648,"
             "\"f_int64\":-9223372036854775808,\"f_uint32\":4294967295,"
             "\"f_uint64\":\"18446744073709551615\",\"f_sint32\":-2147483648,"
             "\"f_sint64\":-9223372036854775808,\"f_fixed32\":4294967295,"
@@ -177,7 +177,7 @@ static void test_integer_limits(void **state) {
             "\"f_sfixed64\":9223372036854775807,\"f_uint64\":9223372036854775807,"
             "\"f_fixed64\":\"9223372036854775808\"}",
             SCALARS, 0,
-            "{\"f_double\":0.0,\"f_float\":0.0,\"f_int32\":2147483647,"
+            "{\"f_double\":0,\"f_float\":0,\"f_int32\":2147483647,"
             "\"f_int64\":9223372036854775807,\"f_uint32\":0,"
             "\"f_uint64\":9223372036854775807,\"f_sint32\":2147483647,"
             "\"f_sint64\":9223372036854775807,\"f_fixed32\":0,"
@@ -266,7 +266,7 @@ static void test_bytes(void **state) {
   assert_int_equal(s->f_bytes.len, 2);
   assert_memory_equal(s->f_bytes.data, "\xfb\xff", 2);
   encode_is(&s->base, 0,
-            "{\"f_double\":0.0,\"f_float\":0.0,\"f_int32\":0,\"f_int64\":0,\"f_uint32\":0,"
+            "{\"f_double\":0,\"f_float\":0,\"f_int32\":0,\"f_int64\":0,\"f_uint32\":0,"
             "\"f_uint64\":0,\"f_sint32\":0,\"f_sint64\":0,\"f_fixed32\":0,\"f_fixed64\":0,"
             "\"f_sfixed32\":0,\"f_sfixed64\":0,\"f_bool\":false,\"f_string\":\"\","
             "\"f_bytes\":\"+/8=\"}");
@@ -690,10 +690,10 @@ static void test_struct_value_list(void **state) {
       "\"values\":[null,0,\"\",true,{},[]]}";
   const char *want =
       "{\"at\":null,\"times\":[],\"mask\":null,"
-      "\"payload\":{\"s\":\"x\",\"n\":1.5,\"i\":3.0,\"b\":true,\"z\":null,\"o\":{\"a\":[1.0,"
+      "\"payload\":{\"s\":\"x\",\"n\":1.5,\"i\":3,\"b\":true,\"z\":null,\"o\":{\"a\":[1,"
       "\"two\",{\"three\":[]},null,false]},\"e\":{},\"l\":[]},"
-      "\"value\":{\"k\":[null]},\"list\":[1.0,\"a\",null,[[]],{}],"
-      "\"values\":[null,0.0,\"\",true,{},[]]}";
+      "\"value\":{\"k\":[null]},\"list\":[1,\"a\",null,[[]],{}],"
+      "\"values\":[null,0,\"\",true,{},[]]}";
   Pbjsontest__Wkt *w;
   (void)state;
   roundtrip(text, WKT, 0, want);
@@ -969,11 +969,11 @@ static void test_merge(void **state) {
   assert_string_equal(err.path, "scalars.f_bool");
   json_decref(in);
   encode_is(&e->base, 0,
-            "{\"scalars\":{\"f_double\":0.0,\"f_float\":0.0,\"f_int32\":2,\"f_int64\":0,"
+            "{\"scalars\":{\"f_double\":0,\"f_float\":0,\"f_int32\":2,\"f_int64\":0,"
             "\"f_uint32\":0,\"f_uint64\":0,\"f_sint32\":0,\"f_sint64\":0,\"f_fixed32\":0,"
             "\"f_fixed64\":0,\"f_sfixed32\":0,\"f_sfixed64\":0,\"f_bool\":false,"
             "\"f_string\":\"x\",\"f_bytes\":\"\"},\"repeats\":null,\"wrappers\":null,"
-            "\"wkt\":{\"at\":null,\"times\":[],\"payload\":{\"b\":2.0},\"value\":null,"
+            "\"wkt\":{\"at\":null,\"times\":[],\"payload\":{\"b\":2},\"value\":null,"
             "\"list\":null,\"mask\":null,\"values\":[]},\"choice\":{\"label\":\"\","
             "\"pick_number\":9},\"status\":\"unspecified\",\"entity_type\":\"unspecified\","
             "\"method\":\"unspecified\",\"sequence_step\":\"newer\",\"external_url\":null,"
@@ -1007,7 +1007,7 @@ static void test_top_level(void **state) {
   assert_null(m);
   assert_int_equal(pbjson_decode(NULL, EVERYTHING, 0, &m, NULL), -1);
   /* Well-known types map at the top level too. */
-  roundtrip("{\"a\":[1.0,{\"b\":null}]}", &google__protobuf__struct__descriptor, 0, NULL);
+  roundtrip("{\"a\":[1,{\"b\":null}]}", &google__protobuf__struct__descriptor, 0, NULL);
   roundtrip("\"2019-08-24T14:15:22Z\"", &google__protobuf__timestamp__descriptor, 0, NULL);
   roundtrip("[true,\"x\"]", &google__protobuf__list_value__descriptor, 0, NULL);
   roundtrip("\"a,b\"", &google__protobuf__field_mask__descriptor, 0, NULL);
@@ -1073,7 +1073,7 @@ static void test_everything_roundtrip(void **state) {
       "\"wrappers\":{\"w_double\":null,\"w_float\":1.5,\"w_int64\":null,\"w_uint64\":5,"
       "\"w_int32\":null,\"w_uint32\":null,\"w_bool\":true,\"w_string\":\"w\",\"w_bytes\":null},"
       "\"wkt\":{\"at\":\"2019-08-24T14:15:22.500Z\",\"times\":[\"1970-01-01T00:00:00Z\"],"
-      "\"payload\":{\"k\":\"v\"},\"value\":1.0,\"list\":[],\"mask\":\"a\",\"values\":[]},"
+      "\"payload\":{\"k\":\"v\"},\"value\":1,\"list\":[],\"mask\":\"a\",\"values\":[]},"
       "\"choice\":{\"label\":\"c\",\"pick_wrapped\":null},"
       "\"status\":\"approved\",\"entity_type\":\"event\",\"method\":\"post\","
       "\"sequence_step\":\"step\",\"external_url\":\"https://example.com\","
@@ -1093,7 +1093,7 @@ static void test_everything_roundtrip(void **state) {
             "\"w_int32\":null,\"w_uint32\":null,\"w_bool\":true,\"w_string\":\"w\","
             "\"w_bytes\":null},"
             "\"wkt\":{\"at\":\"2019-08-24T14:15:22.500Z\",\"times\":[\"1970-01-01T00:00:00Z\"],"
-            "\"payload\":{\"k\":\"v\"},\"value\":1.0,\"list\":[],\"mask\":\"a\",\"values\":[]},"
+            "\"payload\":{\"k\":\"v\"},\"value\":1,\"list\":[],\"mask\":\"a\",\"values\":[]},"
             "\"choice\":{\"label\":\"c\"},"
             "\"status\":\"approved\",\"entity_type\":\"event\",\"method\":\"post\","
             "\"sequence_step\":\"step\",\"external_url\":\"https://example.com\","
@@ -1106,8 +1106,35 @@ static void test_everything_roundtrip(void **state) {
             "\"unspecified\",\"sequence_step\":\"\",\"property_records\":[]}");
 }
 
+/* Numbers keep their form: integers stay integers, 2^53 is the largest
+ * integer a Value takes exactly and one more is refused, reals print as
+ * the shortest text that reads back the same. */
+static void test_exact_numbers(void **state) {
+  (void)state;
+  roundtrip("{\"i\":42,\"z\":0,\"n\":-7,\"big\":9007199254740992,\"r\":0.1,\"h\":1.5}",
+            &google__protobuf__struct__descriptor, 0, NULL);
+  json_t *j = json_loads("{\"a\":9007199254740993}", 0, NULL);
+  ProtobufCMessage *m = NULL;
+  pbjson_err err = {0};
+  assert_int_equal(pbjson_decode(j, &google__protobuf__struct__descriptor, 0, &m, &err), -1);
+  assert_string_equal(err.path, "a");
+  assert_non_null(strstr(err.msg, "2^53"));
+  json_decref(j);
+  j = json_pack("[f,f,f]", 0.1, 0.30000000000000004, 1e300);
+  char *text = pbjson_dumps(j, JSON_COMPACT);
+  assert_string_equal(text, "[0.10000000000000001,0.30000000000000004,1.0000000000000001e300]");
+  free(text);
+  json_decref(j);
+  j = json_pack("{s:f, s:[f]}", "a", 0.1, "b", 2.5);
+  text = pbjson_dumps(j, JSON_COMPACT);
+  assert_string_equal(text, "{\"a\":0.1,\"b\":[2.5]}");
+  free(text);
+  json_decref(j);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_exact_numbers),
       cmocka_unit_test(test_scalar_defaults_always_emitted),
       cmocka_unit_test(test_scalar_values),
       cmocka_unit_test(test_integer_limits),
