@@ -134,6 +134,7 @@ struct gw_route {
   const ProtobufCMessageDescriptor *resp_desc;
   const char *resp_wrap;
   json_t *(*resp_schema)(void);
+  json_t *(*body_schema)(void); /* OpenAPI: the request body, when not body_desc's message */
   /* From the http rule: the body ("": none, "*": the request, or a request
    * field) and the response_body ("": the whole response, or a field). */
   const char *body_field;
@@ -174,9 +175,10 @@ int gw_bind_request(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
  * as the dialect's JSON, with the route's success status. */
 int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
                       gw_resp *resp, gw_fail *f);
-/* Checks a JSON body meant for message desc against its annotations:
- * members that are not fields are unknown, output-only ones read-only.
- * 0, or -1 with f naming the member (400). */
+/* Checks a JSON body meant for message desc against its annotations, into
+ * nested messages: members that are not fields are unknown, output-only
+ * ones read-only (unless sent empty: null, [], {}, ""). 0, or -1 with f
+ * naming the member by its path (400). */
 int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
                   unsigned flags, gw_fail *f);
 /* Finds the route for method+path (as sent, not percent-decoded); fills req
@@ -282,6 +284,15 @@ void gw_metrics(const gw_req *req, gw_resp *resp);
 /* JSON Schema (OpenAPI 3.0) of a message as the mapper renders it. */
 json_t *gw_schema(const ProtobufCMessageDescriptor *desc, unsigned flags);
 json_t *gw_schema_field(const ProtobufCFieldDescriptor *f, unsigned flags);
+/* The same, with the limits the annotations give field f of message d. */
+json_t *gw_schema_field_of(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f,
+                           unsigned flags);
+/* The names of d's REQUIRED fields, as the dialect writes them. */
+json_t *gw_schema_required(const ProtobufCMessageDescriptor *d, unsigned flags);
+/* While a document is built on this thread, message schemas go into
+ * `schemas` (components.schemas, borrowed) and are referred to by $ref. */
+void gw_schema_begin(json_t *schemas);
+void gw_schema_end(void);
 
 /* ---- dialects ---- */
 extern const gw_dialect gw_customer;

@@ -99,14 +99,19 @@ int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const Proto
   return 0;
 }
 
-int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
-                  unsigned flags, gw_fail *f) {
+/* An output-only member a client sent empty (null, [], {}, ""): what
+ * generated clients send for fields they never set, not a value. */
+static int empty(json_t *v) {
+  return json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0) ||
+         (json_is_object(v) && json_object_size(v) == 0) ||
+         (json_is_string(v) && json_string_length(v) == 0);
+}
+
+static int check_members(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
+                         unsigned flags, const char *prefix, int depth, gw_fail *f) {
   const char *key;
   json_t *v;
-  if (!json_is_object(body)) {
-    gw_fail_set(f, 400, "", "invalid_type", "the body must be a JSON object");
-    return -1;
-  }
+  char path[300];
   json_object_foreach(body, key, v) {
     const ProtobufCFieldDescriptor *fd = NULL;
     for (unsigned i = 0; i < desc->n_fields && !fd; i++) {
@@ -114,15 +119,38 @@ int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *
       const char *name = pbjson_field_name(&desc->fields[i], flags, buf, sizeof buf);
       if (name && strcmp(name, key) == 0) fd = &desc->fields[i];
     }
+    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
     if (!fd) {
       if (flags & PBJSON_IGNORE_UNKNOWN) continue;
-      gw_fail_set(f, 400, key, "unknown_field", "unknown field %s", key);
+      gw_fail_set(f, 400, path, "unknown_field", "unknown field %s", path);
       return -1;
     }
     if (a && api_field_of(a, desc, fd).behavior & API_OUTPUT_ONLY) {
-      gw_fail_set(f, 400, key, "not_allowed_value", "%s is read-only", key);
+      if (empty(v)) continue;
+      gw_fail_set(f, 400, path, "not_allowed_value", "%s is read-only", path);
       return -1;
     }
+    /* Into the API's own messages (the well-known types carry no rules). */
+    const ProtobufCMessageDescriptor *sub =
+        fd->type == PROTOBUF_C_TYPE_MESSAGE ? fd->descriptor : NULL;
+    if (!sub || strncmp(sub->name, "google.protobuf.", 16) == 0 || depth >= 8) continue;
+    if (json_is_object(v) && check_members(a, v, sub, flags, path, depth + 1, f) < 0) return -1;
+    size_t i;
+    json_t *x;
+    if (json_is_array(v)) json_array_foreach(v, i, x) {
+        char elem[320];
+        snprintf(elem, sizeof elem, "%s[%zu]", path, i);
+        if (json_is_object(x) && check_members(a, x, sub, flags, elem, depth + 1, f) < 0) return -1;
+      }
   }
   return 0;
+}
+
+int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
+                  unsigned flags, gw_fail *f) {
+  if (!json_is_object(body)) {
+    gw_fail_set(f, 400, "", "invalid_type", "the body must be a JSON object");
+    return -1;
+  }
+  return check_members(a, body, desc, flags, "", 0, f);
 }

@@ -125,36 +125,12 @@ const gw_dialect gw_customer = {
 
 /* Output-only members are refused (400 not_allowed_value), as in the other
  * dialects, rather than silently dropped: the server assigns them. */
-static int refuse_read_only(json_t *body, gw_fail *f) {
-  static const char *const event_ro[] = {"event_id", "created_at", "state", "property_records"};
-  static const char *const record_ro[] = {"property_record_id", "last_change"};
-  json_t *event = json_object_get(body, "event"),
-         *records = json_object_get(body, "property_records");
-  for (size_t i = 0; json_is_object(event) && i < sizeof event_ro / sizeof *event_ro; i++)
-    if (json_object_get(event, event_ro[i])) {
-      char name[64];
-      snprintf(name, sizeof name, "event.%s", event_ro[i]);
-      gw_fail_set(f, 400, name, "not_allowed_value", "%s is read-only", name);
-      return -1;
-    }
-  size_t n;
-  json_t *rec;
-  json_array_foreach(records, n, rec) {
-    for (size_t i = 0; json_is_object(rec) && i < sizeof record_ro / sizeof *record_ro; i++)
-      if (json_object_get(rec, record_ro[i])) {
-        char name[96];
-        snprintf(name, sizeof name, "property_records[%zu].%s", n, record_ro[i]);
-        gw_fail_set(f, 400, name, "not_allowed_value", "%s is read-only", name);
-        return -1;
-      }
-  }
-  return 0;
-}
-
 int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *body;
   if (gw_body_json(req, &body, f) < 0) return -1;
-  if (refuse_read_only(body, f) < 0) {
+  /* Output-only members (the annotations say which) are refused. */
+  if (gw_body_check(req->route->api, body, &events__customer__v1__create_event_request__descriptor,
+                    gw_customer.json_flags | PBJSON_IGNORE_UNKNOWN, f) < 0) {
     json_decref(body);
     return -1;
   }

@@ -103,13 +103,13 @@ extern const gw_qparam activity_get_query[];
   { .rpc = ACTIVITY_SVC R_, .dialect = &gw_activity, .build = B_, .render = RENDER_, __VA_ARGS__ }
 #define ACTIVITY_HOOKS                                                                             \
   ACTIVITY_HOOK("CreateEvent", activity_build_create, activity_render_event,                       \
-                .resp_schema = activity_event_schema),                                             \
+                .resp_schema = activity_event_schema, .body_schema = activity_event_schema),       \
       ACTIVITY_HOOK("ListEvents", activity_build_list, activity_render_list,                       \
                     .query = activity_list_query, .resp_schema = activity_list_schema),            \
       ACTIVITY_HOOK("GetEvent", activity_build_get, activity_render_event,                         \
                     .query = activity_get_query, .resp_schema = activity_event_schema),            \
       ACTIVITY_HOOK("UpdateEvent", activity_build_update, activity_render_event,                   \
-                    .resp_schema = activity_event_schema),                                         \
+                    .resp_schema = activity_event_schema, .body_schema = activity_event_schema),   \
       ACTIVITY_HOOK("DeleteEvent", activity_build_delete, activity_render_delete),
 
 #endif

@@ -5,48 +5,67 @@
 
 #include "gw.h"
 
-/* The documented form of a path parameter's ids (any other is 404). */
-static json_t *path_param_schema(const char *tmpl, const char *name) {
-  if (strcmp(name, "id") == 0 && strncmp(tmpl, "/api/v2/", 8) == 0)
-    return json_pack("{s:s, s:s, s:i}", "type", "integer", "format", "int64", "minimum", 1);
-  if (strncmp(tmpl, "/rest-api/", 10) == 0 && strcmp(name, "event_id") == 0)
-    return json_pack("{s:s, s:s}", "type", "string", "pattern", "^[0-9a-f]{26}$");
-  if (strncmp(tmpl, "/api/v1/event/", 14) == 0)
-    return json_pack("{s:s, s:s}", "type", "string", "pattern", "^[0-9a-f]{32}$");
-  if (strcmp(name, "eventId") == 0)
-    return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
+static const ProtobufCMessageDescriptor *input_of(const gw_route *rt) {
+  if (!rt->service || !rt->rpc) return NULL;
+  const ProtobufCMethodDescriptor *md =
+      protobuf_c_service_descriptor_get_method_by_name(rt->service, strrchr(rt->rpc, '/') + 1);
+  return md ? md->input : NULL;
+}
+
+/* The schema of the request field a template variable ("event.id") names,
+ * with its annotated limits; a plain string when it names none. */
+static json_t *var_schema(const gw_route *rt, const char *var, size_t len) {
+  const ProtobufCMessageDescriptor *d = input_of(rt);
+  const ProtobufCFieldDescriptor *f = NULL;
+  for (size_t i = 0; d && i < len;) {
+    size_t end = i;
+    while (end < len && var[end] != '.')
+      end++;
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(end - i), var + i);
+    f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+    if (!f) break;
+    if (end >= len) {
+      json_t *s = gw_schema_field_of(d, f, 0);
+      json_object_del(s, "nullable");
+      json_object_del(s, "readOnly"); /* an id the path names is not written here */
+      return s;
+    }
+    d = f->type == PROTOBUF_C_TYPE_MESSAGE ? f->descriptor : NULL;
+    i = end + 1;
+  }
   return json_pack("{s:s, s:i}", "type", "string", "minLength", 1);
 }
 
-/* "/v1/objects/{objectId}/events" -> [{"name":"objectId","in":"path",...}] */
-static json_t *path_params(const char *tmpl) {
+/* The path parameters: names from the documented path, schemas from the
+ * request fields the http rule's variables name (same order). */
+static json_t *path_params(const gw_route *rt) {
   json_t *arr = json_array();
-  for (const char *p = strchr(tmpl, '{'); p; p = strchr(p + 1, '{')) {
-    const char *e = strchr(p, '}');
-    if (!e) break;
+  const char *doc = rt->doc_tmpl ? rt->doc_tmpl : rt->tmpl;
+  const char *v = strchr(rt->tmpl, '{');
+  for (const char *p = strchr(doc, '{'); p && v; p = strchr(p + 1, '{'), v = strchr(v + 1, '{')) {
+    const char *e = strchr(p, '}'), *ve = strchr(v, '}');
+    if (!e || !ve) break;
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)(e - p - 1), p + 1);
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o}", "name", name, "in", "path",
-                                         "required", 1, "schema", path_param_schema(tmpl, name)));
+    json_array_append_new(arr,
+                          json_pack("{s:s, s:s, s:b, s:o}", "name", name, "in", "path", "required",
+                                    1, "schema", var_schema(rt, v + 1, (size_t)(ve - v - 1))));
   }
   return arr;
 }
 
 static json_t *query_params(const gw_route *rt, json_t *params) {
-  const ProtobufCMessageDescriptor *in = NULL;
-  if (rt->service && rt->rpc) {
-    const ProtobufCMethodDescriptor *md =
-        protobuf_c_service_descriptor_get_method_by_name(rt->service, strrchr(rt->rpc, '/') + 1);
-    if (md) in = md->input;
-  }
+  const ProtobufCMessageDescriptor *in = input_of(rt);
   for (size_t i = 0; rt->query && rt->query[i].param; i++) {
     const ProtobufCFieldDescriptor *f =
         in ? protobuf_c_message_descriptor_get_field_by_name(in, rt->query[i].field) : NULL;
     json_t *schema = json_pack("{s:s}", "type", "string");
     if (f) {
       json_decref(schema);
-      schema = gw_schema_field(f, rt->dialect->json_flags);
+      schema = gw_schema_field_of(in, f, rt->dialect->json_flags);
       json_object_del(schema, "nullable");
+      json_object_del(schema, "readOnly");
     }
     json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", rt->query[i].param,
                                             "in", "query", "required", 0, "schema", schema));
@@ -69,12 +88,15 @@ static json_t *operation(const gw_route *rt) {
     if (*c == '/' || *c == '{' || *c == '}' || *c == '.' || *c == '-') *c = '_';
   const gw_dialect *d = rt->dialect;
   const char *ctype = d == &gw_activity ? "application/vnd.api+json" : "application/json";
-  json_t *op = json_pack("{s:s, s:s, s:[s], s:o}", "operationId", id, "summary",
-                         rt->summary ? rt->summary : "", "tags", d->name, "parameters",
-                         query_params(rt, path_params(rt->doc_tmpl ? rt->doc_tmpl : rt->tmpl)));
+  json_t *op =
+      json_pack("{s:s, s:s, s:s, s:[s], s:o}", "operationId", id, "summary",
+                rt->summary ? rt->summary : "", "description", rt->summary ? rt->summary : "",
+                "tags", d->name, "parameters", query_params(rt, path_params(rt)));
   json_t *responses = json_object();
   json_t *ok = NULL;
-  if (rt->resp_schema)
+  if (rt->ok_status == 204)
+    ; /* no content */
+  else if (rt->resp_schema)
     ok = rt->resp_schema();
   else if (rt->resp_desc)
     ok = gw_schema(rt->resp_desc, d->json_flags);
@@ -97,21 +119,36 @@ static json_t *operation(const gw_route *rt) {
   }
   json_object_set_new(op, "responses", responses);
   if (rt->needs_body) {
-    json_t *schema = rt->body_desc ? gw_schema(rt->body_desc, d->json_flags)
-                                   : json_pack("{s:s}", "type", "object");
+    json_t *schema = rt->body_schema ? rt->body_schema()
+                     : rt->body_desc ? gw_schema(rt->body_desc, d->json_flags)
+                                     : json_pack("{s:s}", "type", "object");
+    /* What a create or a replacement must carry (a PATCH carries what it
+     * changes). */
+    json_t *req = rt->body_desc && !rt->body_schema && strcmp(rt->method, "PATCH") != 0
+                      ? gw_schema_required(rt->body_desc, d->json_flags)
+                      : NULL;
+    if (json_array_size(req))
+      schema = json_pack("{s:[o, {s:o}]}", "allOf", schema, "required", json_incref(req));
+    json_decref(req);
     json_object_set_new(op, "requestBody",
                         json_pack("{s:b, s:o}", "required", 1, "content", content(ctype, schema)));
   }
-  if (d != &gw_plain)
-    json_object_set_new(op, "security", json_pack("[{s:[]}, {s:[]}]", "bearerAuth", "basicAuth"));
+  /* The gateway's own paths need no credentials; the APIs take a bearer
+   * token, and the customer API HTTP Basic as well. */
+  if (d == &gw_plain)
+    json_object_set_new(op, "security", json_array());
+  else if (d != &gw_customer)
+    json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearerAuth"));
   return op;
 }
 
 void gw_openapi(const gw_req *req, gw_resp *resp) {
-  (void)req;
   size_t n;
   const gw_route *rt = gw_routes(&n);
-  json_t *paths = json_object();
+  json_t *paths = json_object(), *schemas = json_object();
+  char base[512];
+  gw_base_url(req, base, sizeof base);
+  gw_schema_begin(schemas);
   for (size_t i = 0; i < n; i++) {
     if (rt[i].local == gw_metrics) continue; /* Prometheus text, not part of the API */
     const char *path = rt[i].doc_tmpl ? rt[i].doc_tmpl : rt[i].tmpl;
@@ -127,11 +164,23 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
     lower[j] = '\0';
     json_object_set_new(item, lower, operation(&rt[i]));
   }
+  gw_schema_end();
+  json_t *tags = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name",
+                           gw_activity.name, "description", "Activity events (seed 000): JSON:API",
+                           "name", gw_customer.name, "description", "Customer events (seed 001)",
+                           "name", gw_catalog.name, "description",
+                           "The event catalog (seed 002): categories, events, properties", "name",
+                           gw_object.name, "description", "Object events (seed 003)", "name",
+                           gw_plain.name, "description", "The gateway's own endpoints");
   resp->status = 200;
-  resp->body =
-      json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:{s:{s:s, s:s}, s:{s:s, s:s}}}}", "openapi",
-                "3.0.3", "info", "title", "Events API", "version", "1.0.0", "description",
-                "REST gateway of the events service: four dialects over one gRPC API.", "paths",
-                paths, "components", "securitySchemes", "bearerAuth", "type", "http", "scheme",
-                "bearer", "basicAuth", "type", "http", "scheme", "basic");
+  resp->body = json_pack(
+      "{s:s, s:{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}}, s:[{s:s}], s:[{s:[]}, {s:[]}], s:o, "
+      "s:o, s:{s:o, s:{s:{s:s, s:s}, s:{s:s, s:s}}}}",
+      "openapi", "3.0.3", "info", "title", "Events API", "version", "1.0.0", "description",
+      "REST gateway of the events service: four dialects over one gRPC API.", "license", "name",
+      "Proprietary", "url", "https://example.invalid/license", "contact", "name",
+      "The events service team", "url", "https://example.invalid/events", "servers", "url", base,
+      "security", "bearerAuth", "basicAuth", "tags", tags, "paths", paths, "components", "schemas",
+      schemas, "securitySchemes", "bearerAuth", "type", "http", "scheme", "bearer", "basicAuth",
+      "type", "http", "scheme", "basic");
 }

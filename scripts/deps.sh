@@ -20,6 +20,22 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The OpenAPI linters (tests/openapi: Redocly CLI, Spectral) run on Node.
+if ! command -v npm >/dev/null; then
+  echo "deps: installing nodejs npm" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+npm_dir="$root/tests/openapi"
+npm_stamp="$npm_dir/node_modules/.lock.sha256"
+npm_want=$(sha256sum "$npm_dir/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
+  echo "deps: installing the OpenAPI linters (npm ci)" >&2
+  (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$npm_want" >"$npm_stamp"
+fi
+
 command -v go >/dev/null || { echo "deps: Go >= 1.24 is required (FerretDB, grpcurl, ghz)" >&2; exit 1; }
 gobin=$(go env GOPATH)/bin
 export PATH="$gobin:$PATH"

@@ -1,0 +1,142 @@
+"""The served OpenAPI document as code generators and linters take it: it
+validates (openapi-spec-validator), lints with 0 errors under Redocly CLI and
+Spectral's spectral:oas, states what the protos annotate (readOnly,
+maxLength, formats, required, typed JSON:API bodies), and a client generated
+from it by openapi-python-client creates and lists in every dialect."""
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+from openapi_spec_validator import validate
+
+from conftest import ROOT, TOKEN_A
+
+NPM_BIN = os.path.join(ROOT, "tests", "openapi", "node_modules", ".bin")
+
+
+@pytest.fixture(scope="module")
+def doc_file(sqlite_stack, tmp_path_factory):
+    path = tmp_path_factory.mktemp("openapi") / "openapi.json"
+    r = sqlite_stack.http.get(sqlite_stack.base + "/openapi.json", timeout=10)
+    assert r.status_code == 200
+    path.write_text(r.text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def doc(doc_file):
+    return json.loads(doc_file.read_text())
+
+
+def test_validates(doc):
+    validate(doc)
+
+
+def test_spectral_oas_has_no_errors(doc_file, tmp_path):
+    ruleset = tmp_path / ".spectral.yaml"
+    ruleset.write_text('extends: ["spectral:oas"]\n')
+    r = subprocess.run([os.path.join(NPM_BIN, "spectral"), "lint", str(doc_file), "--ruleset", str(ruleset),
+                        "--fail-severity", "error", "-f", "json"], capture_output=True, text=True, timeout=300)
+    # the JSON report, then possibly a line of text
+    problems, _ = json.JSONDecoder().raw_decode(r.stdout.strip() or "[]")
+    errors = [p for p in problems if p["severity"] == 0]
+    assert r.returncode == 0 and not errors, errors[:5]
+
+
+def test_redocly_has_no_errors(doc_file):
+    r = subprocess.run([os.path.join(NPM_BIN, "redocly"), "lint", str(doc_file), "--format", "json"],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"})
+    report = json.loads(r.stdout)
+    errors = [p for p in report["problems"] if p["severity"] == "error"]
+    assert r.returncode == 0 and not errors, errors[:5]
+
+
+def test_the_annotations_are_stated(doc):
+    schemas = doc["components"]["schemas"]
+    ev = schemas["events.object.v1.Event"]["properties"]
+    assert ev["id"].get("readOnly") and ev["created_at"].get("readOnly") and ev["id"]["format"] == "uuid"
+    assert ev["name"]["maxLength"] == 255 and not ev["name"].get("readOnly")
+    assert ev["start_at"]["format"] == "date-time"
+    res = schemas["events.catalog.v1.Resource"]["properties"]
+    assert res["teams"]["maxItems"] == 100 and "pattern" in res["teams"]["items"]
+    assert res["id"]["pattern"] == "^[0-9a-f]{32}$"
+    # a create states what it requires; a PATCH does not
+    post = doc["paths"]["/v1/objects/{objectId}/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(post["schema"]["allOf"][1]["required"]) >= {"name", "source", "record_id", "start_at", "end_at"}
+    patch = doc["paths"]["/api/v1/event/events/{event_id}"]["patch"]["requestBody"]["content"]["application/json"]
+    assert "allOf" not in patch["schema"]
+    # JSON:API request documents are typed, not {"type": "object"}
+    act = doc["paths"]["/api/v2/events"]["post"]["requestBody"]["content"]["application/vnd.api+json"]["schema"]
+    data = act["properties"]["data"]["properties"]
+    assert {"type", "attributes", "relationships"} <= set(data)
+    # path parameters are the seed's names, typed by the fields they bind
+    params = doc["paths"]["/rest-api/enterprise-interface/v1.0/events/{event_id}"]["get"]["parameters"]
+    assert params[0]["name"] == "event_id" and params[0]["schema"]["pattern"] == "^[0-9a-f]{26}$"
+    # servers, and no credentials on the gateway's own endpoints
+    assert doc["servers"][0]["url"].startswith("http://127.0.0.1:")
+    assert doc["paths"]["/healthz"]["get"]["security"] == []
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.fixture(scope="module")
+def client_pkg(doc_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("client")
+    gen = shutil.which("openapi-python-client") or os.path.join(os.path.dirname(sys.executable),
+                                                                "openapi-python-client")
+    r = subprocess.run([gen, "generate", "--path", str(doc_file), "--meta", "none"], cwd=out,
+                       capture_output=True, text=True, timeout=300)
+    assert (out / "events_api_client").is_dir(), r.stdout + r.stderr
+    sys.path.insert(0, str(out))
+    yield importlib.import_module("events_api_client")
+    sys.path.remove(str(out))
+
+
+def test_generated_client_creates_and_lists_in_every_dialect(sqlite_stack, client_pkg):
+    c = importlib.import_module("events_api_client.client").AuthenticatedClient(
+        base_url=sqlite_stack.base, token=TOKEN_A)
+    api = "events_api_client.api."
+    models = importlib.import_module("events_api_client.models")
+    tag = uuid.uuid4().hex[:8]
+
+    # activity (JSON:API)
+    post = importlib.import_module(api + "activity.post_api_v2_events")
+    r = post.sync_detailed(client=c, body=models.PostApiV2EventsBody.from_dict(
+        {"data": {"type": "event", "attributes": {"name": f"gen-{tag}"}}}))
+    assert r.status_code == 201, r.content
+    lst = importlib.import_module(api + "activity.get_api_v2_events").sync_detailed(client=c)
+    assert r.status_code == 201 and f"gen-{tag}".encode() in lst.content
+
+    # customer
+    post = importlib.import_module(api + "customer.post_rest_api_enterprise_interface_v1_0_events")
+    r = post.sync_detailed(client=c, body=models.PostRestApiEnterpriseInterfaceV10EventsBody.from_dict(
+        {"event": {"event_type_id": "gen", "customer_id": "c", "external_id": f"gen-{tag}"}}))
+    assert r.status_code == 201, r.content
+    eid = r.parsed.data.event_id
+    get = importlib.import_module(api + "customer.get_rest_api_enterprise_interface_v1_0_events")
+    lst = get.sync(client=c, external_id=f"gen-{tag}")
+    assert [e.event_id for e in lst.data.events] == [eid]
+
+    # catalog
+    post = importlib.import_module(api + "catalog.post_api_v1_event_category")
+    r = post.sync_detailed(client=c, body=models.PostApiV1EventCategoryBody.from_dict({"title": f"gen-{tag}"}))
+    assert r.status_code == 201, r.content
+    cat = r.parsed
+    lst = importlib.import_module(api + "catalog.get_api_v1_event_category").sync(client=c, title=f"gen-{tag}")
+    assert [x.id for x in lst.results] == [cat.id]
+
+    # object
+    post = importlib.import_module(api + "object_.post_v_1_objects_object_id_events")
+    r = post.sync_detailed(object_id=f"gen-{tag}", client=c, body=models.PostV1ObjectsObjectIdEventsBody.from_dict(
+        {"name": "n", "source": "manual", "record_id": "r", "start_at": "2025-01-06T09:00:00Z",
+         "end_at": "2025-01-06T10:00:00Z"}))
+    assert r.status_code == 200, r.content
+    lst = importlib.import_module(api + "object_.get_v_1_objects_object_id_events").sync(
+        object_id=f"gen-{tag}", client=c)
+    assert [e.id for e in lst.data] == [r.parsed.id]
