@@ -751,39 +751,6 @@ int activity_build_get(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
 
 /* ---- resource objects ---- */
 
-/* The integer a JSON real stands for when it is integral and exact (|x| <
- * 2^53), else NULL. */
-static json_t *integral(json_t *m) {
-  if (!json_is_real(m)) return NULL;
-  double d = json_real_value(m);
-  if (!(d > -9007199254740992.0 && d < 9007199254740992.0) || d != (double)(long long)d)
-    return NULL;
-  return json_integer((json_int_t)d);
-}
-
-/* Payload numbers come back from Struct as doubles; integral ones are shown
- * as integers again, as the client most likely wrote them. */
-static void integral_numbers(json_t *v) {
-  const char *k;
-  size_t i;
-  json_t *m, *n;
-  if (json_is_object(v)) {
-    json_object_foreach(v, k, m) {
-      if ((n = integral(m)))
-        json_object_set_new(v, k, n);
-      else
-        integral_numbers(m);
-    }
-  } else if (json_is_array(v)) {
-    json_array_foreach(v, i, m) {
-      if ((n = integral(m)))
-        json_array_set_new(v, i, n);
-      else
-        integral_numbers(m);
-    }
-  }
-}
-
 static json_t *resource(const gw_req *req, const ProtobufCMessage *msg, const fieldset *fs,
                         int connections) {
   const Event *e = (const Event *)msg;
@@ -795,7 +762,6 @@ static json_t *resource(const gw_req *req, const ProtobufCMessage *msg, const fi
     json_t *v = json_object_get(all, attributes[i].name);
     json_object_set(attrs, attributes[i].name, v ? v : json_null());
   }
-  integral_numbers(json_object_get(attrs, "payload"));
   for (size_t i = 0; i < N_RELATIONSHIPS; i++) {
     json_t *id = json_object_get(linked, relationships[i]);
     if ((fs->given && !fs->rel[i]) || !json_is_integer(id)) continue;
