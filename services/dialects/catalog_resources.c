@@ -92,11 +92,12 @@ static int violation(rpc_call *c, const char *path, const char *fmt, const char 
   return -1;
 }
 
-/* The value of one scalar of a condition, in the stored form of field f:
- * ids and UUIDs as 32 hex digits, times as microseconds. NULL (violation
- * recorded) when it has another type. */
-static json_t *stored_scalar(rpc_call *c, const struct field *f, const Google__Protobuf__Value *v,
-                             const char *path) {
+/* The value of one scalar of a condition under op, in the stored form of
+ * field f: ids and UUIDs as 32 hex digits, times as microseconds. NULL
+ * (violation recorded) when it has another type; JSON null when no stored
+ * value can equal it. */
+static json_t *stored_scalar(rpc_call *c, const struct field *f, store_op op,
+                             const Google__Protobuf__Value *v, const char *path) {
   int is_text = v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
   switch (f->type) {
   case F_BOOL:
@@ -107,8 +108,15 @@ static json_t *stored_scalar(rpc_call *c, const struct field *f, const Google__P
   case F_TIME: {
     int64_t secs;
     int32_t nanos;
-    if (is_text && pbjson_time_parse(v->string_value, &secs, &nanos) == 0)
-      return json_integer((json_int_t)secs * 1000000 + nanos / 1000);
+    if (is_text && pbjson_time_parse(v->string_value, &secs, &nanos) == 0) {
+      json_int_t us = (json_int_t)secs * 1000000 + nanos / 1000; /* floor: nanos >= 0 */
+      if (nanos % 1000 == 0) return json_integer(us);
+      /* Stored times are whole microseconds: a finer bound moves to the
+       * microsecond that keeps the comparison exact (t >= 5.1 is t > 5,
+       * t < 5.1 is t <= 5), and no stored time equals it. */
+      if (op == STORE_EQ || op == STORE_IN) return json_null();
+      return json_integer(op == STORE_GTE || op == STORE_LT ? us + 1 : us);
+    }
     violation(c, path, "%s: %s", "must be an RFC 3339 time");
     return NULL;
   }
@@ -241,14 +249,18 @@ static result compile_condition(rpc_call *c, compiled *cp, const FieldCondition 
     }
     json_t *list = keep(cp, json_array());
     for (size_t i = 0; list && i < v->list_value->n_values; i++) {
-      json_t *x = stored_scalar(c, f, v->list_value->values[i], fpath);
+      json_t *x = stored_scalar(c, f, STORE_IN, v->list_value->values[i], fpath);
       if (!x) return constant(0);
-      json_array_append_new(list, x);
+      if (json_is_null(x))
+        json_decref(x); /* equals nothing stored */
+      else
+        json_array_append_new(list, x);
     }
     cond.value = list;
   } else {
-    cond.value = keep(cp, stored_scalar(c, f, v, fpath));
+    cond.value = keep(cp, stored_scalar(c, f, cond.op, v, fpath));
     if (!cond.value) return constant(0);
+    if (json_is_null(cond.value)) return constant(0); /* equals nothing stored */
   }
   return (result){R_EXPR, {.kind = STORE_X_COND, .cond = cond}};
 }

@@ -3,6 +3,7 @@ replacement for its deprecated list endpoints) on both stores: every filter
 operator alone, nested and/or/not, the type as the seed writes it, teams,
 sorts with ties, pages and their cap, malformed filters; the same filter
 over gRPC as a typed FilterExpression. Result sets are compared exactly."""
+import datetime
 import json
 import uuid
 
@@ -118,6 +119,20 @@ def test_created_at_ranges(stack, data):
     t = data["ev2"]["created_at"]
     assert set(names(stack, data, filter=cond("created_at", "gt", t))) == {"ev3", "p1", "p2", "p3", "p4"}
     assert set(names(stack, data, filter=cond("created_at", "lte", t))) == {"cat1", "cat2", "ev1", "ev2"}
+
+
+def test_times_finer_than_stored(stack, data):
+    # stored times are whole microseconds; a bound 1 ns after ev2's keeps
+    # every comparison exact
+    dt = datetime.datetime.fromisoformat(data["ev2"]["created_at"].replace("Z", "+00:00"))
+    finer = f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond:06d}001Z"
+    after, upto = {"ev3", "p1", "p2", "p3", "p4"}, {"cat1", "cat2", "ev1", "ev2"}
+    for op, want in (("gt", after), ("gte", after), ("lt", upto), ("lte", upto), ("exact", set())):
+        assert set(names(stack, data, filter=cond("created_at", op, finer))) == want, op
+    assert names(stack, data, filter=cond("created_at", "exact", data["ev2"]["created_at"])) == ["ev2"]
+    assert names(stack, data, filter=cond("created_at", "in", [finer, data["ev2"]["created_at"]])) == ["ev2"]
+    assert set(names(stack, data, filter={"operator": "not", "operands": [cond("created_at", "exact", finer)]})) \
+        == ALL
 
 
 def test_teams_parameter(stack, data):
