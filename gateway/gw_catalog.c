@@ -142,7 +142,7 @@ int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
 
 /* ---- List Resources: filter and sort as URL-encoded JSON ---- */
 
-#define FILTER_DEPTH 16
+#define FILTER_DEPTH 14 /* the service's limit (catalog_resources.c) */
 
 /* The REST filter {"operator": "exact", "field": ..., "value": ...} or
  * {"operator": "and", "operands": [...]} as a FilterExpression in proto

@@ -354,11 +354,22 @@ static bool mg_term(bson_t *item, const char *field, const char *op, json_t *v) 
   return bson_append_document_end(item, &sub) && ok;
 }
 
-/* A regular expression matching s literally. */
+/* A regular expression matching s literally, ignoring the case of A-Z only:
+ * each ASCII letter becomes a class of its two cases and no "i" option is
+ * set, because the "i" option folds every Unicode letter on MongoDB and
+ * FerretDB, and SQLite's lower() folds A-Z only (STORE_CONTAINS). */
 static char *mg_literal_regex(const char *s) {
   size_t n = strlen(s);
-  char *r = malloc(2 * n + 1), *o = r;
+  char *r = malloc(4 * n + 1), *o = r;
   for (; r && *s; s++) {
+    char lo = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+    if (lo >= 'a' && lo <= 'z') {
+      *o++ = '[';
+      *o++ = lo;
+      *o++ = (char)(lo - 32);
+      *o++ = ']';
+      continue;
+    }
     if (strchr("\\^$.|?*+()[]{}", *s)) *o++ = '\\';
     *o++ = *s;
   }
@@ -398,8 +409,7 @@ static bool mg_cond(bson_t *item, const store_cond *c) {
     char *re = mg_literal_regex(json_string_value(c->value));
     bson_t sub;
     bool ok = re && bson_append_document_begin(item, c->field, -1, &sub) &&
-              BSON_APPEND_UTF8(&sub, "$regex", re) && BSON_APPEND_UTF8(&sub, "$options", "i") &&
-              bson_append_document_end(item, &sub);
+              BSON_APPEND_UTF8(&sub, "$regex", re) && bson_append_document_end(item, &sub);
     free(re);
     return ok;
   }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "catalog.h"
 #include "docs.h"
@@ -19,6 +20,13 @@
 
 #define MAX_RESULTS 10000
 #define MAX_NODES 512 /* expression nodes of one kind's compiled filter */
+/* Operands of one and/or: the proto's max_items, which rpc_validate checks
+ * on the top levels of a request only. */
+#define MAX_OPERANDS 100
+/* Levels of a filter. The store takes STORE_MAX_EXPR_DEPTH, and compiling
+ * adds up to two: the AND with the teams parameter on top, and the NOT of an
+ * is_set false at the bottom. */
+#define MAX_FILTER_DEPTH (STORE_MAX_EXPR_DEPTH - 2)
 
 typedef Events__Catalog__V1__FilterExpression FilterExpression;
 typedef Events__Catalog__V1__FieldCondition FieldCondition;
@@ -84,11 +92,12 @@ static int violation(rpc_call *c, const char *path, const char *fmt, const char 
   return -1;
 }
 
-/* The value of one scalar of a condition, in the stored form of field f:
- * ids and UUIDs as 32 hex digits, times as microseconds. NULL (violation
- * recorded) when it has another type. */
-static json_t *stored_scalar(rpc_call *c, const struct field *f, const Google__Protobuf__Value *v,
-                             const char *path) {
+/* The value of one scalar of a condition under op, in the stored form of
+ * field f: ids and UUIDs as 32 hex digits, times as microseconds. NULL
+ * (violation recorded) when it has another type; JSON null when no stored
+ * value can equal it. */
+static json_t *stored_scalar(rpc_call *c, const struct field *f, store_op op,
+                             const Google__Protobuf__Value *v, const char *path) {
   int is_text = v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
   switch (f->type) {
   case F_BOOL:
@@ -99,8 +108,15 @@ static json_t *stored_scalar(rpc_call *c, const struct field *f, const Google__P
   case F_TIME: {
     int64_t secs;
     int32_t nanos;
-    if (is_text && pbjson_time_parse(v->string_value, &secs, &nanos) == 0)
-      return json_integer((json_int_t)secs * 1000000 + nanos / 1000);
+    if (is_text && pbjson_time_parse(v->string_value, &secs, &nanos) == 0) {
+      json_int_t us = (json_int_t)secs * 1000000 + nanos / 1000; /* floor: nanos >= 0 */
+      if (nanos % 1000 == 0) return json_integer(us);
+      /* Stored times are whole microseconds: a finer bound moves to the
+       * microsecond that keeps the comparison exact (t >= 5.1 is t > 5,
+       * t < 5.1 is t <= 5), and no stored time equals it. */
+      if (op == STORE_EQ || op == STORE_IN) return json_null();
+      return json_integer(op == STORE_GTE || op == STORE_LT ? us + 1 : us);
+    }
     violation(c, path, "%s: %s", "must be an RFC 3339 time");
     return NULL;
   }
@@ -129,9 +145,10 @@ static int kind_matches(rpc_call *c, const FieldCondition *fc, int k, const char
   case EVENTS__CATALOG__V1__OPERATOR__OPERATOR_CONTAINS:
     if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE)
       return violation(c, path, "%s: %s", "must be a string");
+    /* contains ignores ASCII case here as the store does on text */
     *truth = fc->operator_ == EVENTS__CATALOG__V1__OPERATOR__OPERATOR_EXACT
                  ? strcmp(v->string_value, type_names[k]) == 0
-                 : strstr(type_names[k], v->string_value) != NULL;
+                 : strcasestr(type_names[k], v->string_value) != NULL;
     return 0;
   case EVENTS__CATALOG__V1__OPERATOR__OPERATOR_IN:
     if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE)
@@ -145,7 +162,9 @@ static int kind_matches(rpc_call *c, const FieldCondition *fc, int k, const char
     }
     return 0;
   case EVENTS__CATALOG__V1__OPERATOR__OPERATOR_IS_SET:
-    *truth = 1; /* every resource has a type */
+    if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE)
+      return violation(c, path, "%s: %s", "is_set takes true or false");
+    *truth = v->bool_value; /* every resource has a type */
     return 0;
   default:
     return violation(c, path, "%s: %s", "the type takes exact, contains, in or is_set");
@@ -195,7 +214,10 @@ static result compile_condition(rpc_call *c, compiled *cp, const FieldCondition 
     if (!v->bool_value) {
       /* NOT of the positive form: its complement, missing fields included. */
       result r = {R_EXPR, {.kind = STORE_X_COND, .cond = cond}};
-      if (cp->n_nodes >= MAX_NODES) return constant(0);
+      if (cp->n_nodes >= MAX_NODES) {
+        rpc_violation(c, path, "out_of_range", "%s: the filter is too large", path);
+        return constant(0);
+      }
       cp->nodes[cp->n_nodes] = r.expr;
       return (result){
           R_EXPR, {.kind = STORE_X_NOT, .operands = &cp->nodes[cp->n_nodes++], .n_operands = 1}};
@@ -227,14 +249,18 @@ static result compile_condition(rpc_call *c, compiled *cp, const FieldCondition 
     }
     json_t *list = keep(cp, json_array());
     for (size_t i = 0; list && i < v->list_value->n_values; i++) {
-      json_t *x = stored_scalar(c, f, v->list_value->values[i], fpath);
+      json_t *x = stored_scalar(c, f, STORE_IN, v->list_value->values[i], fpath);
       if (!x) return constant(0);
-      json_array_append_new(list, x);
+      if (json_is_null(x))
+        json_decref(x); /* equals nothing stored */
+      else
+        json_array_append_new(list, x);
     }
     cond.value = list;
   } else {
-    cond.value = keep(cp, stored_scalar(c, f, v, fpath));
+    cond.value = keep(cp, stored_scalar(c, f, cond.op, v, fpath));
     if (!cond.value) return constant(0);
+    if (json_is_null(cond.value)) return constant(0); /* equals nothing stored */
   }
   return (result){R_EXPR, {.kind = STORE_X_COND, .cond = cond}};
 }
@@ -258,9 +284,15 @@ static result compile_logical(rpc_call *c, compiled *cp,
                   is_not ? "not takes exactly one operand" : "and/or take operands");
     return constant(0);
   }
-  store_expr kids[100];
+  if (le->n_operands > MAX_OPERANDS) {
+    /* Never cut short: a dropped operand changes the result. */
+    snprintf(opath, sizeof opath, "%s.operands", path);
+    rpc_violation(c, opath, "out_of_range", "%s: at most %d operands", opath, MAX_OPERANDS);
+    return constant(0);
+  }
+  store_expr kids[MAX_OPERANDS];
   size_t n = 0;
-  for (size_t i = 0; i < le->n_operands && i < 100; i++) {
+  for (size_t i = 0; i < le->n_operands; i++) {
     snprintf(opath, sizeof opath, "%s.operands[%zu]", path, i);
     result r = compile(c, cp, le->operands[i], k, opath, depth + 1);
     if (is_not) {
@@ -292,9 +324,9 @@ static result compile_logical(rpc_call *c, compiled *cp,
 static result compile(rpc_call *c, compiled *cp, const FilterExpression *fe, int k,
                       const char *path, int depth) {
   char sub[300];
-  if (depth >= STORE_MAX_EXPR_DEPTH) {
+  if (depth >= MAX_FILTER_DEPTH) {
     rpc_violation(c, path, "out_of_range", "%s: nested deeper than %d levels", path,
-                  STORE_MAX_EXPR_DEPTH);
+                  MAX_FILTER_DEPTH);
     return constant(0);
   }
   switch (fe->expression_case) {
@@ -314,11 +346,37 @@ static int rank(json_t *v) {
   return !v || json_is_null(v) ? 0 : json_is_boolean(v) ? 1 : json_is_number(v) ? 2 : 3;
 }
 
+/* The order of the list: a store order, or the type names as the seed
+ * writes them; the type is the same throughout a kind, so then each kind is
+ * read in id order and the merge puts the kinds in order. */
+typedef struct list_order {
+  store_order store;
+  int by_type, desc;
+} list_order;
+
+/* One document of the merge and the kind it came from. */
+typedef struct entry {
+  json_t *doc;
+  int kind;
+} entry;
+
+static int compare_ids(json_t *a, json_t *b) {
+  return strcmp(json_string_value(json_object_get(a, "id")),
+                json_string_value(json_object_get(b, "id")));
+}
+
 /* Orders two documents as the store does: the sort member (absent and null
  * first), then the id. */
 static int compare_docs(const void *pa, const void *pb, void *arg) {
-  const store_order *o = arg;
-  json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+  const list_order *lo = arg;
+  const store_order *o = &lo->store;
+  const entry *ea = pa, *eb = pb;
+  json_t *a = ea->doc, *b = eb->doc;
+  if (lo->by_type) {
+    int r = strcmp(type_names[ea->kind], type_names[eb->kind]);
+    if (lo->desc) r = -r;
+    return r ? r : compare_ids(a, b);
+  }
   json_t *x = json_object_get(a, o->field), *y = json_object_get(b, o->field);
   int r = rank(x) - rank(y);
   if (!r && rank(x) == 1) r = json_is_true(x) - json_is_true(y);
@@ -328,25 +386,22 @@ static int compare_docs(const void *pa, const void *pb, void *arg) {
   }
   if (!r && rank(x) == 3) r = strcmp(json_string_value(x), json_string_value(y));
   if (o->desc) r = -r;
-  if (!r)
-    r = strcmp(json_string_value(json_object_get(a, "id")),
-               json_string_value(json_object_get(b, "id")));
-  return r;
+  return r ? r : compare_ids(a, b);
 }
 
-/* The sort of the request: a scalar field of the resources. */
-static int sort_order(rpc_call *c, const Events__Catalog__V1__SortOrder *s, store_order *out) {
-  out->field = "created_at";
-  out->desc = 0;
+/* The sort of the request: a scalar field of the resources, or the type. */
+static int sort_order(rpc_call *c, const Events__Catalog__V1__SortOrder *s, list_order *out) {
+  *out = (list_order){{"created_at", 0}, 0, 0};
   if (!s) return 0;
-  const struct field *f = s->field && *s->field ? field_named(s->field) : fields + 13;
-  if (!f || f->type == F_LIST || f->type == F_KIND) {
+  const struct field *f = s->field && *s->field ? field_named(s->field) : field_named("created_at");
+  if (!f || f->type == F_LIST) {
     rpc_violation(c, "sort.field", "not_allowed_value", "sort.field: '%s' cannot be sorted on",
                   s->field);
     return -1;
   }
-  out->field = f->member;
   out->desc = s->order == EVENTS__CATALOG__V1__SORT_DIRECTION__SORT_DIRECTION_DESC;
+  out->by_type = f->type == F_KIND;
+  out->store = out->by_type ? (store_order){"id", 0} : (store_order){f->member, out->desc};
   return 0;
 }
 
@@ -359,9 +414,11 @@ void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *sv
   store_page pages[N_KINDS] = {0};
   Resource **results = NULL;
   size_t n_results = 0;
-  json_t *merged = json_array(), *teams = json_array();
-  store_order order;
-  if (!cp || !merged || !teams) {
+  entry *merged = NULL;
+  size_t n_merged = 0;
+  json_t *teams = json_array();
+  list_order order;
+  if (!cp || !teams) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     goto reply;
   }
@@ -389,34 +446,35 @@ void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *sv
       parts[n++] = (store_expr){.kind = STORE_X_COND, .cond = {"teams", STORE_HAS_ANY, teams}};
     store_expr all = {.kind = STORE_X_AND, .operands = parts, .n_operands = n};
     store_query q = {
-        .where = n ? &all : NULL, .order = &order, .n_order = 1, .limit = want, .count = 1};
+        .where = n ? &all : NULL, .order = &order.store, .n_order = 1, .limit = want, .count = 1};
     store_err err;
     if (store_find(rpc_store(c), rpc_tenant(c), catalog_kinds[k].coll, &q, &pages[k], &err) < 0) {
       rpc_fail_store_as(c, &err, "resource");
       break;
     }
     total += pages[k].total;
-    size_t i;
-    json_t *d;
-    json_array_foreach(pages[k].docs, i, d) json_array_append(merged, d);
   }
   if (rpc_failed(c)) goto reply;
   /* Each kind gave its first `want` in order; the page is in their merge. */
-  size_t n = json_array_size(merged);
-  json_t **tmp = malloc((n + 1) * sizeof *tmp);
-  if (!tmp) {
+  for (int k = 0; k < N_KINDS; k++)
+    n_merged += json_array_size(pages[k].docs);
+  merged = malloc((n_merged + 1) * sizeof *merged);
+  if (!merged) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     goto reply;
   }
-  for (size_t i = 0; i < n; i++)
-    tmp[i] = json_array_get(merged, i);
-  qsort_r(tmp, n, sizeof *tmp, compare_docs, &order);
+  size_t n = 0;
+  for (int k = 0; k < N_KINDS; k++) {
+    size_t i;
+    json_t *d;
+    json_array_foreach(pages[k].docs, i, d) merged[n++] = (entry){d, k};
+  }
+  qsort_r(merged, n, sizeof *merged, compare_docs, &order);
   if (total > MAX_RESULTS) total = MAX_RESULTS;
   long long pages_n = total ? (total + (long long)size - 1) / (long long)size : 1;
   json_t *page = (long long)number > pages_n ? NULL : json_array();
   for (size_t i = offset; page && i < n && i < offset + size && i < MAX_RESULTS; i++)
-    json_array_append(page, tmp[i]);
-  free(tmp);
+    json_array_append(page, merged[i].doc);
   if (!page) {
     rpc_fail(c, GRPC_STATUS_NOT_FOUND, "Invalid page.");
     goto reply;
@@ -441,6 +499,6 @@ reply:
     if (cp) json_decref(cp[k].values);
   }
   free(cp);
-  json_decref(merged);
+  free(merged); /* borrowed the pages' documents */
   json_decref(teams);
 }

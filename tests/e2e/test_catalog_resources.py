@@ -3,6 +3,7 @@ replacement for its deprecated list endpoints) on both stores: every filter
 operator alone, nested and/or/not, the type as the seed writes it, teams,
 sorts with ties, pages and their cap, malformed filters; the same filter
 over gRPC as a typed FilterExpression. Result sets are compared exactly."""
+import datetime
 import json
 import uuid
 
@@ -120,6 +121,20 @@ def test_created_at_ranges(stack, data):
     assert set(names(stack, data, filter=cond("created_at", "lte", t))) == {"cat1", "cat2", "ev1", "ev2"}
 
 
+def test_times_finer_than_stored(stack, data):
+    # stored times are whole microseconds; a bound 1 ns after ev2's keeps
+    # every comparison exact
+    dt = datetime.datetime.fromisoformat(data["ev2"]["created_at"].replace("Z", "+00:00"))
+    finer = f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond:06d}001Z"
+    after, upto = {"ev3", "p1", "p2", "p3", "p4"}, {"cat1", "cat2", "ev1", "ev2"}
+    for op, want in (("gt", after), ("gte", after), ("lt", upto), ("lte", upto), ("exact", set())):
+        assert set(names(stack, data, filter=cond("created_at", op, finer))) == want, op
+    assert names(stack, data, filter=cond("created_at", "exact", data["ev2"]["created_at"])) == ["ev2"]
+    assert names(stack, data, filter=cond("created_at", "in", [finer, data["ev2"]["created_at"]])) == ["ev2"]
+    assert set(names(stack, data, filter={"operator": "not", "operands": [cond("created_at", "exact", finer)]})) \
+        == ALL
+
+
 def test_teams_parameter(stack, data):
     assert names(stack, data, teams=TEAM2) == ["ev2"]
     assert names(stack, data, teams=f"{TEAM2},{TEAM1}") == ["ev1", "ev2"]
@@ -138,6 +153,103 @@ def test_sorts_with_ties(stack, data):
     assert got == ["p4", "p2", *buttons, "ev2", "ev3", "cat1", "ev1", "cat2"]  # ties: ids ascending
     got = names(stack, data, sort={"field": "created_at", "order": "desc"})
     assert got == ["p4", "p3", "p2", "p1", "ev3", "ev2", "ev1", "cat2", "cat1"]
+
+
+CATS, EVENTS, PROPS = {"cat1", "cat2"}, {"ev1", "ev2", "ev3"}, {"p1", "p2", "p3", "p4"}
+
+
+def nest(n, inner):
+    """inner under n levels of not."""
+    for _ in range(n):
+        inner = {"operator": "not", "operands": [inner]}
+    return inner
+
+
+@pytest.mark.parametrize("flt,want", [
+    # the type is always set
+    (cond("type", "is_set", True), ALL),
+    (cond("type", "is_set", False), set()),
+    (cond("entity_type", "is_set", False), set()),
+    ({"operator": "not", "operands": [cond("type", "is_set", False)]}, ALL),
+    # contains ignores case on the type as on text
+    (cond("type", "contains", "PROPERTY"), PROPS),
+    (cond("type", "contains", "event_"), CATS | PROPS),
+    (cond("entity_type", "in", ["event"]), EVENTS),
+    ({"operator": "or", "operands": [cond("type", "exact", "event"), cond("type", "exact", "event_property")]},
+     EVENTS | PROPS),
+    ({"operator": "and", "operands": [cond("type", "exact", "event"), cond("type", "exact", "event_property")]},
+     set()),
+    # an empty list holds nothing, and its complement is everything
+    (cond("title", "in", []), set()),
+    ({"operator": "not", "operands": [cond("title", "in", [])]}, ALL),
+    (cond("tags", "in", []), set()),
+    (cond("owners", "is_set", True), set()),
+    (cond("owners", "is_set", False), ALL),
+    (cond("teams", "is_set", True), {"ev1", "ev2"}),
+    (cond("teams", "in", [TEAM2, TEAM1]), {"ev1", "ev2"}),
+    (cond("title", "contains", "BUTTON"), {"p1", "p3"}),
+    (cond("description", "contains", "PAGE U"), {"p2"}),
+    (cond("title", "contains", "nothing"), set()),
+    ({"operator": "or", "operands": [cond("title", "gte", "x"), cond("title", "lt", "D")]}, {"p4", "cat2", "ev1"}),
+    ({"operator": "and", "operands": [cond("title", "gt", "Clicked"), cond("title", "lt", "Viewed")]},
+     {"cat1", "ev3"}),
+    # the deepest filters the API takes (14 levels), with is_set false and
+    # the teams parameter adding their own levels in the store
+    (nest(13, cond("title", "is_set", False)), ALL),
+    (nest(12, cond("description", "is_set", False)), ALL - {"p2"}),
+])
+def test_more_filters(stack, data, flt, want):
+    assert set(names(stack, data, filter=flt)) == want
+
+
+def test_deepest_filter_with_teams(stack, data):
+    # pii is always set: 13 nots of "not set" is "set"
+    assert names(stack, data, teams=TEAM1, filter=nest(13, cond("pii", "is_set", False))) == ["ev1", "ev2"]
+    assert names(stack, data, teams=TEAM1, filter=nest(12, cond("pii", "is_set", False))) == []
+
+
+@pytest.mark.parametrize("depth", [14, 15])
+def test_too_deep_is_400_not_500(stack, data, depth):
+    r = listing(stack, teams=TEAM1, filter=nest(depth, cond("pii", "is_set", False)))
+    assert r.status_code == 400 and "deeper than 14" in r.json()["detail"], r.text
+
+
+def by_id(data, keys):
+    return sorted(keys, key=lambda k: data[k]["id"])
+
+
+@pytest.mark.parametrize("field", ["type", "entity_type"])
+def test_sort_by_type(stack, data, field):
+    # the type names as the seed writes them: event < event_category < event_property
+    asc = [*by_id(data, EVENTS), *by_id(data, CATS), *by_id(data, PROPS)]
+    assert names(stack, data, sort={"field": field, "order": "asc"}) == asc
+    desc = [*by_id(data, PROPS), *by_id(data, CATS), *by_id(data, EVENTS)]  # ties: ids ascending
+    assert names(stack, data, sort={"field": field, "order": "desc"}) == desc
+    assert names(stack, data, sort={"field": field}, filter=cond("title", "contains", "view")) == \
+        by_id(data, {"ev2", "ev3"})
+
+
+def test_sorts_with_many_ties(stack, data):
+    yes, no = by_id(data, {"ev1", "p1"}), by_id(data, ALL - {"ev1", "p1"})
+    assert names(stack, data, sort={"field": "pii", "order": "asc"}) == no + yes
+    assert names(stack, data, sort={"field": "pii", "order": "desc"}) == yes + no
+    # categories have no parent: first ascending, last descending
+    parent = {k: data[k].get("parent") for k in ALL}
+    groups = sorted({p for p in parent.values() if p})
+    asc = by_id(data, CATS) + [k for p in groups for k in by_id(data, {k for k in ALL if parent[k] == p})]
+    assert names(stack, data, sort={"field": "parent_id", "order": "asc"}) == asc
+    desc = [k for p in reversed(groups) for k in by_id(data, {k for k in ALL if parent[k] == p})] + \
+        by_id(data, CATS)
+    assert names(stack, data, sort={"field": "parent_id", "order": "desc"}) == desc
+    assert names(stack, data, sort={"field": "id", "order": "desc"}) == list(reversed(by_id(data, ALL)))
+    # a sort and a filter across kinds, page by page (pages are 50: one page)
+    got = names(stack, data, sort={"field": "integration_id", "order": "desc"},
+                filter={"operator": "not", "operands": [cond("type", "exact", "event_category")]})
+    integ = {k: data[k].get("integration") for k in ALL - CATS}
+    want = [k for i in sorted({v for v in integ.values() if v}, reverse=True)
+            for k in by_id(data, {k for k in integ if integ[k] == i})] + \
+        by_id(data, {k for k in integ if not integ[k]})
+    assert got == want
 
 
 def test_pages(stack, data):
@@ -206,3 +318,27 @@ def test_grpc_typed_filter(stack, pb, data):
         call(m.ListResourcesRequest(filter=m.FilterExpression(condition=bad)), timeout=10,
              metadata=[("authorization", f"Bearer {TOKEN_A}")])
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "nope" in e.value.details()
+
+
+def test_too_many_operands_deep_down(stack, data):
+    # more than 100 operands is refused however deep they sit, never cut short
+    many = {"operator": "or", "operands": [cond("title", "exact", "nope")] * 100 + [cond("title", "exact", "zone")]}
+    for depth in (0, 4, 6):
+        r = listing(stack, filter=nest(depth, many))
+        assert r.status_code == 400 and "operands" in r.json()["detail"], (depth, r.text)
+    assert names(stack, data, filter=nest(6, {**many, "operands": many["operands"][-100:]})) == ["p4"]
+
+
+def test_contains_folds_ascii_case_only(stack, data):
+    # both stores fold A-Z only (SQLite's lower()), so a non-ASCII letter
+    # matches itself and nothing else
+    ev = create(stack, "/events", title="Émile NAÏVE", parent=data["cat1"]["id"])
+    try:
+        got = lambda v: [x["id"] for x in listing(stack, filter=cond("title", "contains", v)).json()["results"]]
+        assert got("émile") == [] and got("Émile") == [ev["id"]]
+        assert got("mile naÏ") == [ev["id"]] and got("MILE NAÏ") == [ev["id"]]
+        assert got("mile naï") == [] and got("naïve") == []
+        assert got("[É") == [] and got(".mile") == []  # no pattern syntax
+    finally:
+        r = stack.http.delete(stack.base + "/api/v1/event/events/" + ev["id"], headers=auth_a(), timeout=10)
+        assert r.status_code in (200, 204), r.text

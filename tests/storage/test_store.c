@@ -908,6 +908,42 @@ static void test_expressions(void **state) {
   json_decref(all);
 }
 
+/* CONTAINS folds A-Z only, on both engines alike (SQLite's lower() knows no
+ * other letters), and its value is text, never a pattern. */
+static void test_contains_ascii_fold(void **state) {
+  (void)state;
+  const char *T = "fold";
+  insert_text(T, "items", "{\"id\": 1, \"title\": \"\u00c9mile NA\u00cfVE\"}");
+  insert_text(T, "items", "{\"id\": 2, \"title\": \"\u00e9mile\"}");
+  insert_text(T, "items", "{\"id\": 3, \"title\": \"x.y[z](a|b)*\"}");
+  insert_text(T, "items", "{\"id\": 4}");
+  struct {
+    const char *value, *ids;
+  } cases[] = {
+      {"\u00e9mile", "2"}, {"\u00c9", "1"},    {"MILE", "1,2"}, {"na\u00cf", "1"},
+      {"na\u00ef", ""},    {"NA\u00efVE", ""}, {".y[", "3"},    {"X.Y[Z](A|B)*", "3"},
+      {".", "3"},          {"(a|b)", "3"},     {"a|b", "3"},    {"x.y[z](a|b)*!", ""},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    json_t *v = json_string(cases[c].value);
+    store_expr x = X_COND("title", STORE_CONTAINS, v);
+    store_order by_id[] = {{"id", 0}};
+    store_query q = {.where = &x, .order = by_id, .n_order = 1, .count = 1};
+    store_page page;
+    store_err e;
+    CHK(STORE_OK, store_find(g_st, T, "items", &q, &page, &e));
+    char got[64];
+    ids_str(page.docs, got, sizeof got);
+    if (strcmp(got, cases[c].ids) != 0) {
+      print_error("contains '%s': got [%s], want [%s]\n", cases[c].value, got, cases[c].ids);
+      fail();
+    }
+    assert_int_equal(page.total, json_array_size(page.docs));
+    store_page_clear(&page);
+    json_decref(v);
+  }
+}
+
 /* ---- cursors ----------------------------------------------------------------- */
 
 static void test_cursor_tampering(void **state) {
@@ -1738,6 +1774,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_unique_index, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_query_forms, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_expressions, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_contains_ascii_fold, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_cursor_tampering, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_delete_where, test_start, test_end),
