@@ -1635,40 +1635,206 @@ json_t *pbjson_encode(const ProtobufCMessage *msg, unsigned flags) {
   return enc_message(&c, msg);
 }
 
-/* The fewest significant digits (at most 17) that read back as d. */
-static int shortest_digits(double d) {
-  char buf[40];
-  for (int p = 1; p < 17; p++) {
-    snprintf(buf, sizeof buf, "%.*g", p, d);
-    if (strtod(buf, NULL) == d) return p;
+/* ---- writing JSON text ---- */
+
+/* A growing output buffer; `failed` latches the first allocation failure. */
+typedef struct obuf {
+  char *p;
+  size_t len, cap;
+  int failed;
+} obuf;
+
+static void out_mem(obuf *o, const char *s, size_t n) {
+  if (o->failed) return;
+  if (o->len + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + n + 1)
+      cap *= 2;
+    char *p = realloc(o->p, cap);
+    if (!p) {
+      o->failed = 1;
+      return;
+    }
+    o->p = p;
+    o->cap = cap;
   }
-  return 17;
+  memcpy(o->p + o->len, s, n);
+  o->len += n;
+  o->p[o->len] = '\0';
 }
 
-static int digits_needed(const json_t *j, int depth) {
-  int most = 1;
-  size_t i;
-  const char *k;
-  json_t *v;
-  if (json_is_real(j)) return shortest_digits(json_real_value(j));
-  if (depth > PBJSON_MAX_DEPTH) return 17;
-  if (json_is_array(j)) {
-    json_array_foreach((json_t *)j, i, v) {
-      int p = digits_needed(v, depth + 1);
-      if (p > most) most = p;
-    }
-  } else if (json_is_object(j)) {
-    json_object_foreach((json_t *)j, k, v) {
-      int p = digits_needed(v, depth + 1);
-      if (p > most) most = p;
-    }
+static void out_str(obuf *o, const char *s) {
+  out_mem(o, s, strlen(s));
+}
+
+/* The shortest text that reads back as d (jansson writes 17 digits: 0.1 as
+ * 0.10000000000000001), in jansson's form otherwise: a '.' or an exponent
+ * so it reads back as a real ("42.0", not "42"), no '+' or leading zeros in
+ * the exponent ("1e20"). */
+int pbjson_real_text(double d, char *buf, size_t len) {
+  char tmp[40];
+  int p, n = 0;
+  if (!isfinite(d) || len < sizeof tmp) return -1;
+  for (p = 1; p <= 17; p++) {
+    n = snprintf(tmp, sizeof tmp, "%.*g", p, d);
+    if (strtod(tmp, NULL) == d) break;
   }
-  return most;
+  if (!strchr(tmp, '.') && !strchr(tmp, 'e')) memcpy(tmp + n, ".0", 3);
+  char *e = strchr(tmp, 'e'), *o = buf;
+  for (const char *s = tmp; *s; s++) {
+    *o++ = *s;
+    if (s != e) continue;
+    if (s[1] == '+')
+      s++;
+    else if (s[1] == '-')
+      *o++ = *++s;
+    while (s[1] == '0' && s[2])
+      s++;
+  }
+  *o = '\0';
+  return 0;
+}
+
+/* A string as jansson writes it: '"', '\\' and control characters escaped
+ * (\uXXXX in upper case), other characters as they are unless `flags` ask for
+ * ASCII or escaped slashes. The text is valid UTF-8 (jansson strings are). */
+static void out_string(obuf *o, const char *s, size_t n, size_t flags) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i = 0, run = 0;
+  out_mem(o, "\"", 1);
+  while (i < n) {
+    unsigned char ch = (unsigned char)s[i];
+    char esc[16];
+    const char *rep = NULL;
+    size_t step = 1;
+    if (ch == '"')
+      rep = "\\\"";
+    else if (ch == '\\')
+      rep = "\\\\";
+    else if (ch == '\b')
+      rep = "\\b";
+    else if (ch == '\f')
+      rep = "\\f";
+    else if (ch == '\n')
+      rep = "\\n";
+    else if (ch == '\r')
+      rep = "\\r";
+    else if (ch == '\t')
+      rep = "\\t";
+    else if (ch == '/' && (flags & JSON_ESCAPE_SLASH))
+      rep = "\\/";
+    else if (ch < 0x20) {
+      snprintf(esc, sizeof esc, "\\u00%c%c", hex[ch >> 4], hex[ch & 15]);
+      rep = esc;
+    } else if (ch >= 0x80 && (flags & JSON_ENSURE_ASCII)) {
+      /* decode one UTF-8 sequence; surrogate pairs above the BMP */
+      size_t k = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : 2;
+      uint32_t cp = ch & (k == 4 ? 0x07 : k == 3 ? 0x0F : 0x1F);
+      for (size_t m = 1; m < k && i + m < n; m++)
+        cp = (cp << 6) | ((unsigned char)s[i + m] & 0x3F);
+      step = k;
+      if (cp >= 0x10000) {
+        uint32_t v = cp - 0x10000;
+        snprintf(esc, sizeof esc, "\\u%04X\\u%04X", (unsigned)(0xD800 | (v >> 10)),
+                 (unsigned)(0xDC00 | (v & 0x3FF)));
+      } else {
+        snprintf(esc, sizeof esc, "\\u%04X", (unsigned)cp);
+      }
+      rep = esc;
+    }
+    if (!rep) {
+      i++;
+      run++;
+      continue;
+    }
+    out_mem(o, s + i - run, run);
+    out_str(o, rep);
+    run = 0;
+    i += step;
+  }
+  out_mem(o, s + n - run, run);
+  out_mem(o, "\"", 1);
+}
+
+static int key_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Responses are built by the gateway, never cyclic; the bound only keeps a
+ * runaway document from exhausting the stack. */
+#define DUMP_MAX_DEPTH 1024
+
+static void out_value(obuf *o, const json_t *j, size_t flags, int depth) {
+  char buf[64];
+  if (depth > DUMP_MAX_DEPTH) {
+    o->failed = 1;
+    return;
+  }
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: {
+    size_t n = json_object_size(j), i = 0;
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    const char *k;
+    json_t *v;
+    if (!keys) {
+      o->failed = 1;
+      return;
+    }
+    json_object_foreach((json_t *)j, k, v) keys[i++] = k;
+    if (flags & JSON_SORT_KEYS) qsort(keys, n, sizeof *keys, key_cmp);
+    out_mem(o, "{", 1);
+    for (i = 0; i < n && !o->failed; i++) {
+      if (i) out_mem(o, ",", 1);
+      out_string(o, keys[i], strlen(keys[i]), flags);
+      out_mem(o, ":", 1);
+      out_value(o, json_object_get(j, keys[i]), flags, depth + 1);
+    }
+    out_mem(o, "}", 1);
+    free(keys);
+    return;
+  }
+  case JSON_ARRAY:
+    out_mem(o, "[", 1);
+    for (size_t i = 0; i < json_array_size(j) && !o->failed; i++) {
+      if (i) out_mem(o, ",", 1);
+      out_value(o, json_array_get(j, i), flags, depth + 1);
+    }
+    out_mem(o, "]", 1);
+    return;
+  case JSON_STRING:
+    out_string(o, json_string_value(j), json_string_length(j), flags);
+    return;
+  case JSON_INTEGER:
+    snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    out_str(o, buf);
+    return;
+  case JSON_REAL:
+    /* jansson never holds a NaN or an infinity */
+    if (pbjson_real_text(json_real_value(j), buf, sizeof buf) != 0) o->failed = 1;
+    out_str(o, buf);
+    return;
+  case JSON_TRUE:
+    out_str(o, "true");
+    return;
+  case JSON_FALSE:
+    out_str(o, "false");
+    return;
+  case JSON_NULL:
+    out_str(o, "null");
+    return;
+  }
 }
 
 char *pbjson_dumps(const json_t *j, size_t flags) {
-  /* jansson writes every real with one precision (17 digits by default,
-   * 0.1 as 0.10000000000000001): the fewest that keep every real of the
-   * document exact write each as it was sent. */
-  return json_dumps(j, flags | JSON_REAL_PRECISION(digits_needed(j, 0)));
+  obuf o = {0};
+  if (!j || (!(flags & JSON_ENCODE_ANY) && !json_is_object(j) && !json_is_array(j))) return NULL;
+  /* Indented output is for people, not for exact numbers: jansson's 17
+   * digits read back the same. */
+  if ((flags & JSON_MAX_INDENT) || !(flags & JSON_COMPACT)) return json_dumps(j, flags);
+  out_value(&o, j, flags, 0);
+  if (o.failed) {
+    free(o.p);
+    return NULL;
+  }
+  return o.p;
 }

@@ -138,7 +138,8 @@ int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *event = json_object_get(body, "event");
   json_t *data = json_is_object(event) ? json_object_get(event, "data") : NULL;
   if (data && !json_is_string(data) && !json_is_null(data)) {
-    char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* as sent: 0.1 stays 0.1 in the stored text, not 0.10000000000000001 */
+    char *text = pbjson_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     json_object_set_new(event, "data", json_string(text ? text : ""));
     free(text);
   }

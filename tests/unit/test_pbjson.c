@@ -2,6 +2,7 @@
  * round trips of every type and flag, and each kind of bad input with the
  * reason and path it must report. Every decoded message also goes through
  * protobuf-c's own pack/unpack/free, so ASan checks what the mapper built. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1120,9 +1121,11 @@ static void test_exact_numbers(void **state) {
   assert_string_equal(err.path, "a");
   assert_non_null(strstr(err.msg, "2^53"));
   json_decref(j);
-  j = json_pack("[f,f,f]", 0.1, 0.30000000000000004, 1e300);
+  /* Each real on its own: one needing 17 digits leaves the others short. */
+  j = json_pack("[f,f,f,f,f,f,f,f]", 0.1, 0.30000000000000004, 1e300, 42.0, 1e20, -0.0, 1e-7,
+                -2.5e-300);
   char *text = pbjson_dumps(j, JSON_COMPACT);
-  assert_string_equal(text, "[0.10000000000000001,0.30000000000000004,1.0000000000000001e300]");
+  assert_string_equal(text, "[0.1,0.30000000000000004,1e300,42.0,1e20,-0.0,1e-7,-2.5e-300]");
   free(text);
   json_decref(j);
   j = json_pack("{s:f, s:[f]}", "a", 0.1, "b", 2.5);
@@ -1132,9 +1135,88 @@ static void test_exact_numbers(void **state) {
   json_decref(j);
 }
 
+/* Struct text -> message -> pbjson_dumps text, compared byte for byte. */
+static void struct_text_is(const char *in, const char *want) {
+  ProtobufCMessage *m = decode_ok(in, &google__protobuf__struct__descriptor, 0);
+  json_t *j = pbjson_encode(m, 0);
+  char *text = pbjson_dumps(j, JSON_COMPACT);
+  assert_non_null(text);
+  assert_string_equal(text, want);
+  free(text);
+  json_decref(j);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* The forms a Value number takes: an integral value within 2^53 is an
+ * integer whatever its spelling, anything else the shortest real. */
+static void test_number_forms(void **state) {
+  (void)state;
+  struct_text_is("{\"a\":42,\"b\":-42,\"c\":0,\"d\":-0,\"e\":1.5,\"f\":-1.5}",
+                 "{\"a\":42,\"b\":-42,\"c\":0,\"d\":0,\"e\":1.5,\"f\":-1.5}");
+  struct_text_is("{\"a\":1.0,\"b\":1e2,\"c\":-0.0,\"d\":2.5e1,\"e\":1E-2}",
+                 "{\"a\":1,\"b\":100,\"c\":0,\"d\":25,\"e\":0.01}");
+  struct_text_is("{\"max\":9007199254740992,\"min\":-9007199254740992,\"l\":[9007199254740991]}",
+                 "{\"max\":9007199254740992,\"min\":-9007199254740992,\"l\":[9007199254740991]}");
+  /* A real beyond 2^53 stays a real: the client sent an approximation. */
+  struct_text_is("{\"a\":1e20,\"b\":-1.5e300,\"c\":0.1,\"d\":0.30000000000000004}",
+                 "{\"a\":1e20,\"b\":-1.5e300,\"c\":0.1,\"d\":0.30000000000000004}");
+  /* One past 2^53, either sign, at any depth: refused, naming the member. */
+  decode_fails("{\"a\":9007199254740993}", &google__protobuf__struct__descriptor, 0, "out_of_range",
+               "a");
+  decode_fails("{\"a\":-9007199254740993}", &google__protobuf__struct__descriptor, 0,
+               "out_of_range", "a");
+  decode_fails("{\"a\":{\"b\":[1,9223372036854775807]}}", &google__protobuf__struct__descriptor, 0,
+               "out_of_range", "a.b[1]");
+  decode_fails("{\"payload\":{\"x\":[{\"y\":-9223372036854775807}]}}", WKT, 0, "out_of_range",
+               "payload.x[0].y");
+  decode_fails("{\"value\":9007199254740993}", WKT, 0, "out_of_range", "value");
+  /* double fields hold no more */
+  FAILS("{\"scalars\":{\"f_double\":9007199254740993}}", "out_of_range", "scalars.f_double");
+}
+
+/* Apart from reals, pbjson_dumps writes what json_dumps writes. */
+static void test_dumps_matches_jansson(void **state) {
+  static const size_t flag_sets[] = {
+      JSON_COMPACT | JSON_ENCODE_ANY, JSON_COMPACT | JSON_ENSURE_ASCII,
+      JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_SORT_KEYS, JSON_INDENT(2), 0};
+  const char *doc =
+      "{\"z\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\",\"a\":[],\"m\":{},"
+      "\"u\":\"\\u00e9\\u20ac\\ud83d\\ude00\",\"n\":[null,true,false,0,-1,"
+      "9223372036854775807,-9223372036854775808,{\"k\":[[{}]]}],\"\\u00e9\":1,"
+      "\"r\":0.5}";
+  json_t *j = load(doc);
+  (void)state;
+  for (size_t i = 0; i < sizeof flag_sets / sizeof *flag_sets; i++) {
+    char *want = json_dumps(j, flag_sets[i]), *got = pbjson_dumps(j, flag_sets[i]);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+  }
+  json_decref(j);
+  /* Scalars only with JSON_ENCODE_ANY, as json_dumps. */
+  j = json_real(0.1);
+  assert_null(pbjson_dumps(j, JSON_COMPACT));
+  char *text = pbjson_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+  assert_string_equal(text, "0.1");
+  free(text);
+  json_decref(j);
+  char buf[40];
+  assert_int_equal(pbjson_real_text(NAN, buf, sizeof buf), -1);
+  assert_int_equal(pbjson_real_text(1.0, buf, 8), -1);
+  assert_int_equal(pbjson_real_text(123456789.0, buf, sizeof buf), 0);
+  assert_string_equal(buf, "123456789.0");
+  assert_int_equal(pbjson_real_text(1.7976931348623157e308, buf, sizeof buf), 0);
+  assert_string_equal(buf, "1.7976931348623157e308");
+  assert_int_equal(pbjson_real_text(5e-324, buf, sizeof buf), 0);
+  assert_string_equal(buf, "5e-324");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exact_numbers),
+      cmocka_unit_test(test_number_forms),
+      cmocka_unit_test(test_dumps_matches_jansson),
       cmocka_unit_test(test_scalar_defaults_always_emitted),
       cmocka_unit_test(test_scalar_values),
       cmocka_unit_test(test_integer_limits),
