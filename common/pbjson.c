@@ -7,6 +7,7 @@
  * Well-known types are recognised by full name and shape, never by symbol. */
 #include "pbjson.h"
 
+#include <errno.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -1668,30 +1669,30 @@ static void out_str(obuf *o, const char *s) {
 }
 
 /* The shortest text that reads back as d (jansson writes 17 digits: 0.1 as
- * 0.10000000000000001), in jansson's form otherwise: a '.' or an exponent
- * so it reads back as a real ("42.0", not "42"), no '+' or leading zeros in
- * the exponent ("1e20"). */
+ * 0.10000000000000001), positional for exponents -4..15 and with a '.' so
+ * that it reads back as a real ("42.0", "100.0", "0.001"), else with an
+ * exponent ("1e20", "2.5e-8"): the form Python's repr picks. */
 int pbjson_real_text(double d, char *buf, size_t len) {
   char tmp[40];
-  int p, n = 0;
+  int p, exp;
   if (!isfinite(d) || len < sizeof tmp) return -1;
-  for (p = 1; p <= 17; p++) {
-    n = snprintf(tmp, sizeof tmp, "%.*g", p, d);
+  /* the fewest significant digits that read back as d */
+  for (p = 1; p < 17; p++) {
+    snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
     if (strtod(tmp, NULL) == d) break;
   }
-  if (!strchr(tmp, '.') && !strchr(tmp, 'e')) memcpy(tmp + n, ".0", 3);
-  char *e = strchr(tmp, 'e'), *o = buf;
-  for (const char *s = tmp; *s; s++) {
-    *o++ = *s;
-    if (s != e) continue;
-    if (s[1] == '+')
-      s++;
-    else if (s[1] == '-')
-      *o++ = *++s;
-    while (s[1] == '0' && s[2])
-      s++;
+  snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
+  exp = atoi(strchr(tmp, 'e') + 1);
+  if (exp >= -4 && exp < 16) {
+    /* positional, as people write them: 100.0, 0.001, 1.5 */
+    int decimals = p - 1 - exp;
+    snprintf(buf, len, "%.*f", decimals > 0 ? decimals : 0, d);
+    if (!strchr(buf, '.')) strcat(buf, ".0");
+  } else {
+    /* 1e20, 2.5e-8: the exponent without '+' or leading zeros */
+    *strchr(tmp, 'e') = '\0';
+    snprintf(buf, len, "%se%d", tmp, exp);
   }
-  *o = '\0';
   return 0;
 }
 
@@ -1837,4 +1838,351 @@ char *pbjson_dumps(const json_t *j, size_t flags) {
     return NULL;
   }
   return o.p;
+}
+
+/* ---- numbers jansson cannot read ---- */
+
+/* One open container of the scan: a member name or an element index. */
+typedef struct frame {
+  int is_array;
+  size_t index;
+  char key[128];
+} frame;
+
+#define SCAN_MAX_DEPTH 128
+
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+static int hex4(const char *p, const char *end, unsigned *out) {
+  unsigned v = 0;
+  if (end - p < 4) return -1;
+  for (int i = 0; i < 4; i++) {
+    char ch = p[i];
+    v <<= 4;
+    if (ch >= '0' && ch <= '9')
+      v |= (unsigned)(ch - '0');
+    else if (ch >= 'a' && ch <= 'f')
+      v |= (unsigned)(ch - 'a' + 10);
+    else if (ch >= 'A' && ch <= 'F')
+      v |= (unsigned)(ch - 'A' + 10);
+    else
+      return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Scans the string at p (its opening quote) and returns the position after
+ * the closing quote, or NULL. With `key`, writes the decoded text there
+ * (cut at keylen - 1 bytes). */
+static const char *scan_string(const char *p, const char *end, char *key, size_t keylen) {
+  size_t o = 0;
+  for (p++; p < end && *p != '"'; p++) {
+    char tmp[4];
+    size_t n = 1;
+    unsigned cp;
+    if ((unsigned char)*p < 0x20) return NULL;
+    tmp[0] = *p;
+    if (*p == '\\') {
+      if (++p >= end) return NULL;
+      switch (*p) {
+      case 'b':
+        tmp[0] = '\b';
+        break;
+      case 'f':
+        tmp[0] = '\f';
+        break;
+      case 'n':
+        tmp[0] = '\n';
+        break;
+      case 'r':
+        tmp[0] = '\r';
+        break;
+      case 't':
+        tmp[0] = '\t';
+        break;
+      case '"':
+      case '\\':
+      case '/':
+        tmp[0] = *p;
+        break;
+      case 'u':
+        if (hex4(p + 1, end, &cp) != 0) return NULL;
+        p += 4;
+        if (cp >= 0xD800 && cp < 0xDC00) {
+          unsigned lo;
+          if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, end, &lo) != 0 ||
+              lo < 0xDC00 || lo > 0xDFFF)
+            return NULL;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          p += 6;
+        }
+        if (cp < 0x80) {
+          tmp[0] = (char)cp;
+        } else if (cp < 0x800) {
+          tmp[0] = (char)(0xC0 | (cp >> 6));
+          tmp[1] = (char)(0x80 | (cp & 0x3F));
+          n = 2;
+        } else if (cp < 0x10000) {
+          tmp[0] = (char)(0xE0 | (cp >> 12));
+          tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+          tmp[2] = (char)(0x80 | (cp & 0x3F));
+          n = 3;
+        } else {
+          tmp[0] = (char)(0xF0 | (cp >> 18));
+          tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+          tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+          tmp[3] = (char)(0x80 | (cp & 0x3F));
+          n = 4;
+        }
+        break;
+      default:
+        return NULL;
+      }
+    }
+    if (key && o + n < keylen) {
+      memcpy(key + o, tmp, n);
+      o += n;
+    }
+  }
+  if (key && keylen) key[o] = '\0';
+  return p < end ? p + 1 : NULL;
+}
+
+/* Scans a number token at p; returns its end or NULL. *keepable says
+ * whether jansson reads it: an integer within int64, a real that does not
+ * overflow. */
+static const char *scan_number(const char *p, const char *end, int *keepable) {
+  const char *s = p;
+  int real = 0;
+  char buf[512];
+  if (p < end && *p == '-') p++;
+  if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+  while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
+                     *p == '-')) {
+    real |= *p == '.' || *p == 'e' || *p == 'E';
+    p++;
+  }
+  size_t n = (size_t)(p - s);
+  /* a token this long can only be too large (or too precise) to keep */
+  if (n >= sizeof buf) {
+    *keepable = 0;
+    return p;
+  }
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  if (!is_json_number(buf)) return NULL;
+  errno = 0;
+  if (real) {
+    double d = strtod(buf, NULL);
+    *keepable = !(isinf(d) && errno == ERANGE);
+  } else {
+    (void)strtoll(buf, NULL, 10);
+    *keepable = errno != ERANGE;
+  }
+  return p;
+}
+
+static void frame_path(const frame *st, int depth, unsigned style, char *path, size_t len) {
+  size_t o = 0;
+  path[0] = '\0';
+  for (int i = 0; i < depth && o < len; i++) {
+    int n;
+    if (st[i].is_array) {
+      n = snprintf(path + o, len - o, style == PBJSON_PATH_POINTER ? "/%zu" : "[%zu]", st[i].index);
+    } else if (style == PBJSON_PATH_POINTER) {
+      n = snprintf(path + o, len - o, "/");
+      for (const char *k = st[i].key; *k && n >= 0 && o + (size_t)n < len; k++) {
+        /* RFC 6901: '~' as ~0, '/' as ~1 */
+        int m = snprintf(path + o + (size_t)n, len - o - (size_t)n, "%s",
+                         *k == '~'   ? "~0"
+                         : *k == '/' ? "~1"
+                                     : (char[2]){*k, '\0'});
+        n += m;
+      }
+    } else {
+      n = snprintf(path + o, len - o, "%s%s", i ? "." : "", st[i].key);
+    }
+    if (n < 0) break;
+    o += (size_t)n;
+  }
+  if (o >= len) path[len - 1] = '\0';
+}
+
+int pbjson_find_unkeepable(const char *text, size_t len, unsigned style, char *path, size_t pathlen,
+                           char *token, size_t toklen) {
+  frame *st = calloc(SCAN_MAX_DEPTH, sizeof *st);
+  const char *p = text, *end = text + len;
+  int depth = 0, rc = -1;
+  /* expecting: 0 a value, 1 a member name or '}', 2 ',' or the end */
+  int want = 0;
+  if (!st || !text || !pathlen || !toklen) goto done;
+  for (;;) {
+    p = skip_ws(p, end);
+    if (p >= end) goto done;
+    if (want == 1) {
+      if (*p == '}' && st[depth - 1].key[0] == '\0' && !st[depth - 1].index) {
+        depth--;
+        p++;
+        want = 2;
+      } else if (*p == '"') {
+        frame *f = &st[depth - 1];
+        if (!(p = scan_string(p, end, f->key, sizeof f->key))) goto done;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') goto done;
+        p++;
+        f->index = 1; /* a member was seen: '}' now needs a ',' before it */
+        want = 0;
+      } else {
+        goto done;
+      }
+      continue;
+    }
+    if (want == 2) {
+      if (depth == 0) goto done;
+      frame *f = &st[depth - 1];
+      if (*p == ',') {
+        p++;
+        if (f->is_array) {
+          f->index++;
+          want = 0;
+        } else {
+          f->key[0] = '\0';
+          want = 1;
+          /* after ',' a name must follow, never '}' */
+          p = skip_ws(p, end);
+          if (p >= end || *p != '"') goto done;
+        }
+      } else if (*p == (f->is_array ? ']' : '}')) {
+        depth--;
+        p++;
+      } else {
+        goto done;
+      }
+      continue;
+    }
+    /* a value */
+    if (*p == '{' || *p == '[') {
+      if (depth >= SCAN_MAX_DEPTH) goto done;
+      frame *f = &st[depth++];
+      f->is_array = *p == '[';
+      f->index = 0;
+      f->key[0] = '\0';
+      p = skip_ws(p + 1, end);
+      if (f->is_array && p < end && *p == ']') {
+        depth--;
+        p++;
+        want = 2;
+      } else {
+        want = f->is_array ? 0 : 1;
+      }
+    } else if (*p == '"') {
+      if (!(p = scan_string(p, end, NULL, 0))) goto done;
+      want = 2;
+    } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+      int keepable = 1;
+      const char *s = p;
+      if (!(p = scan_number(p, end, &keepable))) goto done;
+      if (!keepable) {
+        frame_path(st, depth, style, path, pathlen);
+        snprintf(token, toklen, "%.*s", (int)(p - s), s);
+        rc = 0;
+        goto done;
+      }
+      want = 2;
+    } else {
+      static const char *const words[] = {"true", "false", "null"};
+      size_t i;
+      for (i = 0; i < 3; i++)
+        if ((size_t)(end - p) >= strlen(words[i]) && !memcmp(p, words[i], strlen(words[i]))) break;
+      if (i == 3) goto done;
+      p += strlen(words[i]);
+      want = 2;
+    }
+  }
+done:
+  free(st);
+  return rc;
+}
+
+/* ---- numbers JSON cannot write ---- */
+
+/* Appends to path at *o; 0, or -1 when it does not fit. */
+static int path_add(char *path, size_t len, size_t *o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(path + *o, len - *o, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= len - *o) return -1;
+  *o += (size_t)n;
+  return 0;
+}
+
+static int nonfinite_in(const ProtobufCMessage *m, char *path, size_t len, size_t o, int depth) {
+  const ProtobufCMessageDescriptor *d = m ? m->descriptor : NULL;
+  if (!d || depth > PBJSON_MAX_DEPTH) return 0;
+  switch (wkt_of(d)) {
+  case WKT_VALUE: {
+    const ProtobufCFieldDescriptor *kf = field_by_id(d, 1);
+    uint32_t kind = kf ? oneof_case(m, kf) : 0;
+    const ProtobufCFieldDescriptor *f = kind ? field_by_id(d, kind) : NULL;
+    if (!f) return 0;
+    if (f->type == PROTOBUF_C_TYPE_DOUBLE) {
+      double x;
+      memcpy(&x, CMEMBER(m, f->offset), sizeof x);
+      path[o] = '\0';
+      return !isfinite(x);
+    }
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) return 0;
+    const ProtobufCMessage *sub;
+    memcpy(&sub, CMEMBER(m, f->offset), sizeof sub);
+    return nonfinite_in(sub, path, len, o, depth + 1);
+  }
+  case WKT_STRUCT: {
+    const ProtobufCFieldDescriptor *ff = field_by_id(d, 1);
+    const ProtobufCFieldDescriptor *kf = field_by_id(ff->descriptor, 1);
+    const ProtobufCFieldDescriptor *vf = field_by_id(ff->descriptor, 2);
+    ProtobufCMessage **arr;
+    size_t n;
+    if (!kf || !vf) return 0;
+    memcpy(&n, CMEMBER(m, ff->quantifier_offset), sizeof n);
+    memcpy(&arr, CMEMBER(m, ff->offset), sizeof arr);
+    for (size_t i = 0; arr && i < n; i++) {
+      const char *key;
+      const ProtobufCMessage *v;
+      size_t k = o;
+      if (!arr[i]) continue;
+      memcpy(&key, CMEMBER(arr[i], kf->offset), sizeof key);
+      memcpy(&v, CMEMBER(arr[i], vf->offset), sizeof v);
+      if (path_add(path, len, &k, ".%s", key ? key : "") != 0) k = o;
+      if (nonfinite_in(v, path, len, k, depth + 1)) return 1;
+    }
+    return 0;
+  }
+  case WKT_LIST: {
+    const ProtobufCFieldDescriptor *ff = field_by_id(d, 1);
+    ProtobufCMessage **arr;
+    size_t n;
+    memcpy(&n, CMEMBER(m, ff->quantifier_offset), sizeof n);
+    memcpy(&arr, CMEMBER(m, ff->offset), sizeof arr);
+    for (size_t i = 0; arr && i < n; i++) {
+      size_t k = o;
+      if (path_add(path, len, &k, "[%zu]", i) != 0) k = o;
+      if (nonfinite_in(arr[i], path, len, k, depth + 1)) return 1;
+    }
+    return 0;
+  }
+  default:
+    return 0;
+  }
+}
+
+int pbjson_find_nonfinite(const ProtobufCMessage *m, char *path, size_t len) {
+  if (!path || !len) return 0;
+  path[0] = '\0';
+  return nonfinite_in(m, path, len, 0, 0);
 }

@@ -84,4 +84,23 @@ char *pbjson_dumps(const json_t *j, size_t flags);
  * -1 when d is not finite or buf is too small. */
 int pbjson_real_text(double d, char *buf, size_t len);
 
+/* Path styles of pbjson_find_unkeepable. */
+enum { PBJSON_PATH_DOTTED = 0, PBJSON_PATH_POINTER = 1 };
+
+/* The first number of the JSON text that jansson cannot read (an integer
+ * beyond int64, a real that overflows a double: jansson refuses the whole
+ * text with json_error_numeric_overflow), so that the refusal can name the
+ * member: its path ("a.b[2]" as pbjson_err paths, or the JSON pointer
+ * "/a/b/2") and its text as sent, each cut to fit. 0 when found; -1 when
+ * there is none before the end or the first syntax error. */
+int pbjson_find_unkeepable(const char *text, size_t len, unsigned style, char *path, size_t pathlen,
+                           char *token, size_t toklen);
+
+/* Whether a google.protobuf.Value, Struct or ListValue holds a NaN or an
+ * infinity, which JSON cannot write (the encoder would turn it into the
+ * string "NaN"); 1 with path set to where, relative and with its leading
+ * separator (".a.b[2]", "" for m itself; cut to fit), else 0. Other messages
+ * are not looked into. */
+int pbjson_find_nonfinite(const ProtobufCMessage *m, char *path, size_t len);
+
 #endif

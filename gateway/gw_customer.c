@@ -62,6 +62,13 @@ static json_t *sent_value(const gw_req *req, json_t *body, const char *field) {
     if (*p == '.') p++;
   }
   if (v) return json_incref(v);
+  /* A body jansson refused for a number too large: that number's text. */
+  char path[256], token[512];
+  if (!body && req->body_len &&
+      pbjson_find_unkeepable(req->body, req->body_len, PBJSON_PATH_DOTTED, path, sizeof path, token,
+                             sizeof token) == 0 &&
+      strcmp(path, field) == 0)
+    return gw_text(token);
   const char *q = strchr(field, '.') || strchr(field, '[') ? NULL : gw_query_get(req, field);
   return q ? gw_text(q) : json_null();
 }

@@ -1204,12 +1204,103 @@ static void test_dumps_matches_jansson(void **state) {
   char buf[40];
   assert_int_equal(pbjson_real_text(NAN, buf, sizeof buf), -1);
   assert_int_equal(pbjson_real_text(1.0, buf, 8), -1);
-  assert_int_equal(pbjson_real_text(123456789.0, buf, sizeof buf), 0);
-  assert_string_equal(buf, "123456789.0");
+  /* positional for exponents -4..15, as Python's repr */
+  static const struct {
+    double d;
+    const char *text;
+  } reals[] = {{123456789.0, "123456789.0"},
+               {100.0, "100.0"},
+               {0.001, "0.001"},
+               {0.0001, "0.0001"},
+               {0.00001, "1e-5"},
+               {1e15, "1000000000000000.0"},
+               {1e16, "1e16"},
+               {-1.25e-5, "-1.25e-5"},
+               {9007199254740994.0, "9007199254740994.0"},
+               {0.1 + 0.2, "0.30000000000000004"},
+               {2.0 / 3, "0.6666666666666666"}};
+  for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
+    assert_int_equal(pbjson_real_text(reals[i].d, buf, sizeof buf), 0);
+    assert_string_equal(buf, reals[i].text);
+  }
   assert_int_equal(pbjson_real_text(1.7976931348623157e308, buf, sizeof buf), 0);
   assert_string_equal(buf, "1.7976931348623157e308");
   assert_int_equal(pbjson_real_text(5e-324, buf, sizeof buf), 0);
   assert_string_equal(buf, "5e-324");
+}
+
+/* Finds the number jansson refused, and where it stands. */
+static void unkeepable_is(const char *text, unsigned style, const char *path, const char *token) {
+  char p[64], t[32];
+  json_error_t je;
+  json_t *j = json_loads(text, 0, &je);
+  int rc = pbjson_find_unkeepable(text, strlen(text), style, p, sizeof p, t, sizeof t);
+  if (!path) {
+    assert_int_equal(rc, -1);
+    json_decref(j);
+    return;
+  }
+  /* exactly the texts jansson refuses for a number */
+  assert_null(j);
+  assert_int_equal(json_error_code(&je), json_error_numeric_overflow);
+  assert_int_equal(rc, 0);
+  assert_string_equal(p, path);
+  assert_string_equal(t, token);
+}
+
+static void test_find_unkeepable(void **state) {
+  (void)state;
+  unkeepable_is("{\"a\":18446744073709551616}", PBJSON_PATH_DOTTED, "a", "18446744073709551616");
+  unkeepable_is("{\"a\":[1,{\"b\":-9223372036854775809}]}", PBJSON_PATH_DOTTED, "a[1].b",
+                "-9223372036854775809");
+  unkeepable_is("{\"a\":[1,{\"b\":-9223372036854775809}]}", PBJSON_PATH_POINTER, "/a/1/b",
+                "-9223372036854775809");
+  unkeepable_is("{\"x\":{},\"y\":[],\"\":\"s\\\"}\",\"a/~\\u00e9\":[true,null,1e400]}",
+                PBJSON_PATH_POINTER, "/a~1~0\xc3\xa9/2", "1e400");
+  unkeepable_is(" [ 0 , -1e400 ] ", PBJSON_PATH_DOTTED, "[1]", "-1e400");
+  unkeepable_is("1e999", PBJSON_PATH_DOTTED, "", "1e999");
+  /* the token is cut to fit */
+  unkeepable_is("{\"k\":1000000000000000000000000000000000000000000000000}", PBJSON_PATH_DOTTED,
+                "k", "1000000000000000000000000000000");
+  /* keepable numbers, syntax errors first, and nothing at all */
+  unkeepable_is("{\"a\":9223372036854775807,\"b\":1e308,\"c\":1e-400}", 0, NULL, NULL);
+  unkeepable_is("{\"a\":1,}", 0, NULL, NULL);
+  unkeepable_is("{\"a\" 1e400}", 0, NULL, NULL);
+  unkeepable_is("[01e400]", 0, NULL, NULL);
+  unkeepable_is("{\"a\":\"\\x\",\"b\":1e400}", 0, NULL, NULL);
+  unkeepable_is("", 0, NULL, NULL);
+  char deep[600];
+  memset(deep, '[', 300);
+  strcpy(deep + 300, "1e400");
+  unkeepable_is(deep, 0, NULL, NULL);
+}
+
+/* NaN and infinities in free-form values are found, with where. */
+static void test_find_nonfinite(void **state) {
+  char path[64];
+  (void)state;
+  ProtobufCMessage *m =
+      decode_ok("{\"a\":[1,{\"b\":2.5}],\"c\":\"NaN\"}", &google__protobuf__struct__descriptor, 0);
+  assert_int_equal(pbjson_find_nonfinite(m, path, sizeof path), 0);
+  /* reach into the decoded Struct: a -> list[1] -> struct b */
+  Google__Protobuf__Struct *st = (Google__Protobuf__Struct *)m;
+  Google__Protobuf__Value *a = st->fields[0]->value;
+  Google__Protobuf__Value *b = a->list_value->values[1]->struct_value->fields[0]->value;
+  for (int i = 0; i < 3; i++) {
+    b->number_value = i == 0 ? NAN : i == 1 ? INFINITY : -INFINITY;
+    assert_int_equal(pbjson_find_nonfinite(m, path, sizeof path), 1);
+    assert_string_equal(path, ".a[1].b");
+    assert_int_equal(pbjson_find_nonfinite(&a->base, path, sizeof path), 1);
+    assert_string_equal(path, "[1].b");
+    assert_int_equal(pbjson_find_nonfinite(&b->base, path, sizeof path), 1);
+    assert_string_equal(path, "");
+  }
+  /* cut to fit */
+  assert_int_equal(pbjson_find_nonfinite(m, path, 4), 1);
+  assert_true(strlen(path) < 4);
+  /* other messages are not looked into */
+  assert_int_equal(pbjson_find_nonfinite(NULL, path, sizeof path), 0);
+  protobuf_c_message_free_unpacked(m, NULL);
 }
 
 int main(void) {
@@ -1217,6 +1308,8 @@ int main(void) {
       cmocka_unit_test(test_exact_numbers),
       cmocka_unit_test(test_number_forms),
       cmocka_unit_test(test_dumps_matches_jansson),
+      cmocka_unit_test(test_find_unkeepable),
+      cmocka_unit_test(test_find_nonfinite),
       cmocka_unit_test(test_scalar_defaults_always_emitted),
       cmocka_unit_test(test_scalar_values),
       cmocka_unit_test(test_integer_limits),
