@@ -127,10 +127,8 @@ int gw_body_json(const gw_req *req, json_t **out, gw_fail *f) {
     if (json_error_code(&je) == json_error_numeric_overflow &&
         pbjson_find_unkeepable(req->body, req->body_len, style, path, sizeof path, token,
                                sizeof token) == 0) {
-      gw_fail_set(f, 400, path, "out_of_range",
-                  "%s%s%s is too large to keep exactly (integers within +/-9007199254740992, "
-                  "2^53, and finite reals)",
-                  path, path[0] ? ": " : "", token);
+      gw_fail_set(f, 400, path, "out_of_range", "%s%sthe number %s is too large to keep", path,
+                  path[0] ? ": " : "", token);
       return -1;
     }
     gw_fail_set(f, 400, "", "invalid_value_format", "malformed JSON at line %d column %d: %s",
