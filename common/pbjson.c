@@ -1886,6 +1886,17 @@ static const char *scan_string(const char *p, const char *end, char *key, size_t
     size_t n = 1;
     unsigned cp;
     if ((unsigned char)*p < 0x20) return NULL;
+    if ((unsigned char)*p >= 0x80) {
+      /* jansson refuses bad UTF-8 before any number after it */
+      size_t k = utf8_seq((const unsigned char *)p, (size_t)(end - p));
+      if (!k) return NULL;
+      if (key && o + k < keylen) {
+        memcpy(key + o, p, k);
+        o += k;
+      }
+      p += k - 1;
+      continue;
+    }
     tmp[0] = *p;
     if (*p == '\\') {
       if (++p >= end) return NULL;
@@ -1959,7 +1970,7 @@ static const char *scan_string(const char *p, const char *end, char *key, size_t
 static const char *scan_number(const char *p, const char *end, int *keepable) {
   const char *s = p;
   int real = 0;
-  char buf[512];
+  char small[64];
   if (p < end && *p == '-') p++;
   if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
   while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
@@ -1968,22 +1979,28 @@ static const char *scan_number(const char *p, const char *end, int *keepable) {
     p++;
   }
   size_t n = (size_t)(p - s);
-  /* a token this long can only be too large (or too precise) to keep */
-  if (n >= sizeof buf) {
-    *keepable = 0;
-    return p;
-  }
+  /* jansson reads the byte after a number before the number: bad UTF-8
+   * there is refused first */
+  if (p < end && (unsigned char)*p >= 0x80 &&
+      !utf8_seq((const unsigned char *)p, (size_t)(end - p)))
+    return NULL;
+  /* a long real may still read (0.000...1): it is copied whole */
+  char *buf = n < sizeof small ? small : malloc(n + 1);
+  if (!buf) return NULL;
   memcpy(buf, s, n);
   buf[n] = '\0';
-  if (!is_json_number(buf)) return NULL;
-  errno = 0;
-  if (real) {
+  if (!is_json_number(buf)) {
+    p = NULL;
+  } else if (real) {
+    errno = 0;
     double d = strtod(buf, NULL);
     *keepable = !(isinf(d) && errno == ERANGE);
   } else {
+    errno = 0;
     (void)strtoll(buf, NULL, 10);
     *keepable = errno != ERANGE;
   }
+  if (buf != small) free(buf);
   return p;
 }
 

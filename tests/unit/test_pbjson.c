@@ -1269,6 +1269,19 @@ static void test_find_unkeepable(void **state) {
   unkeepable_is("[01e400]", 0, NULL, NULL);
   unkeepable_is("{\"a\":\"\\x\",\"b\":1e400}", 0, NULL, NULL);
   unkeepable_is("", 0, NULL, NULL);
+  unkeepable_is("{\"\xab\":1e400}", 0, NULL, NULL);
+  unkeepable_is("[1e400\x83]", 0, NULL, NULL);
+  unkeepable_is("[\"\xed\xa0\x80\",1e400]", 0, NULL, NULL);
+  unkeepable_is("{\"\xc3\xa9\":1e400}", 0, "\xc3\xa9", "1e400");
+  /* a long real that reads is kept; a long one that overflows is not */
+  char longs[1200] = "[0.";
+  memset(longs + 3, '0', 1000);
+  strcpy(longs + 1003, "1]");
+  unkeepable_is(longs, 0, NULL, NULL);
+  longs[1] = '1';
+  longs[2] = '0';
+  strcpy(longs + 1003, "0.5]"); /* 1e1002 */
+  unkeepable_is(longs, PBJSON_PATH_POINTER, "/0", "1000000000000000000000000000000");
   char deep[600];
   memset(deep, '[', 300);
   strcpy(deep + 300, "1e400");
