@@ -7,6 +7,7 @@
  * Well-known types are recognised by full name and shape, never by symbol. */
 #include "pbjson.h"
 
+#include <errno.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -1635,40 +1636,570 @@ json_t *pbjson_encode(const ProtobufCMessage *msg, unsigned flags) {
   return enc_message(&c, msg);
 }
 
-/* The fewest significant digits (at most 17) that read back as d. */
-static int shortest_digits(double d) {
-  char buf[40];
-  for (int p = 1; p < 17; p++) {
-    snprintf(buf, sizeof buf, "%.*g", p, d);
-    if (strtod(buf, NULL) == d) return p;
+/* ---- writing JSON text ---- */
+
+/* A growing output buffer; `failed` latches the first allocation failure. */
+typedef struct obuf {
+  char *p;
+  size_t len, cap;
+  int failed;
+} obuf;
+
+static void out_mem(obuf *o, const char *s, size_t n) {
+  if (o->failed) return;
+  if (o->len + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + n + 1)
+      cap *= 2;
+    char *p = realloc(o->p, cap);
+    if (!p) {
+      o->failed = 1;
+      return;
+    }
+    o->p = p;
+    o->cap = cap;
   }
-  return 17;
+  memcpy(o->p + o->len, s, n);
+  o->len += n;
+  o->p[o->len] = '\0';
 }
 
-static int digits_needed(const json_t *j, int depth) {
-  int most = 1;
-  size_t i;
-  const char *k;
-  json_t *v;
-  if (json_is_real(j)) return shortest_digits(json_real_value(j));
-  if (depth > PBJSON_MAX_DEPTH) return 17;
-  if (json_is_array(j)) {
-    json_array_foreach((json_t *)j, i, v) {
-      int p = digits_needed(v, depth + 1);
-      if (p > most) most = p;
-    }
-  } else if (json_is_object(j)) {
-    json_object_foreach((json_t *)j, k, v) {
-      int p = digits_needed(v, depth + 1);
-      if (p > most) most = p;
-    }
+static void out_str(obuf *o, const char *s) {
+  out_mem(o, s, strlen(s));
+}
+
+/* The shortest text that reads back as d (jansson writes 17 digits: 0.1 as
+ * 0.10000000000000001), positional for exponents -4..15 and with a '.' so
+ * that it reads back as a real ("42.0", "100.0", "0.001"), else with an
+ * exponent ("1e20", "2.5e-8"): the form Python's repr picks. */
+int pbjson_real_text(double d, char *buf, size_t len) {
+  char tmp[40];
+  int p, exp;
+  if (!isfinite(d) || len < sizeof tmp) return -1;
+  /* the fewest significant digits that read back as d */
+  for (p = 1; p < 17; p++) {
+    snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
+    if (strtod(tmp, NULL) == d) break;
   }
-  return most;
+  snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
+  exp = atoi(strchr(tmp, 'e') + 1);
+  if (exp >= -4 && exp < 16) {
+    /* positional, as people write them: 100.0, 0.001, 1.5 */
+    int decimals = p - 1 - exp;
+    snprintf(buf, len, "%.*f", decimals > 0 ? decimals : 0, d);
+    if (!strchr(buf, '.')) strcat(buf, ".0");
+  } else {
+    /* 1e20, 2.5e-8: the exponent without '+' or leading zeros */
+    *strchr(tmp, 'e') = '\0';
+    snprintf(buf, len, "%se%d", tmp, exp);
+  }
+  return 0;
+}
+
+/* A string as jansson writes it: '"', '\\' and control characters escaped
+ * (\uXXXX in upper case), other characters as they are unless `flags` ask for
+ * ASCII or escaped slashes. The text is valid UTF-8 (jansson strings are). */
+static void out_string(obuf *o, const char *s, size_t n, size_t flags) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i = 0, run = 0;
+  out_mem(o, "\"", 1);
+  while (i < n) {
+    unsigned char ch = (unsigned char)s[i];
+    char esc[16];
+    const char *rep = NULL;
+    size_t step = 1;
+    if (ch == '"')
+      rep = "\\\"";
+    else if (ch == '\\')
+      rep = "\\\\";
+    else if (ch == '\b')
+      rep = "\\b";
+    else if (ch == '\f')
+      rep = "\\f";
+    else if (ch == '\n')
+      rep = "\\n";
+    else if (ch == '\r')
+      rep = "\\r";
+    else if (ch == '\t')
+      rep = "\\t";
+    else if (ch == '/' && (flags & JSON_ESCAPE_SLASH))
+      rep = "\\/";
+    else if (ch < 0x20) {
+      snprintf(esc, sizeof esc, "\\u00%c%c", hex[ch >> 4], hex[ch & 15]);
+      rep = esc;
+    } else if (ch >= 0x80 && (flags & JSON_ENSURE_ASCII)) {
+      /* decode one UTF-8 sequence; surrogate pairs above the BMP */
+      size_t k = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : 2;
+      uint32_t cp = ch & (k == 4 ? 0x07 : k == 3 ? 0x0F : 0x1F);
+      for (size_t m = 1; m < k && i + m < n; m++)
+        cp = (cp << 6) | ((unsigned char)s[i + m] & 0x3F);
+      step = k;
+      if (cp >= 0x10000) {
+        uint32_t v = cp - 0x10000;
+        snprintf(esc, sizeof esc, "\\u%04X\\u%04X", (unsigned)(0xD800 | (v >> 10)),
+                 (unsigned)(0xDC00 | (v & 0x3FF)));
+      } else {
+        snprintf(esc, sizeof esc, "\\u%04X", (unsigned)cp);
+      }
+      rep = esc;
+    }
+    if (!rep) {
+      i++;
+      run++;
+      continue;
+    }
+    out_mem(o, s + i - run, run);
+    out_str(o, rep);
+    run = 0;
+    i += step;
+  }
+  out_mem(o, s + n - run, run);
+  out_mem(o, "\"", 1);
+}
+
+static int key_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Responses are built by the gateway, never cyclic; the bound only keeps a
+ * runaway document from exhausting the stack. */
+#define DUMP_MAX_DEPTH 1024
+
+static void out_value(obuf *o, const json_t *j, size_t flags, int depth) {
+  char buf[64];
+  if (depth > DUMP_MAX_DEPTH) {
+    o->failed = 1;
+    return;
+  }
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: {
+    size_t n = json_object_size(j), i = 0;
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    const char *k;
+    json_t *v;
+    if (!keys) {
+      o->failed = 1;
+      return;
+    }
+    json_object_foreach((json_t *)j, k, v) keys[i++] = k;
+    if (flags & JSON_SORT_KEYS) qsort(keys, n, sizeof *keys, key_cmp);
+    out_mem(o, "{", 1);
+    for (i = 0; i < n && !o->failed; i++) {
+      if (i) out_mem(o, ",", 1);
+      out_string(o, keys[i], strlen(keys[i]), flags);
+      out_mem(o, ":", 1);
+      out_value(o, json_object_get(j, keys[i]), flags, depth + 1);
+    }
+    out_mem(o, "}", 1);
+    free(keys);
+    return;
+  }
+  case JSON_ARRAY:
+    out_mem(o, "[", 1);
+    for (size_t i = 0; i < json_array_size(j) && !o->failed; i++) {
+      if (i) out_mem(o, ",", 1);
+      out_value(o, json_array_get(j, i), flags, depth + 1);
+    }
+    out_mem(o, "]", 1);
+    return;
+  case JSON_STRING:
+    out_string(o, json_string_value(j), json_string_length(j), flags);
+    return;
+  case JSON_INTEGER:
+    snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    out_str(o, buf);
+    return;
+  case JSON_REAL:
+    /* jansson never holds a NaN or an infinity */
+    if (pbjson_real_text(json_real_value(j), buf, sizeof buf) != 0) o->failed = 1;
+    out_str(o, buf);
+    return;
+  case JSON_TRUE:
+    out_str(o, "true");
+    return;
+  case JSON_FALSE:
+    out_str(o, "false");
+    return;
+  case JSON_NULL:
+    out_str(o, "null");
+    return;
+  }
 }
 
 char *pbjson_dumps(const json_t *j, size_t flags) {
-  /* jansson writes every real with one precision (17 digits by default,
-   * 0.1 as 0.10000000000000001): the fewest that keep every real of the
-   * document exact write each as it was sent. */
-  return json_dumps(j, flags | JSON_REAL_PRECISION(digits_needed(j, 0)));
+  obuf o = {0};
+  if (!j || (!(flags & JSON_ENCODE_ANY) && !json_is_object(j) && !json_is_array(j))) return NULL;
+  /* Indented output is for people, not for exact numbers: jansson's 17
+   * digits read back the same. */
+  if ((flags & JSON_MAX_INDENT) || !(flags & JSON_COMPACT)) return json_dumps(j, flags);
+  out_value(&o, j, flags, 0);
+  if (o.failed) {
+    free(o.p);
+    return NULL;
+  }
+  return o.p;
+}
+
+/* ---- numbers jansson cannot read ---- */
+
+/* One open container of the scan: a member name or an element index. */
+typedef struct frame {
+  int is_array;
+  size_t index;
+  char key[128];
+} frame;
+
+#define SCAN_MAX_DEPTH 128
+
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+static int hex4(const char *p, const char *end, unsigned *out) {
+  unsigned v = 0;
+  if (end - p < 4) return -1;
+  for (int i = 0; i < 4; i++) {
+    char ch = p[i];
+    v <<= 4;
+    if (ch >= '0' && ch <= '9')
+      v |= (unsigned)(ch - '0');
+    else if (ch >= 'a' && ch <= 'f')
+      v |= (unsigned)(ch - 'a' + 10);
+    else if (ch >= 'A' && ch <= 'F')
+      v |= (unsigned)(ch - 'A' + 10);
+    else
+      return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Scans the string at p (its opening quote) and returns the position after
+ * the closing quote, or NULL. With `key`, writes the decoded text there
+ * (cut at keylen - 1 bytes). */
+static const char *scan_string(const char *p, const char *end, char *key, size_t keylen) {
+  size_t o = 0;
+  for (p++; p < end && *p != '"'; p++) {
+    char tmp[4];
+    size_t n = 1;
+    unsigned cp;
+    if ((unsigned char)*p < 0x20) return NULL;
+    if ((unsigned char)*p >= 0x80) {
+      /* jansson refuses bad UTF-8 before any number after it */
+      size_t k = utf8_seq((const unsigned char *)p, (size_t)(end - p));
+      if (!k) return NULL;
+      if (key && o + k < keylen) {
+        memcpy(key + o, p, k);
+        o += k;
+      }
+      p += k - 1;
+      continue;
+    }
+    tmp[0] = *p;
+    if (*p == '\\') {
+      if (++p >= end) return NULL;
+      switch (*p) {
+      case 'b':
+        tmp[0] = '\b';
+        break;
+      case 'f':
+        tmp[0] = '\f';
+        break;
+      case 'n':
+        tmp[0] = '\n';
+        break;
+      case 'r':
+        tmp[0] = '\r';
+        break;
+      case 't':
+        tmp[0] = '\t';
+        break;
+      case '"':
+      case '\\':
+      case '/':
+        tmp[0] = *p;
+        break;
+      case 'u':
+        if (hex4(p + 1, end, &cp) != 0) return NULL;
+        p += 4;
+        if (cp >= 0xD800 && cp < 0xDC00) {
+          unsigned lo;
+          if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, end, &lo) != 0 ||
+              lo < 0xDC00 || lo > 0xDFFF)
+            return NULL;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          p += 6;
+        }
+        if (cp < 0x80) {
+          tmp[0] = (char)cp;
+        } else if (cp < 0x800) {
+          tmp[0] = (char)(0xC0 | (cp >> 6));
+          tmp[1] = (char)(0x80 | (cp & 0x3F));
+          n = 2;
+        } else if (cp < 0x10000) {
+          tmp[0] = (char)(0xE0 | (cp >> 12));
+          tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+          tmp[2] = (char)(0x80 | (cp & 0x3F));
+          n = 3;
+        } else {
+          tmp[0] = (char)(0xF0 | (cp >> 18));
+          tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+          tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+          tmp[3] = (char)(0x80 | (cp & 0x3F));
+          n = 4;
+        }
+        break;
+      default:
+        return NULL;
+      }
+    }
+    if (key && o + n < keylen) {
+      memcpy(key + o, tmp, n);
+      o += n;
+    }
+  }
+  if (key && keylen) key[o] = '\0';
+  return p < end ? p + 1 : NULL;
+}
+
+/* Scans a number token at p; returns its end or NULL. *keepable says
+ * whether jansson reads it: an integer within int64, a real that does not
+ * overflow. */
+static const char *scan_number(const char *p, const char *end, int *keepable) {
+  const char *s = p;
+  int real = 0;
+  char small[64];
+  if (p < end && *p == '-') p++;
+  if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+  while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
+                     *p == '-')) {
+    real |= *p == '.' || *p == 'e' || *p == 'E';
+    p++;
+  }
+  size_t n = (size_t)(p - s);
+  /* jansson reads the byte after a number before the number: bad UTF-8
+   * there is refused first */
+  if (p < end && (unsigned char)*p >= 0x80 &&
+      !utf8_seq((const unsigned char *)p, (size_t)(end - p)))
+    return NULL;
+  /* a long real may still read (0.000...1): it is copied whole */
+  char *buf = n < sizeof small ? small : malloc(n + 1);
+  if (!buf) return NULL;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  if (!is_json_number(buf)) {
+    p = NULL;
+  } else if (real) {
+    errno = 0;
+    double d = strtod(buf, NULL);
+    *keepable = !(isinf(d) && errno == ERANGE);
+  } else {
+    errno = 0;
+    (void)strtoll(buf, NULL, 10);
+    *keepable = errno != ERANGE;
+  }
+  if (buf != small) free(buf);
+  return p;
+}
+
+static void frame_path(const frame *st, int depth, unsigned style, char *path, size_t len) {
+  size_t o = 0;
+  path[0] = '\0';
+  for (int i = 0; i < depth && o < len; i++) {
+    int n;
+    if (st[i].is_array) {
+      n = snprintf(path + o, len - o, style == PBJSON_PATH_POINTER ? "/%zu" : "[%zu]", st[i].index);
+    } else if (style == PBJSON_PATH_POINTER) {
+      n = snprintf(path + o, len - o, "/");
+      for (const char *k = st[i].key; *k && n >= 0 && o + (size_t)n < len; k++) {
+        /* RFC 6901: '~' as ~0, '/' as ~1 */
+        int m = snprintf(path + o + (size_t)n, len - o - (size_t)n, "%s",
+                         *k == '~'   ? "~0"
+                         : *k == '/' ? "~1"
+                                     : (char[2]){*k, '\0'});
+        n += m;
+      }
+    } else {
+      n = snprintf(path + o, len - o, "%s%s", i ? "." : "", st[i].key);
+    }
+    if (n < 0) break;
+    o += (size_t)n;
+  }
+  if (o >= len) path[len - 1] = '\0';
+}
+
+int pbjson_find_unkeepable(const char *text, size_t len, unsigned style, char *path, size_t pathlen,
+                           char *token, size_t toklen) {
+  frame *st = calloc(SCAN_MAX_DEPTH, sizeof *st);
+  const char *p = text, *end = text + len;
+  int depth = 0, rc = -1;
+  /* expecting: 0 a value, 1 a member name or '}', 2 ',' or the end */
+  int want = 0;
+  if (!st || !text || !pathlen || !toklen) goto done;
+  for (;;) {
+    p = skip_ws(p, end);
+    if (p >= end) goto done;
+    if (want == 1) {
+      if (*p == '}' && st[depth - 1].key[0] == '\0' && !st[depth - 1].index) {
+        depth--;
+        p++;
+        want = 2;
+      } else if (*p == '"') {
+        frame *f = &st[depth - 1];
+        if (!(p = scan_string(p, end, f->key, sizeof f->key))) goto done;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') goto done;
+        p++;
+        f->index = 1; /* a member was seen: '}' now needs a ',' before it */
+        want = 0;
+      } else {
+        goto done;
+      }
+      continue;
+    }
+    if (want == 2) {
+      if (depth == 0) goto done;
+      frame *f = &st[depth - 1];
+      if (*p == ',') {
+        p++;
+        if (f->is_array) {
+          f->index++;
+          want = 0;
+        } else {
+          f->key[0] = '\0';
+          want = 1;
+          /* after ',' a name must follow, never '}' */
+          p = skip_ws(p, end);
+          if (p >= end || *p != '"') goto done;
+        }
+      } else if (*p == (f->is_array ? ']' : '}')) {
+        depth--;
+        p++;
+      } else {
+        goto done;
+      }
+      continue;
+    }
+    /* a value */
+    if (*p == '{' || *p == '[') {
+      if (depth >= SCAN_MAX_DEPTH) goto done;
+      frame *f = &st[depth++];
+      f->is_array = *p == '[';
+      f->index = 0;
+      f->key[0] = '\0';
+      p = skip_ws(p + 1, end);
+      if (f->is_array && p < end && *p == ']') {
+        depth--;
+        p++;
+        want = 2;
+      } else {
+        want = f->is_array ? 0 : 1;
+      }
+    } else if (*p == '"') {
+      if (!(p = scan_string(p, end, NULL, 0))) goto done;
+      want = 2;
+    } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+      int keepable = 1;
+      const char *s = p;
+      if (!(p = scan_number(p, end, &keepable))) goto done;
+      if (!keepable) {
+        frame_path(st, depth, style, path, pathlen);
+        snprintf(token, toklen, "%.*s", (int)(p - s), s);
+        rc = 0;
+        goto done;
+      }
+      want = 2;
+    } else {
+      static const char *const words[] = {"true", "false", "null"};
+      size_t i;
+      for (i = 0; i < 3; i++)
+        if ((size_t)(end - p) >= strlen(words[i]) && !memcmp(p, words[i], strlen(words[i]))) break;
+      if (i == 3) goto done;
+      p += strlen(words[i]);
+      want = 2;
+    }
+  }
+done:
+  free(st);
+  return rc;
+}
+
+/* ---- numbers JSON cannot write ---- */
+
+/* Appends to path at *o; 0, or -1 when it does not fit. */
+static int path_add(char *path, size_t len, size_t *o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(path + *o, len - *o, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= len - *o) return -1;
+  *o += (size_t)n;
+  return 0;
+}
+
+static int nonfinite_in(const ProtobufCMessage *m, char *path, size_t len, size_t o, int depth) {
+  const ProtobufCMessageDescriptor *d = m ? m->descriptor : NULL;
+  if (!d || depth > PBJSON_MAX_DEPTH) return 0;
+  switch (wkt_of(d)) {
+  case WKT_VALUE: {
+    const ProtobufCFieldDescriptor *kf = field_by_id(d, 1);
+    uint32_t kind = kf ? oneof_case(m, kf) : 0;
+    const ProtobufCFieldDescriptor *f = kind ? field_by_id(d, kind) : NULL;
+    if (!f) return 0;
+    if (f->type == PROTOBUF_C_TYPE_DOUBLE) {
+      double x;
+      memcpy(&x, CMEMBER(m, f->offset), sizeof x);
+      path[o] = '\0';
+      return !isfinite(x);
+    }
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) return 0;
+    const ProtobufCMessage *sub;
+    memcpy(&sub, CMEMBER(m, f->offset), sizeof sub);
+    return nonfinite_in(sub, path, len, o, depth + 1);
+  }
+  case WKT_STRUCT: {
+    const ProtobufCFieldDescriptor *ff = field_by_id(d, 1);
+    const ProtobufCFieldDescriptor *kf = field_by_id(ff->descriptor, 1);
+    const ProtobufCFieldDescriptor *vf = field_by_id(ff->descriptor, 2);
+    ProtobufCMessage **arr;
+    size_t n;
+    if (!kf || !vf) return 0;
+    memcpy(&n, CMEMBER(m, ff->quantifier_offset), sizeof n);
+    memcpy(&arr, CMEMBER(m, ff->offset), sizeof arr);
+    for (size_t i = 0; arr && i < n; i++) {
+      const char *key;
+      const ProtobufCMessage *v;
+      size_t k = o;
+      if (!arr[i]) continue;
+      memcpy(&key, CMEMBER(arr[i], kf->offset), sizeof key);
+      memcpy(&v, CMEMBER(arr[i], vf->offset), sizeof v);
+      if (path_add(path, len, &k, ".%s", key ? key : "") != 0) k = o;
+      if (nonfinite_in(v, path, len, k, depth + 1)) return 1;
+    }
+    return 0;
+  }
+  case WKT_LIST: {
+    const ProtobufCFieldDescriptor *ff = field_by_id(d, 1);
+    ProtobufCMessage **arr;
+    size_t n;
+    memcpy(&n, CMEMBER(m, ff->quantifier_offset), sizeof n);
+    memcpy(&arr, CMEMBER(m, ff->offset), sizeof arr);
+    for (size_t i = 0; arr && i < n; i++) {
+      size_t k = o;
+      if (path_add(path, len, &k, "[%zu]", i) != 0) k = o;
+      if (nonfinite_in(arr[i], path, len, k, depth + 1)) return 1;
+    }
+    return 0;
+  }
+  default:
+    return 0;
+  }
+}
+
+int pbjson_find_nonfinite(const ProtobufCMessage *m, char *path, size_t len) {
+  if (!path || !len) return 0;
+  path[0] = '\0';
+  return nonfinite_in(m, path, len, 0, 0);
 }

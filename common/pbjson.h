@@ -68,8 +68,39 @@ int pbjson_time_parse(const char *s, int64_t *seconds, int32_t *nanos); /* RFC 3
 const char *pbjson_field_name(const ProtobufCFieldDescriptor *f, unsigned flags, char *buf,
                               size_t len);
 
-/* json_dumps that writes reals in their shortest exact form (0.1, not
- * 0.10000000000000001) wherever the document's other reals allow it. */
+/* Numbers keep their form: the encoder writes a double that holds an
+ * integer within +/-2^53 as a JSON integer (42, never 42.0; 1.0, 1e2 and -0
+ * come back as 1, 100 and 0), any other as a real; the decoder refuses
+ * integers beyond +/-2^53 ("out_of_range"), which a double would round.
+ *
+ * json_dumps with JSON_COMPACT that writes every real in its shortest exact
+ * form (0.1, not jansson's 0.10000000000000001), still with a '.' or an
+ * exponent so it reads back as a real. Everything else is written as jansson
+ * writes it (JSON_ENSURE_ASCII, JSON_ESCAPE_SLASH and JSON_SORT_KEYS are
+ * honoured); without JSON_COMPACT, or indented, it is json_dumps itself.
+ * Free the text with free(); NULL when out of memory or not dumpable. */
 char *pbjson_dumps(const json_t *j, size_t flags);
+/* That shortest text of a finite double into buf (at least 40 bytes): 0, or
+ * -1 when d is not finite or buf is too small. */
+int pbjson_real_text(double d, char *buf, size_t len);
+
+/* Path styles of pbjson_find_unkeepable. */
+enum { PBJSON_PATH_DOTTED = 0, PBJSON_PATH_POINTER = 1 };
+
+/* The first number of the JSON text that jansson cannot read (an integer
+ * beyond int64, a real that overflows a double: jansson refuses the whole
+ * text with json_error_numeric_overflow), so that the refusal can name the
+ * member: its path ("a.b[2]" as pbjson_err paths, or the JSON pointer
+ * "/a/b/2") and its text as sent, each cut to fit. 0 when found; -1 when
+ * there is none before the end or the first syntax error. */
+int pbjson_find_unkeepable(const char *text, size_t len, unsigned style, char *path, size_t pathlen,
+                           char *token, size_t toklen);
+
+/* Whether a google.protobuf.Value, Struct or ListValue holds a NaN or an
+ * infinity, which JSON cannot write (the encoder would turn it into the
+ * string "NaN"); 1 with path set to where, relative and with its leading
+ * separator (".a.b[2]", "" for m itself; cut to fit), else 0. Other messages
+ * are not looked into. */
+int pbjson_find_nonfinite(const ProtobufCMessage *m, char *path, size_t len);
 
 #endif

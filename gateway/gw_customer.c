@@ -62,6 +62,13 @@ static json_t *sent_value(const gw_req *req, json_t *body, const char *field) {
     if (*p == '.') p++;
   }
   if (v) return json_incref(v);
+  /* A body jansson refused for a number too large: that number's text. */
+  char path[256], token[512];
+  if (!body && req->body_len &&
+      pbjson_find_unkeepable(req->body, req->body_len, PBJSON_PATH_DOTTED, path, sizeof path, token,
+                             sizeof token) == 0 &&
+      strcmp(path, field) == 0)
+    return gw_text(token);
   const char *q = strchr(field, '.') || strchr(field, '[') ? NULL : gw_query_get(req, field);
   return q ? gw_text(q) : json_null();
 }
@@ -138,7 +145,8 @@ int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *event = json_object_get(body, "event");
   json_t *data = json_is_object(event) ? json_object_get(event, "data") : NULL;
   if (data && !json_is_string(data) && !json_is_null(data)) {
-    char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* as sent: 0.1 stays 0.1 in the stored text, not 0.10000000000000001 */
+    char *text = pbjson_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     json_object_set_new(event, "data", json_string(text ? text : ""));
     free(text);
   }

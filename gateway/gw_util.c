@@ -117,6 +117,20 @@ int gw_body_json(const gw_req *req, json_t **out, gw_fail *f) {
   }
   json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
   if (!j) {
+    /* Valid JSON all the same: name the number jansson cannot hold, as a
+     * mapper refusal would (a JSON pointer where the dialect speaks JSON:API). */
+    char path[256], token[64];
+    const gw_dialect *d = req->route ? req->route->dialect : NULL;
+    unsigned style = d && d->content_type && strstr(d->content_type, "vnd.api+json")
+                         ? PBJSON_PATH_POINTER
+                         : PBJSON_PATH_DOTTED;
+    if (json_error_code(&je) == json_error_numeric_overflow &&
+        pbjson_find_unkeepable(req->body, req->body_len, style, path, sizeof path, token,
+                               sizeof token) == 0) {
+      gw_fail_set(f, 400, path, "out_of_range", "%s%sthe number %s is too large to keep", path,
+                  path[0] ? ": " : "", token);
+      return -1;
+    }
     gw_fail_set(f, 400, "", "invalid_value_format", "malformed JSON at line %d column %d: %s",
                 je.line, je.column, je.text);
     return -1;

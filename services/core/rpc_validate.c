@@ -14,6 +14,7 @@
 
 #include "google/protobuf/wrappers.pb-c.h"
 #include "ids.h"
+#include "pbjson.h"
 #include "utf8.h"
 
 /* Requests are bounded to 64 levels before they are unpacked (rpc_bound.c);
@@ -101,6 +102,15 @@ static void check_number(rpc_call *c, const char *path, int64_t v, const rules *
 static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, const char *prefix,
                  int depth);
 
+/* Free-form numbers (Value, Struct, ListValue) must be finite: JSON has no
+ * NaN or infinity, and a stored "NaN" would come back a string. */
+static void check_finite(rpc_call *c, const char *path, const ProtobufCMessage *m) {
+  char rel[200];
+  if (!pbjson_find_nonfinite(m, rel, sizeof rel)) return;
+  rpc_violation(c, path, "out_of_range", "%s%s: JSON numbers are finite (no NaN or infinity)", path,
+                rel);
+}
+
 /* One value of field f (element i of a repeated one) at p. */
 static void check_value(rpc_call *c, const api *a, const ProtobufCFieldDescriptor *f, const void *p,
                         const char *path, const rules *r, int depth) {
@@ -131,6 +141,8 @@ static void check_value(rpc_call *c, const api *a, const ProtobufCFieldDescripto
       check_number(c, path, ((const Google__Protobuf__Int32Value *)sub)->value, r);
     else if (strncmp(d->name, "google.protobuf.", 16) != 0)
       walk(c, a, sub, path, depth + 1);
+    else
+      check_finite(c, path, sub);
     break;
   }
   default:

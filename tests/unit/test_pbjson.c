@@ -2,6 +2,7 @@
  * round trips of every type and flag, and each kind of bad input with the
  * reason and path it must report. Every decoded message also goes through
  * protobuf-c's own pack/unpack/free, so ASan checks what the mapper built. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1120,9 +1121,11 @@ static void test_exact_numbers(void **state) {
   assert_string_equal(err.path, "a");
   assert_non_null(strstr(err.msg, "2^53"));
   json_decref(j);
-  j = json_pack("[f,f,f]", 0.1, 0.30000000000000004, 1e300);
+  /* Each real on its own: one needing 17 digits leaves the others short. */
+  j = json_pack("[f,f,f,f,f,f,f,f]", 0.1, 0.30000000000000004, 1e300, 42.0, 1e20, -0.0, 1e-7,
+                -2.5e-300);
   char *text = pbjson_dumps(j, JSON_COMPACT);
-  assert_string_equal(text, "[0.10000000000000001,0.30000000000000004,1.0000000000000001e300]");
+  assert_string_equal(text, "[0.1,0.30000000000000004,1e300,42.0,1e20,-0.0,1e-7,-2.5e-300]");
   free(text);
   json_decref(j);
   j = json_pack("{s:f, s:[f]}", "a", 0.1, "b", 2.5);
@@ -1132,9 +1135,194 @@ static void test_exact_numbers(void **state) {
   json_decref(j);
 }
 
+/* Struct text -> message -> pbjson_dumps text, compared byte for byte. */
+static void struct_text_is(const char *in, const char *want) {
+  ProtobufCMessage *m = decode_ok(in, &google__protobuf__struct__descriptor, 0);
+  json_t *j = pbjson_encode(m, 0);
+  char *text = pbjson_dumps(j, JSON_COMPACT);
+  assert_non_null(text);
+  assert_string_equal(text, want);
+  free(text);
+  json_decref(j);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* The forms a Value number takes: an integral value within 2^53 is an
+ * integer whatever its spelling, anything else the shortest real. */
+static void test_number_forms(void **state) {
+  (void)state;
+  struct_text_is("{\"a\":42,\"b\":-42,\"c\":0,\"d\":-0,\"e\":1.5,\"f\":-1.5}",
+                 "{\"a\":42,\"b\":-42,\"c\":0,\"d\":0,\"e\":1.5,\"f\":-1.5}");
+  struct_text_is("{\"a\":1.0,\"b\":1e2,\"c\":-0.0,\"d\":2.5e1,\"e\":1E-2}",
+                 "{\"a\":1,\"b\":100,\"c\":0,\"d\":25,\"e\":0.01}");
+  struct_text_is("{\"max\":9007199254740992,\"min\":-9007199254740992,\"l\":[9007199254740991]}",
+                 "{\"max\":9007199254740992,\"min\":-9007199254740992,\"l\":[9007199254740991]}");
+  /* A real beyond 2^53 stays a real: the client sent an approximation. */
+  struct_text_is("{\"a\":1e20,\"b\":-1.5e300,\"c\":0.1,\"d\":0.30000000000000004}",
+                 "{\"a\":1e20,\"b\":-1.5e300,\"c\":0.1,\"d\":0.30000000000000004}");
+  /* One past 2^53, either sign, at any depth: refused, naming the member. */
+  decode_fails("{\"a\":9007199254740993}", &google__protobuf__struct__descriptor, 0, "out_of_range",
+               "a");
+  decode_fails("{\"a\":-9007199254740993}", &google__protobuf__struct__descriptor, 0,
+               "out_of_range", "a");
+  decode_fails("{\"a\":{\"b\":[1,9223372036854775807]}}", &google__protobuf__struct__descriptor, 0,
+               "out_of_range", "a.b[1]");
+  decode_fails("{\"payload\":{\"x\":[{\"y\":-9223372036854775807}]}}", WKT, 0, "out_of_range",
+               "payload.x[0].y");
+  decode_fails("{\"value\":9007199254740993}", WKT, 0, "out_of_range", "value");
+  /* double fields hold no more */
+  FAILS("{\"scalars\":{\"f_double\":9007199254740993}}", "out_of_range", "scalars.f_double");
+}
+
+/* Apart from reals, pbjson_dumps writes what json_dumps writes. */
+static void test_dumps_matches_jansson(void **state) {
+  static const size_t flag_sets[] = {
+      JSON_COMPACT | JSON_ENCODE_ANY, JSON_COMPACT | JSON_ENSURE_ASCII,
+      JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_SORT_KEYS, JSON_INDENT(2), 0};
+  const char *doc =
+      "{\"z\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\",\"a\":[],\"m\":{},"
+      "\"u\":\"\\u00e9\\u20ac\\ud83d\\ude00\",\"n\":[null,true,false,0,-1,"
+      "9223372036854775807,-9223372036854775808,{\"k\":[[{}]]}],\"\\u00e9\":1,"
+      "\"r\":0.5}";
+  json_t *j = load(doc);
+  (void)state;
+  for (size_t i = 0; i < sizeof flag_sets / sizeof *flag_sets; i++) {
+    char *want = json_dumps(j, flag_sets[i]), *got = pbjson_dumps(j, flag_sets[i]);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+  }
+  json_decref(j);
+  /* Scalars only with JSON_ENCODE_ANY, as json_dumps. */
+  j = json_real(0.1);
+  assert_null(pbjson_dumps(j, JSON_COMPACT));
+  char *text = pbjson_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+  assert_string_equal(text, "0.1");
+  free(text);
+  json_decref(j);
+  char buf[40];
+  assert_int_equal(pbjson_real_text(NAN, buf, sizeof buf), -1);
+  assert_int_equal(pbjson_real_text(1.0, buf, 8), -1);
+  /* positional for exponents -4..15, as Python's repr */
+  static const struct {
+    double d;
+    const char *text;
+  } reals[] = {{123456789.0, "123456789.0"},
+               {100.0, "100.0"},
+               {0.001, "0.001"},
+               {0.0001, "0.0001"},
+               {0.00001, "1e-5"},
+               {1e15, "1000000000000000.0"},
+               {1e16, "1e16"},
+               {-1.25e-5, "-1.25e-5"},
+               {9007199254740994.0, "9007199254740994.0"},
+               {0.1 + 0.2, "0.30000000000000004"},
+               {2.0 / 3, "0.6666666666666666"}};
+  for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
+    assert_int_equal(pbjson_real_text(reals[i].d, buf, sizeof buf), 0);
+    assert_string_equal(buf, reals[i].text);
+  }
+  assert_int_equal(pbjson_real_text(1.7976931348623157e308, buf, sizeof buf), 0);
+  assert_string_equal(buf, "1.7976931348623157e308");
+  assert_int_equal(pbjson_real_text(5e-324, buf, sizeof buf), 0);
+  assert_string_equal(buf, "5e-324");
+}
+
+/* Finds the number jansson refused, and where it stands. */
+static void unkeepable_is(const char *text, unsigned style, const char *path, const char *token) {
+  char p[64], t[32];
+  json_error_t je;
+  json_t *j = json_loads(text, 0, &je);
+  int rc = pbjson_find_unkeepable(text, strlen(text), style, p, sizeof p, t, sizeof t);
+  if (!path) {
+    assert_int_equal(rc, -1);
+    json_decref(j);
+    return;
+  }
+  /* exactly the texts jansson refuses for a number */
+  assert_null(j);
+  assert_int_equal(json_error_code(&je), json_error_numeric_overflow);
+  assert_int_equal(rc, 0);
+  assert_string_equal(p, path);
+  assert_string_equal(t, token);
+}
+
+static void test_find_unkeepable(void **state) {
+  (void)state;
+  unkeepable_is("{\"a\":18446744073709551616}", PBJSON_PATH_DOTTED, "a", "18446744073709551616");
+  unkeepable_is("{\"a\":[1,{\"b\":-9223372036854775809}]}", PBJSON_PATH_DOTTED, "a[1].b",
+                "-9223372036854775809");
+  unkeepable_is("{\"a\":[1,{\"b\":-9223372036854775809}]}", PBJSON_PATH_POINTER, "/a/1/b",
+                "-9223372036854775809");
+  unkeepable_is("{\"x\":{},\"y\":[],\"\":\"s\\\"}\",\"a/~\\u00e9\":[true,null,1e400]}",
+                PBJSON_PATH_POINTER, "/a~1~0\xc3\xa9/2", "1e400");
+  unkeepable_is(" [ 0 , -1e400 ] ", PBJSON_PATH_DOTTED, "[1]", "-1e400");
+  unkeepable_is("1e999", PBJSON_PATH_DOTTED, "", "1e999");
+  /* the token is cut to fit */
+  unkeepable_is("{\"k\":1000000000000000000000000000000000000000000000000}", PBJSON_PATH_DOTTED,
+                "k", "1000000000000000000000000000000");
+  /* keepable numbers, syntax errors first, and nothing at all */
+  unkeepable_is("{\"a\":9223372036854775807,\"b\":1e308,\"c\":1e-400}", 0, NULL, NULL);
+  unkeepable_is("{\"a\":1,}", 0, NULL, NULL);
+  unkeepable_is("{\"a\" 1e400}", 0, NULL, NULL);
+  unkeepable_is("[01e400]", 0, NULL, NULL);
+  unkeepable_is("{\"a\":\"\\x\",\"b\":1e400}", 0, NULL, NULL);
+  unkeepable_is("", 0, NULL, NULL);
+  unkeepable_is("{\"\xab\":1e400}", 0, NULL, NULL);
+  unkeepable_is("[1e400\x83]", 0, NULL, NULL);
+  unkeepable_is("[\"\xed\xa0\x80\",1e400]", 0, NULL, NULL);
+  unkeepable_is("{\"\xc3\xa9\":1e400}", 0, "\xc3\xa9", "1e400");
+  /* a long real that reads is kept; a long one that overflows is not */
+  char longs[1200] = "[0.";
+  memset(longs + 3, '0', 1000);
+  strcpy(longs + 1003, "1]");
+  unkeepable_is(longs, 0, NULL, NULL);
+  longs[1] = '1';
+  longs[2] = '0';
+  strcpy(longs + 1003, "0.5]"); /* 1e1002 */
+  unkeepable_is(longs, PBJSON_PATH_POINTER, "/0", "1000000000000000000000000000000");
+  char deep[600];
+  memset(deep, '[', 300);
+  strcpy(deep + 300, "1e400");
+  unkeepable_is(deep, 0, NULL, NULL);
+}
+
+/* NaN and infinities in free-form values are found, with where. */
+static void test_find_nonfinite(void **state) {
+  char path[64];
+  (void)state;
+  ProtobufCMessage *m =
+      decode_ok("{\"a\":[1,{\"b\":2.5}],\"c\":\"NaN\"}", &google__protobuf__struct__descriptor, 0);
+  assert_int_equal(pbjson_find_nonfinite(m, path, sizeof path), 0);
+  /* reach into the decoded Struct: a -> list[1] -> struct b */
+  Google__Protobuf__Struct *st = (Google__Protobuf__Struct *)m;
+  Google__Protobuf__Value *a = st->fields[0]->value;
+  Google__Protobuf__Value *b = a->list_value->values[1]->struct_value->fields[0]->value;
+  for (int i = 0; i < 3; i++) {
+    b->number_value = i == 0 ? NAN : i == 1 ? INFINITY : -INFINITY;
+    assert_int_equal(pbjson_find_nonfinite(m, path, sizeof path), 1);
+    assert_string_equal(path, ".a[1].b");
+    assert_int_equal(pbjson_find_nonfinite(&a->base, path, sizeof path), 1);
+    assert_string_equal(path, "[1].b");
+    assert_int_equal(pbjson_find_nonfinite(&b->base, path, sizeof path), 1);
+    assert_string_equal(path, "");
+  }
+  /* cut to fit */
+  assert_int_equal(pbjson_find_nonfinite(m, path, 4), 1);
+  assert_true(strlen(path) < 4);
+  /* other messages are not looked into */
+  assert_int_equal(pbjson_find_nonfinite(NULL, path, sizeof path), 0);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exact_numbers),
+      cmocka_unit_test(test_number_forms),
+      cmocka_unit_test(test_dumps_matches_jansson),
+      cmocka_unit_test(test_find_unkeepable),
+      cmocka_unit_test(test_find_nonfinite),
       cmocka_unit_test(test_scalar_defaults_always_emitted),
       cmocka_unit_test(test_scalar_values),
       cmocka_unit_test(test_integer_limits),
