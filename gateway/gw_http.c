@@ -9,6 +9,7 @@
 
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -285,13 +286,18 @@ free_h:
 }
 
 void gw_http_stop(gw_http *h) {
+  /* Refuse new connections now, but close the listening socket only after
+   * the daemon stops: its epoll workers take it out of their sets on their
+   * own time, and one that finds it closed aborts the process ("Failed to
+   * remove listen FD from epoll set"). */
   MHD_socket s = MHD_quiesce_daemon(h->daemon);
-  if (s != MHD_INVALID_SOCKET) close(s);
+  if (s != MHD_INVALID_SOCKET) shutdown(s, SHUT_RDWR);
   /* Answer what is in flight: each call ends by its deadline. */
   long long until = ids_now_us() + (long long)h->cfg.rpc_timeout_ms * 1000 + 1000000;
   while (__atomic_load_n(&in_flight, __ATOMIC_RELAXED) > 0 && ids_now_us() < until)
     usleep(10000);
   MHD_stop_daemon(h->daemon);
+  if (s != MHD_INVALID_SOCKET) close(s);
   gw_conn_reaper_stop();
   free(h);
 }
