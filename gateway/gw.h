@@ -293,6 +293,10 @@ json_t *gw_schema_required(const ProtobufCMessageDescriptor *d, unsigned flags);
  * `schemas` (components.schemas, borrowed) and are referred to by $ref. */
 void gw_schema_begin(json_t *schemas);
 void gw_schema_end(void);
+/* A named schema (a dialect's envelope or error body): while a document is
+ * built, build() goes into components.schemas once under `name` and a $ref
+ * to it is returned; otherwise build()'s schema itself. */
+json_t *gw_schema_component(const char *name, json_t *(*build)(void));
 
 /* ---- dialects ---- */
 extern const gw_dialect gw_customer;

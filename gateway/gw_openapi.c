@@ -77,7 +77,64 @@ static json_t *content(const char *type, json_t *schema) {
   return json_pack("{s:{s:o}}", type, "schema", schema);
 }
 
-static json_t *operation(const gw_route *rt) {
+/* The schema of a dialect's error body, once under components.schemas. */
+static json_t *error_ref(const gw_dialect *d) {
+  char name[64];
+  snprintf(name, sizeof name, "%s.Error", d->name);
+  return gw_schema_component(name, d->error_schema);
+}
+
+/* {resp_wrap: message}: the envelope some dialects put around a response,
+ * named "<dialect>.<Message>Envelope" under components.schemas. */
+static json_t *envelope_ref(json_t *schemas, const gw_route *rt, json_t *inner) {
+  char name[160];
+  snprintf(name, sizeof name, "%s.%sEnvelope", rt->dialect->name,
+           rt->resp_desc ? rt->resp_desc->short_name : rt->resp_wrap);
+  if (!json_object_get(schemas, name))
+    json_object_set_new(schemas, name,
+                        json_pack("{s:s, s:{s:O}, s:[s]}", "type", "object", "properties",
+                                  rt->resp_wrap, inner, "required", rt->resp_wrap));
+  json_decref(inner);
+  char ref[200];
+  snprintf(ref, sizeof ref, "#/components/schemas/%s", name);
+  return json_pack("{s:s}", "$ref", ref);
+}
+
+/* The gateway's own endpoints: {"status": ...} bodies, the document,
+ * Prometheus text; readiness answers 503 while the service is not
+ * serving. */
+static void plain_responses(const gw_route *rt, json_t *responses) {
+  if (rt->local == gw_metrics) {
+    json_object_set_new(responses, "200",
+                        json_pack("{s:s, s:o}", "description", "Prometheus text exposition",
+                                  "content",
+                                  content("text/plain", json_pack("{s:s}", "type", "string"))));
+    return;
+  }
+  if (rt->local == gw_openapi) {
+    json_object_set_new(
+        responses, "200",
+        json_pack("{s:s, s:o}", "description", "this OpenAPI 3 document", "content",
+                  content("application/json", json_pack("{s:s}", "type", "object"))));
+    return;
+  }
+  int ready = rt->render == gw_readyz_render;
+  json_t *status =
+      ready ? json_pack("{s:s, s:[s, s]}", "type", "string", "enum", "ready", "unavailable")
+            : json_pack("{s:s, s:[s]}", "type", "string", "enum", "ok");
+  json_t *body = json_pack("{s:s, s:{s:o}, s:[s]}", "type", "object", "properties", "status",
+                           status, "required", "status");
+  json_object_set_new(responses, "200",
+                      json_pack("{s:s, s:o}", "description", ready ? "ready" : "alive", "content",
+                                content("application/json", json_incref(body))));
+  if (ready)
+    json_object_set_new(responses, "503",
+                        json_pack("{s:s, s:o}", "description", "the service is not serving",
+                                  "content", content("application/json", json_incref(body))));
+  json_decref(body);
+}
+
+static json_t *operation(json_t *schemas, const gw_route *rt) {
   char id[160], lower[16];
   size_t i = 0;
   for (; rt->method[i] && i < sizeof lower - 1; i++)
@@ -93,6 +150,13 @@ static json_t *operation(const gw_route *rt) {
                 rt->summary ? rt->summary : "", "description", rt->summary ? rt->summary : "",
                 "tags", d->name, "parameters", query_params(rt, path_params(rt)));
   json_t *responses = json_object();
+  json_object_set_new(op, "responses", responses);
+  if (d == &gw_plain) {
+    plain_responses(rt, responses);
+    /* The gateway's own paths need no credentials. */
+    json_object_set_new(op, "security", json_array());
+    return op;
+  }
   json_t *ok = NULL;
   if (rt->ok_status == 204)
     ; /* no content */
@@ -100,8 +164,7 @@ static json_t *operation(const gw_route *rt) {
     ok = rt->resp_schema();
   else if (rt->resp_desc)
     ok = gw_schema(rt->resp_desc, d->json_flags);
-  if (ok && rt->resp_wrap)
-    ok = json_pack("{s:s, s:{s:o}}", "type", "object", "properties", rt->resp_wrap, ok);
+  if (ok && rt->resp_wrap) ok = envelope_ref(schemas, rt, ok);
   char status[8];
   snprintf(status, sizeof status, "%d", rt->ok_status ? rt->ok_status : 200);
   json_t *okr = json_pack("{s:s}", "description", "success");
@@ -112,12 +175,11 @@ static json_t *operation(const gw_route *rt) {
   if (d->error_schema) {
     json_object_set_new(responses, "4XX",
                         json_pack("{s:s, s:o}", "description", "client error", "content",
-                                  content(ctype, d->error_schema())));
+                                  content(ctype, error_ref(d))));
     json_object_set_new(responses, "5XX",
                         json_pack("{s:s, s:o}", "description", "server error", "content",
-                                  content(ctype, d->error_schema())));
+                                  content(ctype, error_ref(d))));
   }
-  json_object_set_new(op, "responses", responses);
   if (rt->needs_body) {
     json_t *schema = rt->body_schema ? rt->body_schema()
                      : rt->body_desc ? gw_schema(rt->body_desc, d->json_flags)
@@ -133,11 +195,10 @@ static json_t *operation(const gw_route *rt) {
     json_object_set_new(op, "requestBody",
                         json_pack("{s:b, s:o}", "required", 1, "content", content(ctype, schema)));
   }
-  /* The gateway's own paths need no credentials; the APIs take a bearer
-   * token, and the customer API HTTP Basic as well. */
-  if (d == &gw_plain)
-    json_object_set_new(op, "security", json_array());
-  else if (d != &gw_customer)
+  /* The APIs take a bearer token, the customer API HTTP Basic as well. */
+  if (d == &gw_customer)
+    json_object_set_new(op, "security", json_pack("[{s:[]}, {s:[]}]", "bearerAuth", "basicAuth"));
+  else
     json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearerAuth"));
   return op;
 }
@@ -150,7 +211,6 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
   gw_base_url(req, base, sizeof base);
   gw_schema_begin(schemas);
   for (size_t i = 0; i < n; i++) {
-    if (rt[i].local == gw_metrics) continue; /* Prometheus text, not part of the API */
     const char *path = rt[i].doc_tmpl ? rt[i].doc_tmpl : rt[i].tmpl;
     json_t *item = json_object_get(paths, path);
     if (!item) {
@@ -162,7 +222,7 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
     for (; rt[i].method[j] && j < sizeof lower - 1; j++)
       lower[j] = (char)(rt[i].method[j] | 0x20);
     lower[j] = '\0';
-    json_object_set_new(item, lower, operation(&rt[i]));
+    json_object_set_new(item, lower, operation(schemas, &rt[i]));
   }
   gw_schema_end();
   json_t *tags = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name",

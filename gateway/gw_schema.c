@@ -200,6 +200,14 @@ static json_t *message_schema(const ProtobufCMessageDescriptor *d, unsigned flag
   return json_pack("{s:s}", "$ref", ref);
 }
 
+json_t *gw_schema_component(const char *name, json_t *(*build)(void)) {
+  if (!components) return build();
+  if (!json_object_get(components, name)) json_object_set_new(components, name, build());
+  char ref[300];
+  snprintf(ref, sizeof ref, "#/components/schemas/%s", name);
+  return json_pack("{s:s}", "$ref", ref);
+}
+
 json_t *gw_schema_required(const ProtobufCMessageDescriptor *d, unsigned flags) {
   const api *a = gw_api();
   json_t *req = json_array();
