@@ -1,5 +1,6 @@
 /* gw_openapi.c - GET /openapi.json: an OpenAPI 3 document built from the
  * route table, so the document and the served paths cannot drift apart. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,15 +135,36 @@ static void plain_responses(const gw_route *rt, json_t *responses) {
   json_decref(body);
 }
 
-static json_t *operation(json_t *schemas, const gw_route *rt) {
-  char id[160], lower[16];
-  size_t i = 0;
-  for (; rt->method[i] && i < sizeof lower - 1; i++)
-    lower[i] = (char)(rt->method[i] | 0x20);
-  lower[i] = '\0';
-  snprintf(id, sizeof id, "%s%s", lower, rt->doc_tmpl ? rt->doc_tmpl : rt->tmpl);
-  for (char *c = id; *c; c++)
-    if (*c == '/' || *c == '{' || *c == '}' || *c == '.' || *c == '-') *c = '_';
+/* The operationId: the dialect and the RPC the route calls
+ * ("activityCreateEvent"), so generated clients name their functions
+ * after the API, not its paths; the verb and path ("getHealthz") for the
+ * gateway's own endpoints, and when the RPC's name is taken already (an
+ * RPC with more than one binding). `used` holds the ids given so far. */
+static void operation_id(const gw_route *rt, json_t *used, char *id, size_t len) {
+  const char *rpc = rt->rpc ? strrchr(rt->rpc, '/') : NULL;
+  id[0] = '\0';
+  if (rt->dialect != &gw_plain && rpc) snprintf(id, len, "%s%s", rt->dialect->name, rpc + 1);
+  if (!id[0] || json_object_get(used, id)) {
+    size_t o = 0;
+    for (size_t i = 0; rt->method[i] && o + 1 < len; i++)
+      id[o++] = (char)(rt->method[i] | 0x20);
+    int up = 1; /* camelCase the path's words */
+    for (const char *c = rt->doc_tmpl ? rt->doc_tmpl : rt->tmpl; *c && o + 1 < len; c++) {
+      if (!isalnum((unsigned char)*c)) {
+        up = 1;
+        continue;
+      }
+      id[o++] = up ? (char)toupper((unsigned char)*c) : *c;
+      up = 0;
+    }
+    id[o] = '\0';
+  }
+  json_object_set_new(used, id, json_true());
+}
+
+static json_t *operation(json_t *schemas, json_t *used, const gw_route *rt) {
+  char id[160];
+  operation_id(rt, used, id, sizeof id);
   const gw_dialect *d = rt->dialect;
   const char *ctype = d == &gw_activity ? "application/vnd.api+json" : "application/json";
   json_t *op =
@@ -206,7 +228,7 @@ static json_t *operation(json_t *schemas, const gw_route *rt) {
 void gw_openapi(const gw_req *req, gw_resp *resp) {
   size_t n;
   const gw_route *rt = gw_routes(&n);
-  json_t *paths = json_object(), *schemas = json_object();
+  json_t *paths = json_object(), *schemas = json_object(), *used = json_object();
   char base[512];
   gw_base_url(req, base, sizeof base);
   gw_schema_begin(schemas);
@@ -222,9 +244,10 @@ void gw_openapi(const gw_req *req, gw_resp *resp) {
     for (; rt[i].method[j] && j < sizeof lower - 1; j++)
       lower[j] = (char)(rt[i].method[j] | 0x20);
     lower[j] = '\0';
-    json_object_set_new(item, lower, operation(schemas, &rt[i]));
+    json_object_set_new(item, lower, operation(schemas, used, &rt[i]));
   }
   gw_schema_end();
+  json_decref(used);
   json_t *tags = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name",
                            gw_activity.name, "description", "Activity events (seed 000): JSON:API",
                            "name", gw_customer.name, "description", "Customer events (seed 001)",

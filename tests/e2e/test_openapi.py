@@ -137,6 +137,10 @@ def test_the_annotations_are_stated(doc):
     assert doc["paths"]["/api/v2/events"]["get"]["security"] == [{"bearerAuth": []}]
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+    # named after the RPCs the routes call
+    assert doc["paths"]["/api/v1/event/category"]["get"]["operationId"] == "catalogListEventCategories"
+    assert doc["paths"]["/v1/objects/{objectId}/events/{eventId}"]["put"]["operationId"] == "objectUpdateEvent"
+    assert doc["paths"]["/healthz"]["get"]["operationId"] == "getHealthz"
 
 
 @pytest.fixture(scope="module")
@@ -160,40 +164,41 @@ def test_generated_client_creates_and_lists_in_every_dialect(sqlite_stack, clien
     tag = uuid.uuid4().hex[:8]
 
     # activity (JSON:API)
-    post = importlib.import_module(api + "activity.post_api_v2_events")
+    post = importlib.import_module(api + "activity.activity_create_event")
     r = post.sync_detailed(client=c, body=models.ActivityNewEventDocument.from_dict(
         {"data": {"type": "event", "attributes": {"name": f"gen-{tag}"}}}))
     assert r.status_code == 201, r.content
     created = r.parsed.data
     assert created.attributes.name == f"gen-{tag}" and created.id > 0
-    lst = importlib.import_module(api + "activity.get_api_v2_events").sync(
+    lst = importlib.import_module(api + "activity.activity_list_events").sync(
         client=c, filtername=f"gen-{tag}")
     assert [e.id for e in lst.data] == [created.id]
 
     # customer
-    post = importlib.import_module(api + "customer.post_rest_api_enterprise_interface_v1_0_events")
-    r = post.sync_detailed(client=c, body=models.PostRestApiEnterpriseInterfaceV10EventsBody.from_dict(
+    post = importlib.import_module(api + "customer.customer_create_event")
+    r = post.sync_detailed(client=c, body=models.CustomerCreateEventBody.from_dict(
         {"event": {"event_type_id": "gen", "customer_id": "c", "external_id": f"gen-{tag}"}}))
     assert r.status_code == 201, r.content
     eid = r.parsed.data.event_id
-    get = importlib.import_module(api + "customer.get_rest_api_enterprise_interface_v1_0_events")
+    get = importlib.import_module(api + "customer.customer_list_events")
     lst = get.sync(client=c, external_id=f"gen-{tag}")
     assert [e.event_id for e in lst.data.events] == [eid]
 
     # catalog
-    post = importlib.import_module(api + "catalog.post_api_v1_event_category")
-    r = post.sync_detailed(client=c, body=models.PostApiV1EventCategoryBody.from_dict({"title": f"gen-{tag}"}))
+    post = importlib.import_module(api + "catalog.catalog_create_event_category")
+    r = post.sync_detailed(client=c, body=models.CatalogCreateEventCategoryBody.from_dict({"title": f"gen-{tag}"}))
     assert r.status_code == 201, r.content
     cat = r.parsed
-    lst = importlib.import_module(api + "catalog.get_api_v1_event_category").sync(client=c, title=f"gen-{tag}")
+    lst = importlib.import_module(api + "catalog.catalog_list_event_categories").sync(client=c, title=f"gen-{tag}")
     assert [x.id for x in lst.results] == [cat.id]
 
     # object
-    post = importlib.import_module(api + "object_.post_v_1_objects_object_id_events")
-    r = post.sync_detailed(object_id=f"gen-{tag}", client=c, body=models.PostV1ObjectsObjectIdEventsBody.from_dict(
+    post = importlib.import_module(api + "object_.object_create_event")
+    r = post.sync_detailed(object_id=f"gen-{tag}", client=c, body=models.ObjectCreateEventBody.from_dict(
         {"name": "n", "source": "manual", "record_id": "r", "start_at": "2025-01-06T09:00:00Z",
          "end_at": "2025-01-06T10:00:00Z"}))
     assert r.status_code == 200, r.content
-    lst = importlib.import_module(api + "object_.get_v_1_objects_object_id_events").sync(
+    assert r.parsed.name == "n" and r.parsed.record_id == "r" and r.parsed.id
+    lst = importlib.import_module(api + "object_.object_list_events").sync(
         object_id=f"gen-{tag}", client=c)
     assert [e.id for e in lst.data] == [r.parsed.id]
