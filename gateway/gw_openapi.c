@@ -195,6 +195,23 @@ static json_t *operation(json_t *schemas, json_t *used, const gw_route *rt) {
   if (rt->ok_status == 204) json_object_del(okr, "content");
   json_object_set_new(responses, status, okr);
   if (d->error_schema) {
+    /* The statuses every call can meet, by code, so that generated clients
+     * (which skip ranges) parse those errors; the ranges cover the rest. */
+    json_object_set_new(responses, "400",
+                        json_pack("{s:s, s:o}", "description",
+                                  "the request breaks the API's rules (the error says which)",
+                                  "content", content(ctype, error_ref(d))));
+    json_object_set_new(responses, "401",
+                        json_pack("{s:s, s:{s:{s:s, s:{s:s}}}, s:o}", "description",
+                                  "no credentials, or unknown ones", "headers", "WWW-Authenticate",
+                                  "description", "the schemes the API takes", "schema", "type",
+                                  "string", "content", content(ctype, error_ref(d))));
+    size_t tl = strlen(rt->tmpl);
+    if (tl && rt->tmpl[tl - 1] == '}') /* the path names one resource */
+      json_object_set_new(responses, "404",
+                          json_pack("{s:s, s:o}", "description",
+                                    "no such resource (in the caller's tenant)", "content",
+                                    content(ctype, error_ref(d))));
     json_object_set_new(responses, "4XX",
                         json_pack("{s:s, s:o}", "description", "client error", "content",
                                   content(ctype, error_ref(d))));

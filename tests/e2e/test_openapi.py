@@ -115,6 +115,10 @@ def test_the_annotations_are_stated(doc):
                 "$ref": f"#/components/schemas/{dialect}.Error"}
         ok = next(v for k, v in responses.items() if k.startswith("2"))["content"][ctype]["schema"]
         assert ok["$ref"].startswith(f"#/components/schemas/{dialect}."), ok
+    # the common errors by code too (generated clients parse only those)
+    one = doc["paths"]["/api/v1/event/events/{event_id}"]["get"]["responses"]
+    assert {"400", "401", "404", "4XX", "5XX"} <= set(one) and "WWW-Authenticate" in one["401"]["headers"]
+    assert "404" not in doc["paths"]["/v1/objects/{objectId}/events"]["get"]["responses"]
     assert set(resolve(doc, {"$ref": "#/components/schemas/customer.Error"})["properties"]) == {"error"}
     assert resolve(doc, {"$ref": "#/components/schemas/object.Error"})["properties"]["status_code"]
     cust = resolve(doc, {"$ref": "#/components/schemas/customer.EventEnvelope"})
@@ -191,6 +195,10 @@ def test_generated_client_creates_and_lists_in_every_dialect(sqlite_stack, clien
     cat = r.parsed
     lst = importlib.import_module(api + "catalog.catalog_list_event_categories").sync(client=c, title=f"gen-{tag}")
     assert [x.id for x in lst.results] == [cat.id]
+    # an error parses as the dialect's error body
+    get = importlib.import_module(api + "catalog.catalog_get_event_category")
+    r = get.sync_detailed(event_category_id="0" * 32, client=c)
+    assert r.status_code == 404 and isinstance(r.parsed, models.CatalogError) and r.parsed.detail, r.content
 
     # object
     post = importlib.import_module(api + "object_.object_create_event")
