@@ -226,11 +226,9 @@ static json_t *operation(json_t *schemas, json_t *used, const gw_route *rt) {
     /* What a create or a replacement must carry (a PATCH carries what it
      * changes). */
     json_t *req = rt->body_desc && !rt->body_schema && strcmp(rt->method, "PATCH") != 0
-                      ? gw_schema_required(rt->body_desc, d->json_flags)
+                      ? gw_schema_create_constraints(rt->body_desc, d->json_flags)
                       : NULL;
-    if (json_array_size(req))
-      schema = json_pack("{s:[o, {s:o}]}", "allOf", schema, "required", json_incref(req));
-    json_decref(req);
+    if (req) schema = json_pack("{s:[o, o]}", "allOf", schema, req);
     json_object_set_new(op, "requestBody",
                         json_pack("{s:b, s:o}", "required", 1, "content", content(ctype, schema)));
   }

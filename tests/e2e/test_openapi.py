@@ -86,6 +86,11 @@ def test_the_annotations_are_stated(doc):
     # a create states what it requires; a PATCH does not
     post = doc["paths"]["/v1/objects/{objectId}/events"]["post"]["requestBody"]["content"]["application/json"]
     assert set(post["schema"]["allOf"][1]["required"]) >= {"name", "source", "record_id", "start_at", "end_at"}
+    # ... into the messages it holds (not the output-only ones)
+    cust = doc["paths"]["/rest-api/enterprise-interface/v1.0/events"]["post"]["requestBody"]
+    cust = cust["content"]["application/json"]["schema"]["allOf"][1]
+    assert cust["required"] == ["event"]
+    assert cust["properties"]["event"] == {"required": ["event_type_id", "customer_id", "external_id"]}
     patch = doc["paths"]["/api/v1/event/events/{event_id}"]["patch"]["requestBody"]["content"]["application/json"]
     assert "allOf" not in patch["schema"]
     # JSON:API request documents are typed, not {"type": "object"}
