@@ -1,5 +1,10 @@
 /* gw_openapi.c - GET /openapi.json: an OpenAPI 3 document built from the
- * route table, so the document and the served paths cannot drift apart. */
+ * route table, so the document and the served paths cannot drift apart.
+ * Schemas come from the protos' annotations (gw_schema.c) and from each
+ * dialect's envelope and error schemas, all once under components.schemas;
+ * operationIds from the RPCs; servers from the request's own base URL. The
+ * document is checked by openapi-spec-validator, Redocly, Spectral and a
+ * generated client (tests/e2e/test_openapi.py). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +106,12 @@ static json_t *envelope_ref(json_t *schemas, const gw_route *rt, json_t *inner) 
   return json_pack("{s:s}", "$ref", ref);
 }
 
+/* {"status": "<word>"}: what healthz and readyz answer. */
+static json_t *status_body(const char *word) {
+  return json_pack("{s:s, s:{s:{s:s, s:[s]}}, s:[s]}", "type", "object", "properties", "status",
+                   "type", "string", "enum", word, "required", "status");
+}
+
 /* The gateway's own endpoints: {"status": ...} bodies, the document,
  * Prometheus text; readiness answers 503 while the service is not
  * serving. */
@@ -120,19 +131,14 @@ static void plain_responses(const gw_route *rt, json_t *responses) {
     return;
   }
   int ready = rt->render == gw_readyz_render;
-  json_t *status =
-      ready ? json_pack("{s:s, s:[s, s]}", "type", "string", "enum", "ready", "unavailable")
-            : json_pack("{s:s, s:[s]}", "type", "string", "enum", "ok");
-  json_t *body = json_pack("{s:s, s:{s:o}, s:[s]}", "type", "object", "properties", "status",
-                           status, "required", "status");
   json_object_set_new(responses, "200",
                       json_pack("{s:s, s:o}", "description", ready ? "ready" : "alive", "content",
-                                content("application/json", json_incref(body))));
+                                content("application/json", status_body(ready ? "ready" : "ok"))));
   if (ready)
     json_object_set_new(responses, "503",
                         json_pack("{s:s, s:o}", "description", "the service is not serving",
-                                  "content", content("application/json", json_incref(body))));
-  json_decref(body);
+                                  "content",
+                                  content("application/json", status_body("unavailable"))));
 }
 
 /* The operationId: the dialect and the RPC the route calls
