@@ -289,10 +289,18 @@ json_t *gw_schema_field_of(const ProtobufCMessageDescriptor *d, const ProtobufCF
                            unsigned flags);
 /* The names of d's REQUIRED fields, as the dialect writes them. */
 json_t *gw_schema_required(const ProtobufCMessageDescriptor *d, unsigned flags);
+/* What a create must carry in a body of message d: {"required": [d's
+ * REQUIRED fields], "properties": {field: the same of each message field,
+ * when it has any}}, to go beside d's schema in an allOf; NULL: nothing. */
+json_t *gw_schema_create_constraints(const ProtobufCMessageDescriptor *d, unsigned flags);
 /* While a document is built on this thread, message schemas go into
  * `schemas` (components.schemas, borrowed) and are referred to by $ref. */
 void gw_schema_begin(json_t *schemas);
 void gw_schema_end(void);
+/* A named schema (a dialect's envelope or error body): while a document is
+ * built, build() goes into components.schemas once under `name` and a $ref
+ * to it is returned; otherwise build()'s schema itself. */
+json_t *gw_schema_component(const char *name, json_t *(*build)(void));
 
 /* ---- dialects ---- */
 extern const gw_dialect gw_customer;

@@ -1087,15 +1087,19 @@ int activity_render_list(const gw_req *req, const ProtobufCMessage *in, const Pr
 
 /* ---- OpenAPI ---- */
 
-static json_t *resource_schema(void) {
+/* The event resource object. A create must name its type and the
+ * attributes the annotations make REQUIRED; a response or an update does
+ * not (an update sends what it changes). Attributes carry their annotated
+ * limits (maxLength, readOnly for the output-only ones). */
+static json_t *resource_schema_for(int create) {
+  const ProtobufCMessageDescriptor *d = &events__activity__v1__event__descriptor;
   json_t *attrs = json_object();
   for (size_t i = 0; i < N_ATTRIBUTES; i++) {
-    const ProtobufCMessageDescriptor *d = &events__activity__v1__event__descriptor;
     for (unsigned j = 0; j < d->n_fields; j++) {
       char name[64];
       camel_segment(d->fields[j].name, name, sizeof name);
       if (strcmp(name, attributes[i].name) == 0)
-        json_object_set_new(attrs, name, gw_schema_field(&d->fields[j], PBJSON_CAMEL));
+        json_object_set_new(attrs, name, gw_schema_field_of(d, &d->fields[j], PBJSON_CAMEL));
     }
   }
   json_t *rels = json_object();
@@ -1104,19 +1108,61 @@ static json_t *resource_schema(void) {
                         json_pack("{s:s, s:{s:{s:s, s:{s:{s:s}, s:{s:s}}}}}", "type", "object",
                                   "properties", "data", "type", "object", "properties", "type",
                                   "type", "string", "id", "type", "integer"));
-  return json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:o}, s:{s:s, s:o}, s:{s:s}, s:{s:s}}}",
-                   "type", "object", "properties", "type", "type", "string", "id", "type",
-                   "integer", "attributes", "type", "object", "properties", attrs, "relationships",
-                   "type", "object", "properties", rels, "links", "type", "object", "meta", "type",
-                   "object");
+  json_t *attributes_schema = json_pack("{s:s, s:o}", "type", "object", "properties", attrs);
+  json_t *res = json_pack(
+      "{s:s, s:{s:{s:s, s:[s]}, s:{s:s, s:b}, s:o, s:{s:s, s:o}, s:{s:s}, s:{s:s}}}", "type",
+      "object", "properties", "type", "type", "string", "enum", RESOURCE_TYPE, "id", "type",
+      "integer", "readOnly", 1, "attributes", attributes_schema, "relationships", "type", "object",
+      "properties", rels, "links", "type", "object", "meta", "type", "object");
+  if (create) {
+    json_object_set_new(res, "required", json_pack("[s, s]", "type", "attributes"));
+    json_t *req = gw_schema_required(d, PBJSON_CAMEL);
+    if (json_array_size(req)) json_object_set(attributes_schema, "required", req);
+    json_decref(req);
+  } else {
+    json_object_set_new(res, "required", json_pack("[s]", "type"));
+  }
+  return res;
 }
 
+static json_t *resource_schema(void) {
+  return resource_schema_for(0);
+}
+
+static json_t *new_resource_schema(void) {
+  return resource_schema_for(1);
+}
+
+static json_t *event_document(void) {
+  return json_pack("{s:s, s:{s:o}, s:[s]}", "type", "object", "properties", "data",
+                   gw_schema_component("activity.EventResource", resource_schema), "required",
+                   "data");
+}
+
+static json_t *new_event_document(void) {
+  return json_pack("{s:s, s:{s:o}, s:[s]}", "type", "object", "properties", "data",
+                   gw_schema_component("activity.NewEventResource", new_resource_schema),
+                   "required", "data");
+}
+
+static json_t *list_document(void) {
+  return json_pack("{s:s, s:{s:{s:s, s:o}, s:{s:s}, s:{s:s}}, s:[s]}", "type", "object",
+                   "properties", "data", "type", "array", "items",
+                   gw_schema_component("activity.EventResource", resource_schema), "links", "type",
+                   "object", "meta", "type", "object", "required", "data");
+}
+
+/* A single-event document: the response of create, get and update, and
+ * the body of an update. */
 json_t *activity_event_schema(void) {
-  return json_pack("{s:s, s:{s:o}}", "type", "object", "properties", "data", resource_schema());
+  return gw_schema_component("activity.EventDocument", event_document);
+}
+
+/* The body of a create. */
+json_t *activity_new_event_schema(void) {
+  return gw_schema_component("activity.NewEventDocument", new_event_document);
 }
 
 json_t *activity_list_schema(void) {
-  return json_pack("{s:s, s:{s:{s:s, s:o}, s:{s:s}, s:{s:s}}}", "type", "object", "properties",
-                   "data", "type", "array", "items", resource_schema(), "links", "type", "object",
-                   "meta", "type", "object");
+  return gw_schema_component("activity.EventListDocument", list_document);
 }

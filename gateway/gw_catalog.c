@@ -367,7 +367,7 @@ int catalog_render_list(const gw_req *req, const ProtobufCMessage *in, const Pro
 
 /* ---- OpenAPI ---- */
 
-json_t *catalog_list_schema(void) {
+static json_t *resource_page(void) {
   json_t *link = json_pack("{s:s, s:s, s:b}", "type", "string", "format", "uri", "nullable", 1);
   json_t *num = json_pack("{s:s, s:b}", "type", "integer", "nullable", 1);
   json_t *schema =
@@ -383,7 +383,16 @@ json_t *catalog_list_schema(void) {
   return schema;
 }
 
+/* A page of resources (the list responses of every kind). */
+json_t *catalog_list_schema(void) {
+  return gw_schema_component("catalog.ResourcePage", resource_page);
+}
+
+static json_t *deleted(void) {
+  return json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties", "detail", "type",
+                   "string", "required", "detail");
+}
+
 json_t *catalog_delete_schema(void) {
-  return json_pack("{s:s, s:{s:{s:s}}}", "type", "object", "properties", "detail", "type",
-                   "string");
+  return gw_schema_component("catalog.Deleted", deleted);
 }

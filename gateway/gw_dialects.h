@@ -94,6 +94,7 @@ int activity_render_list(const gw_req *req, const ProtobufCMessage *in, const Pr
 int activity_render_delete(const gw_req *req, const ProtobufCMessage *in,
                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 json_t *activity_event_schema(void);
+json_t *activity_new_event_schema(void);
 json_t *activity_list_schema(void);
 extern const gw_qparam activity_list_query[];
 extern const gw_qparam activity_get_query[];
@@ -103,7 +104,7 @@ extern const gw_qparam activity_get_query[];
   { .rpc = ACTIVITY_SVC R_, .dialect = &gw_activity, .build = B_, .render = RENDER_, __VA_ARGS__ }
 #define ACTIVITY_HOOKS                                                                             \
   ACTIVITY_HOOK("CreateEvent", activity_build_create, activity_render_event,                       \
-                .resp_schema = activity_event_schema, .body_schema = activity_event_schema),       \
+                .resp_schema = activity_event_schema, .body_schema = activity_new_event_schema),   \
       ACTIVITY_HOOK("ListEvents", activity_build_list, activity_render_list,                       \
                     .query = activity_list_query, .resp_schema = activity_list_schema),            \
       ACTIVITY_HOOK("GetEvent", activity_build_get, activity_render_event,                         \

@@ -168,10 +168,15 @@ int object_render_list(const gw_req *req, const ProtobufCMessage *in, const Prot
   return 0;
 }
 
-json_t *object_list_schema(void) {
+static json_t *event_page(void) {
   return json_pack("{s:s, s:{s:{s:s, s:o}, s:{s:s, s:{s:{s:s, s:{s:{s:s}}}}}}}", "type", "object",
                    "properties", "data", "type", "array", "items",
                    gw_schema(&events__object__v1__event__descriptor, gw_object.json_flags),
                    "paging", "type", "object", "properties", "next", "type", "object", "properties",
                    "after", "type", "string");
+}
+
+/* A page of events. */
+json_t *object_list_schema(void) {
+  return gw_schema_component("object.EventPage", event_page);
 }

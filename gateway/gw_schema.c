@@ -200,6 +200,14 @@ static json_t *message_schema(const ProtobufCMessageDescriptor *d, unsigned flag
   return json_pack("{s:s}", "$ref", ref);
 }
 
+json_t *gw_schema_component(const char *name, json_t *(*build)(void)) {
+  if (!components) return build();
+  if (!json_object_get(components, name)) json_object_set_new(components, name, build());
+  char ref[300];
+  snprintf(ref, sizeof ref, "#/components/schemas/%s", name);
+  return json_pack("{s:s}", "$ref", ref);
+}
+
 json_t *gw_schema_required(const ProtobufCMessageDescriptor *d, unsigned flags) {
   const api *a = gw_api();
   json_t *req = json_array();
@@ -210,6 +218,41 @@ json_t *gw_schema_required(const ProtobufCMessageDescriptor *d, unsigned flags) 
     json_array_append_new(req, json_string(name ? name : d->fields[i].name));
   }
   return req;
+}
+
+/* A message a body spells out member by member (not a well-known type). */
+static int plain_message(const ProtobufCFieldDescriptor *f) {
+  if (f->type != PROTOBUF_C_TYPE_MESSAGE) return 0;
+  json_t *wk = well_known(((const ProtobufCMessageDescriptor *)f->descriptor)->name);
+  json_decref(wk);
+  return !wk;
+}
+
+static json_t *create_constraints(const ProtobufCMessageDescriptor *d, unsigned flags, int depth) {
+  const api *a = gw_api();
+  json_t *req = gw_schema_required(d, flags), *props = json_object();
+  for (unsigned i = 0; depth < 8 && i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (!plain_message(f) || (a && (api_field_of(a, d, f).behavior & API_OUTPUT_ONLY))) continue;
+    json_t *inner = create_constraints(f->descriptor, flags, depth + 1);
+    if (!inner) continue;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) inner = json_pack("{s:o}", "items", inner);
+    char buf[128];
+    const char *name = pbjson_field_name(f, flags, buf, sizeof buf);
+    json_object_set_new(props, name ? name : f->name, inner);
+  }
+  json_t *s = json_object();
+  if (json_array_size(req)) json_object_set(s, "required", req);
+  if (json_object_size(props)) json_object_set(s, "properties", props);
+  json_decref(req);
+  json_decref(props);
+  if (json_object_size(s)) return s;
+  json_decref(s);
+  return NULL;
+}
+
+json_t *gw_schema_create_constraints(const ProtobufCMessageDescriptor *d, unsigned flags) {
+  return create_constraints(d, flags, 0);
 }
 
 json_t *gw_schema_field(const ProtobufCFieldDescriptor *f, unsigned flags) {
