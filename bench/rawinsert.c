@@ -10,8 +10,10 @@
  * Modes:
  *   insert  N single-document inserts from T threads, each its own atomic
  *           write (SQLite: autocommit INSERT on a per-thread WAL connection
- *           with synchronous=FULL, writers queued on one mutex as the service
- *           queues them; MongoDB: insert_one on a pooled client). Prints one
+ *           with synchronous=FULL, writers queued on one mutex - one
+ *           transaction and one fsync per insert, the baseline the store's
+ *           group commit is measured against; MongoDB: insert_one on a
+ *           pooled client, where the store batches concurrent inserts). Prints one
  *           JSON line: {"n","ok","errors","seconds","rate","p50_ms","p99_ms"}.
  *   seed    bulk-loads N documents fast (for the list-latency runs): SQLite in
  *           one transaction with the secondary indexes dropped and rebuilt

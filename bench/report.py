@@ -199,8 +199,9 @@ pair_rows("2", "Check", "health_svc", "health_peer", ("svc",), ("peer",))
 
 store_n = R.get("cfg.store_n")
 header("3", f"store cost — {store_n} customer events created with c={c}; A = the service's "
-       "CreateEvent (gRPC, ghz -n), B = raw inserts of the same documents (bench/rawinsert, "
-       f"{c} threads)")
+       "CreateEvent (gRPC, ghz -n; the store group-commits concurrent SQLite writes and "
+       "batches concurrent MongoDB inserts), B = raw single-document inserts of the same "
+       f"documents, each its own transaction (bench/rawinsert, {c} threads)")
 for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None),
                                ("mongo", "FerretDB via mongo-c-driver", "fdb")):
     a, b = f"store_{eng}_svc", f"store_{eng}_raw"

@@ -28,7 +28,7 @@ cd "$root"
 
 quick=${BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then
-  D=${BENCH_DURATION:-3} W=${BENCH_WARMUP:-1} STORE_N=${BENCH_STORE_N:-1000}
+  D=${BENCH_DURATION:-3} W=${BENCH_WARMUP:-1} STORE_N=${BENCH_STORE_N:-3000}
   SMALL=${BENCH_SMALL:-10000} BIG=${BENCH_BIG:-100000}
   FSMALL=${BENCH_FERRET_SMALL:-2000} FBIG=${BENCH_FERRET_BIG:-4000}
 else
@@ -253,7 +253,12 @@ put_client() { # LOAD TIMEFILE: the load generator's CPU, and everyone else's
 TIMEFORMAT='%U %S'
 client_cpu() { awk '{printf "%d", ($1 + $2) * 100}' "$1"; }
 
-GHZ_PROTO=(--insecure -i "$root/proto,/usr/include")
+# The dialect protos import google/api/*.proto, which the build found in the
+# googleapis-common-protos wheel (proto/CMakeLists.txt); ghz needs it too.
+GOOGLEAPIS=$(sed -n 's/^GOOGLEAPIS_PROTO_DIR:PATH=//p' "$BUILD/CMakeCache.txt")
+[ -f "$GOOGLEAPIS/google/api/annotations.proto" ] ||
+  die "google/api/annotations.proto not found (GOOGLEAPIS_PROTO_DIR in $BUILD/CMakeCache.txt)"
+GHZ_PROTO=(--insecure -i "$root/proto,$GOOGLEAPIS,/usr/include")
 CUSTOMER_PROTO=$root/proto/events/customer/v1/customer.proto
 HEALTH_PROTO=$root/proto/grpc/health/v1/health.proto
 CREATE_DATA='{"event":{"event_type_id":"8bed991c68a470e7aaeffbf048","customer_id":"85bc5819e09dab95437552ce79","external_id":"PREFIX-{{.RequestNumber}}","data":"{\"source\":\"bench\"}"},"property_records":[{"property_id":"has_purchase","property_value":"true"},{"property_id":"amount","property_value":42.5}]}'

@@ -29,6 +29,27 @@
  * sequence is built on the first (see mg_next_id). */
 #define MG_STRIPES 64
 
+/* Concurrent inserts go to the server together: the caller at the head of the
+ * insert queue sends the queued documents of its collection (up to
+ * MG_BULK_MAX) as one unordered insert, in which each document still succeeds
+ * or fails alone. Up to MG_BULK_LEADERS such inserts are in flight at once, so
+ * the next batch gathers while one is on the wire and an outage costs a
+ * queued call at most the wait of the batches before its own. */
+#define MG_BULK_MAX 64
+#define MG_BULK_LEADERS 2
+
+/* One insert call in the queue. It lives on its caller's stack; the caller
+ * blocks until `done`, so the leader of its batch may use its document. */
+typedef struct mg_ins {
+  const char *coll;
+  const bson_t *doc;
+  int rc;
+  store_err *err;    /* the caller's, may be NULL */
+  int done;          /* guarded by q_mu */
+  pthread_cond_t cv; /* signalled when done, or when it may lead */
+  struct mg_ins *next;
+} mg_ins;
+
 typedef struct mg_store {
   store base;
   mongoc_uri_t *uri;
@@ -52,6 +73,9 @@ typedef struct mg_store {
   unsigned index_attempts; /* failed attempts so far */
   int index_rc;            /* and how the last one failed */
   char index_msg[sizeof(((store_err *)0)->msg)];
+  pthread_mutex_t q_mu; /* guards the insert queue, q_leaders and every mg_ins's done */
+  mg_ins *q_head, *q_tail;
+  int q_leaders; /* batches in flight */
 } mg_store;
 
 #define MG(st) ((mg_store *)(st))
@@ -630,24 +654,144 @@ static int mg_modify(mg_store *s, const char *coll, const bson_t *query, const b
   return rc;
 }
 
+/* ---- inserts, batched ------------------------------------------------------ */
+
+static void mg_ins_fail(mg_ins *w, store_err *err, const char *what, const bson_error_t *e) {
+  w->rc = mg_fail(err, what, e);
+  if (w->err) *w->err = *err;
+}
+
+/* Gives each document its own entry of the reply's writeErrors (a duplicate
+ * key, say); returns how many had one. */
+static size_t mg_ins_write_errors(const bson_t *reply, mg_ins **batch, size_t n) {
+  bson_iter_t it, arr;
+  size_t failed = 0;
+  if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+      !bson_iter_recurse(&it, &arr))
+    return 0;
+  while (bson_iter_next(&arr)) {
+    bson_iter_t f;
+    bson_error_t e = {.domain = MONGOC_ERROR_SERVER};
+    int64_t index = -1;
+    store_err tmp;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f)) continue;
+    while (bson_iter_next(&f)) {
+      if (!strcmp(bson_iter_key(&f), "index"))
+        index = bson_iter_as_int64(&f);
+      else if (!strcmp(bson_iter_key(&f), "code"))
+        e.code = (uint32_t)bson_iter_as_int64(&f);
+      else if (!strcmp(bson_iter_key(&f), "errmsg") && BSON_ITER_HOLDS_UTF8(&f))
+        bson_strncpy(e.message, bson_iter_utf8(&f, NULL), sizeof e.message);
+    }
+    if (index < 0 || (size_t)index >= n || batch[index]->rc) continue;
+    mg_ins_fail(batch[index], &tmp, "insert", &e);
+    failed++;
+  }
+  return failed;
+}
+
+/* Whether the reply holds a non-empty array `field`. */
+static int mg_reply_has(const bson_t *reply, const char *field) {
+  bson_iter_t it;
+  uint32_t len = 0;
+  const uint8_t *data;
+  if (!bson_iter_init_find(&it, reply, field) || !BSON_ITER_HOLDS_ARRAY(&it)) return 0;
+  bson_iter_array(&it, &len, &data);
+  return len > 5; /* an empty BSON document is 5 bytes */
+}
+
+/* One unordered insert of several documents of one collection. */
+static void mg_ins_many(mongoc_collection_t *c, mg_ins **batch, size_t n) {
+  const bson_t *docs[MG_BULK_MAX];
+  bson_t opts = BSON_INITIALIZER, reply;
+  bson_error_t e;
+  store_err tmp;
+  for (size_t i = 0; i < n; i++)
+    docs[i] = batch[i]->doc;
+  BSON_APPEND_BOOL(&opts, "ordered", false);
+  if (!mongoc_collection_insert_many(c, docs, n, &opts, &reply, &e)) {
+    size_t failed = mg_ins_write_errors(&reply, batch, n);
+    int wc_failed = mg_reply_has(&reply, "writeConcernErrors");
+    /* Without write errors of their own, documents fail with the call's
+     * error when it was not about them: the server is unreachable, or the
+     * write concern was not met. */
+    if (!failed || wc_failed)
+      for (size_t i = 0; i < n; i++)
+        if (!batch[i]->rc) mg_ins_fail(batch[i], &tmp, "insert", &e);
+  }
+  bson_destroy(&reply);
+  bson_destroy(&opts);
+}
+
+static void mg_ins_run(mg_store *s, mg_ins **batch, size_t n) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  store_err why;
+  bson_error_t e;
+  if (mg_coll(s, batch[0]->coll, &client, &c, &why)) {
+    for (size_t i = 0; i < n; i++) {
+      batch[i]->rc = why.code;
+      if (batch[i]->err) *batch[i]->err = why;
+    }
+    return;
+  }
+  if (n == 1) {
+    /* Alone: the plain insert, as without batching. */
+    if (!mongoc_collection_insert_one(c, batch[0]->doc, NULL, NULL, &e))
+      mg_ins_fail(batch[0], &why, "insert", &e);
+  } else {
+    mg_ins_many(c, batch, n);
+  }
+  mg_done(s, client, c);
+}
+
+/* Called with q_mu held by the caller at the head of the queue, when fewer
+ * than MG_BULK_LEADERS batches are in flight: sends the queued inserts of its
+ * collection that follow it, marks them done. Returns with q_mu held. */
+static void mg_ins_lead(mg_store *s) {
+  mg_ins *batch[MG_BULK_MAX];
+  size_t n = 0;
+  mg_ins *w = s->q_head;
+  for (; w && n < MG_BULK_MAX && !strcmp(w->coll, s->q_head->coll); w = w->next)
+    batch[n++] = w;
+  s->q_head = w;
+  if (!w) s->q_tail = NULL;
+  s->q_leaders++;
+  if (s->q_head && s->q_leaders < MG_BULK_LEADERS) pthread_cond_signal(&s->q_head->cv);
+  pthread_mutex_unlock(&s->q_mu);
+  mg_ins_run(s, batch, n);
+  pthread_mutex_lock(&s->q_mu);
+  s->q_leaders--;
+  for (size_t i = 0; i < n; i++) {
+    batch[i]->done = 1;
+    if (i) pthread_cond_signal(&batch[i]->cv); /* batch[0] is the caller */
+  }
+  if (s->q_head) pthread_cond_signal(&s->q_head->cv);
+}
+
 static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                      store_err *err) {
   mg_store *s = MG(st);
   bson_t b = BSON_INITIALIZER;
-  bson_error_t e;
-  int rc = STORE_OK;
   if (!mg_doc(&b, tenant, id, doc)) {
     bson_destroy(&b);
     return mg_unencodable(err);
   }
-  mongoc_client_t *client;
-  mongoc_collection_t *c;
-  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
-    if (!mongoc_collection_insert_one(c, &b, NULL, NULL, &e)) rc = mg_fail(err, "insert", &e);
-    mg_done(s, client, c);
-  }
+  mg_ins w = {.coll = coll, .doc = &b, .err = err};
+  pthread_cond_init(&w.cv, NULL);
+  pthread_mutex_lock(&s->q_mu);
+  if (s->q_tail)
+    s->q_tail->next = &w;
+  else
+    s->q_head = &w;
+  s->q_tail = &w;
+  while (!w.done && !(s->q_head == &w && s->q_leaders < MG_BULK_LEADERS))
+    pthread_cond_wait(&w.cv, &s->q_mu);
+  if (!w.done) mg_ins_lead(s);
+  pthread_mutex_unlock(&s->q_mu);
+  pthread_cond_destroy(&w.cv);
   bson_destroy(&b);
-  return rc;
+  return w.rc;
 }
 
 /* Runs a find and appends every document to `docs`. */
@@ -1167,6 +1311,7 @@ static void mg_close(store *st) {
   for (int i = 0; i < MG_STRIPES; i++)
     free(s->seqs[i].key);
   pthread_mutex_destroy(&s->index_mu);
+  pthread_mutex_destroy(&s->q_mu);
   free(s->db);
   free(s);
 }
@@ -1184,6 +1329,7 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
   mg_store *s = calloc(1, sizeof *s);
   if (!s) return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   pthread_mutex_init(&s->index_mu, NULL);
+  pthread_mutex_init(&s->q_mu, NULL);
   for (; s->n_stripes < MG_STRIPES; s->n_stripes++)
     pthread_mutex_init(&s->stripes[s->n_stripes], NULL);
   if (!(s->uri = mongoc_uri_new_with_error(url, &e))) {

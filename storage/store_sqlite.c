@@ -5,7 +5,13 @@
  * parallel under WAL; writes run on one connection of their own under a
  * process-wide mutex, so writers wait on a condition instead of in SQLite's
  * sleeping busy handler, and the writer's page cache stays warm (a
- * connection that sees another's commit re-reads its pages). */
+ * connection that sees another's commit re-reads its pages).
+ *
+ * Writes are group-committed: concurrent write calls queue, the caller at the
+ * head of the queue runs up to SQ_GROUP_MAX of them in one transaction (each
+ * in a savepoint of its own, so one failing write - a duplicate, say - is
+ * undone alone and gets its own error) and commits once, so the group shares
+ * one WAL fsync. Every caller returns only after that COMMIT returned. */
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -25,6 +31,9 @@
  * at open covers stores loaded or grown while no service ran; PRAGMA
  * optimize (both bounded by analysis_limit) refreshes them as they grow. */
 #define SQ_OPTIMIZE_EVERY 1000
+/* Writes per group transaction: bounds how long the last of a group waits for
+ * the others' statements (an fsync costs far more than 64 small inserts). */
+#define SQ_GROUP_MAX 64
 
 typedef struct sq_cached {
   char *sql;
@@ -49,9 +58,31 @@ typedef struct sq_store {
   size_t n_conns, max_conns;
   pthread_mutex_t write_mu; /* serialises writers; guards writer */
   sq_conn *writer;
+  pthread_mutex_t q_mu; /* guards the write queue and every queued sq_wreq's done */
+  struct sq_wreq *q_head, *q_tail;
 } sq_store;
 
 typedef int (*sq_row_fn)(sqlite3_stmt *stmt, void *ctx, store_err *err);
+
+/* One write call waiting in (or running from) the write queue. It lives on its
+ * caller's stack; the caller blocks until `done`, so whoever leads the group
+ * may use everything it points to. */
+typedef struct sq_wreq sq_wreq;
+struct sq_wreq {
+  /* What to run inside the group transaction: `run` if set (several
+   * statements), else the one statement sql/args as sq_exec runs it. */
+  int (*run)(sq_conn *c, sq_wreq *w, store_err *err);
+  const char *sql;
+  json_t *args;
+  sq_row_fn fn;
+  void *ctx;
+  long long *changes;
+  int rc;
+  store_err *err;    /* the caller's, may be NULL */
+  int done;          /* guarded by q_mu: committed (or failed) */
+  pthread_cond_t cv; /* signalled when done or when it becomes the queue head */
+  sq_wreq *next;
+};
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -256,27 +287,129 @@ static int sq_write_begin(sq_store *s, sq_conn **out, store_err *err) {
   return STORE_OK;
 }
 
-static void sq_write_end(sq_store *s, sq_conn *c) {
+/* Gives back what sq_write_begin took; `writes` calls ran on it. */
+static void sq_write_end(sq_store *s, sq_conn *c, unsigned long writes) {
   if (s->max_conns == 1) {
     pthread_mutex_unlock(&s->write_mu);
+    c->uses += writes - 1; /* sq_release counts one */
     sq_release(s, c);
     return;
   }
-  if (++c->uses % SQ_OPTIMIZE_EVERY == 0) sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
+  unsigned long before = c->uses;
+  c->uses += writes;
+  if (before / SQ_OPTIMIZE_EVERY != c->uses / SQ_OPTIMIZE_EVERY)
+    sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
   pthread_mutex_unlock(&s->write_mu);
 }
 
-/* One statement: a read on a pooled connection, a write on the writer. */
+/* ---- group commit ---------------------------------------------------------- */
+
+/* Copies one failure to a write of the group that has no error of its own. */
+static void sq_wreq_fail(sq_wreq *w, const store_err *why) {
+  w->rc = why->code;
+  if (w->err) *w->err = *why;
+}
+
+/* Runs one write in a savepoint of the open group transaction: a write that
+ * fails is undone alone, the rest of the group is unaffected. */
+static void sq_group_one(sq_conn *c, sq_wreq *w) {
+  store_err scratch;
+  if ((w->rc = sq_exec(c, "SAVEPOINT w", NULL, NULL, NULL, NULL, w->err))) return;
+  w->rc = w->run ? w->run(c, w, w->err)
+                 : sq_exec(c, w->sql, w->args, w->fn, w->ctx, w->changes, w->err);
+  /* After errors that end the whole transaction (I/O, disk full) there is no
+   * savepoint left: sq_group_run sees that with sqlite3_get_autocommit. */
+  if (w->rc) sq_exec(c, "ROLLBACK TO w", NULL, NULL, NULL, NULL, &scratch);
+  sq_exec(c, "RELEASE w", NULL, NULL, NULL, NULL, &scratch);
+}
+
+/* One group: BEGIN IMMEDIATE, each write in its savepoint, one COMMIT (one
+ * fsync under synchronous=FULL). Sets every write's rc; a write that
+ * succeeded takes the group's error if the group does not commit. */
+static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
+  store_err why = {0};
+  sq_conn *c;
+  size_t ran = 0;
+  if (sq_write_begin(s, &c, &why)) goto fail_unrun;
+  if (sq_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
+  for (; ran < n; ran++) {
+    sq_group_one(c, batch[ran]);
+    if (batch[ran]->rc && sqlite3_get_autocommit(c->db)) {
+      /* SQLite rolled the transaction back: the writes before this one are
+       * gone too. This write keeps its own error. */
+      why =
+          batch[ran]->err ? *batch[ran]->err : (store_err){batch[ran]->rc, "sqlite: write failed"};
+      ran++;
+      goto fail_ran;
+    }
+  }
+  if (!sq_exec(c, "COMMIT", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
+  sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+fail_ran:
+  for (size_t i = 0; i < ran; i++)
+    if (!batch[i]->rc) sq_wreq_fail(batch[i], &why);
+cleanup_writer:
+  sq_write_end(s, c, n);
+fail_unrun:
+  for (size_t i = ran; i < n; i++)
+    sq_wreq_fail(batch[i], &why);
+}
+
+/* Called with q_mu held by the caller at the head of the queue: runs the
+ * first SQ_GROUP_MAX queued writes (its own first) as one group, marks them
+ * done and makes the next queued caller the head, which leads the next group
+ * (the writes that queued while this group committed). Returns with q_mu held. */
+static void sq_group_lead(sq_store *s) {
+  sq_wreq *batch[SQ_GROUP_MAX];
+  size_t n = 0;
+  for (sq_wreq *w = s->q_head; w && n < SQ_GROUP_MAX; w = w->next)
+    batch[n++] = w;
+  pthread_mutex_unlock(&s->q_mu);
+  sq_group_run(s, batch, n);
+  pthread_mutex_lock(&s->q_mu);
+  /* Newcomers only ever append, so the group is still the queue's front. */
+  s->q_head = batch[n - 1]->next;
+  if (!s->q_head) s->q_tail = NULL;
+  for (size_t i = 0; i < n; i++) {
+    batch[i]->done = 1;
+    if (i) pthread_cond_signal(&batch[i]->cv); /* batch[0] is the caller */
+  }
+  if (s->q_head) pthread_cond_signal(&s->q_head->cv);
+}
+
+/* Queues one write and returns once its group committed (or failed). */
+static int sq_write(sq_store *s, sq_wreq *w, store_err *err) {
+  w->err = err;
+  w->rc = STORE_OK;
+  w->done = 0;
+  w->next = NULL;
+  pthread_cond_init(&w->cv, NULL);
+  pthread_mutex_lock(&s->q_mu);
+  if (s->q_tail)
+    s->q_tail->next = w;
+  else
+    s->q_head = w;
+  s->q_tail = w;
+  while (!w->done && s->q_head != w)
+    pthread_cond_wait(&w->cv, &s->q_mu);
+  if (!w->done) sq_group_lead(s);
+  pthread_mutex_unlock(&s->q_mu);
+  pthread_cond_destroy(&w->cv);
+  return w->rc;
+}
+
+/* One statement: a read on a pooled connection, a write through the queue. */
 static int sq_run(sq_store *s, int write, const char *sql, json_t *args, sq_row_fn fn, void *ctx,
                   long long *changes, store_err *err) {
+  if (write) {
+    sq_wreq w = {.sql = sql, .args = args, .fn = fn, .ctx = ctx, .changes = changes};
+    return sq_write(s, &w, err);
+  }
   sq_conn *c;
-  int rc = write ? sq_write_begin(s, &c, err) : sq_acquire(s, &c, err);
+  int rc = sq_acquire(s, &c, err);
   if (rc) return rc;
   rc = sq_exec(c, sql, args, fn, ctx, changes, err);
-  if (write)
-    sq_write_end(s, c);
-  else
-    sq_release(s, c);
+  sq_release(s, c);
   return rc;
 }
 
@@ -540,12 +673,13 @@ static int sq_next_id(store *st, const char *tenant, const char *sequence, long 
   /* One upsert statement: atomic without any read-then-write. */
   json_t *args = json_pack("[ss]", tenant, sequence);
   if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  *out = 0;
+  long long value = 0; /* handed out only if its group committed */
   int rc = sq_run(SQ(st), 1,
                   "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,?,1) "
                   "ON CONFLICT(tenant,id) DO UPDATE SET value=value+1 RETURNING value",
-                  args, row_int, out, NULL, err);
+                  args, row_int, &value, NULL, err);
   json_decref(args);
+  *out = rc ? 0 : value;
   return rc;
 }
 
@@ -598,30 +732,38 @@ static int sq_replace(store *st, const char *tenant, const char *coll, json_t *i
   return rc;
 }
 
-/* Read-modify-write inside BEGIN IMMEDIATE: the write lock is taken before
- * the read, so no other writer (in any process) can slip in between. */
-static int sq_patch_locked(sq_conn *c, const char *tenant, const char *coll, json_t *id,
-                           json_t *set, json_t **out, store_err *err) {
+/* Read-modify-write inside the group's transaction (BEGIN IMMEDIATE): the
+ * write lock is taken before the read, so no other writer (in any process)
+ * can slip in between. */
+typedef struct sq_patch_args {
+  const char *tenant, *coll;
+  json_t *id, *set;
+  json_t *doc; /* out: the updated document, a new reference */
+} sq_patch_args;
+
+static int sq_patch_locked(sq_conn *c, sq_wreq *w, store_err *err) {
+  sq_patch_args *a = w->ctx;
   char sql[128];
   long long changed = 0;
   char *text = NULL;
-  json_t *docs = json_array(), *args = json_pack("[sO]", tenant, id), *args2 = NULL;
+  json_t *docs = json_array(), *args = json_pack("[sO]", a->tenant, a->id), *args2 = NULL;
   int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
   if (!docs || !args) goto cleanup;
-  snprintf(sql, sizeof sql, "SELECT doc FROM \"%s\" WHERE tenant = ? AND id = ?", coll);
+  snprintf(sql, sizeof sql, "SELECT doc FROM \"%s\" WHERE tenant = ? AND id = ?", a->coll);
   if ((rc = sq_exec(c, sql, args, row_doc, docs, NULL, err))) goto cleanup;
   json_t *doc = json_array_get(docs, 0);
   if (!doc) {
-    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
+    rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", a->coll);
     goto cleanup;
   }
-  if ((rc = store_doc_patch(doc, set, err))) goto cleanup;
+  if ((rc = store_doc_patch(doc, a->set, err))) goto cleanup;
   rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  if (!(text = json_dumps(doc, JSON_COMPACT)) || !(args2 = json_pack("[ssO]", text, tenant, id)))
+  if (!(text = json_dumps(doc, JSON_COMPACT)) ||
+      !(args2 = json_pack("[ssO]", text, a->tenant, a->id)))
     goto cleanup;
-  snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", coll);
+  snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", a->coll);
   if ((rc = sq_exec(c, sql, args2, NULL, NULL, &changed, err))) goto cleanup;
-  if (out) *out = json_incref(doc);
+  a->doc = json_incref(doc);
 cleanup:
   free(text);
   json_decref(args2);
@@ -632,26 +774,18 @@ cleanup:
 
 static int sq_patch(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
                     json_t **out, store_err *err) {
-  sq_store *s = SQ(st);
-  sq_conn *c;
-  json_t *doc = NULL;
-  int rc = sq_write_begin(s, &c, err);
-  if (rc) return rc;
-  rc = sq_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL, NULL, err);
-  if (rc) goto cleanup_lock;
-  rc = sq_patch_locked(c, tenant, coll, id, set, &doc, err);
-  if (!rc) rc = sq_exec(c, "COMMIT", NULL, NULL, NULL, NULL, err);
+  sq_patch_args a = {tenant, coll, id, set, NULL};
+  sq_wreq w = {.run = sq_patch_locked, .ctx = &a};
+  int rc = sq_write(SQ(st), &w, err);
   if (rc) {
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    json_decref(doc);
-    doc = NULL;
+    /* Patched in a savepoint that was undone, or in a group that failed. */
+    json_decref(a.doc);
+    a.doc = NULL;
   }
-cleanup_lock:
-  sq_write_end(s, c);
   if (out)
-    *out = doc;
+    *out = a.doc;
   else
-    json_decref(doc);
+    json_decref(a.doc);
   return rc;
 }
 
@@ -800,6 +934,7 @@ static void sq_close(store *st) {
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->write_mu);
+  pthread_mutex_destroy(&s->q_mu);
   free(s->path);
   free(s);
 }
@@ -812,6 +947,7 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->write_mu, NULL);
+  pthread_mutex_init(&s->q_mu, NULL);
   /* Every connection to ":memory:" would be a database of its own. */
   s->max_conns = strcmp(path, ":memory:") ? SQ_POOL_MAX : 1;
   int rc = (s->path = strdup(path)) ? STORE_OK
@@ -821,7 +957,7 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   if (!rc) rc = sq_write_begin(s, &c, err);
   if (rc) goto cleanup_store;
   rc = sq_schema(c, schema, err);
-  sq_write_end(s, c);
+  sq_write_end(s, c, 1);
   if (rc) goto cleanup_store;
   *out = &s->base;
   return STORE_OK;
