@@ -175,10 +175,9 @@ int gw_bind_request(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
  * as the dialect's JSON, with the route's success status. */
 int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
                       gw_resp *resp, gw_fail *f);
-/* Checks a JSON body meant for message desc against its annotations, into
- * nested messages: members that are not fields are unknown, output-only
- * ones read-only (unless sent empty: null, [], {}, ""). 0, or -1 with f
- * naming the member by its path (400). */
+/* Checks a JSON body meant for message desc, into nested messages: members
+ * that are not fields are unknown (the service owns the field rules). 0, or
+ * -1 with f naming the member by its path (400). */
 int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
                   unsigned flags, gw_fail *f);
 /* Finds the route for method+path (as sent, not percent-decoded); fills req

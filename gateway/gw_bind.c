@@ -99,16 +99,8 @@ int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const Proto
   return 0;
 }
 
-/* An output-only member a client sent empty (null, [], {}, ""): what
- * generated clients send for fields they never set, not a value. */
-static int empty(json_t *v) {
-  return json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0) ||
-         (json_is_object(v) && json_object_size(v) == 0) ||
-         (json_is_string(v) && json_string_length(v) == 0);
-}
-
-static int check_members(const api *a, json_t *body, const ProtobufCMessageDescriptor *desc,
-                         unsigned flags, const char *prefix, int depth, gw_fail *f) {
+static int check_members(json_t *body, const ProtobufCMessageDescriptor *desc, unsigned flags,
+                         const char *prefix, int depth, gw_fail *f) {
   const char *key;
   json_t *v;
   char path[300];
@@ -125,22 +117,17 @@ static int check_members(const api *a, json_t *body, const ProtobufCMessageDescr
       gw_fail_set(f, 400, path, "unknown_field", "unknown field %s", path);
       return -1;
     }
-    if (a && api_field_of(a, desc, fd).behavior & API_OUTPUT_ONLY) {
-      if (empty(v)) continue;
-      gw_fail_set(f, 400, path, "not_allowed_value", "%s is read-only", path);
-      return -1;
-    }
     /* Into the API's own messages (the well-known types carry no rules). */
     const ProtobufCMessageDescriptor *sub =
         fd->type == PROTOBUF_C_TYPE_MESSAGE ? fd->descriptor : NULL;
     if (!sub || strncmp(sub->name, "google.protobuf.", 16) == 0 || depth >= 8) continue;
-    if (json_is_object(v) && check_members(a, v, sub, flags, path, depth + 1, f) < 0) return -1;
+    if (json_is_object(v) && check_members(v, sub, flags, path, depth + 1, f) < 0) return -1;
     size_t i;
     json_t *x;
     if (json_is_array(v)) json_array_foreach(v, i, x) {
         char elem[320];
         snprintf(elem, sizeof elem, "%s[%zu]", path, i);
-        if (json_is_object(x) && check_members(a, x, sub, flags, elem, depth + 1, f) < 0) return -1;
+        if (json_is_object(x) && check_members(x, sub, flags, elem, depth + 1, f) < 0) return -1;
       }
   }
   return 0;
@@ -152,5 +139,6 @@ int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *
     gw_fail_set(f, 400, "", "invalid_type", "the body must be a JSON object");
     return -1;
   }
-  return check_members(a, body, desc, flags, "", 0, f);
+  (void)a; /* output-only members are the service's to refuse (rpc_behavior.c) */
+  return check_members(body, desc, flags, "", 0, f);
 }

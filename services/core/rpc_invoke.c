@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rpc_bound.h"
+#include "rpc_behavior.h"
 #include "rpc_validate.h"
 
 typedef void (*generic_handler)(ProtobufCService *, const ProtobufCMessage *, ProtobufCClosure,
@@ -108,7 +109,10 @@ void rpc_invoke(rpc_call *c, const ProtobufCMethodDescriptor *md, ProtobufCServi
   c->output = md->output;
   /* The declared limits first; the handler still runs, to add what only it
    * knows, but touches no store once the call has failed. */
-  if (c->api) rpc_validate(c, c->api, in);
+  if (c->api) {
+    rpc_behavior(c, c->api, in);
+    rpc_validate(c, c->api, in);
+  }
   h(impl, in, closure, c);
   protobuf_c_message_free_unpacked(in, NULL);
 }

@@ -42,6 +42,10 @@ static void add_violation(rpc_call *c, grpc_status_code code, const char *field,
                           const char *fmt, va_list ap) {
   if (c->status != GRPC_STATUS_OK && c->status != code) return;
   if (c->n_violations >= 100) return; /* bounded: one bad list should not flood the reply */
+  /* One violation per field: the first explains it (the declared checks
+   * run before the handler's, which may find the same absence). */
+  for (size_t i = 0; i < c->n_violations; i++)
+    if (strcmp(c->violations[i]->field, field) == 0) return;
   Google__Rpc__BadRequest__FieldViolation *v = malloc(sizeof *v);
   void *grown = realloc(c->violations, (c->n_violations + 1) * sizeof *c->violations);
   if (!v || !grown) {

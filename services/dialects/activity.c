@@ -56,10 +56,6 @@ static const struct {
     {"user_ids", "relationships.user"},
 };
 
-/* Attributes only the service sets; a create may not carry them. */
-static const char *const read_only[] = {"created_at",   "request_city",    "request_device",
-                                        "request_host", "request_proxied", "request_region"};
-
 /* ---- field checks ---- */
 
 static int check_name(rpc_call *c, const char *field, const StringValue *v) {
@@ -103,20 +99,10 @@ static int event_has(const Event *e, const char *name) {
   return p != NULL;
 }
 
+/* Required and read-only members were checked by their declared behaviour
+ * (rpc_behavior.c). */
 static void validate_create(rpc_call *c, const Event *e) {
-  check_name(c, "event.name", e->name);
   check_time(c, "event.event_at", e->event_at);
-  if (e->id != 0)
-    rpc_violation(c, "event.id", "not_allowed_value", "event.id is assigned by the service");
-  for (size_t i = 0; i < sizeof read_only / sizeof *read_only; i++) {
-    char field[64];
-    snprintf(field, sizeof field, "event.%s", read_only[i]);
-    if (event_has(e, read_only[i]))
-      rpc_violation(c, field, "not_allowed_value", "%s is read-only", field);
-  }
-  if (e->n_data_connections)
-    rpc_violation(c, "event.data_connections", "not_allowed_value",
-                  "event.data_connections is read-only");
 }
 
 /* ---- stored documents ---- */
@@ -185,10 +171,7 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
   (void)svc;
   rpc_call *c = call;
   const Events__Activity__V1__RequestInfo *ri = in->request_info;
-  if (!in->event)
-    rpc_violation(c, "event", "required", "event is required");
-  else
-    validate_create(c, in->event);
+  if (in->event) validate_create(c, in->event);
   if (rpc_failed(c)) {
     done(NULL, c);
     return;

@@ -34,35 +34,12 @@ static int check_id(rpc_call *c, const char *field, const char *id) {
   return !rpc_failed(c);
 }
 
-static void validate_create(rpc_call *c, const Events__Customer__V1__CreateEventRequest *in) {
-  const Event *e = in->event;
-  if (!e) {
-    rpc_violation(c, "event", "required", "event is required");
-    return;
-  }
-  static const char *const names[] = {"event.event_type_id", "event.customer_id",
-                                      "event.external_id"};
-  const char *values[] = {e->event_type_id, e->customer_id, e->external_id};
-  for (int i = 0; i < 3; i++)
-    check_required(c, names[i], values[i]);
-  for (size_t i = 0; i < in->n_property_records; i++) {
-    char field[64];
-    const PropertyRecord *r = in->property_records[i];
-    snprintf(field, sizeof field, "property_records[%zu].property_id", i);
-    check_required(c, field, r->property_id);
-    if (!r->property_value) {
-      snprintf(field, sizeof field, "property_records[%zu].property_value", i);
-      rpc_violation(c, field, "required", "%s is required", field);
-    }
-  }
-}
-
 static void create_event(Events__Customer__V1__CustomerEventService_Service *svc,
                          const Events__Customer__V1__CreateEventRequest *in,
                          Events__Customer__V1__CreateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
-  validate_create(c, in);
+  /* Required members were checked by their declared behaviour (rpc_behavior.c). */
   if (rpc_failed(c)) {
     done(NULL, c);
     return;

@@ -62,34 +62,19 @@ static void check_recommendation(rpc_call *c, const Event *e) {
 }
 
 static void check_times(rpc_call *c, const Event *e) {
-  int ok = 1;
-  if (!e->start_at) {
-    rpc_violation(c, "event.start_at", "required", "event.start_at is required");
-    ok = 0;
-  } else {
-    ok &= check_time(c, "event.start_at", e->start_at);
-  }
-  if (!e->end_at) {
-    rpc_violation(c, "event.end_at", "required", "event.end_at is required");
-    ok = 0;
-  } else {
-    ok &= check_time(c, "event.end_at", e->end_at);
-  }
-  if (ok && ts_micros(e->end_at) < ts_micros(e->start_at))
+  if (!e->start_at || !e->end_at) return; /* required: rpc_behavior.c */
+  if (check_time(c, "event.start_at", e->start_at) & check_time(c, "event.end_at", e->end_at) &&
+      ts_micros(e->end_at) < ts_micros(e->start_at))
     rpc_violation(c, "event.end_at", "out_of_range", "event.end_at must not be before start_at");
 }
 
-/* The writable fields of an event, on create and on replace (record_id is
- * only required on create: a replacement keeps the stored one). */
-static void validate_event(rpc_call *c, const Event *e, int create) {
-  check_required(c, "event.name", e->name);
-  if (e->source == EVENTS__OBJECT__V1__SOURCE__SOURCE_UNSPECIFIED)
-    rpc_violation(c, "event.source", "required", "event.source is required");
-  else if (!protobuf_c_enum_descriptor_get_value(&events__object__v1__source__descriptor,
-                                                 (int)e->source))
+/* The writable fields of an event, on create and on replace, beyond their
+ * declared behaviour (rpc_behavior.c): enum values the proto knows. */
+static void validate_event(rpc_call *c, const Event *e) {
+  if (!protobuf_c_enum_descriptor_get_value(&events__object__v1__source__descriptor,
+                                            (int)e->source))
     rpc_violation(c, "event.source", "not_allowed_value",
                   "event.source must be external, manual or system_recommendation");
-  if (create) check_required(c, "event.record_id", e->record_id);
   if (!protobuf_c_enum_descriptor_get_value(&events__object__v1__review_status__descriptor,
                                             (int)e->review_status))
     rpc_violation(c, "event.review_status", "not_allowed_value",
@@ -127,11 +112,7 @@ static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
                          Events__Object__V1__CreateEventResponse_Closure done, void *call) {
   (void)svc;
   rpc_call *c = call;
-  check_object_id(c, in->object_id);
-  if (!in->event)
-    rpc_violation(c, "event", "required", "event is required");
-  else
-    validate_event(c, in->event, 1);
+  if (in->event) validate_event(c, in->event);
   if (rpc_failed(c)) {
     done(NULL, c);
     return;
@@ -215,12 +196,8 @@ static void update_event(Events__Object__V1__ObjectEventService_Service *svc,
   rpc_call *c = call;
   Event *cur = NULL, *saved = NULL;
   char key[37];
-  check_object_id(c, in->object_id);
   check_event_id(c, in->event_id, key);
-  if (!in->event)
-    rpc_violation(c, "event", "required", "event is required");
-  else
-    validate_event(c, in->event, 0);
+  if (in->event) validate_event(c, in->event);
   if (!rpc_failed(c) && (cur = load_event(c, in->object_id, in->event_id)))
     saved = replace_event(c, in->event, cur);
   rpc_reply((ProtobufCClosure)done, c, saved ? &saved->base : NULL);

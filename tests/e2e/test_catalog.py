@@ -567,7 +567,7 @@ def test_grpc_errors(stack, pb):
         return violations(pb, err)
     assert bad("CreateEvent", m.CreateEventRequest(resource=m.Resource(title={"value": "x"}))) == \
         {"resource.parent": "required"}
-    assert bad("CreateEvent", m.CreateEventRequest()) == {"resource.parent": "required"}
+    assert bad("CreateEvent", m.CreateEventRequest()) == {"resource": "required", "resource.parent": "required"}
     assert bad("CreateEvent", m.CreateEventRequest(resource=m.Resource(parent={"value": hexid()}))) == \
         {"resource.parent": "not_found"}
     v = bad("CreateEventCategory", m.CreateEventCategoryRequest(resource=m.Resource(

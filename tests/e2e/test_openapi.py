@@ -195,7 +195,7 @@ def test_generated_client_creates_and_lists_in_every_dialect(sqlite_stack, clien
 
     # catalog
     post = importlib.import_module(api + "catalog.catalog_create_event_category")
-    r = post.sync_detailed(client=c, body=models.CatalogCreateEventCategoryBody.from_dict({"title": f"gen-{tag}"}))
+    r = post.sync_detailed(client=c, body=models.EventsCatalogV1Resource.from_dict({"title": f"gen-{tag}"}))
     assert r.status_code == 201, r.content
     cat = r.parsed
     lst = importlib.import_module(api + "catalog.catalog_list_event_categories").sync(client=c, title=f"gen-{tag}")

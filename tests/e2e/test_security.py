@@ -170,11 +170,14 @@ def rpc_request(service, method, m, ids):
             setattr(req, key, target)
     if "object_id" in fields:
         req.object_id = ids["object"]
+    outer_id = any(k in fields for k in ("event_id", "id", "event_category_id", "event_property_id"))
     for sub in ("event", "resource"):
         if sub in fields:
             inner = getattr(req, sub)
             for key in ("event_id", "id"):
-                if key in inner.DESCRIPTOR.fields_by_name:
+                # the resource's own id only where the request has no other
+                # (elsewhere it is output-only, refused on a replace)
+                if key in inner.DESCRIPTOR.fields_by_name and not outer_id:
                     setattr(inner, key, target)
             if "name" in inner.DESCRIPTOR.fields_by_name:
                 nf = inner.DESCRIPTOR.fields_by_name["name"]
@@ -286,7 +289,7 @@ READ_ONLY = [
                                                         "attributes": {"payload": {"a": 2}}}}, API_JSON),
     (CUSTOMER, "post", lambda ids: {"event": {**customer_body()["event"], "event_id": "0" * 26}}, JSON),
     (CUSTOMER, "post", lambda ids: {"event": {**customer_body()["event"], "created_at": "2020-01-01 00:00:00"}}, JSON),
-    (CUSTOMER, "post", lambda ids: {"event": {**customer_body()["event"], "state": 0}}, JSON),
+    (CUSTOMER, "post", lambda ids: {"event": {**customer_body()["event"], "state": 2}}, JSON),
     (CUSTOMER, "post", lambda ids: {**customer_body(), "property_records": [
         {"property_id": "p", "property_value": 1, "property_record_id": "0" * 26}]}, JSON),
     (CATALOG + "/category", "post", lambda ids: {"title": "x", "id": "0" * 32}, JSON),
