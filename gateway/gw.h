@@ -127,6 +127,9 @@ struct gw_route {
   /* Query parameters the route accepts (mapped onto request fields),
    * terminated by a {NULL, NULL} row. */
   const gw_qparam *query;
+  /* OpenAPI: parameters the dialect's query syntax reads beyond the map
+   * (NULL-terminated; may be NULL), documented as text. */
+  const char *const *doc_query;
   /* OpenAPI: the body's message, the success status and body: the response
    * message, wrapped in {resp_wrap: ...} when set, or resp_schema(). */
   const ProtobufCMessageDescriptor *body_desc;
@@ -237,6 +240,11 @@ const char *gw_query_get(const gw_req *req, const char *key);
 const char *gw_header(const gw_req *req, const char *name);
 /* "scheme://host" the client used, for absolute links. */
 void gw_base_url(const gw_req *req, char *buf, size_t len);
+/* The absolute URL of this request's path with its query, the parameters
+ * named in `drop` (NULL-terminated; may be NULL) left out and set_param=
+ * set_value appended (when set_param is not NULL): a page's link. */
+json_t *gw_page_url(const gw_req *req, const char *const *drop, const char *set_param,
+                    const char *set_value);
 /* Parses the body as a JSON object; on failure fills f (400). */
 int gw_body_json(const gw_req *req, json_t **out, gw_fail *f);
 void gw_fail_set(gw_fail *f, int http, const char *field, const char *reason, const char *fmt, ...)

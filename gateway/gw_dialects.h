@@ -91,26 +91,27 @@ int activity_render_event(const gw_req *req, const ProtobufCMessage *in,
                           const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 int activity_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
                          gw_resp *resp, gw_fail *f);
-int activity_render_delete(const gw_req *req, const ProtobufCMessage *in,
-                           const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 json_t *activity_event_schema(void);
 json_t *activity_new_event_schema(void);
 json_t *activity_list_schema(void);
-extern const gw_qparam activity_list_query[];
-extern const gw_qparam activity_get_query[];
 
 #define ACTIVITY_SVC "/events.activity.v1.ActivityEventService/"
 #define ACTIVITY_HOOK(R_, B_, RENDER_, ...)                                                        \
   { .rpc = ACTIVITY_SVC R_, .dialect = &gw_activity, .build = B_, .render = RENDER_, __VA_ARGS__ }
+/* fields[event]: read by the JSON:API syntax, no request field. */
+#define ACTIVITY_FIELDSET                                                                          \
+  (const char *const[]) {                                                                          \
+    "fields[event]", NULL                                                                          \
+  }
 #define ACTIVITY_HOOKS                                                                             \
   ACTIVITY_HOOK("CreateEvent", activity_build_create, activity_render_event,                       \
                 .resp_schema = activity_event_schema, .body_schema = activity_new_event_schema),   \
       ACTIVITY_HOOK("ListEvents", activity_build_list, activity_render_list,                       \
-                    .query = activity_list_query, .resp_schema = activity_list_schema),            \
+                    .doc_query = ACTIVITY_FIELDSET, .resp_schema = activity_list_schema),          \
       ACTIVITY_HOOK("GetEvent", activity_build_get, activity_render_event,                         \
-                    .query = activity_get_query, .resp_schema = activity_event_schema),            \
+                    .doc_query = ACTIVITY_FIELDSET, .resp_schema = activity_event_schema),         \
       ACTIVITY_HOOK("UpdateEvent", activity_build_update, activity_render_event,                   \
                     .resp_schema = activity_event_schema, .body_schema = activity_event_schema),   \
-      ACTIVITY_HOOK("DeleteEvent", activity_build_delete, activity_render_delete),
+      ACTIVITY_HOOK("DeleteEvent", activity_build_delete, NULL),
 
 #endif

@@ -67,15 +67,29 @@ static json_t *query_params(const gw_route *rt, json_t *params) {
     const ProtobufCFieldDescriptor *f =
         in ? protobuf_c_message_descriptor_get_field_by_name(in, rt->query[i].field) : NULL;
     json_t *schema = json_pack("{s:s}", "type", "string");
+    json_t *param =
+        json_pack("{s:s, s:s, s:b}", "name", rt->query[i].param, "in", "query", "required", 0);
+    /* A message set from one parameter (a filter, a sort) is written as
+     * text in the dialect's syntax; a list, comma-separated. */
+    if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+        (f->label == PROTOBUF_C_LABEL_REPEATED ||
+         strncmp(((const ProtobufCMessageDescriptor *)f->descriptor)->name, "google.protobuf.",
+                 16) != 0))
+      f = NULL;
+    else if (f && f->label == PROTOBUF_C_LABEL_REPEATED)
+      json_object_set_new(param, "explode", json_false());
     if (f) {
       json_decref(schema);
       schema = gw_schema_field_of(in, f, rt->dialect->json_flags);
       json_object_del(schema, "nullable");
       json_object_del(schema, "readOnly");
     }
-    json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", rt->query[i].param,
-                                            "in", "query", "required", 0, "schema", schema));
+    json_object_set_new(param, "schema", schema);
+    json_array_append_new(params, param);
   }
+  for (const char *const *d = rt->doc_query; d && *d; d++)
+    json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", *d, "in", "query",
+                                            "required", 0, "schema", "type", "string"));
   return params;
 }
 

@@ -89,7 +89,7 @@ static int queryable(const ProtobufCFieldDescriptor *f) {
 }
 
 /* The query parameters of a binding: the request's fields that neither the
- * path nor the body binds, by name or by their (events.api.v1.field).query;
+ * path nor the body binds, by name or by their (events.api.v1.field).rest_name;
  * "-" keeps one gRPC-only. NULL-terminated. */
 static gw_qparam *query_map(const api *a, const ProtobufCMessageDescriptor *in,
                             const api_binding *b) {
@@ -98,8 +98,12 @@ static gw_qparam *query_map(const api *a, const ProtobufCMessageDescriptor *in,
   if (!map || strcmp(b->body, "*") == 0) return map;
   for (unsigned i = 0; i < in->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &in->fields[i];
-    if (!queryable(f) || in_template(b->path, f->name) || strcmp(b->body, f->name) == 0) continue;
     const char *q = api_field_of(a, in, f).rules->rest_name;
+    /* A field named for the URL is the dialect's query syntax to read,
+     * whatever its type (JSON:API's filter[name] sets a filter message). */
+    if (!(queryable(f) || (q && *q)) || in_template(b->path, f->name) ||
+        strcmp(b->body, f->name) == 0)
+      continue;
     if (q && strcmp(q, "-") == 0) continue;
     map[n++] = (gw_qparam){q && *q ? q : f->name, f->name};
   }

@@ -79,6 +79,51 @@ void gw_base_url(const gw_req *req, char *buf, size_t len) {
   snprintf(buf, len, "%s://%.*s", proto, (int)n, host);
 }
 
+/* Appends s percent-encoded (RFC 3986 unreserved characters stay). */
+static void url_encode(FILE *out, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~')
+      fputc(c, out);
+    else
+      fprintf(out, "%%%02X", c);
+  }
+}
+
+json_t *gw_page_url(const gw_req *req, const char *const *drop, const char *set_param,
+                    const char *set_value) {
+  gw_query_arg args[64];
+  size_t n = gw_query(req, args, 64);
+  char base[512], *text = NULL, sep = '?';
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  if (!out) return json_null();
+  gw_base_url(req, base, sizeof base);
+  fprintf(out, "%s%s", base, req->path);
+  for (size_t i = 0; i < n && i < 64; i++) {
+    const char *const *d = drop;
+    while (d && *d && strcmp(*d, args[i].key) != 0)
+      d++;
+    if (d && *d) continue;
+    fputc(sep, out);
+    url_encode(out, args[i].key);
+    fputc('=', out);
+    url_encode(out, args[i].value ? args[i].value : "");
+    sep = '&';
+  }
+  if (set_param) {
+    fputc(sep, out);
+    url_encode(out, set_param);
+    fputc('=', out);
+    url_encode(out, set_value);
+  }
+  fclose(out);
+  json_t *j = text ? json_string(text) : NULL;
+  free(text);
+  return j ? j : json_null();
+}
+
 json_t *gw_text(const char *s) {
   json_t *j = utf8_json(s ? s : "", s ? strlen(s) : 0);
   return j ? j : json_string("");
