@@ -287,6 +287,12 @@ int gw_query_bounds(const api *a, const ProtobufCMessageDescriptor *d, const cha
 /* Merges a JSON body into the request as the route's http rule says: into
  * the request itself ("*") or into its body field. */
 int gw_merge_body(const gw_req *req, ProtobufCMessage *in, json_t *body, gw_fail *f);
+/* The update mask of a partial update whose body is meant for message d
+ * (members by their proto names): {"update_mask": "a,b"} of the body's
+ * members, each a field the annotations let change (neither output-only nor
+ * immutable); NULL with f naming the first other member (400, listing the
+ * updatable fields). */
+json_t *gw_patch_mask(const api *a, const ProtobufCMessageDescriptor *d, json_t *body, gw_fail *f);
 /* The absolute URL of this request's path and query (each argument
  * percent-encoded), without the parameters named in drop (NULL-terminated,
  * may be NULL), with set_param=set_value appended when set_param is not

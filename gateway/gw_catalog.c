@@ -15,8 +15,6 @@
 #include "events/catalog/v1/catalog.pb-c.h"
 #include "ids.h"
 
-typedef Events__Catalog__V1__Resource Resource;
-
 static void catalog_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   /* The service names request fields; the REST body is the resource itself. */
   char field[256];
@@ -55,44 +53,12 @@ int catalog_build_path_id(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
              : check_path_id(req, f);
 }
 
-/* A member a PATCH may change: a field neither output-only nor immutable. */
-static int updatable(const ProtobufCFieldDescriptor *fd) {
-  const api *a = gw_api();
-  return fd && a &&
-         !(api_field_of(a, &events__catalog__v1__resource__descriptor, fd).behavior &
-           (API_OUTPUT_ONLY | API_IMMUTABLE));
-}
-
-/* The update mask is the body's members, each one updatable. */
-static int patch_mask(json_t *body, json_t **mask, gw_fail *f) {
-  const ProtobufCMessageDescriptor *d = &events__catalog__v1__resource__descriptor;
-  char paths[512] = "", allowed[512] = "";
-  for (unsigned i = 0; i < d->n_fields; i++)
-    if (updatable(&d->fields[i]))
-      snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
-               allowed[0] ? ", " : "", d->fields[i].name);
-  const char *key;
-  json_t *v;
-  json_object_foreach(body, key, v) {
-    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, key);
-    if (!updatable(fd)) {
-      gw_fail_set(f, 400, key, "not_allowed_value", "%s cannot be updated; updatable fields: %s",
-                  key, allowed);
-      return -1;
-    }
-    /* fits: every field at most once (the parser refuses duplicates) */
-    snprintf(paths + strlen(paths), sizeof paths - strlen(paths), "%s%s", paths[0] ? "," : "",
-             fd->name);
-  }
-  *mask = json_pack("{s:s}", "update_mask", paths);
-  return 0;
-}
-
 int catalog_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *body = NULL, *mask = NULL;
   int rc = -1;
   if (catalog_build_path_id(req, in, f) < 0 || gw_body_json(req, &body, f) < 0) return -1;
-  if (patch_mask(body, &mask, f) == 0 && gw_merge(in, mask, gw_catalog.json_flags, f) == 0)
+  if ((mask = gw_patch_mask(req->route->api, req->route->body_desc, body, f)) &&
+      gw_merge(in, mask, gw_catalog.json_flags, f) == 0)
     rc = gw_merge_body(req, in, body, f);
   json_decref(mask);
   json_decref(body);
@@ -228,8 +194,9 @@ int catalog_build_resources(const gw_req *req, ProtobufCMessage *in, gw_fail *f)
   }
   const char *key;
   json_t *list;
-  json_object_foreach(lists, key, list) if (json_array_size(list))
-      json_object_set(fields, key, list);
+  json_object_foreach(lists, key, list) {
+    if (json_array_size(list)) json_object_set(fields, key, list);
+  }
   rc = gw_merge(in, fields, gw_catalog.json_flags, f);
 free_fields:
   json_decref(lists);

@@ -396,6 +396,29 @@ int gw_merge_body(const gw_req *req, ProtobufCMessage *in, json_t *body, gw_fail
   return rc;
 }
 
+json_t *gw_patch_mask(const api *a, const ProtobufCMessageDescriptor *d, json_t *body, gw_fail *f) {
+  char paths[512] = "", allowed[512] = "";
+  unsigned fixed = API_OUTPUT_ONLY | API_IMMUTABLE;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (!(api_field_of(a, d, &d->fields[i]).behavior & fixed))
+      snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+               allowed[0] ? ", " : "", d->fields[i].name);
+  const char *key;
+  json_t *v;
+  json_object_foreach(body, key, v) {
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!fd || api_field_of(a, d, fd).behavior & fixed) {
+      gw_fail_set(f, 400, key, "not_allowed_value", "%s cannot be updated; updatable fields: %s",
+                  key, allowed);
+      return NULL;
+    }
+    /* fits: every field at most once (the parser refuses duplicates) */
+    snprintf(paths + strlen(paths), sizeof paths - strlen(paths), "%s%s", paths[0] ? "," : "",
+             fd->name);
+  }
+  return json_pack("{s:s}", "update_mask", paths);
+}
+
 static void put_encoded(FILE *m, const char *s) {
   for (; *s; s++) {
     unsigned char ch = (unsigned char)*s;
