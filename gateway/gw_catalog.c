@@ -192,11 +192,7 @@ int catalog_build_resources(const gw_req *req, ProtobufCMessage *in, gw_fail *f)
     if (!x) goto free_fields;
     json_object_set_new(fields, k, x);
   }
-  const char *key;
-  json_t *list;
-  json_object_foreach(lists, key, list) {
-    if (json_array_size(list)) json_object_set(fields, key, list);
-  }
+  json_object_update(fields, lists); /* an empty list: as if not given */
   rc = gw_merge(in, fields, gw_catalog.json_flags, f);
 free_fields:
   json_decref(lists);

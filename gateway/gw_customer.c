@@ -93,7 +93,8 @@ static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
     json_decref(body);
     json_object_set_new(data, "invalid_params", params);
   } else if (http == 404 && req->route) {
-    const char *id = gw_param(req, "event_id");
+    /* the resource is the one the path's last variable names */
+    const char *id = req->n_params ? req->param_values[req->n_params - 1] : NULL;
     json_object_set_new(data, "resource_name", json_string("events"));
     json_object_set_new(data, "resource_id", id ? gw_text(id) : json_null());
   }
