@@ -365,6 +365,18 @@ static const char *enum_short(const char *name, const char *prefix, size_t plen)
   return name;
 }
 
+const char *pbjson_enum_name(const ProtobufCEnumDescriptor *ed, int v, char *buf, size_t len) {
+  const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(ed, v);
+  char prefix[128];
+  if (!ev || !ev->name) return NULL;
+  const char *s = enum_short(ev->name, prefix, enum_prefix(ed, prefix, sizeof prefix));
+  size_t n = strlen(s);
+  if (n >= len) return NULL;
+  for (size_t i = 0; i <= n; i++)
+    buf[i] = ascii_lower(s[i]);
+  return buf;
+}
+
 /* ---- UTF-8 and base64 ---- */
 
 /* protobuf-c does not check that received strings are UTF-8 but jansson only

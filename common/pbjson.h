@@ -67,6 +67,10 @@ int pbjson_time_parse(const char *s, int64_t *seconds, int32_t *nanos); /* RFC 3
  * PBJSON_CAMEL its lowerCamelCase form written to buf (NULL if it does not fit). */
 const char *pbjson_field_name(const ProtobufCFieldDescriptor *f, unsigned flags, char *buf,
                               size_t len);
+/* The JSON name of value v of enum ed as the encoder writes it (lowercase,
+ * without the enum's prefix: REVIEW_STATUS_PENDING -> "pending") in buf;
+ * NULL when ed has no value v or buf is too small. */
+const char *pbjson_enum_name(const ProtobufCEnumDescriptor *ed, int v, char *buf, size_t len);
 
 /* Numbers keep their form: the encoder writes a double that holds an
  * integer within +/-2^53 as a JSON integer (42, never 42.0; 1.0, 1e2 and -0

@@ -175,7 +175,8 @@ int gw_bind_path(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
  * and the body into its body field. */
 int gw_bind_request(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 /* The renderer of a route without one: the response (its response field)
- * as the dialect's JSON, with the route's success status. */
+ * as the dialect's JSON, in {resp_wrap: ...} when the route has one, with
+ * the route's success status. */
 int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
                       gw_resp *resp, gw_fail *f);
 /* Checks a JSON body meant for message desc, into nested messages: members
@@ -266,6 +267,45 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
  * not in `map` is an error naming it. */
 int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, unsigned flags,
                     gw_fail *f);
+
+/* ---- REST names and values from the annotations (gw_util.c) ---- */
+/* The name the REST client wrote for request field `field` (a field path as
+ * the service or the mapper names it): a query parameter by the route's
+ * map, a path variable by its (events.api.v1.field).rest_name, a member of
+ * the body without the rule's body field ("event.name" -> "name"); else the
+ * field itself. Written to out (cut to fit); returns out. */
+const char *gw_rest_field(const gw_req *req, const char *field, char *out, size_t len);
+/* The value of ed other than its zero ("unspecified") one whose JSON name,
+ * as the mapper writes it, is exactly s (NULL: none); names, when not NULL,
+ * gets all those names joined by sep. */
+const ProtobufCEnumValue *gw_enum_named(const ProtobufCEnumDescriptor *ed, const char *s,
+                                        const char *sep, char *names, size_t len);
+/* Enum members of a body for message d must be such a name (the mapper
+ * also takes numbers and other spellings); null, documented as leaving the
+ * member out, is removed. 0, or -1 with f naming the member (400). */
+int gw_body_enums(json_t *body, const ProtobufCMessageDescriptor *d, unsigned flags, gw_fail *f);
+/* The same for the query parameters of the route's enum fields. */
+int gw_query_enums(const gw_req *req, const ProtobufCMessageDescriptor *d, gw_fail *f);
+/* An integer query value v of field `field` of d within the field's
+ * annotated bounds, the least raised to its rest_min: 0, or -1 with f
+ * naming param (400 out_of_range). gw_query_fields checks every value so. */
+int gw_query_bounds(const api *a, const ProtobufCMessageDescriptor *d, const char *field,
+                    const char *param, const json_t *v, gw_fail *f);
+/* Merges a JSON body into the request as the route's http rule says: into
+ * the request itself ("*") or into its body field. */
+int gw_merge_body(const gw_req *req, ProtobufCMessage *in, json_t *body, gw_fail *f);
+/* The update mask of a partial update whose body is meant for message d
+ * (members by their proto names): {"update_mask": "a,b"} of the body's
+ * members, each a field the annotations let change (neither output-only nor
+ * immutable); NULL with f naming the first other member (400, listing the
+ * updatable fields). */
+json_t *gw_patch_mask(const api *a, const ProtobufCMessageDescriptor *d, json_t *body, gw_fail *f);
+/* The absolute URL of this request's path and query (each argument
+ * percent-encoded), without the parameters named in drop (NULL-terminated,
+ * may be NULL), with set_param=set_value appended when set_param is not
+ * NULL; a JSON string, or null when out of memory. */
+json_t *gw_page_url(const gw_req *req, const char *const *drop, const char *set_param,
+                    const char *set_value);
 
 /* ---- the pipeline (gw_pipeline.c) ---- */
 /* Deadline of the calls gw_begin prepares (the gateway's EVENTS_RPC_TIMEOUT_MS). */

@@ -92,6 +92,8 @@ int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const Proto
   resp->status = rt->ok_status ? rt->ok_status : 200;
   if (resp->status == 204) return 0;
   resp->body = pbjson_encode(out, rt->dialect->json_flags);
+  /* the dialect's envelope ({"data": ...}) around it, when the route has one */
+  if (resp->body && rt->resp_wrap) resp->body = json_pack("{s:o}", rt->resp_wrap, resp->body);
   if (!resp->body) {
     gw_fail_set(f, 500, "", "", "out of memory");
     return -1;

@@ -7,29 +7,22 @@
 
 #include "gw.h"
 #include "gw_dialects.h"
-#include "events/customer/v1/customer.pb-c.h"
 
 static const char *exception_name(int http) {
-  switch (http) {
-  case 400:
-    return "ValidationException";
-  case 401:
-    return "UnauthorizedException";
-  case 403:
-    return "ForbiddenException";
-  case 404:
-    return "NotFoundException";
-  case 405:
-    return "MethodNotAllowedException";
-  case 413:
-    return "PayloadTooLargeException";
-  case 431:
-    return "RequestHeaderFieldsTooLargeException";
-  case 503:
-    return "ServiceUnavailableException";
-  default:
-    return "ServerException";
-  }
+  static const struct {
+    int http;
+    const char *name;
+  } names[] = {{400, "ValidationException"},
+               {401, "UnauthorizedException"},
+               {403, "ForbiddenException"},
+               {404, "NotFoundException"},
+               {405, "MethodNotAllowedException"},
+               {413, "PayloadTooLargeException"},
+               {431, "RequestHeaderFieldsTooLargeException"},
+               {503, "ServiceUnavailableException"}};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (names[i].http == http) return names[i].name;
+  return "ServerException";
 }
 
 /* The API's documented reasons; finer ones of the mapper fold into them. */
@@ -100,7 +93,8 @@ static void customer_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
     json_decref(body);
     json_object_set_new(data, "invalid_params", params);
   } else if (http == 404 && req->route) {
-    const char *id = gw_param(req, "event_id");
+    /* the resource is the one the path's last variable names */
+    const char *id = req->n_params ? req->param_values[req->n_params - 1] : NULL;
     json_object_set_new(data, "resource_name", json_string("events"));
     json_object_set_new(data, "resource_id", id ? gw_text(id) : json_null());
   }
@@ -130,13 +124,12 @@ const gw_dialect gw_customer = {
 
 /* ---- routes ---- */
 
-/* Output-only members are refused (400 not_allowed_value), as in the other
- * dialects, rather than silently dropped: the server assigns them. */
+/* Create: the request as its body, output-only members refused (as in the
+ * other dialects, rather than dropped: the server assigns them). */
 int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *body;
   if (gw_body_json(req, &body, f) < 0) return -1;
-  /* Output-only members (the annotations say which) are refused. */
-  if (gw_body_check(req->route->api, body, &events__customer__v1__create_event_request__descriptor,
+  if (gw_body_check(req->route->api, body, req->route->body_desc,
                     gw_customer.json_flags | PBJSON_IGNORE_UNKNOWN, f) < 0) {
     json_decref(body);
     return -1;
@@ -155,69 +148,24 @@ int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   return rc;
 }
 
-int customer_render_create(const gw_req *req, const ProtobufCMessage *in,
+/* Get and List: the generic rendering, less what was not asked for: a
+ * request flag include_<member> left false leaves <member> out of the
+ * event, and out of each event of a list. */
+int customer_render_events(const gw_req *req, const ProtobufCMessage *in,
                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
-  (void)req;
-  (void)in;
-  (void)f;
-  resp->status = 201;
-  resp->body = json_pack("{s:o}", "data", pbjson_encode(out, gw_customer.json_flags));
-  return 0;
-}
-
-int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  if (gw_query_fields(req, in, req->route->query, gw_customer.json_flags, f) < 0) return -1;
-  const Events__Customer__V1__ListEventsRequest *r = (const void *)in;
-  /* 0 means "default" over gRPC, but an explicit count=0 is out of range. */
-  if (gw_query_get(req, "count") && (r->page_size < 1 || r->page_size > 1000)) {
-    gw_fail_set(f, 400, "count", "out_of_range", "count must be between 1 and 1000");
-    return -1;
+  if (gw_render_default(req, in, out, resp, f) < 0) return -1;
+  json_t *data = json_object_get(resp->body, req->route->resp_wrap), *v, *x;
+  const ProtobufCMessageDescriptor *d = in->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[i];
+    protobuf_c_boolean asked = 1;
+    if (fd->type == PROTOBUF_C_TYPE_BOOL && strncmp(fd->name, "include_", 8) == 0)
+      memcpy(&asked, (const char *)in + fd->offset, sizeof asked);
+    if (asked) continue;
+    const char *key;
+    size_t k;
+    json_object_del(data, fd->name + 8);
+    json_object_foreach(data, key, v) json_array_foreach(v, k, x) json_object_del(x, fd->name + 8);
   }
-  if (r->offset < 0) {
-    gw_fail_set(f, 400, "offset", "out_of_range", "offset must not be negative");
-    return -1;
-  }
-  return 0;
-}
-
-static json_t *event_json(const ProtobufCMessage *ev, int with_records) {
-  json_t *j = pbjson_encode(ev, gw_customer.json_flags);
-  if (!with_records) json_object_del(j, "property_records");
-  return j;
-}
-
-int customer_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
-                         gw_resp *resp, gw_fail *f) {
-  (void)req;
-  (void)f;
-  const Events__Customer__V1__ListEventsRequest *q = (const void *)in;
-  const Events__Customer__V1__ListEventsResponse *r = (const void *)out;
-  json_t *events = json_array();
-  for (size_t i = 0; i < r->n_events; i++)
-    json_array_append_new(events, event_json(&r->events[i]->base, q->include_property_records));
-  resp->status = 200;
-  resp->body = json_pack("{s:{s:o, s:I}}", "data", "events", events, "total_items",
-                         (json_int_t)r->total_items);
-  return 0;
-}
-
-int customer_render_get(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
-                        gw_resp *resp, gw_fail *f) {
-  (void)req;
-  (void)f;
-  const Events__Customer__V1__GetEventRequest *q = (const void *)in;
-  resp->status = 200;
-  resp->body = json_pack("{s:o}", "data", event_json(out, q->include_property_records));
-  return 0;
-}
-
-int customer_render_records(const gw_req *req, const ProtobufCMessage *in,
-                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f) {
-  (void)req;
-  (void)in;
-  (void)f;
-  json_t *j = pbjson_encode(out, gw_customer.json_flags);
-  resp->status = 200;
-  resp->body = json_pack("{s:o}", "data", j);
   return 0;
 }

@@ -9,15 +9,8 @@
 #include "gw.h"
 
 int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int customer_render_create(const gw_req *req, const ProtobufCMessage *in,
+int customer_render_events(const gw_req *req, const ProtobufCMessage *in,
                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
-int customer_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int customer_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
-                         gw_resp *resp, gw_fail *f);
-int customer_render_get(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
-                        gw_resp *resp, gw_fail *f);
-int customer_render_records(const gw_req *req, const ProtobufCMessage *in,
-                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 
 #define CUSTOMER_SVC "/events.customer.v1.CustomerEventService/"
 #define CUSTOMER_HOOK(R_, B_, RENDER_)                                                             \
@@ -26,10 +19,10 @@ int customer_render_records(const gw_req *req, const ProtobufCMessage *in,
     .resp_wrap = "data"                                                                            \
   }
 #define CUSTOMER_HOOKS                                                                             \
-  CUSTOMER_HOOK("CreateEvent", customer_build_create, customer_render_create),                     \
-      CUSTOMER_HOOK("ListEvents", customer_build_list, customer_render_list),                      \
-      CUSTOMER_HOOK("GetEvent", NULL, customer_render_get),                                        \
-      CUSTOMER_HOOK("ListPropertyRecords", NULL, customer_render_records),
+  CUSTOMER_HOOK("CreateEvent", customer_build_create, NULL),                                       \
+      CUSTOMER_HOOK("ListEvents", NULL, customer_render_events),                                   \
+      CUSTOMER_HOOK("GetEvent", NULL, customer_render_events),                                     \
+      CUSTOMER_HOOK("ListPropertyRecords", NULL, NULL),
 
 int object_build_event(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
@@ -49,15 +42,9 @@ json_t *object_list_schema(void);
        .resp_schema = object_list_schema},
 
 /* ---- catalog (seed 002): one set of builders/renderers for the three kinds ---- */
-int catalog_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_build_path_id(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_build_update(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int catalog_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 int catalog_build_resources(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
-int catalog_render_create(const gw_req *req, const ProtobufCMessage *in,
-                          const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
-int catalog_render_resource(const gw_req *req, const ProtobufCMessage *in,
-                            const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 int catalog_render_delete(const gw_req *req, const ProtobufCMessage *in,
                           const ProtobufCMessage *out, gw_resp *resp, gw_fail *f);
 int catalog_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
@@ -68,12 +55,11 @@ json_t *catalog_delete_schema(void);
 #define CATALOG_SVC "/events.catalog.v1.EventCatalogService/"
 #define CATALOG_HOOK(R_, B_, RENDER_, ...)                                                         \
   { .rpc = CATALOG_SVC R_, .dialect = &gw_catalog, .build = B_, .render = RENDER_, __VA_ARGS__ }
+/* Create is the generic binding and rendering (the body into resource). */
 #define CATALOG_KIND(ONE_, MANY_)                                                                  \
-  CATALOG_HOOK("List" MANY_, catalog_build_list, catalog_render_list,                              \
-               .resp_schema = catalog_list_schema),                                                \
-      CATALOG_HOOK("Create" ONE_, catalog_build_create, catalog_render_create),                    \
-      CATALOG_HOOK("Get" ONE_, catalog_build_path_id, catalog_render_resource),                    \
-      CATALOG_HOOK("Update" ONE_, catalog_build_update, catalog_render_resource),                  \
+  CATALOG_HOOK("List" MANY_, NULL, catalog_render_list, .resp_schema = catalog_list_schema),       \
+      CATALOG_HOOK("Get" ONE_, catalog_build_path_id, NULL),                                       \
+      CATALOG_HOOK("Update" ONE_, catalog_build_update, NULL),                                     \
       CATALOG_HOOK("Delete" ONE_, catalog_build_path_id, catalog_render_delete,                    \
                    .resp_schema = catalog_delete_schema)
 #define CATALOG_HOOKS                                                                              \

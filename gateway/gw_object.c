@@ -9,34 +9,20 @@
 #include "gw_dialects.h"
 #include "events/object/v1/object.pb-c.h"
 
-/* gRPC request field -> the name a REST client wrote. */
-static const char *rest_name(const char *field) {
-  static const struct {
-    const char *rpc, *rest;
-  } names[] = {
-      {"object_id", "objectId"},
-      {"event_id", "eventId"},
-      {"page_token", "after"},
-      {"page_size", "limit"},
-  };
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (strcmp(field, names[i].rpc) == 0) return names[i].rest;
-  if (strncmp(field, "event.", 6) == 0 && field[6]) return field + 6;
-  return field;
-}
-
 /* One violation as the REST client reads it: the description with its
  * leading request field renamed. */
-static void append_violation(char *buf, size_t len,
+static void append_violation(const gw_req *req, char *buf, size_t len,
                              const Google__Rpc__BadRequest__FieldViolation *v) {
   const char *field = v->field ? v->field : "", *desc = v->description ? v->description : "";
   size_t used = strlen(buf), flen = strlen(field);
+  char rest[256];
   if (used >= len - 1) return;
   const char *sep = used ? "; " : "";
+  gw_rest_field(req, field, rest, sizeof rest);
   if (flen && strncmp(desc, field, flen) == 0)
-    snprintf(buf + used, len - used, "%s%s%s", sep, rest_name(field), desc + flen);
+    snprintf(buf + used, len - used, "%s%s%s", sep, rest, desc + flen);
   else if (flen)
-    snprintf(buf + used, len - used, "%s%s: %s", sep, rest_name(field), desc);
+    snprintf(buf + used, len - used, "%s%s: %s", sep, rest, desc);
   else
     snprintf(buf + used, len - used, "%s%s", sep, desc);
 }
@@ -45,7 +31,7 @@ static void object_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   char message[1024] = "";
   if (f->bad_request && f->bad_request->n_field_violations) {
     for (size_t i = 0; i < f->bad_request->n_field_violations; i++)
-      append_violation(message, sizeof message, f->bad_request->field_violations[i]);
+      append_violation(req, message, sizeof message, f->bad_request->field_violations[i]);
   } else {
     snprintf(message, sizeof message, "%s",
              f->message[0] ? f->message : MHD_get_reason_phrase_for((unsigned)f->http));
@@ -67,89 +53,37 @@ const gw_dialect gw_object = {
     .error_schema = object_error_schema,
 };
 
-/* ---- request bodies ---- */
+/* ---- requests ---- */
 
-static const char *const sources[] = {"external", "manual", "system_recommendation"};
-static const char *const statuses[] = {"pending", "approved", "rejected"};
-
-static int in_list(const char *key, const char *const *list, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(key, list[i]) == 0) return 1;
-  return 0;
-}
-
-/* An enum member must be one of its documented names (the mapper would
- * also take numbers and other spellings) or null, which is dropped. */
-static int check_enum(json_t *body, const char *key, const char *const *names, size_t n,
-                      const char *listed, gw_fail *f) {
-  json_t *v = json_object_get(body, key);
-  if (!v) return 0;
-  if (json_is_null(v)) { /* documented nullable: the same as leaving it out */
-    json_object_del(body, key);
-    return 0;
-  }
-  if (json_is_string(v) && in_list(json_string_value(v), names, n)) return 0;
-  gw_fail_set(f, 400, key, json_is_string(v) ? "not_allowed_value" : "invalid_type",
-              "%s must be one of %s", key, listed);
-  return -1;
-}
-
-/* The body of POST and PUT: an Event's writable fields (the annotations say
- * which are output-only), enums by their documented names. */
-static int check_body(const gw_req *req, json_t *body, gw_fail *f) {
-  if (gw_body_check(req->route->api, body, &events__object__v1__event__descriptor,
-                    gw_object.json_flags, f) < 0)
-    return -1;
-  if (check_enum(body, "source", sources, 3, "external, manual, system_recommendation", f) < 0)
-    return -1;
-  return check_enum(body, "review_status", statuses, 3, "pending, approved, rejected", f);
-}
-
-/* Create and Update (a replacement) take the event as their body; the
- * path is bound already. */
+/* Create and Update (a replacement) take the event as their body (the path
+ * is bound already): its writable members, enums by their names. */
 int object_build_event(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  json_t *body, *wrapped = NULL;
-  if (gw_query_fields(req, in, req->route->query, gw_object.json_flags, f) < 0 ||
-      gw_body_json(req, &body, f) < 0)
-    return -1;
-  int rc = check_body(req, body, f);
-  if (rc == 0 && !(wrapped = json_pack("{s:O}", "event", body))) {
-    gw_fail_set(f, 500, "", "", "out of memory");
-    rc = -1;
-  }
-  if (rc == 0) rc = gw_merge(in, wrapped, gw_object.json_flags, f);
-  json_decref(wrapped);
+  const gw_route *rt = req->route;
+  unsigned flags = gw_object.json_flags;
+  json_t *body = NULL;
+  int rc = gw_query_fields(req, in, rt->query, flags, f) < 0 || gw_body_json(req, &body, f) < 0 ||
+                   gw_body_check(rt->api, body, rt->body_desc, flags, f) < 0 ||
+                   gw_body_enums(body, rt->body_desc, flags, f) < 0 ||
+                   gw_merge_body(req, in, body, f) < 0
+               ? -1
+               : 0;
   json_decref(body);
   return rc;
 }
 
+/* The generic binding (bounds included), then what the mapper would let
+ * pass: an empty cursor (gRPC's "first page"), enum filters by number or
+ * in other spellings. */
 int object_build_list(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
-  Events__Object__V1__ListEventsRequest *r = (void *)in;
-  if (gw_query_fields(req, in, req->route->query, gw_object.json_flags, f) < 0) return -1;
-  /* 0 means "default" over gRPC, but an explicit limit=0 is out of range. */
-  if (gw_query_get(req, "limit") && (r->page_size < 1 || r->page_size > 1000)) {
-    gw_fail_set(f, 400, "limit", "out_of_range", "limit must be between 1 and 1000");
+  char after[64];
+  if (gw_bind_request(req, in, f) < 0) return -1;
+  const char *v = gw_query_get(req, gw_rest_field(req, "page_token", after, sizeof after));
+  if (v && !v[0]) {
+    gw_fail_set(f, 400, after, "invalid_value_format", "%s must be a cursor from paging.next",
+                after);
     return -1;
   }
-  const char *after = gw_query_get(req, "after");
-  if (after && !after[0]) {
-    gw_fail_set(f, 400, "after", "invalid_value_format", "after must be a cursor from paging.next");
-    return -1;
-  }
-  /* Enum filters take the documented names only, not numbers. */
-  const char *src = gw_query_get(req, "source");
-  if (src && !in_list(src, sources, 3)) {
-    gw_fail_set(f, 400, "source", "not_allowed_value",
-                "source must be one of external, manual, system_recommendation");
-    return -1;
-  }
-  const char *rs = gw_query_get(req, "review_status");
-  if (rs && !in_list(rs, statuses, 3)) {
-    gw_fail_set(f, 400, "review_status", "not_allowed_value",
-                "review_status must be one of pending, approved, rejected");
-    return -1;
-  }
-  return 0;
+  return gw_query_enums(req, in->descriptor, f);
 }
 
 int object_render_list(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,

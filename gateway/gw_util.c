@@ -1,5 +1,6 @@
 /* gw_util.c - small helpers the dialects share: query strings, headers,
- * bodies, failures, and typed conversion of query values. */
+ * bodies, failures, typed conversion of query values, and the REST names,
+ * enum names, bounds and page links the annotations imply. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -319,8 +320,190 @@ int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *m
                 e.msg);
     goto free_fields;
   }
+  /* The annotated bounds, in the request's field order, once every value
+   * parsed (over gRPC the service checks them; a URL may not say 0). */
+  for (size_t j = 0; j < n; j++)
+    if (gw_query_bounds(req->route ? req->route->api : gw_api(), msg->descriptor, map[j].field,
+                        map[j].param, json_object_get(fields, map[j].field), f) < 0)
+      goto free_fields;
   rc = 0;
 free_fields:
   json_decref(fields);
   return rc;
+}
+
+/* ---- REST names and values from the annotations ---- */
+
+static const ProtobufCMessageDescriptor *route_input(const gw_route *rt) {
+  const ProtobufCMethodDescriptor *md =
+      rt && rt->service && rt->rpc
+          ? protobuf_c_service_descriptor_get_method_by_name(rt->service, strrchr(rt->rpc, '/') + 1)
+          : NULL;
+  return md ? md->input : NULL;
+}
+
+const char *gw_rest_field(const gw_req *req, const char *field, char *out, size_t len) {
+  const gw_route *rt = req ? req->route : NULL;
+  const ProtobufCMessageDescriptor *in = route_input(rt);
+  const ProtobufCFieldDescriptor *fd =
+      in ? protobuf_c_message_descriptor_get_field_by_name(in, field) : NULL;
+  const char *name = field, *body = rt && rt->body_field ? rt->body_field : "";
+  size_t bl = strcmp(body, "*") == 0 ? 0 : strlen(body);
+  for (size_t i = 0; rt && rt->query && rt->query[i].param && name == field; i++)
+    if (strcmp(rt->query[i].field, field) == 0) name = rt->query[i].param;
+  const char *r = fd && rt->api ? api_field_of(rt->api, in, fd).rules->rest_name : NULL;
+  if (name == field && r && *r && strcmp(r, "-") != 0) name = r;
+  if (name == field && bl && strncmp(field, body, bl) == 0 && field[bl] == '.' && field[bl + 1])
+    name = field + bl + 1;
+  snprintf(out, len, "%s", name);
+  return out;
+}
+
+const ProtobufCEnumValue *gw_enum_named(const ProtobufCEnumDescriptor *ed, const char *s,
+                                        const char *sep, char *names, size_t len) {
+  const ProtobufCEnumValue *found = NULL;
+  char buf[128];
+  if (names && len) names[0] = '\0';
+  for (unsigned i = 0; i < ed->n_values; i++) {
+    const char *name =
+        ed->values[i].value ? pbjson_enum_name(ed, ed->values[i].value, buf, sizeof buf) : NULL;
+    if (!name) continue;
+    if (!found && s && strcmp(s, name) == 0) found = &ed->values[i];
+    size_t used = names ? strlen(names) : 0;
+    if (names && used < len) snprintf(names + used, len - used, "%s%s", used ? sep : "", name);
+  }
+  return found;
+}
+
+int gw_body_enums(json_t *body, const ProtobufCMessageDescriptor *d, unsigned flags, gw_fail *f) {
+  char key_buf[128], names[512];
+  for (unsigned i = 0; d && i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[i];
+    if (fd->type != PROTOBUF_C_TYPE_ENUM || fd->label == PROTOBUF_C_LABEL_REPEATED) continue;
+    const char *key = pbjson_field_name(fd, flags, key_buf, sizeof key_buf);
+    json_t *v = key ? json_object_get(body, key) : NULL;
+    if (v && json_is_null(v)) json_object_del(body, key);
+    if (!v || json_is_null(v) ||
+        gw_enum_named(fd->descriptor, json_string_value(v), ", ", names, sizeof names))
+      continue;
+    gw_fail_set(f, 400, key, json_is_string(v) ? "not_allowed_value" : "invalid_type",
+                "%s must be one of %s", key, names);
+    return -1;
+  }
+  return 0;
+}
+
+int gw_query_enums(const gw_req *req, const ProtobufCMessageDescriptor *d, gw_fail *f) {
+  const gw_qparam *map = req->route ? req->route->query : NULL;
+  char names[512];
+  for (size_t i = 0; map && map[i].param; i++) {
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(d, map[i].field);
+    const char *v = fd && fd->type == PROTOBUF_C_TYPE_ENUM ? gw_query_get(req, map[i].param) : NULL;
+    if (!v || gw_enum_named(fd->descriptor, v, ", ", names, sizeof names)) continue;
+    gw_fail_set(f, 400, map[i].param, "not_allowed_value", "%s must be one of %s", map[i].param,
+                names);
+    return -1;
+  }
+  return 0;
+}
+
+int gw_query_bounds(const api *a, const ProtobufCMessageDescriptor *d, const char *field,
+                    const char *param, const json_t *v, gw_fail *f) {
+  const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, field);
+  if (!a || !fd || !json_is_integer(v)) return 0;
+  const Events__Api__V1__FieldRules *r = api_field_of(a, d, fd).rules;
+  int has_lo = r->has_min || r->rest_min > 0;
+  long long x = json_integer_value(v), lo = r->has_min ? r->min : r->rest_min, hi = r->max;
+  if (r->rest_min > lo) lo = r->rest_min;
+  if ((!has_lo || x >= lo) && (!r->has_max || x <= hi)) return 0;
+  if (has_lo && r->has_max)
+    gw_fail_set(f, 400, param, "out_of_range", "%s must be between %lld and %lld", param, lo, hi);
+  else if (r->has_max)
+    gw_fail_set(f, 400, param, "out_of_range", "%s must be at most %lld", param, hi);
+  else if (lo == 0 || lo == 1)
+    gw_fail_set(f, 400, param, "out_of_range", "%s must %s", param,
+                lo ? "be a positive integer" : "not be negative");
+  else
+    gw_fail_set(f, 400, param, "out_of_range", "%s must be at least %lld", param, lo);
+  return -1;
+}
+
+int gw_merge_body(const gw_req *req, ProtobufCMessage *in, json_t *body, gw_fail *f) {
+  const gw_route *rt = req->route;
+  unsigned flags = rt->dialect->json_flags;
+  if (strcmp(rt->body_field, "*") == 0) return gw_merge(in, body, flags, f);
+  /* the body field is named as the proto spells it */
+  json_t *wrapped = json_pack("{s:O}", rt->body_field, body);
+  int rc = wrapped ? gw_merge(in, wrapped, flags & ~PBJSON_CAMEL, f) : -1;
+  if (!wrapped) gw_fail_set(f, 500, "", "", "out of memory");
+  json_decref(wrapped);
+  return rc;
+}
+
+json_t *gw_patch_mask(const api *a, const ProtobufCMessageDescriptor *d, json_t *body, gw_fail *f) {
+  char paths[512] = "", allowed[512] = "";
+  unsigned fixed = API_OUTPUT_ONLY | API_IMMUTABLE;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (!(api_field_of(a, d, &d->fields[i]).behavior & fixed))
+      snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+               allowed[0] ? ", " : "", d->fields[i].name);
+  const char *key;
+  json_t *v;
+  json_object_foreach(body, key, v) {
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!fd || api_field_of(a, d, fd).behavior & fixed) {
+      gw_fail_set(f, 400, key, "not_allowed_value", "%s cannot be updated; updatable fields: %s",
+                  key, allowed);
+      return NULL;
+    }
+    /* fits: every field at most once (the parser refuses duplicates) */
+    snprintf(paths + strlen(paths), sizeof paths - strlen(paths), "%s%s", paths[0] ? "," : "",
+             fd->name);
+  }
+  return json_pack("{s:s}", "update_mask", paths);
+}
+
+static void put_encoded(FILE *m, const char *s) {
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+        strchr("-._~", ch))
+      fputc(ch, m);
+    else
+      fprintf(m, "%%%02X", ch);
+  }
+}
+
+json_t *gw_page_url(const gw_req *req, const char *const *drop, const char *set_param,
+                    const char *set_value) {
+  char base[512], *url = NULL, sep = '?';
+  size_t len = 0;
+  gw_query_arg args[64];
+  size_t n = gw_query(req, args, 64);
+  FILE *m = open_memstream(&url, &len);
+  if (!m) return json_null();
+  gw_base_url(req, base, sizeof base);
+  fprintf(m, "%s%s", base, req->path);
+  for (size_t i = 0; i < n && i < 64; i++) {
+    size_t k = 0;
+    while (drop && drop[k] && strcmp(drop[k], args[i].key) != 0)
+      k++;
+    if (drop && drop[k]) continue;
+    fputc(sep, m);
+    put_encoded(m, args[i].key);
+    fputc('=', m);
+    put_encoded(m, args[i].value);
+    sep = '&';
+  }
+  if (set_param) {
+    fputc(sep, m);
+    put_encoded(m, set_param);
+    fputc('=', m);
+    put_encoded(m, set_value ? set_value : "");
+  }
+  fclose(m);
+  json_t *j = url ? json_string(url) : json_null();
+  free(url);
+  return j ? j : json_null();
 }

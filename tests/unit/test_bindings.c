@@ -147,12 +147,57 @@ static void test_a_body_binds_into_its_field(void **state) {
   gw_req_free_params(&req);
 }
 
+static void test_rest_names_enums_and_bounds_come_from_the_annotations(void **state) {
+  (void)state;
+  char buf[64], names[64];
+  gw_req get = {.route = &routes[0]}, post = {.route = &routes[2]};
+  /* Query parameters and path variables by their REST names, body members
+   * without the body field. */
+  assert_string_equal(gw_rest_field(&get, "page_size", buf, sizeof buf), "limit");
+  assert_string_equal(gw_rest_field(&get, "widget_id", buf, sizeof buf), "widgetId");
+  assert_string_equal(gw_rest_field(&get, "shelf", buf, sizeof buf), "shelf");
+  assert_string_equal(gw_rest_field(&post, "widget.label", buf, sizeof buf), "label");
+  assert_string_equal(gw_rest_field(&post, "widget", buf, sizeof buf), "widget");
+  assert_string_equal(gw_rest_field(NULL, "widget.label", buf, sizeof buf), "widget.label");
+
+  /* Enum names as the mapper writes them, the zero value left out. */
+  const ProtobufCEnumDescriptor *ed = &bindingtest__v1__colour__descriptor;
+  assert_null(gw_enum_named(ed, "BLUE", ", ", names, sizeof names));
+  assert_string_equal(names, "dark_red, blue");
+  assert_null(gw_enum_named(ed, "unspecified", ", ", NULL, 0));
+  assert_int_equal(gw_enum_named(ed, "dark_red", ", ", NULL, 0)->value, 1);
+  gw_fail f = {0};
+  json_t *body = json_pack("{s:n}", "colour");
+  assert_int_equal(gw_body_enums(body, &bindingtest__v1__widget__descriptor, 0, &f), 0);
+  assert_int_equal(json_object_size(body), 0); /* null: left out */
+  json_object_set_new(body, "colour", json_integer(2));
+  assert_int_equal(gw_body_enums(body, &bindingtest__v1__widget__descriptor, 0, &f), -1);
+  assert_string_equal(f.message, "colour must be one of dark_red, blue");
+  assert_string_equal(f.reason, "invalid_type");
+  json_decref(body);
+
+  /* A URL may not say limit=0, which over gRPC means the default. */
+  static const gw_query_arg zero[] = {{"limit", "0"}}, big[] = {{"limit", "101"}};
+  const gw_query_arg *cases[] = {zero, big};
+  for (size_t i = 0; i < 2; i++) {
+    gw_req req = {.method = "GET", .path = "/test/v1/widgets/w1", .args = cases[i], .n_args = 1};
+    int status = 0;
+    req.route = gw_route_match(routes, n_routes, "GET", req.path, &req, &status);
+    Bindingtest__V1__GetWidgetRequest in = BINDINGTEST__V1__GET_WIDGET_REQUEST__INIT;
+    assert_int_equal(gw_bind_request(&req, &in.base, &f), -1);
+    assert_int_equal(f.http, 400);
+    assert_string_equal(f.message, "limit must be between 1 and 100");
+    gw_req_free_params(&req);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_routes_come_from_the_annotations),
       cmocka_unit_test(test_a_get_is_bound_and_rendered),
       cmocka_unit_test(test_unknown_and_grpc_only_parameters_are_refused),
       cmocka_unit_test(test_a_body_binds_into_its_field),
+      cmocka_unit_test(test_rest_names_enums_and_bounds_come_from_the_annotations),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
