@@ -300,13 +300,6 @@ int gw_merge_body(const gw_req *req, ProtobufCMessage *in, json_t *body, gw_fail
  * immutable); NULL with f naming the first other member (400, listing the
  * updatable fields). */
 json_t *gw_patch_mask(const api *a, const ProtobufCMessageDescriptor *d, json_t *body, gw_fail *f);
-/* The absolute URL of this request's path and query (each argument
- * percent-encoded), without the parameters named in drop (NULL-terminated,
- * may be NULL), with set_param=set_value appended when set_param is not
- * NULL; a JSON string, or null when out of memory. */
-json_t *gw_page_url(const gw_req *req, const char *const *drop, const char *set_param,
-                    const char *set_value);
-
 /* ---- the pipeline (gw_pipeline.c) ---- */
 /* Deadline of the calls gw_begin prepares (the gateway's EVENTS_RPC_TIMEOUT_MS). */
 void gw_set_rpc_timeout(int ms);
