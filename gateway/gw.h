@@ -275,6 +275,10 @@ int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *m
  * the body without the rule's body field ("event.name" -> "name"); else the
  * field itself. Written to out (cut to fit); returns out. */
 const char *gw_rest_field(const gw_req *req, const char *field, char *out, size_t len);
+/* desc (a service or mapper text) with its leading `field` renamed as
+ * gw_rest_field names it, into out; 1 when it led with the field, else 0
+ * with desc as it is. */
+int gw_rest_detail(const gw_req *req, const char *field, const char *desc, char *out, size_t len);
 /* The value of ed other than its zero ("unspecified") one whose JSON name,
  * as the mapper writes it, is exactly s (NULL: none); names, when not NULL,
  * gets all those names joined by sep. */

@@ -17,11 +17,12 @@
 
 static void catalog_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {
   /* The service names request fields; the REST body is the resource itself. */
-  char field[256];
+  char field[256], detail[600];
+  gw_rest_detail(req, f->field, f->message, detail, sizeof detail);
   if (*gw_rest_field(req, f->field, field, sizeof field))
-    resp->body = json_pack("{s:o, s:o}", "detail", gw_text(f->message), "field", gw_text(field));
+    resp->body = json_pack("{s:o, s:o}", "detail", gw_text(detail), "field", gw_text(field));
   else
-    resp->body = json_pack("{s:o}", "detail", gw_text(f->message));
+    resp->body = json_pack("{s:o}", "detail", gw_text(detail));
 }
 
 static json_t *catalog_error_schema(void) {

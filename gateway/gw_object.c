@@ -14,17 +14,12 @@
 static void append_violation(const gw_req *req, char *buf, size_t len,
                              const Google__Rpc__BadRequest__FieldViolation *v) {
   const char *field = v->field ? v->field : "", *desc = v->description ? v->description : "";
-  size_t used = strlen(buf), flen = strlen(field);
-  char rest[256];
+  size_t used = strlen(buf);
+  char text[600], rest[256];
   if (used >= len - 1) return;
-  const char *sep = used ? "; " : "";
-  gw_rest_field(req, field, rest, sizeof rest);
-  if (flen && strncmp(desc, field, flen) == 0)
-    snprintf(buf + used, len - used, "%s%s%s", sep, rest, desc + flen);
-  else if (flen)
-    snprintf(buf + used, len - used, "%s%s: %s", sep, rest, desc);
-  else
-    snprintf(buf + used, len - used, "%s%s", sep, desc);
+  if (!gw_rest_detail(req, field, desc, text, sizeof text) && *field)
+    snprintf(text, sizeof text, "%s: %s", gw_rest_field(req, field, rest, sizeof rest), desc);
+  snprintf(buf + used, len - used, "%s%s", used ? "; " : "", text);
 }
 
 static void object_error(const gw_req *req, const gw_fail *f, gw_resp *resp) {

@@ -359,6 +359,17 @@ const char *gw_rest_field(const gw_req *req, const char *field, char *out, size_
   return out;
 }
 
+int gw_rest_detail(const gw_req *req, const char *field, const char *desc, char *out, size_t len) {
+  size_t n = strlen(field);
+  if (!n || strncmp(desc, field, n) != 0) {
+    snprintf(out, len, "%s", desc);
+    return 0;
+  }
+  char rest[256];
+  snprintf(out, len, "%s%s", gw_rest_field(req, field, rest, sizeof rest), desc + n);
+  return 1;
+}
+
 const ProtobufCEnumValue *gw_enum_named(const ProtobufCEnumDescriptor *ed, const char *s,
                                         const char *sep, char *names, size_t len) {
   const ProtobufCEnumValue *found = NULL;

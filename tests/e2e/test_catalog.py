@@ -595,3 +595,12 @@ def test_grpc_errors(stack, pb):
 def test_service_log_is_clean(stack):
     out = stack.service.output() + stack.gateway.output()
     assert "ERROR: AddressSanitizer" not in out and "runtime error" not in out
+
+
+def test_read_only_members_named_as_sent(stack):
+    """The service refuses output-only members; the detail names the member
+    as the client wrote it (the body is the resource itself)."""
+    for member, value in (("id", hexid()), ("created_at", "2020-01-01T00:00:00Z"), ("entity_type", "event")):
+        r = post(stack, "/category", {"title": "ro", member: value})
+        assert r.status_code == 400, r.text
+        assert r.json() == {"detail": f"{member} is read-only", "field": member}
