@@ -257,6 +257,7 @@ void gw_fail_from_pbjson(gw_fail *f, const pbjson_err *e, const char *prefix);
 /* Sets request fields from a JSON object (field names, typed values) - the
  * same mapper as bodies. */
 int gw_merge(ProtobufCMessage *msg, json_t *fields, unsigned flags, gw_fail *f);
+/* ---- query values (gw_query.c) ---- */
 /* Converts a query-string value to the JSON type of `field` in `desc`
  * (integers, booleans, strings; timestamps and enums stay strings). Returns
  * a new reference or NULL with f naming `param`. */
@@ -268,7 +269,8 @@ json_t *gw_query_value(const ProtobufCMessageDescriptor *desc, const char *field
 int gw_query_fields(const gw_req *req, ProtobufCMessage *msg, const gw_qparam *map, unsigned flags,
                     gw_fail *f);
 
-/* ---- REST names and values from the annotations (gw_util.c) ---- */
+/* ---- REST names, bodies and masks (gw_bind.c); enum names and bounds (gw_query.c),
+ * from the annotations ---- */
 /* The name the REST client wrote for request field `field` (a field path as
  * the service or the mapper names it): a query parameter by the route's
  * map, a path variable by its (events.api.v1.field).rest_name, a member of

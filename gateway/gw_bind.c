@@ -1,8 +1,10 @@
 /* gw_bind.c - the generic half of turning a request into an RPC, driven by
  * the route's http rule: path variables into the request fields they name,
  * query parameters by the map derived from the request's fields, the body
- * into the rule's body field; and the response (its response_body field) as
- * the dialect's JSON. Dialect hooks run on top of it where an API differs. */
+ * into the rule's body field (a PATCH's mask from its members), the REST
+ * names of request fields for error bodies; and the response (its
+ * response_body field) as the dialect's JSON. Dialect hooks run on top of it
+ * where an API differs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +145,77 @@ int gw_body_check(const api *a, json_t *body, const ProtobufCMessageDescriptor *
   }
   (void)a; /* output-only members are the service's to refuse (rpc_behavior.c) */
   return check_members(body, desc, flags, "", 0, f);
+}
+
+/* ---- REST names and values from the annotations ---- */
+
+static const ProtobufCMessageDescriptor *route_input(const gw_route *rt) {
+  const ProtobufCMethodDescriptor *md =
+      rt && rt->service && rt->rpc
+          ? protobuf_c_service_descriptor_get_method_by_name(rt->service, strrchr(rt->rpc, '/') + 1)
+          : NULL;
+  return md ? md->input : NULL;
+}
+
+const char *gw_rest_field(const gw_req *req, const char *field, char *out, size_t len) {
+  const gw_route *rt = req ? req->route : NULL;
+  const ProtobufCMessageDescriptor *in = route_input(rt);
+  const ProtobufCFieldDescriptor *fd =
+      in ? protobuf_c_message_descriptor_get_field_by_name(in, field) : NULL;
+  const char *name = field, *body = rt && rt->body_field ? rt->body_field : "";
+  size_t bl = strcmp(body, "*") == 0 ? 0 : strlen(body);
+  for (size_t i = 0; rt && rt->query && rt->query[i].param && name == field; i++)
+    if (strcmp(rt->query[i].field, field) == 0) name = rt->query[i].param;
+  const char *r = fd && rt->api ? api_field_of(rt->api, in, fd).rules->rest_name : NULL;
+  if (name == field && r && *r && strcmp(r, "-") != 0) name = r;
+  if (name == field && bl && strncmp(field, body, bl) == 0 && field[bl] == '.' && field[bl + 1])
+    name = field + bl + 1;
+  snprintf(out, len, "%s", name);
+  return out;
+}
+
+int gw_rest_detail(const gw_req *req, const char *field, const char *desc, char *out, size_t len) {
+  size_t n = strlen(field);
+  if (!n || strncmp(desc, field, n) != 0) {
+    snprintf(out, len, "%s", desc);
+    return 0;
+  }
+  char rest[256];
+  snprintf(out, len, "%s%s", gw_rest_field(req, field, rest, sizeof rest), desc + n);
+  return 1;
+}
+
+int gw_merge_body(const gw_req *req, ProtobufCMessage *in, json_t *body, gw_fail *f) {
+  const gw_route *rt = req->route;
+  unsigned flags = rt->dialect->json_flags;
+  if (strcmp(rt->body_field, "*") == 0) return gw_merge(in, body, flags, f);
+  /* the body field is named as the proto spells it */
+  json_t *wrapped = json_pack("{s:O}", rt->body_field, body);
+  int rc = wrapped ? gw_merge(in, wrapped, flags & ~PBJSON_CAMEL, f) : -1;
+  if (!wrapped) gw_fail_set(f, 500, "", "", "out of memory");
+  json_decref(wrapped);
+  return rc;
+}
+
+json_t *gw_patch_mask(const api *a, const ProtobufCMessageDescriptor *d, json_t *body, gw_fail *f) {
+  char paths[512] = "", allowed[512] = "";
+  unsigned fixed = API_OUTPUT_ONLY | API_IMMUTABLE;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (!(api_field_of(a, d, &d->fields[i]).behavior & fixed))
+      snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+               allowed[0] ? ", " : "", d->fields[i].name);
+  const char *key;
+  json_t *v;
+  json_object_foreach(body, key, v) {
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!fd || api_field_of(a, d, fd).behavior & fixed) {
+      gw_fail_set(f, 400, key, "not_allowed_value", "%s cannot be updated; updatable fields: %s",
+                  key, allowed);
+      return NULL;
+    }
+    /* fits: every field at most once (the parser refuses duplicates) */
+    snprintf(paths + strlen(paths), sizeof paths - strlen(paths), "%s%s", paths[0] ? "," : "",
+             fd->name);
+  }
+  return json_pack("{s:s}", "update_mask", paths);
 }
