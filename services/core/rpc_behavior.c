@@ -20,6 +20,7 @@
 
 #include "google/protobuf/wrappers.pb-c.h"
 #include "rpc_int.h"
+#include "rpc_validate.h"
 
 /* Requests are bounded to 64 levels before unpacking (rpc_bound.c); the
  * behaviours sit on the resource's few top levels. */
@@ -60,17 +61,10 @@ static int is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f) 
   }
   case PROTOBUF_C_TYPE_BYTES:
     return ((const ProtobufCBinaryData *)p)->len != 0;
-  case PROTOBUF_C_TYPE_BOOL:
-    return *(const protobuf_c_boolean *)p != 0;
-  case PROTOBUF_C_TYPE_INT64:
-  case PROTOBUF_C_TYPE_SINT64:
-  case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_UINT64:
-  case PROTOBUF_C_TYPE_FIXED64:
-  case PROTOBUF_C_TYPE_DOUBLE:
-    return *(const uint64_t *)p != 0;
-  default: /* 32-bit numbers, floats and enums */
-    return *(const uint32_t *)p != 0;
+  default: { /* a number, bool or enum: set when not all zero bytes */
+    static const unsigned char zero[8];
+    return memcmp(p, zero, rpc_value_size(f)) != 0;
+  }
   }
 }
 

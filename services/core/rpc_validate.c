@@ -32,17 +32,6 @@ static size_t code_points(const char *s) {
   return n;
 }
 
-static int is_hex(const char *s, size_t len, int lower_only) {
-  if (strlen(s) != len) return 0;
-  for (size_t i = 0; i < len; i++) {
-    char ch = s[i];
-    int ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-             (!lower_only && ch >= 'A' && ch <= 'F');
-    if (!ok) return 0;
-  }
-  return 1;
-}
-
 static int is_uuidv7(const char *s) {
   return ids_is_uuid(s) && s[14] == '7' && strspn(s, "0123456789abcdef-") == 36;
 }
@@ -50,12 +39,12 @@ static int is_uuidv7(const char *s) {
 static void check_format(rpc_call *c, const char *path, const char *s, Events__Api__V1__Format f) {
   switch (f) {
   case EVENTS__API__V1__FORMAT__FORMAT_HEX26:
-    if (!is_hex(s, 26, 1))
+    if (!ids_is_hex(s, 26))
       rpc_violation(c, path, "invalid_value_format", "%s must be 26 lowercase hex characters",
                     path);
     break;
   case EVENTS__API__V1__FORMAT__FORMAT_HEX32:
-    if (!is_hex(s, 32, 1))
+    if (!ids_is_hex(s, 32))
       rpc_violation(c, path, "invalid_value_format", "%s must be 32 lowercase hex characters",
                     path);
     break;
@@ -67,7 +56,7 @@ static void check_format(rpc_call *c, const char *path, const char *s, Events__A
       rpc_violation(c, path, "invalid_value_format", "%s must be a version-7 UUID", path);
     break;
   case EVENTS__API__V1__FORMAT__FORMAT_UUID_ANY_FORM:
-    if (!ids_is_uuid(s) && !is_hex(s, 32, 0))
+    if (!ids_is_uuid(s) && !(strlen(s) == 32 && strspn(s, "0123456789abcdefABCDEF") == 32))
       rpc_violation(c, path, "invalid_value_format",
                     "%s must be a UUID (32 hex digits, with or without dashes)", path);
     break;
@@ -150,7 +139,7 @@ static void check_value(rpc_call *c, const api *a, const ProtobufCFieldDescripto
   }
 }
 
-static size_t value_size(const ProtobufCFieldDescriptor *f) {
+size_t rpc_value_size(const ProtobufCFieldDescriptor *f) {
   switch (f->type) {
   case PROTOBUF_C_TYPE_STRING:
   case PROTOBUF_C_TYPE_MESSAGE:
@@ -197,7 +186,7 @@ static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, const cha
     for (size_t k = 0; k < n; k++) {
       char elem[280];
       snprintf(elem, sizeof elem, "%s[%zu]", path, k);
-      check_value(c, a, f, items + k * value_size(f), elem, r, depth);
+      check_value(c, a, f, items + k * rpc_value_size(f), elem, r, depth);
     }
   }
 }

@@ -13,4 +13,8 @@
  * numeric ranges, item counts. */
 void rpc_validate(rpc_call *c, const api *a, const ProtobufCMessage *in);
 
+/* The bytes one value of field f takes in a protobuf-c message (an element
+ * of a repeated field's array). */
+size_t rpc_value_size(const ProtobufCFieldDescriptor *f);
+
 #endif
