@@ -2,10 +2,8 @@
  * resource objects, page envelopes with absolute links as Django REST
  * framework's page-number pagination writes them, and {"detail": "..."}
  * errors. One set of builders and renderers serves categories, events and
- * event properties; the hook rows pick the RPC. The three kinds' list
- * requests and responses are declared alike, field for field, so the event
- * kind's C types stand for all three (the category list request lacks only
- * the trailing parent and integration filters, which it never reads). */
+ * event properties; the hook rows pick the RPC, and list responses are
+ * read by their members' names, whichever kind's type they are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,25 +216,26 @@ int catalog_render_list(const gw_req *req, const ProtobufCMessage *in, const Pro
                         gw_resp *resp, gw_fail *f) {
   (void)in;
   (void)f;
-  const Events__Catalog__V1__ListEventsResponse *r = (const void *)out;
-  int page = r->page, more = r->page < r->total_pages;
+  /* members the mapper leaves out are zero or empty */
+  json_t *o = pbjson_encode(out, gw_catalog.json_flags), *results = json_object_get(o, "results");
+  json_int_t count = json_integer_value(json_object_get(o, "count"));
+  int total = (int)json_integer_value(json_object_get(o, "total_pages"));
+  int page = (int)json_integer_value(json_object_get(o, "page")), more = page < total;
   /* other pages: this request's URL with page=N (left out for the first,
    * as DRF does) */
   static const char *const drop[] = {"page", NULL};
   char prev[16], next[16];
   snprintf(prev, sizeof prev, "%d", page - 1);
   snprintf(next, sizeof next, "%d", page + 1);
-  json_t *results = json_array();
-  for (size_t i = 0; i < r->n_results; i++)
-    json_array_append_new(results, pbjson_encode(&r->results[i]->base, gw_catalog.json_flags));
   resp->status = 200;
   resp->body = json_pack(
-      "{s:I, s:i, s:{s:o, s:o}, s:{s:i, s:o, s:o}, s:o}", "count", (json_int_t)r->count,
-      "total_pages", r->total_pages, "links", "next",
-      more ? gw_page_url(req, drop, "page", next) : json_null(), "previous",
+      "{s:I, s:i, s:{s:o, s:o}, s:{s:i, s:o, s:o}, s:o}", "count", count, "total_pages", total,
+      "links", "next", more ? gw_page_url(req, drop, "page", next) : json_null(), "previous",
       page > 1 ? gw_page_url(req, drop, page > 2 ? "page" : NULL, prev) : json_null(), "meta",
       "page", page, "previous_page", page > 1 ? json_integer(page - 1) : json_null(), "next_page",
-      more ? json_integer(page + 1) : json_null(), "results", results);
+      more ? json_integer(page + 1) : json_null(), "results",
+      results ? json_incref(results) : json_array());
+  json_decref(o);
   return 0;
 }
 

@@ -445,15 +445,23 @@ static void list_resources(const kind *k, const ProtobufCMessage *in, ProtobufCC
   if (doc_decode_all(c, page.docs, &events__catalog__v1__resource__descriptor, NULL,
                      (ProtobufCMessage ***)&results, &n_results) < 0)
     goto reply;
-  /* Events__Catalog__V1__ListEventsResponse stands for the three. */
-  Events__Catalog__V1__ListEventsResponse out = EVENTS__CATALOG__V1__LIST_EVENTS_RESPONSE__INIT;
-  out.base.descriptor = rpc_output(c);
-  out.count = page.total;
-  out.total_pages = pages > INT32_MAX ? INT32_MAX : (int32_t)pages;
-  out.page = (int32_t)number;
-  out.n_results = n_results;
-  out.results = results;
-  done(&out.base, c);
+  /* The kind's own response type; its members by name, as the request's. */
+  const ProtobufCMessageDescriptor *od = rpc_output(c);
+  const ProtobufCFieldDescriptor *rf =
+      protobuf_c_message_descriptor_get_field_by_name(od, "results");
+  ProtobufCMessage *out = calloc(1, od->sizeof_message);
+  if (!out) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto reply;
+  }
+  protobuf_c_message_init(od, out);
+  *(int64_t *)member(out, "count") = page.total;
+  *(int32_t *)member(out, "total_pages") = pages > INT32_MAX ? INT32_MAX : (int32_t)pages;
+  *(int32_t *)member(out, "page") = (int32_t)number;
+  *(size_t *)((char *)out + rf->quantifier_offset) = n_results;
+  *(Resource ***)((char *)out + rf->offset) = results;
+  done(out, c);
+  free(out);
 reply:
   if (rpc_failed(c)) done(NULL, c);
   doc_free_all((ProtobufCMessage **)results, n_results);
