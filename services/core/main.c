@@ -171,6 +171,13 @@ int main(int argc, char **argv) {
     fatal("cannot read the API's annotations", api_err);
     goto free_reflect;
   }
+  /* Validation and page sizes look annotations up by descriptor per call. */
+  for (size_t i = 0; i < n_defs; i++) {
+    if (api_prepare(rules, defs[i].desc) < 0) {
+      fatal("cannot index the API's annotations", "out of memory");
+      goto close_api;
+    }
+  }
   rpc_server_config cfg = {
       .addr = get("EVENTS_GRPC_ADDR"),
       .workers = (int)config_num(vars, N_VARS, "EVENTS_WORKERS"),

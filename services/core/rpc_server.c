@@ -36,6 +36,17 @@
 
 enum method_kind { METHOD_UNARY, METHOD_REFLECTION, METHOD_WATCH };
 
+#define N_CODES 17 /* grpc_status_code OK .. UNAUTHENTICATED */
+
+/* A method's metric series, each found on first use and then kept: a call
+ * updates them with atomics, without formatting labels, hashing them or
+ * taking the registry's lock. Lazily, so that /metrics lists only series
+ * that were used, as before. */
+typedef struct method_metrics {
+  metrics_series *started, *received, *sent;
+  metrics_series *handled[N_CODES], *seconds[N_CODES];
+} method_metrics;
+
 struct rpc_method {
   char path[256];
   char labels[320]; /* grpc_type, grpc_service, grpc_method: go-grpc-prometheus's */
@@ -45,6 +56,7 @@ struct rpc_method {
   int public;
   enum method_kind kind;
   void *handle;
+  method_metrics mx;
 };
 
 /* Events taken off the queue while looking for closed calls (see
@@ -78,6 +90,7 @@ struct rpc_server {
   pthread_mutex_t busy_mu;
   pthread_cond_t idle;
   int busy, closing;
+  method_metrics unknown_mx; /* every unknown method shares one label set */
 };
 
 store *rpc_store(const rpc_call *c) {
@@ -103,8 +116,15 @@ static rpc_call *call_new(rpc_server *s, rpc_method *m, rpc_worker *w) {
   return c;
 }
 
+static metrics_series *in_flight(void) {
+  static metrics_series *s;
+  metrics_series *p = __atomic_load_n(&s, __ATOMIC_ACQUIRE);
+  if (!p) __atomic_store_n(&s, p = metrics_gauge_of("events_rpc_in_flight", ""), __ATOMIC_RELEASE);
+  return p;
+}
+
 static void call_free(rpc_call *c) {
-  if (c->arrived) metrics_gauge_add("events_rpc_in_flight", "", -1);
+  if (c->arrived) metrics_add(in_flight(), -1);
   if (c->call) grpc_call_unref(c->call);
   grpc_metadata_array_destroy(&c->md);
   if (!c->method) grpc_call_details_destroy(&c->details);
@@ -198,15 +218,41 @@ static const char *method_labels(const rpc_call *c) {
                    : "grpc_type=\"unary\",grpc_service=\"unknown\",grpc_method=\"unknown\"";
 }
 
+static method_metrics *mx_of(rpc_call *c) {
+  return c->method ? &c->method->mx : &c->srv->unknown_mx;
+}
+
+/* One cached series: found under the registry's lock the first time only.
+ * Threads racing on the first use find the same series. */
+static metrics_series *mx_get(metrics_series **slot, metrics_series *(*of)(const char *, const char *),
+                              const char *name, const char *labels) {
+  metrics_series *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (!p) __atomic_store_n(slot, p = of(name, labels), __ATOMIC_RELEASE);
+  return p;
+}
+
+static void count_sent(rpc_call *c) {
+  metrics_add(mx_get(&mx_of(c)->sent, metrics_counter_of, "grpc_server_msg_sent_total",
+                     method_labels(c)),
+              1);
+}
+
 static void call_log(rpc_call *c) {
-  char buf[256], labels[512], code[16];
+  char buf[256], code[16];
   gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
   double ms = (double)d.tv_sec * 1e3 + d.tv_nsec / 1e6;
-  snprintf(labels, sizeof labels, "%s,grpc_code=\"%s\"", method_labels(c), code_name(c->status));
-  metrics_count("grpc_server_handled_total", labels, 1);
-  metrics_observe("grpc_server_handling_seconds", labels, ms / 1e3);
-  if (c->status == GRPC_STATUS_OK && c->method && c->method->kind == METHOD_UNARY)
-    metrics_count("grpc_server_msg_sent_total", method_labels(c), 1);
+  method_metrics *mx = mx_of(c);
+  unsigned k = (unsigned)c->status < N_CODES ? (unsigned)c->status : GRPC_STATUS_UNKNOWN;
+  if (!__atomic_load_n(&mx->handled[k], __ATOMIC_ACQUIRE) ||
+      !__atomic_load_n(&mx->seconds[k], __ATOMIC_ACQUIRE)) {
+    char labels[512];
+    snprintf(labels, sizeof labels, "%s,grpc_code=\"%s\"", method_labels(c), code_name(k));
+    mx_get(&mx->handled[k], metrics_counter_of, "grpc_server_handled_total", labels);
+    mx_get(&mx->seconds[k], metrics_histogram_of, "grpc_server_handling_seconds", labels);
+  }
+  metrics_add(mx->handled[k], 1);
+  metrics_observe_in(mx->seconds[k], ms / 1e3);
+  if (c->status == GRPC_STATUS_OK && c->method && c->method->kind == METHOD_UNARY) count_sent(c);
   if (otlp_enabled()) {
     const char *name = method_name(c, buf, sizeof buf);
     snprintf(code, sizeof code, "%d", (int)c->status);
@@ -427,7 +473,7 @@ static void watch_send(rpc_call *c, int status, int send_initial) {
   n++;
   c->watch_sent = status;
   c->state = CALL_WATCH_SENDING;
-  metrics_count("grpc_server_msg_sent_total", method_labels(c), 1);
+  count_sent(c);
   if (call_batch(c, ops, n, &c->tag) < 0) c->state = CALL_WATCH_IDLE;
 }
 
@@ -542,11 +588,15 @@ static void on_arrival(rpc_call *c) {
   rpc_server *s = c->srv;
   c->started = gpr_now(GPR_CLOCK_MONOTONIC);
   c->arrived = 1;
-  metrics_gauge_add("events_rpc_in_flight", "", 1);
+  metrics_add(in_flight(), 1);
   read_context(c);
-  metrics_count("grpc_server_started_total", method_labels(c), 1);
+  method_metrics *mx = mx_of(c);
+  metrics_add(mx_get(&mx->started, metrics_counter_of, "grpc_server_started_total", method_labels(c)),
+              1);
   if (c->method && c->method->kind == METHOD_UNARY)
-    metrics_count("grpc_server_msg_received_total", method_labels(c), 1);
+    metrics_add(mx_get(&mx->received, metrics_counter_of, "grpc_server_msg_received_total",
+                       method_labels(c)),
+                1);
   if (!s->stopping) call_request(s, c->method, c->worker);
   watch_close(c);
   if (!c->method) {
