@@ -414,9 +414,8 @@ static int sq_run(sq_store *s, int write, const char *sql, json_t *args, sq_row_
 }
 
 static int row_doc(sqlite3_stmt *stmt, void *ctx, store_err *err) {
-  json_error_t jerr;
   const char *text = (const char *)sqlite3_column_text(stmt, 0);
-  json_t *doc = text ? json_loadb(text, (size_t)sqlite3_column_bytes(stmt, 0), 0, &jerr) : NULL;
+  json_t *doc = text ? store_json_load(text, (size_t)sqlite3_column_bytes(stmt, 0)) : NULL;
   if (!doc) return store_fail(err, STORE_EINTERNAL, "sqlite: unreadable stored document");
   if (json_array_append_new((json_t *)ctx, doc))
     return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
