@@ -34,6 +34,8 @@
 /* Writes per group transaction: bounds how long the last of a group waits for
  * the others' statements (an fsync costs far more than 64 small inserts). */
 #define SQ_GROUP_MAX 64
+/* Address space, not memory: pages are mapped as they are read. */
+#define SQ_MMAP_SIZE "1073741824"
 
 typedef struct sq_cached {
   char *sql;
@@ -135,8 +137,14 @@ static int sq_conn_open(sq_store *s, sq_conn **out, store_err *err) {
   sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
   /* FULL makes every commit fsync the WAL: an acknowledged write survives a
    * power cut, not just a crash of this process. */
+  /* mmap_size: reads come straight from the mapped file instead of being
+   * copied into each connection's private page cache (up to 2 MiB apiece,
+   * nine connections), which saves the copies and keeps that memory
+   * file-backed and shared with the OS cache. Writes still go through the
+   * WAL with write(2). */
   rc = sqlite3_exec(c->db,
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA analysis_limit=1000;",
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA analysis_limit=1000;"
+                    " PRAGMA mmap_size=" SQ_MMAP_SIZE ";",
                     NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     rc = sq_fail(err, c->db, rc, "pragmas");
@@ -956,6 +964,8 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   if (!rc) rc = sq_write_begin(s, &c, err);
   if (rc) goto cleanup_store;
   rc = sq_schema(c, schema, err);
+  /* ANALYZE at open read pages the service may never need again. */
+  if (!rc) sqlite3_db_release_memory(c->db);
   sq_write_end(s, c, 1);
   if (rc) goto cleanup_store;
   *out = &s->base;
