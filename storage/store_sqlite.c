@@ -340,6 +340,18 @@ static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
   size_t ran = 0;
   if (sq_write_begin(s, &c, &why)) goto fail_unrun;
   if (sq_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
+  if (n == 1) {
+    /* Alone in its group: no savepoint (two statements) is needed to undo
+     * it alone; a failed write is rolled back with its transaction. */
+    sq_wreq *w = batch[0];
+    w->rc = w->run ? w->run(c, w, w->err)
+                   : sq_exec(c, w->sql, w->args, w->fn, w->ctx, w->changes, w->err);
+    ran = 1;
+    if (w->rc) {
+      if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      goto cleanup_writer;
+    }
+  }
   for (; ran < n; ran++) {
     sq_group_one(c, batch[ran]);
     if (batch[ran]->rc && sqlite3_get_autocommit(c->db)) {

@@ -1,6 +1,5 @@
 /* main.c - events-service: configuration, start-up checks, serve until
  * SIGTERM/SIGINT, then drain in-flight calls and exit 0. */
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,9 +203,6 @@ int main(int argc, char **argv) {
     rpc_server_stop(srv, 0);
     goto close_api;
   }
-  /* Start-up (descriptor sets, the store's ANALYZE) freed more than it
-   * kept; glibc holds freed heap pages until asked to give them back. */
-  malloc_trim(0);
   log_json(LOG_LEVEL_INFO, "serving",
            json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port, "store",
                      store_engine(st), "workers", cfg.workers, "credentials",
