@@ -283,6 +283,10 @@ void api_close(api *a) {
   free(a);
 }
 
+const Google__Protobuf__FileDescriptorSet *api_descriptor_set(const api *a) {
+  return a->set;
+}
+
 const api_method *api_methods(const api *a, size_t *n) {
   *n = a->n_methods;
   return a->methods;

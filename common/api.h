@@ -63,6 +63,10 @@ const api_method *api_method_find(const api *a, const char *rpc);
 api_field api_field_of(const api *a, const ProtobufCMessageDescriptor *m,
                        const ProtobufCFieldDescriptor *f);
 
+/* The unpacked descriptor set the annotations were read from: reflection
+ * serves the same files and borrows it rather than unpack a second copy. */
+const struct Google__Protobuf__FileDescriptorSet *api_descriptor_set(const api *a);
+
 /* Per-request look-ups by name cost a format and a search each; these tables,
  * indexed by protobuf-c descriptor address, are built once at start-up.
  * api_prepare adds every method of service sd and every message reachable

@@ -20,7 +20,7 @@ typedef struct series metrics_series;
 metrics_series *metrics_counter_of(const char *name, const char *labels);
 metrics_series *metrics_gauge_of(const char *name, const char *labels);
 metrics_series *metrics_histogram_of(const char *name, const char *labels);
-void metrics_add(metrics_series *s, double v);        /* counter or gauge */
+void metrics_add(metrics_series *s, double v);              /* counter or gauge */
 void metrics_observe_in(metrics_series *s, double seconds); /* histogram */
 /* Declares a family's TYPE ("counter", "gauge", "histogram") and HELP text,
  * once at start-up, before its first series. */

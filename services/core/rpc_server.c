@@ -131,6 +131,8 @@ static void call_free(rpc_call *c) {
   if (c->payload) grpc_byte_buffer_destroy(c->payload);
   if (c->response) grpc_byte_buffer_destroy(c->response);
   rpc_status_clear(c);
+  free(c->trace);
+  free(c->watch_service);
   free(c);
 }
 
@@ -224,20 +226,23 @@ static method_metrics *mx_of(rpc_call *c) {
 
 /* One cached series: found under the registry's lock the first time only.
  * Threads racing on the first use find the same series. */
-static metrics_series *mx_get(metrics_series **slot, metrics_series *(*of)(const char *, const char *),
-                              const char *name, const char *labels) {
+static metrics_series *mx_get(metrics_series **slot,
+                              metrics_series *(*of)(const char *, const char *), const char *name,
+                              const char *labels) {
   metrics_series *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
   if (!p) __atomic_store_n(slot, p = of(name, labels), __ATOMIC_RELEASE);
   return p;
 }
 
 static void count_sent(rpc_call *c) {
-  metrics_add(mx_get(&mx_of(c)->sent, metrics_counter_of, "grpc_server_msg_sent_total",
-                     method_labels(c)),
-              1);
+  metrics_add(
+      mx_get(&mx_of(c)->sent, metrics_counter_of, "grpc_server_msg_sent_total", method_labels(c)),
+      1);
 }
 
 static void call_log(rpc_call *c) {
+  static const trace_ctx no_trace; /* a call whose context could not be kept */
+  const trace_ctx *t = c->trace ? c->trace : &no_trace;
   char buf[256], code[16];
   gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), c->started);
   double ms = (double)d.tv_sec * 1e3 + d.tv_nsec / 1e6;
@@ -261,8 +266,8 @@ static void call_log(rpc_call *c) {
                          {"rpc.grpc.status_code", code},
                          {"request.id", c->request_id}};
     uint64_t end = otlp_now_ns();
-    otlp_record(&c->trace, name + (name[0] == '/'), OTLP_SPAN_SERVER, end - (uint64_t)(ms * 1e6),
-                end, c->status != GRPC_STATUS_OK, attrs, c->request_id[0] ? 4 : 3);
+    otlp_record(t, name + (name[0] == '/'), OTLP_SPAN_SERVER, end - (uint64_t)(ms * 1e6), end,
+                c->status != GRPC_STATUS_OK, attrs, c->request_id[0] ? 4 : 3);
   }
   /* Probes ask for health every few seconds: their successes are debug. */
   int level = c->status == GRPC_STATUS_INTERNAL ? LOG_LEVEL_ERROR
@@ -272,11 +277,11 @@ static void call_log(rpc_call *c) {
                   : LOG_LEVEL_INFO;
   if (!log_enabled(level)) return;
   char parent[17] = "";
-  if (trace_has_parent(&c->trace)) {
+  if (trace_has_parent(t)) {
     static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < 8; i++) {
-      parent[2 * i] = digits[c->trace.parent_id[i] >> 4];
-      parent[2 * i + 1] = digits[c->trace.parent_id[i] & 15];
+      parent[2 * i] = digits[t->parent_id[i] >> 4];
+      parent[2 * i + 1] = digits[t->parent_id[i] & 15];
     }
     parent[16] = '\0';
   }
@@ -284,8 +289,8 @@ static void call_log(rpc_call *c) {
       {.key = "method", .kind = LOG_STR, .s = method_name(c, buf, sizeof buf)},
       {.key = "code", .kind = LOG_INT, .i = (int)c->status},
       {.key = "ms", .kind = LOG_NUM, .d = ms},
-      {.key = "trace_id", .kind = LOG_STR, .s = c->trace.trace_hex},
-      {.key = "span_id", .kind = LOG_STR, .s = c->trace.span_hex},
+      {.key = "trace_id", .kind = LOG_STR, .s = t->trace_hex},
+      {.key = "span_id", .kind = LOG_STR, .s = t->span_hex},
   };
   size_t n = 5;
   if (parent[0]) f[n++] = (log_field){.key = "parent_span_id", .kind = LOG_STR, .s = parent};
@@ -499,7 +504,11 @@ static void watch_start(rpc_call *c) {
     snprintf(service, sizeof service, "%s", in->service);
     grpc__health__v1__health_check_request__free_unpacked(in, NULL);
   }
-  snprintf(c->watch_service, sizeof c->watch_service, "%s", service);
+  if (!(c->watch_service = strdup(service))) {
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    call_reply(c, 1);
+    return;
+  }
   pthread_mutex_lock(&watch_mu);
   __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL); /* the list's */
   c->watch_next = watchers;
@@ -581,7 +590,7 @@ static void read_context(rpc_call *c) {
       if (j == len) memcpy(c->request_id, v, len), c->request_id[len] = '\0';
     }
   }
-  trace_begin(&c->trace, tp, tp_len, ts, ts_len);
+  if ((c->trace = malloc(sizeof *c->trace))) trace_begin(c->trace, tp, tp_len, ts, ts_len);
 }
 
 static void on_arrival(rpc_call *c) {
@@ -591,8 +600,8 @@ static void on_arrival(rpc_call *c) {
   metrics_add(in_flight(), 1);
   read_context(c);
   method_metrics *mx = mx_of(c);
-  metrics_add(mx_get(&mx->started, metrics_counter_of, "grpc_server_started_total", method_labels(c)),
-              1);
+  metrics_add(
+      mx_get(&mx->started, metrics_counter_of, "grpc_server_started_total", method_labels(c)), 1);
   if (c->method && c->method->kind == METHOD_UNARY)
     metrics_add(mx_get(&mx->received, metrics_counter_of, "grpc_server_msg_received_total",
                        method_labels(c)),
