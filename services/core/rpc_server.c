@@ -90,6 +90,7 @@ struct rpc_server {
   pthread_mutex_t busy_mu;
   pthread_cond_t idle;
   int busy, closing;
+  pthread_cond_t all_busy;   /* wakes the I/O poller: every worker is handling an event */
   method_metrics unknown_mx; /* every unknown method shares one label set */
 };
 
@@ -659,7 +660,7 @@ static void on_event(rpc_tag *t, int ok, int open) {
 static int busy_enter(rpc_server *s) {
   pthread_mutex_lock(&s->busy_mu);
   int open = !s->closing;
-  if (open) s->busy++;
+  if (open && ++s->busy == s->n_workers) pthread_cond_signal(&s->all_busy);
   pthread_mutex_unlock(&s->busy_mu);
   return open;
 }
@@ -697,9 +698,32 @@ static void *worker(void *arg) {
 /* Keeps the transport's I/O moving while every worker is inside a handler:
  * gRPC core reads sockets in the threads that wait on a completion queue,
  * and a busy worker waits on none, so without this thread the frames that
- * cancel queued calls sit unread behind them. Its queue never gets a call. */
+ * cancel queued calls sit unread behind them. Its queue never gets a call.
+ * It polls only while every worker is busy: a thread that polls beside idle
+ * workers reads calls that then have to be handed to one of them (a wake-up
+ * per call; 75 against 64 µs of CPU per Health/Check with 8 workers). */
+#define IO_POLL_MS 20
+
 static void *io_poller(void *arg) {
   rpc_worker *w = arg;
+  rpc_server *s = w->srv;
+  pthread_mutex_lock(&s->busy_mu);
+  while (!s->closing) {
+    if (s->busy < s->n_workers) {
+      pthread_cond_wait(&s->all_busy, &s->busy_mu);
+      continue;
+    }
+    pthread_mutex_unlock(&s->busy_mu);
+    gpr_timespec until =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(IO_POLL_MS, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
+    pthread_mutex_lock(&s->busy_mu);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+      pthread_mutex_unlock(&s->busy_mu);
+      return NULL;
+    }
+  }
+  pthread_mutex_unlock(&s->busy_mu);
   while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
          GRPC_QUEUE_SHUTDOWN) {
   }
@@ -763,6 +787,7 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
   s->n_workers = cfg->workers > 0 ? cfg->workers : 4;
   pthread_mutex_init(&s->busy_mu, NULL);
   pthread_cond_init(&s->idle, NULL);
+  pthread_cond_init(&s->all_busy, NULL);
   if (build_methods(s, cfg, err, errlen) < 0) goto free_server;
 
   grpc_arg args[] = {
@@ -852,6 +877,7 @@ destroy_server:;
   }
 free_server:
   pthread_cond_destroy(&s->idle);
+  pthread_cond_destroy(&s->all_busy);
   pthread_mutex_destroy(&s->busy_mu);
   free(s->workers);
   free(s->threads);
@@ -878,6 +904,7 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
   while (s->busy)
     pthread_cond_wait(&s->idle, &s->busy_mu);
   s->closing = 1;
+  pthread_cond_broadcast(&s->all_busy); /* the I/O poller drains its queue and ends */
   pthread_mutex_unlock(&s->busy_mu);
   grpc_server_destroy(s->server);
   grpc_completion_queue_shutdown(done);
@@ -892,6 +919,7 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
   for (int i = 0; i <= s->n_workers; i++)
     grpc_completion_queue_destroy(s->workers[i].cq);
   pthread_cond_destroy(&s->idle);
+  pthread_cond_destroy(&s->all_busy);
   pthread_mutex_destroy(&s->busy_mu);
   free(s->workers);
   free(s->threads);
