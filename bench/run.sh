@@ -18,7 +18,7 @@
 # Sections: 1 gateway overhead (REST via events-gateway vs gRPC direct),
 # 2 gRPC core vs a grpc-go health server, 3 store cost (service creates vs raw
 # driver inserts, SQLite and FerretDB), 4 memory (VmRSS idle, VmHWM under each
-# load), 5 scaling (worker threads; list latency vs stored events), 6 the
+# load; RssAnon and RssFile idle, peak RssAnon under each load), 5 scaling (worker threads; list latency vs stored events), 6 the
 # gateway holding 10,000 idle and 2,000 slow connections (bench/conns.py).
 # The table is also written to build-bench/bench/table.md; logs and raw tool
 # output stay in build-bench/bench/.
