@@ -136,8 +136,8 @@ static int sq_conn_open(sq_store *s, sq_conn **out, store_err *err) {
   sqlite3_extended_result_codes(c->db, 1);
   sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
   /* FULL makes every commit fsync the WAL: an acknowledged write survives a
-   * power cut, not just a crash of this process. */
-  /* mmap_size: reads come straight from the mapped file instead of being
+   * power cut, not just a crash of this process.
+   * mmap_size: reads come straight from the mapped file instead of being
    * copied into each connection's private page cache (up to 2 MiB apiece,
    * nine connections), which saves the copies and keeps that memory
    * file-backed and shared with the OS cache. Writes still go through the
