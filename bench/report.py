@@ -44,7 +44,7 @@ def merge_runs(r):
             if len(xs) > 1:
                 r[f"{base}.runs.{metric}"] = " / ".join(fmt(x, "rate" if metric == "rps" else "g")
                                                         for x in xs)
-        elif metric.startswith("hwm."):
+        elif metric.startswith("hwm.") or metric.startswith("anon."):
             r[f"{base}.{metric}"] = str(max(xs))
         elif metric == "conc":
             r[f"{base}.{metric}"] = str(xs[0])
@@ -238,6 +238,15 @@ for label, idle_key, proc, loads in mem:
     idle = mib(num(f"idle.{idle_key}"))
     for ld in loads:
         row("4", f"{label} under {ld}", mib(num(f"{ld}.hwm.{proc}")), idle, "mib")
+
+header("4", "private memory — A = peak RssAnon under the load (sampled every 0.1 s), B = RssAnon "
+       "idle after start, MiB; targets: idle ≤ 4, the service under each c=16 load ≤ 32")
+for label, idle_key, proc, loads in mem:
+    idle = mib(num(f"idle.{idle_key}.anon"))
+    row("4", f"{label} idle: RssAnon / RssFile", idle, mib(num(f"idle.{idle_key}.file")), "mib",
+        "A = private (RssAnon), B = file-backed (RssFile: shared libraries, mapped store pages)")
+    for ld in loads:
+        row("4", f"{label} under {ld}: RssAnon", mib(num(f"{ld}.anon.{proc}")), idle, "mib")
 
 header("5", f"scaling — the same CreateEvent load (gRPC, c={c}, {D} s) with EVENTS_WORKERS=w; "
        "A = w workers, B = 1 worker")

@@ -18,7 +18,7 @@
 # Sections: 1 gateway overhead (REST via events-gateway vs gRPC direct),
 # 2 gRPC core vs a grpc-go health server, 3 store cost (service creates vs raw
 # driver inserts, SQLite and FerretDB), 4 memory (VmRSS idle, VmHWM under each
-# load), 5 scaling (worker threads; list latency vs stored events), 6 the
+# load; RssAnon and RssFile idle, peak RssAnon under each load), 5 scaling (worker threads; list latency vs stored events), 6 the
 # gateway holding 10,000 idle and 2,000 slow connections (bench/conns.py).
 # The table is also written to build-bench/bench/table.md; logs and raw tool
 # output stay in build-bench/bench/.
@@ -210,10 +210,28 @@ kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || ech
 HWM_RESET=1
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || HWM_RESET=0; }
 
-idle_mem() { # KEY PID: VmRSS of a process at rest
+idle_mem() { # KEY PID: VmRSS of a process at rest, and its private and file-backed parts
   sleep 0.5
   put "idle.$1" "$(kib "$2" VmRSS)"
+  put "idle.$1.anon" "$(kib "$2" RssAnon)"
+  put "idle.$1.file" "$(kib "$2" RssFile)"
 }
+
+# Peak private memory (RssAnon) during a load: the kernel keeps no high-water
+# mark of it, so it is sampled every 0.1 s (without forking but for sleep).
+anon_sampler() { # PID OUTFILE
+  local max=0 k v _
+  while kill -0 "$1" 2>/dev/null; do
+    while read -r k v _; do
+      if [ "$k" = RssAnon: ]; then
+        ((v > max)) && max=$v && echo "$max" >"$2"
+        break
+      fi
+    done <"/proc/$1/status" 2>/dev/null || true
+    sleep 0.1
+  done
+}
+SAMPLERS=()
 
 # The machine's busy ticks (all CPUs: user, nice, system, steal; interrupts
 # are left out, loopback traffic is mostly ours): what our processes did not use of them
@@ -223,15 +241,19 @@ declare -A T0
 BUSY0=0 WALL0=0 OURS=0
 track_begin() {
   local t
+  SAMPLERS=()
   for t in "${TRACK[@]}"; do
     reset_hwm "${t#*:}"
     T0[$t]=$(ticks "${t#*:}")
+    echo 0 >"$WORK/anon.${t%%:*}"
+    anon_sampler "${t#*:}" "$WORK/anon.${t%%:*}" &
+    SAMPLERS+=($!)
   done
   BUSY0=$(busy)
   WALL0=$(date +%s%N)
 }
 track_end() { # LOAD (then put_other LOAD CLIENT_TICKS)
-  local t d
+  local t d p
   OURS=0
   for t in "${TRACK[@]}"; do
     d=$(($(ticks "${t#*:}") - T0[$t]))
@@ -239,6 +261,9 @@ track_end() { # LOAD (then put_other LOAD CLIENT_TICKS)
     put "$1.cpu.${t%%:*}" "$d"
     put "$1.hwm.${t%%:*}" "$(kib "${t#*:}" VmHWM)"
   done
+  for p in "${SAMPLERS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${SAMPLERS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for t in "${TRACK[@]}"; do put "$1.anon.${t%%:*}" "$(cat "$WORK/anon.${t%%:*}")"; done
   put "$1.busy" "$(($(busy) - BUSY0))"
   put "$1.wall_ms" "$((($(date +%s%N) - WALL0) / 1000000))"
 }

@@ -29,7 +29,22 @@ struct api {
   /* Decoded options, freed with the api. */
   ProtobufCMessage **owned;
   size_t n_owned, cap_owned;
+  /* api_prepare's tables, sorted by descriptor address. */
+  struct prepared_msg *msgs;
+  size_t n_msgs, cap_msgs;
+  struct prepared_method *meths;
+  size_t n_meths, cap_meths;
 };
+
+typedef struct prepared_msg {
+  const ProtobufCMessageDescriptor *d;
+  api_field *fields; /* d->n_fields of them */
+} prepared_msg;
+
+typedef struct prepared_method {
+  const ProtobufCMethodDescriptor *md;
+  const api_method *m; /* NULL: not annotated */
+} prepared_method;
 
 static const Events__Api__V1__FieldRules no_field_rules = EVENTS__API__V1__FIELD_RULES__INIT;
 static const Events__Api__V1__MethodRules no_method_rules = EVENTS__API__V1__METHOD_RULES__INIT;
@@ -257,11 +272,19 @@ void api_close(api *a) {
   for (size_t i = 0; i < a->n_fields; i++)
     free(a->fields[i].key);
   free(a->fields);
+  for (size_t i = 0; i < a->n_msgs; i++)
+    free(a->msgs[i].fields);
+  free(a->msgs);
+  free(a->meths);
   for (size_t i = 0; i < a->n_owned; i++)
     protobuf_c_message_free_unpacked(a->owned[i], NULL);
   free(a->owned);
   if (a->set) google__protobuf__file_descriptor_set__free_unpacked(a->set, NULL);
   free(a);
+}
+
+const Google__Protobuf__FileDescriptorSet *api_descriptor_set(const api *a) {
+  return a->set;
 }
 
 const api_method *api_methods(const api *a, size_t *n) {
@@ -282,4 +305,75 @@ api_field api_field_of(const api *a, const ProtobufCMessageDescriptor *m,
   field_entry probe = {.key = key};
   const field_entry *e = bsearch(&probe, a->fields, a->n_fields, sizeof *a->fields, by_key);
   return e ? e->field : (api_field){0, &no_field_rules};
+}
+
+/* ---- prepared tables ---- */
+
+static int by_address(const void *x, const void *y) {
+  uintptr_t a = (uintptr_t) * (const void *const *)x, b = (uintptr_t) * (const void *const *)y;
+  return a < b ? -1 : a > b;
+}
+
+static prepared_msg *msg_find(const api *a, const ProtobufCMessageDescriptor *d) {
+  prepared_msg probe = {.d = d};
+  return a->n_msgs ? bsearch(&probe, a->msgs, a->n_msgs, sizeof *a->msgs, by_address) : NULL;
+}
+
+/* Adds d and the messages its fields hold (a message already there stops the
+ * recursion, so cycles end). Kept sorted: lookups during the walk bsearch. */
+static int prepare_message(api *a, const ProtobufCMessageDescriptor *d) {
+  if (strncmp(d->name, "google.protobuf.", 16) == 0 || msg_find(a, d)) return 0;
+  if (a->n_msgs == a->cap_msgs) {
+    size_t cap = a->cap_msgs ? 2 * a->cap_msgs : 64;
+    prepared_msg *m = realloc(a->msgs, cap * sizeof *m);
+    if (!m) return -1;
+    a->msgs = m;
+    a->cap_msgs = cap;
+  }
+  api_field *fields = calloc(d->n_fields ? d->n_fields : 1, sizeof *fields);
+  if (!fields) return -1;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    fields[i] = api_field_of(a, d, &d->fields[i]);
+  a->msgs[a->n_msgs++] = (prepared_msg){d, fields};
+  qsort(a->msgs, a->n_msgs, sizeof *a->msgs, by_address);
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE &&
+        prepare_message(a, d->fields[i].descriptor) < 0)
+      return -1;
+  return 0;
+}
+
+int api_prepare(api *a, const ProtobufCServiceDescriptor *sd) {
+  for (unsigned i = 0; i < sd->n_methods; i++) {
+    const ProtobufCMethodDescriptor *md = &sd->methods[i];
+    if (a->n_meths == a->cap_meths) {
+      size_t cap = a->cap_meths ? 2 * a->cap_meths : 64;
+      prepared_method *m = realloc(a->meths, cap * sizeof *m);
+      if (!m) return -1;
+      a->meths = m;
+      a->cap_meths = cap;
+    }
+    char rpc[512];
+    snprintf(rpc, sizeof rpc, "/%s/%s", sd->name, md->name);
+    a->meths[a->n_meths++] = (prepared_method){md, api_method_find(a, rpc)};
+    if (prepare_message(a, md->input) < 0) return -1;
+  }
+  qsort(a->meths, a->n_meths, sizeof *a->meths, by_address);
+  return 0;
+}
+
+const api_field *api_fields_of(const api *a, const ProtobufCMessageDescriptor *m) {
+  const prepared_msg *e = msg_find(a, m);
+  return e ? e->fields : NULL;
+}
+
+const api_method *api_method_of(const api *a, const ProtobufCServiceDescriptor *sd,
+                                const ProtobufCMethodDescriptor *md) {
+  prepared_method probe = {.md = md};
+  const prepared_method *e =
+      a->n_meths ? bsearch(&probe, a->meths, a->n_meths, sizeof *a->meths, by_address) : NULL;
+  if (e) return e->m;
+  char rpc[512];
+  snprintf(rpc, sizeof rpc, "/%s/%s", sd ? sd->name : "", md ? md->name : "");
+  return api_method_find(a, rpc);
 }

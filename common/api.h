@@ -63,4 +63,21 @@ const api_method *api_method_find(const api *a, const char *rpc);
 api_field api_field_of(const api *a, const ProtobufCMessageDescriptor *m,
                        const ProtobufCFieldDescriptor *f);
 
+/* The unpacked descriptor set the annotations were read from: reflection
+ * serves the same files and borrows it rather than unpack a second copy. */
+const struct Google__Protobuf__FileDescriptorSet *api_descriptor_set(const api *a);
+
+/* Per-request look-ups by name cost a format and a search each; these tables,
+ * indexed by protobuf-c descriptor address, are built once at start-up.
+ * api_prepare adds every method of service sd and every message reachable
+ * from their requests (google.protobuf.* excepted). Not thread-safe: call it
+ * before the api is shared, then only read. 0, or -1 out of memory. */
+int api_prepare(api *a, const ProtobufCServiceDescriptor *sd);
+/* The annotations of every field of m, in m->fields order, or NULL when m
+ * was not prepared (then use api_field_of). */
+const api_field *api_fields_of(const api *a, const ProtobufCMessageDescriptor *m);
+/* The method md of service sd: from the prepared table, else by name. */
+const api_method *api_method_of(const api *a, const ProtobufCServiceDescriptor *sd,
+                                const ProtobufCMethodDescriptor *md);
+
 #endif

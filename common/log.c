@@ -70,6 +70,18 @@ static void put_str(line *l, const char *s) {
   /* Keep 7 bytes for the longest escape plus the closing quote. */
   while (left && !l->full && l->n + 8 + LINE_END <= sizeof l->buf) {
     char esc[7];
+    /* A run of printable ASCII other than quote and backslash (most of
+     * every line) is copied at once, as far as the line has room. */
+    size_t run = 0, room = sizeof l->buf - LINE_END - 8 - l->n;
+    while (run < left && run < room && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' &&
+           p[run] != '\\')
+      run++;
+    if (run) {
+      put(l, (const char *)p, run);
+      p += run;
+      left -= run;
+      continue;
+    }
     size_t k = utf8_seq(p, left);
     if (!k) {
       put(l, "\\ufffd", 6);
@@ -136,12 +148,20 @@ void log_fields(int level, const char *msg, const log_field *fields, size_t n) {
   l.n = 0;
   l.full = 0;
   gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
+  /* The date and time to the second change once a second: each thread
+   * formats them again only then. */
+  static _Thread_local time_t stamp_sec = -1;
+  static _Thread_local char stamp[24]; /* "2026-12-04T05:49:04." */
+  if (tv.tv_sec != stamp_sec) {
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    stamp_sec = tv.tv_sec;
+  }
+  int ms = (int)(tv.tv_usec / 1000);
   l.n = (size_t)snprintf(l.buf, sizeof l.buf,
-                         "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\","
-                         "\"process\":",
-                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                         tm.tm_sec, (int)(tv.tv_usec / 1000), level_names[level]);
+                         "{\"ts\":\"%s%c%c%cZ\",\"level\":\"%s\",\"process\":", stamp,
+                         '0' + ms / 100, '0' + ms / 10 % 10, '0' + ms % 10, level_names[level]);
   put_str(&l, process_name);
   put(&l, ",\"msg\":", 7);
   put_str(&l, msg ? msg : "");

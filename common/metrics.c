@@ -147,9 +147,24 @@ unlock:
   return s;
 }
 
-void metrics_count(const char *name, const char *labels, double v) {
-  series *s = find(name, labels, COUNTER);
+metrics_series *metrics_counter_of(const char *name, const char *labels) {
+  return find(name, labels, COUNTER);
+}
+
+metrics_series *metrics_gauge_of(const char *name, const char *labels) {
+  return find(name, labels, GAUGE);
+}
+
+metrics_series *metrics_histogram_of(const char *name, const char *labels) {
+  return find(name, labels, HISTOGRAM);
+}
+
+void metrics_add(metrics_series *s, double v) {
   if (s) atomic_add_double(&s->value, v);
+}
+
+void metrics_count(const char *name, const char *labels, double v) {
+  metrics_add(find(name, labels, COUNTER), v);
 }
 
 void metrics_gauge_add(const char *name, const char *labels, double delta) {
@@ -162,8 +177,7 @@ void metrics_gauge_set(const char *name, const char *labels, double v) {
   if (s) __atomic_store_n(&s->value, double_bits(v), __ATOMIC_RELAXED);
 }
 
-void metrics_observe(const char *name, const char *labels, double seconds) {
-  series *s = find(name, labels, HISTOGRAM);
+void metrics_observe_in(metrics_series *s, double seconds) {
   if (!s) return;
   atomic_add_double(&s->value, seconds);
   __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
@@ -172,6 +186,10 @@ void metrics_observe(const char *name, const char *labels, double seconds) {
   while (b < n_bounds && seconds > bounds[b])
     b++;
   if (b < n_bounds) __atomic_add_fetch(&s->buckets[b], 1, __ATOMIC_RELAXED);
+}
+
+void metrics_observe(const char *name, const char *labels, double seconds) {
+  metrics_observe_in(find(name, labels, HISTOGRAM), seconds);
 }
 
 void metrics_describe(const char *name, const char *type, const char *text) {

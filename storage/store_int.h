@@ -100,4 +100,9 @@ char *store_cursor_seal(const char *payload, size_t len);
  * checksum is wrong. */
 char *store_cursor_unseal(const char *token, size_t *len);
 
+/* A stored document's JSON text as jansson values: a fast reader for the
+ * shape the store writes, json_loadb for anything else (store_json.c).
+ * NULL when the text is not a JSON object or array. */
+json_t *store_json_load(const char *text, size_t len);
+
 #endif

@@ -154,9 +154,18 @@ int main(int argc, char **argv) {
 
   grpc_init();
   reflect *rf = NULL;
-  if (reflect_open(events_descriptor_set, events_descriptor_set_len, names, n, &rf) < 0) {
-    fatal("cannot load the embedded descriptor set", "corrupt");
+  api *rules = NULL;
+  char api_err[128];
+  if (api_open(events_descriptor_set, events_descriptor_set_len, &rules, api_err, sizeof api_err) <
+      0) {
+    fatal("cannot read the API's annotations", api_err);
     goto shutdown_grpc;
+  }
+  /* Reflection serves the very files the annotations came from: one
+   * unpacked copy of the set, not two. */
+  if (reflect_open_set(api_descriptor_set(rules), names, n, &rf) < 0) {
+    fatal("cannot load the embedded descriptor set", "corrupt");
+    goto close_api;
   }
   /* The reflection services: their handler is built into the server. */
   size_t n_defs = n - 2;
@@ -164,12 +173,12 @@ int main(int argc, char **argv) {
   defs[n_defs++] =
       (rpc_service_def){&grpc__reflection__v1alpha__server_reflection__descriptor, NULL, 1};
 
-  api *rules = NULL;
-  char api_err[128];
-  if (api_open(events_descriptor_set, events_descriptor_set_len, &rules, api_err, sizeof api_err) <
-      0) {
-    fatal("cannot read the API's annotations", api_err);
-    goto free_reflect;
+  /* Validation and page sizes look annotations up by descriptor per call. */
+  for (size_t i = 0; i < n_defs; i++) {
+    if (api_prepare(rules, defs[i].desc) < 0) {
+      fatal("cannot index the API's annotations", "out of memory");
+      goto free_reflect;
+    }
   }
   rpc_server_config cfg = {
       .addr = get("EVENTS_GRPC_ADDR"),
@@ -186,7 +195,7 @@ int main(int argc, char **argv) {
   int port = 0;
   if (rpc_server_start(&cfg, &srv, &port, err, sizeof err) < 0) {
     fatal("cannot start the gRPC server", err);
-    goto close_api;
+    goto free_reflect;
   }
   rpc_metrics *metrics = NULL;
   const char *maddr = get("EVENTS_METRICS_ADDR");
@@ -194,7 +203,7 @@ int main(int argc, char **argv) {
   if (maddr && *maddr && rpc_metrics_start(maddr, st, &metrics, &mport, err, sizeof err) < 0) {
     fatal("cannot start the metrics listener", err);
     rpc_server_stop(srv, 0);
-    goto close_api;
+    goto free_reflect;
   }
   log_json(LOG_LEVEL_INFO, "serving",
            json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port, "store",
@@ -217,10 +226,10 @@ int main(int argc, char **argv) {
   log_printf(LOG_LEVEL_INFO, "stopped");
   rc = 0;
 
+free_reflect:
+  reflect_free(rf); /* first: it borrows the api's descriptor set */
 close_api:
   api_close(rules);
-free_reflect:
-  reflect_free(rf);
 shutdown_grpc:
   grpc_shutdown();
   store_live_stop();

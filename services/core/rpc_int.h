@@ -56,9 +56,13 @@ struct rpc_call {
   int arrived; /* a client call, not just a pending request */
   char tenant[65];
   char request_id[65]; /* x-request-id metadata, when valid */
-  trace_ctx trace;     /* this call's span, child of the caller's traceparent */
+  /* This call's span, child of the caller's traceparent: allocated on
+   * arrival, like the watched service, because every worker keeps a call
+   * requested for every method and those idle calls should stay small.
+   * NULL before arrival (or when out of memory). */
+  trace_ctx *trace;
   /* Health watch streams: the service watched, the status last sent. */
-  char watch_service[256];
+  char *watch_service;
   int watch_sent;
   struct rpc_call *watch_next;
 

@@ -72,10 +72,9 @@ void rpc_reply_empty(ProtobufCClosure done, rpc_call *c) {
 
 size_t rpc_page_size(const rpc_call *c, int32_t asked) {
   if (asked > 0) return (size_t)asked;
-  char rpc[256];
-  snprintf(rpc, sizeof rpc, "/%s/%s", c->service ? c->service->name : "",
-           c->method_desc ? c->method_desc->name : "");
-  const api_method *m = c->api ? api_method_find(c->api, rpc) : NULL;
+  /* A table look-up by descriptor (api_prepare), not a name per call. */
+  const api_method *m =
+      c->api && c->method_desc ? api_method_of(c->api, c->service, c->method_desc) : NULL;
   /* Every list method declares its default; 50 only if one forgot. */
   return m && m->rules->default_page_size > 0 ? (size_t)m->rules->default_page_size : 50;
 }
@@ -83,7 +82,9 @@ size_t rpc_page_size(const rpc_call *c, int32_t asked) {
 unsigned rpc_field_behavior(const rpc_call *c, const ProtobufCMessageDescriptor *d,
                             const char *name) {
   const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
-  return c->api && f ? api_field_of(c->api, d, f).behavior : 0;
+  if (!c->api || !f) return 0;
+  const api_field *fields = api_fields_of(c->api, d);
+  return fields ? fields[f - d->fields].behavior : api_field_of(c->api, d, f).behavior;
 }
 
 const ProtobufCMessageDescriptor *rpc_output(const rpc_call *c) {

@@ -24,7 +24,8 @@ typedef struct rsym {
 } rsym;
 
 struct reflect {
-  Google__Protobuf__FileDescriptorSet *set;
+  const Google__Protobuf__FileDescriptorSet *set;
+  Google__Protobuf__FileDescriptorSet *owned; /* set, when reflect_open unpacked it */
   rfile *files;
   size_t n_files;
   rsym *syms;
@@ -90,12 +91,30 @@ static int index_file(reflect *r, size_t i) {
   return 0;
 }
 
+static int reflect_index(reflect *r, const char *const *served, size_t n_served, reflect **out);
+
 int reflect_open(const uint8_t *set, size_t len, const char *const *served, size_t n_served,
                  reflect **out) {
   reflect *r = calloc(1, sizeof *r);
   if (!r) return -1;
-  r->set = google__protobuf__file_descriptor_set__unpack(NULL, len, set);
-  if (!r->set) goto free_reflect;
+  r->set = r->owned = google__protobuf__file_descriptor_set__unpack(NULL, len, set);
+  if (!r->set) {
+    reflect_free(r);
+    return -1;
+  }
+  return reflect_index(r, served, n_served, out);
+}
+
+int reflect_open_set(const Google__Protobuf__FileDescriptorSet *set, const char *const *served,
+                     size_t n_served, reflect **out) {
+  reflect *r = calloc(1, sizeof *r);
+  if (!r) return -1;
+  r->set = set;
+  return reflect_index(r, served, n_served, out);
+}
+
+/* Packs each file once and indexes its symbols; frees r on failure. */
+static int reflect_index(reflect *r, const char *const *served, size_t n_served, reflect **out) {
   r->n_files = r->set->n_file;
   r->files = calloc(r->n_files ? r->n_files : 1, sizeof *r->files);
   if (!r->files) goto free_reflect;
@@ -132,7 +151,7 @@ void reflect_free(reflect *r) {
   for (size_t i = 0; i < r->n_served; i++)
     free(r->served[i]);
   free(r->served);
-  if (r->set) google__protobuf__file_descriptor_set__free_unpacked(r->set, NULL);
+  if (r->owned) google__protobuf__file_descriptor_set__free_unpacked(r->owned, NULL);
   free(r);
 }
 

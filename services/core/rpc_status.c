@@ -128,8 +128,8 @@ void rpc_fail_store_as(rpc_call *c, const store_err *err, const char *what) {
       log_field f[5] = {
           {.key = "store_code", .kind = LOG_INT, .i = err->code},
           {.key = "detail", .kind = LOG_STR, .s = err->msg},
-          {.key = "trace_id", .kind = LOG_STR, .s = c->trace.trace_hex},
-          {.key = "span_id", .kind = LOG_STR, .s = c->trace.span_hex},
+          {.key = "trace_id", .kind = LOG_STR, .s = c->trace ? c->trace->trace_hex : ""},
+          {.key = "span_id", .kind = LOG_STR, .s = c->trace ? c->trace->span_hex : ""},
       };
       size_t n = 4;
       if (c->request_id[0])

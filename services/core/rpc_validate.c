@@ -159,21 +159,50 @@ size_t rpc_value_size(const ProtobufCFieldDescriptor *f) {
   }
 }
 
+/* Whether field f with rules r has anything to check: most fields have no
+ * rule, and their path is then never formatted. */
+static int has_checks(const ProtobufCFieldDescriptor *f, const rules *r) {
+  if (f->label == PROTOBUF_C_LABEL_REPEATED && r->max_items) return 1;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_STRING:
+    return r->max_chars || r->format;
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    return r->has_min || r->has_max;
+  case PROTOBUF_C_TYPE_MESSAGE:
+    return 1; /* a wrapper with rules, a message to walk, or free-form numbers */
+  default:
+    return 0;
+  }
+}
+
 static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, const char *prefix,
                  int depth) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
   if (depth > MAX_DEPTH) return;
+  /* Prepared at start-up (api_prepare); the look-up by name is for
+   * messages that were not. */
+  const api_field *fields = api_fields_of(a, d);
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
-    const rules *r = api_field_of(a, d, f).rules;
+    const rules *r = fields ? fields[i].rules : api_field_of(a, d, f).rules;
+    if (!has_checks(f, r)) continue;
     const char *base = (const char *)m + f->offset;
-    char path[256];
-    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", f->name);
     if (f->label != PROTOBUF_C_LABEL_REPEATED) {
       /* A oneof member that is not the case set holds another member's bytes. */
       if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF &&
           *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
         continue;
+      /* An unset submessage has nothing to check and needs no path. */
+      if (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(const void *const *)base) continue;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", f->name);
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
       check_value(c, a, f, base, path, r, depth);
       continue;
     }
