@@ -29,10 +29,7 @@
 enum { KIND_NONE, KIND_CREATE, KIND_REPLACE };
 
 static int method_kind(const rpc_call *c, const api *a) {
-  char rpc[256];
-  snprintf(rpc, sizeof rpc, "/%s/%s", c->service ? c->service->name : "",
-           c->method_desc ? c->method_desc->name : "");
-  const api_method *m = api_method_find(a, rpc);
+  const api_method *m = c->method_desc ? api_method_of(a, c->service, c->method_desc) : NULL;
   if (!m || !m->n_bindings) return KIND_NONE;
   const api_binding *b = &m->bindings[0];
   if (strcmp(b->verb, "POST") == 0 && b->body[0]) return KIND_CREATE;
@@ -71,23 +68,23 @@ static int is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f) 
 static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, int kind, const char *prefix,
                  int depth) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
+  const api_field *fields = api_fields_of(a, d); /* prepared at start-up */
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
-    unsigned b = api_field_of(a, d, f).behavior;
+    unsigned b = fields ? fields[i].behavior : api_field_of(a, d, f).behavior;
     int set = is_set(m, f);
+    int read_only = set && b & API_OUTPUT_ONLY;
+    int missing = !set && b & API_REQUIRED && !(kind == KIND_REPLACE && b & API_IMMUTABLE);
+    /* Into the API's own messages (the well-known types carry no behaviour). */
+    int into = set && !read_only && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < MAX_DEPTH &&
+               strncmp(((const ProtobufCMessageDescriptor *)f->descriptor)->name,
+                       "google.protobuf.", 16) != 0;
+    if (!read_only && !missing && !into) continue; /* the path is formatted only when needed */
     char path[256];
     snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", f->name);
-    if (set && b & API_OUTPUT_ONLY) {
-      rpc_violation(c, path, "not_allowed_value", "%s is read-only", path);
-      continue;
-    }
-    if (!set && b & API_REQUIRED && !(kind == KIND_REPLACE && b & API_IMMUTABLE))
-      rpc_violation(c, path, "required", "%s is required", path);
-    /* Into the API's own messages (the well-known types carry no behaviour). */
-    if (!set || f->type != PROTOBUF_C_TYPE_MESSAGE || depth >= MAX_DEPTH ||
-        strncmp(((const ProtobufCMessageDescriptor *)f->descriptor)->name, "google.protobuf.",
-                16) == 0)
-      continue;
+    if (read_only) rpc_violation(c, path, "not_allowed_value", "%s is read-only", path);
+    if (missing) rpc_violation(c, path, "required", "%s is required", path);
+    if (!into) continue;
     const char *base = (const char *)m + f->offset;
     if (f->label != PROTOBUF_C_LABEL_REPEATED) {
       walk(c, a, *(const ProtobufCMessage *const *)base, kind, path, depth + 1);
