@@ -1318,6 +1318,14 @@ static void mg_close(store *st) {
 
 static pthread_once_t mg_once = PTHREAD_ONCE_INIT;
 
+/* The driver's shared-memory counters serve only its own stats tool; when
+ * /dev/shm cannot hold them it prints a plain-text line into the JSON log
+ * ("Falling back to malloc for counters"), so they are off. */
+static void mg_init(void) {
+  setenv("MONGOC_DISABLE_SHM", "1", 0);
+  mongoc_init();
+}
+
 static void mg_set_default(mongoc_uri_t *uri, const char *option, int32_t value) {
   if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
 }
@@ -1325,7 +1333,7 @@ static void mg_set_default(mongoc_uri_t *uri, const char *option, int32_t value)
 static int mg_open(const char *url, const store_schema *schema, store **out, store_err *err) {
   bson_error_t e;
   int rc = STORE_OK;
-  pthread_once(&mg_once, mongoc_init);
+  pthread_once(&mg_once, mg_init);
   mg_store *s = calloc(1, sizeof *s);
   if (!s) return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   pthread_mutex_init(&s->index_mu, NULL);
