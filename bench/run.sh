@@ -284,16 +284,22 @@ ghz_run() {
   local -a md=()
   [ "$call" = grpc.health.v1.Health/Check ] || md=(-m "{\"authorization\":\"Bearer $TOKEN\"}")
   data=${data//PREFIX/$load-$RANDOM}
+  # A large body (a batch) goes in a file: one argument holds at most 128 KiB.
+  local -a d=(-d "$data") wd=(-d "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}")
+  if ((${#data} > 65536)); then
+    printf '%s' "$data" >"$WORK/$load.data"
+    printf '%s' "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}" >"$WORK/$load.wdata"
+    d=(-D "$WORK/$load.data") wd=(-D "$WORK/$load.wdata")
+  fi
   if [ "$W" != 0 ] && [[ $bound == -z* ]]; then
     timeout -k 5 "$HARD" ghz "${GHZ_PROTO[@]}" --proto "$proto" --call "$call" "${md[@]}" \
-      -d "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}" -c "$conc" --connections 1 \
-      -z "${W}s" "$target" >/dev/null 2>&1 || true
+      "${wd[@]}" -c "$conc" --connections 1 -z "${W}s" "$target" >/dev/null 2>&1 || true
   fi
   # -z loads: calls in flight at the end are waited for and counted, not cut.
   [[ $bound == -z* ]] && bound="$bound --duration-stop=wait"
   track_begin
   { time timeout -k 5 "$HARD" ghz "${GHZ_PROTO[@]}" --proto "$proto" --call "$call" "${md[@]}" \
-    -d "$data" -c "$conc" --connections 1 $bound -O json -o "$WORK/$load.json" "$target" \
+    "${d[@]}" -c "$conc" --connections 1 $bound -O json -o "$WORK/$load.json" "$target" \
     2>"$WORK/$load.err"; } 2>"$WORK/$load.time" || true
   track_end "$load"
   put_client "$load" "$WORK/$load.time"
