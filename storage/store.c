@@ -645,6 +645,81 @@ int store_insert(store *st, const char *tenant, const char *coll, json_t *doc, s
   return rc ? rc : engine_done(st, ENGINE(st, insert)(st, tenant, coll, id, doc, err));
 }
 
+int store_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                   long long *first, store_err *err) {
+  err_clear(err);
+  if (!st || !first) return store_fail(err, STORE_EINVAL, "store_next_ids: NULL argument");
+  int rc = check_tenant(tenant, err);
+  if (rc) return rc;
+  if (!sequence || !*sequence || strlen(sequence) > 256)
+    return store_fail(err, STORE_EINVAL, "sequence name is empty or too long");
+  if (count < 1 || count > STORE_BATCH_MAX)
+    return store_fail(err, STORE_EINVAL, "store_next_ids: count must be 1..%d", STORE_BATCH_MAX);
+  return engine_done(st, ENGINE(st, next_ids)(st, tenant, sequence, count, first, err));
+}
+
+int store_insert_many(store *st, const char *tenant, const char *coll, json_t *const *docs,
+                      size_t n, int atomic, int *results, store_err *err) {
+  int rc = check_call(st, tenant, coll, err);
+  if (!rc && (!results || (n && !docs)))
+    rc = store_fail(err, STORE_EINVAL, "store_insert_many: NULL argument");
+  if (!rc && n > STORE_BATCH_MAX)
+    rc =
+        store_fail(err, STORE_EINVAL, "store_insert_many: more than %d documents", STORE_BATCH_MAX);
+  if (rc) {
+    for (size_t i = 0; results && i < n; i++)
+      results[i] = rc;
+    return rc;
+  }
+  if (n == 0) return STORE_OK;
+  json_t **ids = calloc(n, sizeof *ids);
+  if (!ids) return store_fail(err, STORE_EINTERNAL, "out of memory");
+  /* A document the store cannot take fails alone (or, atomic, the batch). */
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    store_err item;
+    results[i] = check_doc(docs[i], &ids[i], &item);
+    bad += results[i] != STORE_OK;
+  }
+  if (bad && atomic) {
+    for (size_t i = 0; i < n; i++)
+      if (!results[i]) results[i] = STORE_EABORTED;
+    free(ids);
+    return STORE_OK;
+  }
+  /* The engine sees only the documents it may write. */
+  json_t **ok_docs = bad ? calloc(n, sizeof *ok_docs) : (json_t **)docs;
+  json_t **ok_ids = bad ? calloc(n, sizeof *ok_ids) : ids;
+  int *ok_results = bad ? calloc(n, sizeof *ok_results) : results;
+  size_t m = 0;
+  if (!ok_docs || !ok_ids || !ok_results) {
+    rc = store_fail(err, STORE_EINTERNAL, "out of memory");
+    goto cleanup_lists;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (results[i]) continue;
+    ok_docs[m] = docs[i];
+    ok_ids[m] = ids[i];
+    ok_results[m++] = STORE_OK;
+  }
+  rc = m ? engine_done(st, ENGINE(st, insert_many)(st, tenant, coll, ok_ids, ok_docs, m, atomic,
+                                                   ok_results, err))
+         : STORE_OK;
+  for (size_t i = 0, j = 0; bad && i < n; i++)
+    if (!results[i]) results[i] = ok_results[j++];
+cleanup_lists:
+  if (rc)
+    for (size_t i = 0; i < n; i++)
+      results[i] = rc;
+  if (bad) {
+    free(ok_docs);
+    free(ok_ids);
+    free(ok_results);
+  }
+  free(ids);
+  return rc;
+}
+
 int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
               store_err *err) {
   if (out) *out = NULL;

@@ -22,6 +22,7 @@ enum {
   STORE_EUNAVAILABLE = -3, /* the store cannot be reached or timed out */
   STORE_EINVAL = -4,       /* bad argument, e.g. a tampered cursor */
   STORE_EINTERNAL = -5,
+  STORE_EABORTED = -6, /* not written: another item of an atomic batch failed */
 };
 
 typedef struct store_err {
@@ -69,7 +70,35 @@ void store_get_stats(const store *st, store_stats *out);
 int store_next_id(store *st, const char *tenant, const char *sequence, long long *out,
                   store_err *err);
 
+/* The first of `count` consecutive values of the sequence, taken at once
+ * (one call, whatever the count): a batch's ids stay dense and unique across
+ * concurrent batches and replicas. */
+int store_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                   long long *first, store_err *err);
+
 int store_insert(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err);
+
+/* Inserts n documents (at most STORE_BATCH_MAX) as one write: one transaction
+ * on SQLite, one bulk insert on MongoDB. Each document goes through the
+ * engine's own single-insert path, so it meets the same unique indexes, also
+ * against the other documents of the batch (the first of two equal ones wins).
+ * results[i] is STORE_OK for a written document and its own error code
+ * (STORE_EDUPLICATE, STORE_EINVAL...) for a refused one; when `atomic`, either
+ * every document is written or none is, and the documents that did not fail
+ * themselves are STORE_EABORTED. Returns STORE_OK when results tell each
+ * document's fate, or the error of a batch that failed as a whole (the store
+ * unavailable: every result is that error, and on MongoDB some documents
+ * may have been written).
+ *
+ * MongoDB without transactions (FerretDB v1, a standalone mongod): an atomic
+ * batch is inserted unordered and, if any document failed, the written ones
+ * are deleted again. Until that delete, readers can see them and they hold
+ * their unique keys (a concurrent create of the same customer triple may be
+ * refused meanwhile); if the store fails in between they stay, and the call
+ * reports the failure (STORE_EUNAVAILABLE) rather than an atomic outcome. */
+#define STORE_BATCH_MAX 1000
+int store_insert_many(store *st, const char *tenant, const char *coll, json_t *const *docs,
+                      size_t n, int atomic, int *results, store_err *err);
 /* *out is a new reference. */
 int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
               store_err *err);

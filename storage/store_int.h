@@ -39,6 +39,11 @@ typedef struct store_engine_ops {
                 store_err *err);
   int (*get)(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
              store_err *err);
+  /* ids[i] is the validated docs[i]["id"]; results are preset to STORE_OK. */
+  int (*insert_many)(store *st, const char *tenant, const char *coll, json_t *const *ids,
+                     json_t *const *docs, size_t n, int atomic, int *results, store_err *err);
+  int (*next_ids)(store *st, const char *tenant, const char *sequence, long long count,
+                  long long *first, store_err *err);
   int (*replace)(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                  store_err *err);
   /* `set` is non-empty with validated dotted keys; null values remove. */

@@ -700,12 +700,20 @@ static int mg_reply_has(const bson_t *reply, const char *field) {
   return len > 5; /* an empty BSON document is 5 bytes */
 }
 
-/* One unordered insert of several documents of one collection. */
+/* One unordered insert of several documents of one collection (a batch of
+ * store_insert_many may hold more than MG_BULK_MAX). */
 static void mg_ins_many(mongoc_collection_t *c, mg_ins **batch, size_t n) {
-  const bson_t *docs[MG_BULK_MAX];
+  const bson_t *few[MG_BULK_MAX], **docs = n <= MG_BULK_MAX ? few : calloc(n, sizeof *docs);
   bson_t opts = BSON_INITIALIZER, reply;
   bson_error_t e;
   store_err tmp;
+  if (!docs) {
+    for (size_t i = 0; i < n; i++) {
+      batch[i]->rc = store_fail(&tmp, STORE_EINTERNAL, "mongodb: out of memory");
+      if (batch[i]->err) *batch[i]->err = tmp;
+    }
+    return;
+  }
   for (size_t i = 0; i < n; i++)
     docs[i] = batch[i]->doc;
   BSON_APPEND_BOOL(&opts, "ordered", false);
@@ -721,6 +729,7 @@ static void mg_ins_many(mongoc_collection_t *c, mg_ins **batch, size_t n) {
   }
   bson_destroy(&reply);
   bson_destroy(&opts);
+  if (docs != few) free(docs);
 }
 
 static void mg_ins_run(mg_store *s, mg_ins **batch, size_t n) {
@@ -794,6 +803,85 @@ static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id
   return w.rc;
 }
 
+/* Removes the documents of `ids` (an atomic batch taking back what it wrote). */
+static int mg_delete_ids(mg_store *s, const char *tenant, const char *coll, json_t *ids,
+                         store_err *err) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  bson_t filter = BSON_INITIALIZER, in, reply;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!BSON_APPEND_UTF8(&filter, "tenant", tenant) ||
+      !bson_append_document_begin(&filter, "id", -1, &in) || !mg_append(&in, "$in", ids, 1) ||
+      !bson_append_document_end(&filter, &in)) {
+    bson_destroy(&filter);
+    return mg_unencodable(err);
+  }
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    if (!mongoc_collection_delete_many(c, &filter, NULL, &reply, &e))
+      rc = mg_fail(err, "delete batch", &e);
+    bson_destroy(&reply);
+    mg_done(s, client, c);
+  }
+  bson_destroy(&filter);
+  return rc;
+}
+
+/* A batch goes the way queued single inserts go (mg_doc, then mg_ins_run:
+ * one unordered insert in which each document succeeds or fails alone), as
+ * one bulk insert of its own. Atomic without transactions: what was written
+ * is deleted again when anything failed (see store.h for the window). */
+static int mg_insert_many(store *st, const char *tenant, const char *coll, json_t *const *ids,
+                          json_t *const *docs, size_t n, int atomic, int *results, store_err *err) {
+  mg_store *s = MG(st);
+  bson_t *bs = calloc(n, sizeof *bs);
+  mg_ins *ins = calloc(n, sizeof *ins);
+  mg_ins **batch = calloc(n, sizeof *batch);
+  json_t *written = json_array();
+  size_t m = 0, failed = 0;
+  int rc = STORE_OK;
+  if (!bs || !ins || !batch || !written) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup_docs;
+  }
+  for (size_t i = 0; i < n; i++) {
+    bson_init(&bs[i]);
+    ins[i] = (mg_ins){.coll = coll, .doc = &bs[i]};
+    if (mg_doc(&bs[i], tenant, ids[i], docs[i]))
+      batch[m++] = &ins[i];
+    else
+      ins[i].rc = mg_unencodable(NULL);
+  }
+  if (m && !(atomic && m < n)) mg_ins_run(s, batch, m);
+  for (size_t i = 0; i < n; i++) {
+    int r = ins[i].rc;
+    if (r == STORE_EUNAVAILABLE || r == STORE_EINTERNAL) {
+      /* Not about this document: the batch failed as a whole. */
+      rc = store_fail(err, r, "mongodb: batch insert failed");
+      goto cleanup_docs;
+    }
+    results[i] = r;
+    failed += r != STORE_OK;
+    if (r == STORE_OK && json_array_append(written, ids[i])) {
+      rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+      goto cleanup_docs;
+    }
+  }
+  if (!atomic || !failed) goto cleanup_docs;
+  if (json_array_size(written) && (rc = mg_delete_ids(s, tenant, coll, written, err)))
+    goto cleanup_docs;
+  for (size_t i = 0; i < n; i++)
+    if (!results[i]) results[i] = STORE_EABORTED;
+cleanup_docs:
+  for (size_t i = 0; bs && i < n; i++)
+    bson_destroy(&bs[i]);
+  json_decref(written);
+  free(batch);
+  free(ins);
+  free(bs);
+  return rc;
+}
+
 /* Runs a find and appends every document to `docs`. */
 static int mg_query(mg_store *s, const char *coll, const bson_t *filter, const bson_t *opts,
                     json_t *docs, store_err *err) {
@@ -863,14 +951,21 @@ cleanup:
   return rc;
 }
 
+/* A block of count numbers from n is one claim {id: "<sequence>#<n>", n:
+ * its last number, from: n}: every claim is tried at one past the highest
+ * claimed number (or one past this process's last), so blocks and single
+ * claims never overlap, and two claimers of one n meet on its id. */
 static int mg_seq_claim(store *st, const char *tenant, const char *sequence, long long n,
-                        store_err *err) {
+                        long long count, store_err *err) {
   char *id = NULL;
   json_t *doc = NULL, *key = NULL;
   int rc;
   if (asprintf(&id, "%s#%lld", sequence, n) < 0) id = NULL;
-  if (!id || !(key = json_string(id)) ||
-      !(doc = json_pack("{s:O, s:s, s:I}", "id", key, "seq", sequence, "n", (json_int_t)n)))
+  if (id && (key = json_string(id)))
+    doc = count == 1 ? json_pack("{s:O, s:s, s:I}", "id", key, "seq", sequence, "n", (json_int_t)n)
+                     : json_pack("{s:O, s:s, s:I, s:I}", "id", key, "seq", sequence, "n",
+                                 (json_int_t)(n + count - 1), "from", (json_int_t)n);
+  if (!doc)
     rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   else
     rc = mg_insert(st, tenant, STORE_COUNTERS, key, doc, err);
@@ -880,8 +975,8 @@ static int mg_seq_claim(store *st, const char *tenant, const char *sequence, lon
   return rc;
 }
 
-static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
-                      store_err *err) {
+static int mg_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                       long long *out, store_err *err) {
   mg_store *s = MG(st);
   char *key = NULL;
   json_t *skey = json_string(sequence);
@@ -902,13 +997,14 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
       if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
       n = max + 1;
     }
-    rc = mg_seq_claim(st, tenant, sequence, n, err);
+    rc = mg_seq_claim(st, tenant, sequence, n, count, err);
     if (rc != STORE_EDUPLICATE) break;
-    /* Another replica took n: past the highest claim, or n + 1 if that read
-     * is behind (a claim it raced with). */
+    /* Another replica took n: past the highest claim. If that read is
+     * behind (a claim it raced with), read again: n + 1 could lie inside a
+     * block claimed at n. */
     long long max;
     if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
-    n = max >= n ? max + 1 : n + 1;
+    n = max >= n ? max + 1 : 0;
     rc = STORE_EUNAVAILABLE;
   }
   if (rc == STORE_OK) {
@@ -918,7 +1014,7 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
       slot->key = key;
       key = NULL;
     }
-    slot->last = n;
+    slot->last = n + count - 1;
   } else if (rc == STORE_EUNAVAILABLE && err && err->code != STORE_EUNAVAILABLE) {
     rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb next_id: no free number after %d tries",
                     MG_SEQ_TRIES);
@@ -927,6 +1023,11 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
   free(key);
   json_decref(skey);
   return rc;
+}
+
+static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  return mg_next_ids(st, tenant, sequence, 1, out, err);
 }
 
 static int mg_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
@@ -1381,6 +1482,8 @@ const store_engine_ops store_mongo_engine = {
     .ping = mg_ping,
     .next_id = mg_next_id,
     .insert = mg_insert,
+    .insert_many = mg_insert_many,
+    .next_ids = mg_next_ids,
     .get = mg_get,
     .replace = mg_replace,
     .patch = mg_patch,

@@ -11,7 +11,10 @@
  * head of the queue runs up to SQ_GROUP_MAX of them in one transaction (each
  * in a savepoint of its own, so one failing write - a duplicate, say - is
  * undone alone and gets its own error) and commits once, so the group shares
- * one WAL fsync. Every caller returns only after that COMMIT returned. */
+ * one WAL fsync. Every caller returns only after that COMMIT returned. A
+ * batch insert is one write of the group: its documents go in one after the
+ * other through the same per-document insert as single inserts
+ * (sq_insert_doc), each in a nested savepoint unless the batch is atomic. */
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -683,19 +686,126 @@ static int sq_next_id(store *st, const char *tenant, const char *sequence, long 
   return rc;
 }
 
+static int sq_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                       long long *first, store_err *err) {
+  json_t *args = json_pack("[ssI]", tenant, sequence, (json_int_t)count);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  long long last = 0;
+  int rc = sq_run(SQ(st), 1,
+                  "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,?,?) "
+                  "ON CONFLICT(tenant,id) DO UPDATE SET value=value+excluded.value RETURNING value",
+                  args, row_int, &last, NULL, err);
+  json_decref(args);
+  *first = rc ? 0 : last - count + 1;
+  return rc;
+}
+
+/* Every inserted document, single or one of a batch, is written here, in the
+ * open group transaction on the writer connection; `text` is doc as stored. */
+static int sq_insert_doc(sq_conn *c, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                         const char *text, store_err *err) {
+  char sql[128];
+  (void)doc;
+  json_t *args = json_pack("[sOs]", tenant, id, text);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", coll);
+  int rc = sq_exec(c, sql, args, NULL, NULL, NULL, err);
+  json_decref(args);
+  return rc;
+}
+
+/* A batch of inserts, as one write of the group (texts serialised by the
+ * caller, outside the write lock). */
+typedef struct sq_insert_args {
+  const char *tenant, *coll;
+  json_t *const *ids, *const *docs;
+  char **texts;
+  size_t n;
+  int atomic;
+  int single; /* store_insert: the document's error is the write's */
+  int *results;
+  int item_failed; /* out: an atomic batch refused because of its items */
+} sq_insert_args;
+
+static int sq_insert_locked(sq_conn *c, sq_wreq *w, store_err *err) {
+  sq_insert_args *a = w->ctx;
+  store_err item, scratch;
+  size_t failed = 0;
+  if (a->single) /* the group's savepoint is the document's */
+    return sq_insert_doc(c, a->tenant, a->coll, a->ids[0], a->docs[0], a->texts[0], err);
+  for (size_t i = 0; i < a->n; i++) {
+    int rc;
+    /* Non-atomic: a refused document is undone alone. Atomic: a refused
+     * INSERT undoes only itself, and the others are still tried so that
+     * every failing document is reported; then the group's savepoint of
+     * this write undoes them all. */
+    if (!a->atomic && (rc = sq_exec(c, "SAVEPOINT d", NULL, NULL, NULL, NULL, err))) return rc;
+    rc = sq_insert_doc(c, a->tenant, a->coll, a->ids[i], a->docs[i], a->texts[i], &item);
+    if (rc && sqlite3_get_autocommit(c->db)) { /* the whole transaction is gone */
+      if (err) *err = item;
+      return rc;
+    }
+    if (rc) {
+      a->results[i] = rc;
+      failed++;
+      if (!a->atomic) sq_exec(c, "ROLLBACK TO d", NULL, NULL, NULL, NULL, &scratch);
+    }
+    if (!a->atomic) sq_exec(c, "RELEASE d", NULL, NULL, NULL, NULL, &scratch);
+  }
+  if (!a->atomic || !failed) return STORE_OK;
+  for (size_t i = 0; i < a->n; i++)
+    if (!a->results[i]) a->results[i] = STORE_EABORTED;
+  a->item_failed = 1;
+  return store_fail(err, STORE_EABORTED, "sqlite: %zu documents of an atomic batch refused",
+                    failed);
+}
+
+static int sq_insert_write(sq_store *s, sq_insert_args a, store_err *err) {
+  size_t n = a.n;
+  json_t *const *docs = a.docs;
+  a.texts = calloc(n, sizeof(char *));
+  int rc = a.texts ? STORE_OK : store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  for (size_t i = 0; !rc && i < n; i++)
+    if (!(a.texts[i] = json_dumps(docs[i], JSON_COMPACT)))
+      rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (!rc) {
+    sq_wreq w = {.run = sq_insert_locked, .ctx = &a};
+    rc = sq_write(s, &w, err);
+    if (rc && a.item_failed) rc = STORE_OK; /* results say which and why */
+    if (!rc && err) {
+      err->code = STORE_OK;
+      err->msg[0] = '\0';
+    }
+  }
+  for (size_t i = 0; a.texts && i < n; i++)
+    free(a.texts[i]);
+  free(a.texts);
+  return rc;
+}
+
+static int sq_insert_many(store *st, const char *tenant, const char *coll, json_t *const *ids,
+                          json_t *const *docs, size_t n, int atomic, int *results, store_err *err) {
+  sq_insert_args a = {.tenant = tenant,
+                      .coll = coll,
+                      .ids = ids,
+                      .docs = docs,
+                      .n = n,
+                      .atomic = atomic,
+                      .results = results};
+  return sq_insert_write(SQ(st), a, err);
+}
+
 static int sq_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                      store_err *err) {
-  char sql[128];
-  char *text = json_dumps(doc, JSON_COMPACT);
-  json_t *args = text ? json_pack("[sOs]", tenant, id, text) : NULL;
-  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  if (args) {
-    snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", coll);
-    rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, NULL, err);
-  }
-  json_decref(args);
-  free(text);
-  return rc;
+  int result = STORE_OK;
+  sq_insert_args a = {.tenant = tenant,
+                      .coll = coll,
+                      .ids = &id,
+                      .docs = &doc,
+                      .n = 1,
+                      .single = 1,
+                      .results = &result};
+  return sq_insert_write(SQ(st), a, err);
 }
 
 static int sq_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
@@ -973,6 +1083,8 @@ const store_engine_ops store_sqlite_engine = {
     .ping = sq_ping,
     .next_id = sq_next_id,
     .insert = sq_insert,
+    .insert_many = sq_insert_many,
+    .next_ids = sq_next_ids,
     .get = sq_get,
     .replace = sq_replace,
     .patch = sq_patch,

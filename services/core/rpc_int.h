@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "rpc.h"
 #include "trace.h"
 
@@ -71,6 +72,13 @@ struct rpc_call {
   grpc_metadata trailer;
 };
 
+/* The call's outcome as a google.rpc.Status (BadRequest details when it has
+ * violations); free with protobuf_c_message_free_unpacked. NULL: no memory. */
+Google__Rpc__Status *rpc_status_message(const rpc_call *c);
+/* Appends a field violation whatever code the call already failed with; the
+ * first outcome of the call still gives it its status (code). */
+void rpc_violation_add(rpc_call *c, grpc_status_code code, const char *field, const char *reason,
+                       const char *description);
 /* Packs status + violations into details_bin (grpc-status-details-bin). */
 void rpc_status_finish(rpc_call *c);
 void rpc_status_clear(rpc_call *c);

@@ -13,10 +13,10 @@
 #include "docs.h"
 #include "events/activity/v1/activity.pb-c.h"
 #include "ids.h"
+#include "rpc_batch.h"
 
 #define COLL "activity_events"
 #define SEQUENCE "activity_events"
-#define CREATE_TRIES 8  /* ids tried before a create gives up */
 #define MAX_VALUES 1000 /* members of one filter list */
 #define MAX_PATHS 64    /* update_mask paths */
 #define MAX_CONDS 16
@@ -165,19 +165,15 @@ static Event *load_event(rpc_call *c, int64_t id) {
 
 /* ---- CreateEvent ---- */
 
-static void create_event(Events__Activity__V1__ActivityEventService_Service *svc,
-                         const Events__Activity__V1__CreateEventRequest *in,
-                         Events__Activity__V1__CreateEventResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
+/* One create request as the document to store; its id comes from the
+ * sequence (rpc_batch.h). */
+static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  (void)ctx;
+  const Events__Activity__V1__CreateEventRequest *in =
+      (const Events__Activity__V1__CreateEventRequest *)req;
   const Events__Activity__V1__RequestInfo *ri = in->request_info;
   if (in->event) validate_create(c, in->event);
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
-  long long id = 0;
-  store_err err;
+  if (rpc_failed(c)) return NULL;
   Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   ts_set(&now, ids_now_us());
   Event ev = *in->event; /* shallow: borrows the request's members */
@@ -190,36 +186,45 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
     ev.request_city = ri->city;
     ev.request_region = ri->region;
   }
-  Event *out = NULL;
-  json_t *doc = NULL;
-  /* The sequence hands each number out once, but an id can still be taken
-   * (a document written around the sequence): then the next number. */
-  for (int attempt = 0; attempt < CREATE_TRIES; attempt++) {
-    json_decref(doc);
-    doc = NULL;
-    if (store_next_id(rpc_store(c), rpc_tenant(c), SEQUENCE, &id, &err) < 0) {
-      rpc_fail_store_as(c, &err, "event");
-      break;
-    }
-    ev.id = id;
-    if (!(doc = event_doc(&ev))) {
-      rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      break;
-    }
-    if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) == 0) break;
-    if (err.code != STORE_EDUPLICATE || attempt + 1 == CREATE_TRIES) {
-      rpc_fail_store_as(c, &err, "event");
-      break;
-    }
-  }
-  if (!rpc_failed(c) && (out = event_from_doc(c, doc))) {
-    /* Answer with the stored form, so create and get show the same times. */
-    drop_connections(out);
-    rpc_reply((ProtobufCClosure)done, c, &out->base);
-  }
-  if (rpc_failed(c)) done(NULL, c);
-  free_event(out);
+  json_t *doc = event_doc(&ev);
+  if (!doc) rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return doc;
+}
+
+/* The stored form, so create and get show the same times. */
+static ProtobufCMessage *stored_event(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  Event *out = event_from_doc(c, doc);
+  if (out) drop_connections(out);
+  return out ? &out->base : NULL;
+}
+
+static const rpc_create_ops create_ops = {
+    .what = "event",
+    .coll = COLL,
+    .sequence = SEQUENCE,
+    .build = build_event,
+    .result = stored_event,
+};
+
+static void create_event(Events__Activity__V1__ActivityEventService_Service *svc,
+                         const Events__Activity__V1__CreateEventRequest *in,
+                         Events__Activity__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  json_t *doc = rpc_create_one(c, &in->base, &create_ops);
+  ProtobufCMessage *out = doc ? stored_event(c, doc, NULL) : NULL;
+  rpc_reply((ProtobufCClosure)done, c, out);
+  if (out) protobuf_c_message_free_unpacked(out, NULL);
   json_decref(doc);
+}
+
+static void batch_create_events(Events__Activity__V1__ActivityEventService_Service *svc,
+                                const Events__Activity__V1__BatchCreateEventsRequest *in,
+                                Events__Activity__V1__BatchCreateEventsResponse_Closure done,
+                                void *call) {
+  (void)svc;
+  rpc_batch_create(call, &in->base, &create_ops, (ProtobufCClosure)done);
 }
 
 /* ---- GetEvent / DeleteEvent ---- */
@@ -610,6 +615,7 @@ static Events__Activity__V1__ActivityEventService_Service service = {
     .list_events = list_events,
     .update_event = update_event,
     .delete_event = delete_event,
+    .batch_create_events = batch_create_events,
 };
 
 const dialect activity_dialect = {

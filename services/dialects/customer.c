@@ -8,6 +8,7 @@
 #include "docs.h"
 #include "events/customer/v1/customer.pb-c.h"
 #include "ids.h"
+#include "rpc_batch.h"
 
 #define COLL "customer_events"
 #define ID_LEN 26
@@ -34,16 +35,13 @@ static int check_id(rpc_call *c, const char *field, const char *id) {
   return !rpc_failed(c);
 }
 
-static void create_event(Events__Customer__V1__CustomerEventService_Service *svc,
-                         const Events__Customer__V1__CreateEventRequest *in,
-                         Events__Customer__V1__CreateEventResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
-  /* Required members were checked by their declared behaviour (rpc_behavior.c). */
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
+/* One create request as the document to store (see rpc_batch.h); its
+ * required members were checked by their declared behaviour (rpc_behavior.c). */
+static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  (void)ctx;
+  const Events__Customer__V1__CreateEventRequest *in =
+      (const Events__Customer__V1__CreateEventRequest *)req;
+  if (rpc_failed(c)) return NULL;
   char id[ID_LEN + 1];
   long long now = ids_now_us();
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -69,25 +67,60 @@ static void create_event(Events__Customer__V1__CustomerEventService_Service *svc
     ptrs[i] = &recs[i];
   }
   ev.property_records = ptrs;
-  doc = doc_encode(&ev.base, json_string(id));
-  store_err err;
-  if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) < 0) {
-    if (err.code == STORE_EDUPLICATE)
-      rpc_conflict(c, "event.external_id", "relation_already_exists",
-                   "an event with this event_type_id, customer_id and external_id exists");
-    else
-      rpc_fail_store_as(c, &err, "event");
-    goto free_records;
-  }
-  Events__Customer__V1__CreateEventResponse out = EVENTS__CUSTOMER__V1__CREATE_EVENT_RESPONSE__INIT;
-  out.event_id = id;
-  done(&out, c);
+  if (!(doc = doc_encode(&ev.base, json_string(id))))
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 free_records:
-  json_decref(doc);
   free(recs);
   free(ptrs);
   free(rec_ids);
-  if (rpc_failed(c)) done(NULL, c);
+  return doc;
+}
+
+/* The triple is a unique index: a repeat is the documented conflict. */
+static void write_failed(rpc_call *c, const store_err *err, const void *ctx) {
+  (void)ctx;
+  if (err->code == STORE_EDUPLICATE)
+    rpc_conflict(c, "event.external_id", "relation_already_exists",
+                 "an event with this event_type_id, customer_id and external_id exists");
+  else
+    rpc_fail_store_as(c, err, "event");
+}
+
+static ProtobufCMessage *stored_event(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  return doc_decode(c, doc, &events__customer__v1__event__descriptor);
+}
+
+static const rpc_create_ops create_ops = {
+    .what = "event",
+    .coll = COLL,
+    .build = build_event,
+    .write_failed = write_failed,
+    .result = stored_event,
+};
+
+static void create_event(Events__Customer__V1__CustomerEventService_Service *svc,
+                         const Events__Customer__V1__CreateEventRequest *in,
+                         Events__Customer__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  json_t *doc = rpc_create_one(c, &in->base, &create_ops);
+  if (!doc) {
+    done(NULL, c);
+    return;
+  }
+  Events__Customer__V1__CreateEventResponse out = EVENTS__CUSTOMER__V1__CREATE_EVENT_RESPONSE__INIT;
+  out.event_id = (char *)json_string_value(json_object_get(doc, "id"));
+  done(&out, c);
+  json_decref(doc);
+}
+
+static void batch_create_events(Events__Customer__V1__CustomerEventService_Service *svc,
+                                const Events__Customer__V1__BatchCreateEventsRequest *in,
+                                Events__Customer__V1__BatchCreateEventsResponse_Closure done,
+                                void *call) {
+  (void)svc;
+  rpc_batch_create(call, &in->base, &create_ops, (ProtobufCClosure)done);
 }
 
 /* Loads one event of the tenant; NULL with the call failed otherwise. */
@@ -300,6 +333,7 @@ static Events__Customer__V1__CustomerEventService_Service service = {
     .list_property_records = list_property_records,
     .update_event = update_event,
     .delete_event = delete_event,
+    .batch_create_events = batch_create_events,
 };
 
 const dialect customer_dialect = {

@@ -11,6 +11,7 @@
 #include "events/object/v1/object.pb-c.h"
 #include "ids.h"
 #include "pbjson.h"
+#include "rpc_batch.h"
 
 #define COLL "object_events"
 
@@ -107,24 +108,20 @@ static Event *save_event(rpc_call *c, const Event *ev, int insert) {
   return saved;
 }
 
-static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
-                         const Events__Object__V1__CreateEventRequest *in,
-                         Events__Object__V1__CreateEventResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
+/* One create request as the document to store (rpc_batch.h). */
+static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  (void)ctx;
+  const Events__Object__V1__CreateEventRequest *in =
+      (const Events__Object__V1__CreateEventRequest *)req;
   if (in->event) validate_event(c, in->event);
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
+  if (rpc_failed(c)) return NULL;
   char id[37], token[37];
   Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   StringValue generated = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
   Event ev = *in->event; /* shallow: the request owns every member */
   if (ids_uuid7(id) < 0 || ids_uuid4(token) < 0) {
     rpc_fail(c, GRPC_STATUS_UNAVAILABLE, "no randomness for ids");
-    done(NULL, c);
-    return;
+    return NULL;
   }
   ts_set(&now, ids_now_us());
   ev.id = id;
@@ -136,9 +133,42 @@ static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
   }
   if (ev.review_status == EVENTS__OBJECT__V1__REVIEW_STATUS__REVIEW_STATUS_UNSPECIFIED)
     ev.review_status = EVENTS__OBJECT__V1__REVIEW_STATUS__REVIEW_STATUS_APPROVED;
-  Event *saved = save_event(c, &ev, 1);
-  rpc_reply((ProtobufCClosure)done, c, saved ? &saved->base : NULL);
-  if (saved) protobuf_c_message_free_unpacked(&saved->base, NULL);
+  json_t *doc = doc_encode(&ev.base, json_string(ev.id));
+  if (!doc) rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return doc;
+}
+
+/* What a later read returns. */
+static ProtobufCMessage *stored_event(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  return doc_decode(c, doc, &events__object__v1__event__descriptor);
+}
+
+static const rpc_create_ops create_ops = {
+    .what = "event",
+    .coll = COLL,
+    .build = build_event,
+    .result = stored_event,
+};
+
+static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
+                         const Events__Object__V1__CreateEventRequest *in,
+                         Events__Object__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  json_t *doc = rpc_create_one(c, &in->base, &create_ops);
+  ProtobufCMessage *saved = doc ? stored_event(c, doc, NULL) : NULL;
+  rpc_reply((ProtobufCClosure)done, c, saved);
+  if (saved) protobuf_c_message_free_unpacked(saved, NULL);
+  json_decref(doc);
+}
+
+static void batch_create_events(Events__Object__V1__ObjectEventService_Service *svc,
+                                const Events__Object__V1__BatchCreateEventsRequest *in,
+                                Events__Object__V1__BatchCreateEventsResponse_Closure done,
+                                void *call) {
+  (void)svc;
+  rpc_batch_create(call, &in->base, &create_ops, (ProtobufCClosure)done);
 }
 
 /* Loads an event of the tenant that belongs to `object_id`; an event of
@@ -343,6 +373,7 @@ static Events__Object__V1__ObjectEventService_Service service = {
     .list_events = list_events,
     .update_event = update_event,
     .delete_event = delete_event,
+    .batch_create_events = batch_create_events,
 };
 
 const dialect object_dialect = {

@@ -163,7 +163,7 @@ def rpc_request(service, method, m, ids):
         target = ids["object_event"]
     else:
         target = ids["category"] if "Category" in name else ids["property"] if "Property" in name else ids["cat_event"]
-    if name.startswith(("Create", "List")) and name != "ListPropertyRecords":
+    if name.startswith(("Create", "List", "BatchCreate")) and name != "ListPropertyRecords":
         return None
     for key in ("event_id", "id", "event_category_id", "event_property_id"):
         if key in fields:

@@ -1852,6 +1852,217 @@ static int test_end(void **state) {
   return 0;
 }
 
+/* ---- batches ------------------------------------------------------------------- */
+
+static long long count_of(const char *tenant, const char *coll) {
+  store_err e;
+  long long n = -1;
+  CHK(STORE_OK, store_count(g_st, tenant, coll, NULL, 0, &n, &e));
+  return n;
+}
+
+/* docs from JSON texts; the array holds new references. */
+static void load_docs(json_t **docs, const char *const *texts, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    docs[i] = J(texts[i]);
+}
+
+static void free_docs(json_t **docs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    json_decref(docs[i]);
+}
+
+static void test_insert_many(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "batch";
+  int res[8];
+  json_t *docs[8];
+  insert_text(T, "events", "{\"id\":100,\"kind\":\"k\",\"ext\":\"old\"}");
+
+  /* Non-atomic: each document alone; a duplicate inside the batch loses to
+   * the first, one against a stored document fails, a malformed one too. */
+  static const char *const mixed[] = {
+      "{\"id\":1,\"kind\":\"k\",\"ext\":\"a\"}", "{\"id\":2,\"kind\":\"k\",\"ext\":\"b\"}",
+      "{\"id\":3,\"kind\":\"k\",\"ext\":\"a\"}", "{\"id\":100,\"kind\":\"k\",\"ext\":\"c\"}",
+      "{\"kind\":\"k\",\"ext\":\"d\"}",          "{\"id\":4,\"kind\":\"k\",\"ext\":\"old\"}",
+      "{\"id\":5,\"kind\":\"k\",\"ext\":\"e\"}",
+  };
+  load_docs(docs, mixed, 7);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 7, 0, res, &e));
+  int want[] = {STORE_OK,     STORE_OK,         STORE_EDUPLICATE, STORE_EDUPLICATE,
+                STORE_EINVAL, STORE_EDUPLICATE, STORE_OK};
+  for (int i = 0; i < 7; i++)
+    assert_int_equal(res[i], want[i]);
+  assert_int_equal(count_of(T, "events"), 4);
+  free_docs(docs, 7);
+
+  /* Atomic: one failure, nothing written; the others are aborted. */
+  static const char *const atomic_bad[] = {
+      "{\"id\":10,\"kind\":\"k\",\"ext\":\"x\"}",
+      "{\"id\":11,\"kind\":\"k\",\"ext\":\"a\"}", /* taken by id 1 */
+      "{\"id\":12,\"kind\":\"k\",\"ext\":\"y\"}",
+      "{\"id\":13,\"kind\":\"k\",\"ext\":\"y\"}", /* taken by id 12, in the batch */
+  };
+  load_docs(docs, atomic_bad, 4);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 4, 1, res, &e));
+  assert_int_equal(res[0], STORE_EABORTED);
+  assert_int_equal(res[1], STORE_EDUPLICATE);
+  assert_int_equal(res[2], STORE_EABORTED);
+  assert_int_equal(res[3], STORE_EDUPLICATE);
+  assert_int_equal(count_of(T, "events"), 4);
+  json_t *id10 = json_integer(10), *out = NULL;
+  CHK(STORE_ENOTFOUND, store_get(g_st, T, "events", id10, &out, &e));
+  free_docs(docs, 4);
+
+  /* Atomic with a malformed document: refused before anything is sent. */
+  static const char *const atomic_malformed[] = {"{\"id\":10,\"kind\":\"k\",\"ext\":\"x\"}",
+                                                 "{\"id\":[1],\"kind\":\"k\",\"ext\":\"z\"}"};
+  load_docs(docs, atomic_malformed, 2);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 2, 1, res, &e));
+  assert_int_equal(res[0], STORE_EABORTED);
+  assert_int_equal(res[1], STORE_EINVAL);
+  assert_int_equal(count_of(T, "events"), 4);
+  free_docs(docs, 2);
+
+  /* Atomic and valid: all written, readable, in the tenant only. */
+  static const char *const atomic_ok[] = {"{\"id\":10,\"kind\":\"k\",\"ext\":\"x\"}",
+                                          "{\"id\":11,\"kind\":\"k\",\"ext\":\"z\",\"n\":1.5}"};
+  load_docs(docs, atomic_ok, 2);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 2, 1, res, &e));
+  assert_int_equal(res[0], STORE_OK);
+  assert_int_equal(res[1], STORE_OK);
+  assert_int_equal(count_of(T, "events"), 6);
+  assert_int_equal(count_of("batch-other", "events"), 0);
+  CHK(STORE_OK, store_get(g_st, T, "events", id10, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "ext")), "x");
+  json_decref(out);
+  free_docs(docs, 2);
+  json_decref(id10);
+
+  /* Bounds: empty is nothing; more than STORE_BATCH_MAX is refused whole. */
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 0, 0, res, &e));
+  json_t **many = calloc(STORE_BATCH_MAX + 1, sizeof *many);
+  int *many_res = calloc(STORE_BATCH_MAX + 1, sizeof *many_res);
+  for (int i = 0; i <= STORE_BATCH_MAX; i++)
+    many[i] = json_pack("{s:i}", "id", 1000 + i);
+  CHK(STORE_EINVAL,
+      store_insert_many(g_st, T, "items", many, STORE_BATCH_MAX + 1, 0, many_res, &e));
+  assert_int_equal(count_of(T, "items"), 0);
+  /* A full batch is one write. */
+  CHK(STORE_OK, store_insert_many(g_st, T, "items", many, STORE_BATCH_MAX, 0, many_res, &e));
+  for (int i = 0; i < STORE_BATCH_MAX; i++)
+    assert_int_equal(many_res[i], STORE_OK);
+  assert_int_equal(count_of(T, "items"), STORE_BATCH_MAX);
+  free_docs(many, STORE_BATCH_MAX + 1);
+  free(many);
+  free(many_res);
+}
+
+/* Concurrent batches, from two handles (replicas), each holding one document
+ * with the same unique triple and others of their own: exactly one of the
+ * shared ones wins, everything else is written. */
+enum { BATCH_THREADS = 8, BATCH_DOCS = 20 };
+
+static void *race_batch(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  json_t *docs[BATCH_DOCS];
+  int res[BATCH_DOCS];
+  for (int i = 0; i < BATCH_DOCS; i++) {
+    char ext[32];
+    snprintf(ext, sizeof ext, "own-%d", w->index * 1000 + i);
+    docs[i] = json_pack("{s:i, s:s, s:s}", "id",
+                        i == BATCH_DOCS / 2 ? 100000 + w->index : w->index * 1000 + i, "kind", "k",
+                        "ext", i == BATCH_DOCS / 2 ? "shared" : ext);
+  }
+  pthread_barrier_wait(w->go);
+  w->rc = store_insert_many(replica(w->index), "batch-race", "events", docs, BATCH_DOCS,
+                            w->index % 2, res, &e);
+  if (w->rc) snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+  for (int i = 0; i < BATCH_DOCS; i++) {
+    if (res[i] == STORE_OK) w->inserted++;
+    if (i == BATCH_DOCS / 2) w->n_values = res[i] == STORE_OK;
+    json_decref(docs[i]);
+  }
+  return NULL;
+}
+
+static void test_insert_many_race(void **state) {
+  (void)state;
+  store_err e;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[BATCH_THREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, BATCH_THREADS, race_batch);
+  int winners = 0, inserted = 0;
+  for (int t = 0; t < BATCH_THREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+    winners += w[t].n_values;
+    inserted += w[t].inserted;
+    /* Odd workers were atomic: all or nothing. */
+    if (t % 2) assert_true(w[t].inserted == 0 || w[t].inserted == BATCH_DOCS);
+  }
+  assert_int_equal(winners, 1);
+  assert_int_equal(count_of("batch-race", "events"), inserted);
+  store_close(g_st2);
+  g_st2 = NULL;
+}
+
+/* Blocks of ids, taken by several threads on two handles beside single
+ * ids: together they are exactly 1..n. */
+static void *race_blocks(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  pthread_barrier_wait(w->go);
+  for (int i = 0; i < 6; i++) {
+    long long first = 0, count = (w->index + i) % 3 == 0 ? 1 : 7;
+    if ((w->rc = store_next_ids(replica(w->index), "blocks", "b", count, &first, &e))) {
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+      return NULL;
+    }
+    for (long long k = 0; k < count && w->n_values < 64; k++)
+      w->values[w->n_values++] = first + k;
+  }
+  return NULL;
+}
+
+static void test_next_ids(void **state) {
+  (void)state;
+  store_err e;
+  long long first = 0;
+  CHK(STORE_OK, store_next_ids(g_st, "blocks-1", "s", 5, &first, &e));
+  assert_int_equal(first, 1);
+  CHK(STORE_OK, store_next_id(g_st, "blocks-1", "s", &first, &e));
+  assert_int_equal(first, 6);
+  CHK(STORE_OK, store_next_ids(g_st, "blocks-1", "s", 3, &first, &e));
+  assert_int_equal(first, 7);
+  CHK(STORE_EINVAL, store_next_ids(g_st, "blocks-1", "s", 0, &first, &e));
+  CHK(STORE_EINVAL, store_next_ids(g_st, "blocks-1", "s", STORE_BATCH_MAX + 1, &first, &e));
+
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[NTHREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, NTHREADS, race_blocks);
+  store_close(g_st2);
+  g_st2 = NULL;
+  long long all[NTHREADS * 64];
+  size_t n = 0;
+  for (int t = 0; t < NTHREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+    for (int i = 0; i < w[t].n_values; i++)
+      all[n++] = w[t].values[i];
+  }
+  qsort(all, n, sizeof *all, cmp_ll);
+  for (size_t i = 0; i < n; i++)
+    if (all[i] != (long long)i + 1) {
+      print_error("block ids not 1..%zu: position %zu holds %lld\n", n, i, all[i]);
+      fail();
+    }
+}
+
 static int group_setup(void **state) {
   (void)state;
   store_err e;
@@ -1929,6 +2140,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_delete_where, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_unique_race, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_next_id, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_next_ids, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_insert_many, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_insert_many_race, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_patch_atomic, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_two_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_pages_during_inserts, test_start, test_end),
