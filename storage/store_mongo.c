@@ -1248,6 +1248,20 @@ static int mg_delete_where(store *st, const char *tenant, const char *coll, cons
   return rc;
 }
 
+/* ---- change log (stub) ---- */
+
+static int mg_changes(store *st, const char *tenant, long long after, size_t limit,
+                      store_changes_page *out, store_err *err) {
+  (void)st, (void)tenant, (void)after, (void)limit, (void)out;
+  return store_fail(err, STORE_EINTERNAL, "mongodb: no change log yet");
+}
+
+static int mg_changes_prune(store *st, long long before_us, long long *removed, store_err *err) {
+  (void)st, (void)before_us, (void)err;
+  *removed = 0;
+  return STORE_OK;
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 /* The createIndexes command for one index, named the way Mongo names it by
@@ -1388,4 +1402,6 @@ const store_engine_ops store_mongo_engine = {
     .find = mg_find,
     .count = mg_count,
     .delete_where = mg_delete_where,
+    .changes = mg_changes,
+    .changes_prune = mg_changes_prune,
 };
