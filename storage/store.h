@@ -149,6 +149,13 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
 int store_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
                 size_t n_conds, long long *out, store_err *err);
 
+/* Whether doc meets every condition and the expression (NULL: none), as a
+ * query of either engine would decide. */
+int store_match(json_t *doc, const store_cond *conds, size_t n_conds, const store_expr *where);
+/* A deep copy (field names and values too), freed by store_expr_free. */
+store_expr *store_expr_dup(const store_expr *e);
+void store_expr_free(store_expr *e);
+
 /* ---- change log -------------------------------------------------------------
  * Every write that changes a document (insert, replace, patch, delete, and
  * each document delete_where removes) appends one change to its tenant's log,
@@ -174,6 +181,8 @@ typedef struct store_changes_page {
 int store_changes(store *st, const char *tenant, long long after, size_t limit,
                   store_changes_page *out, store_err *err);
 void store_changes_clear(store_changes_page *page);
+/* The wall clock in microseconds, as change times are written. */
+long long store_now_us(void);
 /* Removes the changes of every tenant committed before before_us. */
 int store_changes_prune(store *st, long long before_us, long long *removed, store_err *err);
 

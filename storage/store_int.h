@@ -76,9 +76,6 @@ extern const store_engine_ops store_mongo_engine;
 /* The change log's collection/table; a schema may not use it either. */
 #define STORE_CHANGES "changes"
 
-/* The wall clock in microseconds: change times. */
-long long store_now_us(void);
-
 /* Sets *err (if any) and returns code, so failures read `return store_fail(...)`. */
 int store_fail(store_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
