@@ -1873,9 +1873,15 @@ static json_t *all_changes(store *st, const char *tenant, long long after,
   return all;
 }
 
+/* Positions are exact on SQLite; on MongoDB a failed write voids the
+ * position it claimed, so they only increase. */
+static long long g_last_seq;
 static void expect_change(json_t *ch, long long seq, int op, const char *coll, json_int_t id) {
   assert_non_null(ch);
-  assert_int_equal(json_integer_value(json_object_get(ch, "seq")), seq);
+  long long got = json_integer_value(json_object_get(ch, "seq"));
+  if (!is_mongo()) assert_int_equal(got, seq);
+  assert_true(seq == 1 || got > g_last_seq);
+  g_last_seq = got;
   assert_int_equal(json_integer_value(json_object_get(ch, "op")), op);
   assert_string_equal(json_string_value(json_object_get(ch, "coll")), coll);
   assert_int_equal(json_integer_value(json_object_get(ch, "id")), id);
@@ -1931,17 +1937,22 @@ static void test_change_log(void **state) {
                    STORE_CHANGE_DELETE);
   assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 7), "op")),
                    STORE_CHANGE_DELETE);
-  assert_int_equal(last.head, 8);
-  assert_int_equal(last.scanned, 8);
-  json_decref(all);
+  long long last_seq = json_integer_value(json_object_get(json_array_get(all, 7), "seq"));
+  assert_int_equal(last.head, last_seq);
+  assert_int_equal(last.scanned, last_seq);
+  json_t *first = all;
 
   /* Tenants have logs of their own. */
   all = all_changes(g_st, O, 0, NULL);
   assert_int_equal(json_array_size(all), 1);
   json_decref(all);
+  all = first;
   /* Resuming after a position gives what follows it. */
-  all = all_changes(g_st, T, 5, NULL);
+  long long fifth = json_integer_value(json_object_get(json_array_get(all, 4), "seq"));
+  json_decref(all);
+  all = all_changes(g_st, T, fifth, NULL);
   assert_int_equal(json_array_size(all), 3);
+  g_last_seq = fifth;
   expect_change(json_array_get(all, 0), 6, STORE_CHANGE_CREATE, "props", 3);
   json_decref(all);
 
@@ -1956,13 +1967,14 @@ static void test_change_log(void **state) {
   assert_true(removed >= 9);
   CHK(STORE_OK, store_changes(g_st, T, 0, 10, &p, &e));
   assert_int_equal(json_array_size(p.changes), 0);
-  assert_int_equal(p.floor, 8);
-  assert_int_equal(p.head, 8);
+  assert_int_equal(p.floor, last_seq);
+  assert_int_equal(p.head, last_seq);
   store_changes_clear(&p);
   /* Numbering goes on after a prune. */
   insert_text(T, "props", "{\"id\":4,\"parent\":4}");
-  all = all_changes(g_st, T, 8, NULL);
+  all = all_changes(g_st, T, last_seq, NULL);
   assert_int_equal(json_array_size(all), 1);
+  g_last_seq = last_seq;
   expect_change(json_array_get(all, 0), 9, STORE_CHANGE_CREATE, "props", 4);
   json_decref(all);
   json_decref(par);
@@ -2020,7 +2032,8 @@ static void test_change_log_replicas(void **state) {
   size_t i;
   json_t *ch;
   json_array_foreach(all, i, ch) {
-    assert_int_equal(json_integer_value(json_object_get(ch, "seq")), (long long)i + 1);
+    if (!is_mongo())
+      assert_int_equal(json_integer_value(json_object_get(ch, "seq")), (long long)i + 1);
     char key[32];
     snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(ch, "id")));
     int op = (int)json_integer_value(json_object_get(ch, "op"));
