@@ -297,6 +297,13 @@ for kib in (64, 8):
         row("6", f"{label} ({pool}): gateway RssAnon MiB", mib(num(f"{p}.{what}.rss_anon")),
             mib(num(f"{p}.none.rss_anon")), "mib")
 
+header("7", "change feed: CustomerEventService/WatchEvents, commit (create acknowledged) to "
+       "receipt, SQLite, one create at a time; A = 100 watchers, B = 1 watcher")
+row("7", "delivery p50 ms", num("watch_100.p50"), num("watch_1.p50"),
+    note=f"samples A {R.get('watch_100.samples', '?')}, B {R.get('watch_1.samples', '?')}; "
+         "one store read per tenant and pass, fanned out to every watcher")
+row("7", "delivery p99 ms", num("watch_100.p99"), num("watch_1.p99"))
+
 print("| # | measurement | A | B | A/B | notes |")
 print("|---|---|---:|---:|---:|---|")
 for r in ROWS:
