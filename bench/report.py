@@ -317,6 +317,12 @@ for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None
         fa, fb = cpu_per_1k(a, store_proc), cpu_per_1k(b, store_proc)
         row("7", f"{label}: FerretDB CPU ms per 1k events", fa / size if fa is not None and size else None,
             fb)
+header("8", "change feed: CustomerEventService/WatchEvents, commit (create acknowledged) to "
+       "receipt, SQLite, one create at a time; A = 100 watchers, B = 1 watcher")
+row("8", "delivery p50 ms", num("watch_100.p50"), num("watch_1.p50"),
+    note=f"samples A {R.get('watch_100.samples', '?')}, B {R.get('watch_1.samples', '?')}; "
+         "one store read per tenant and pass, fanned out to every watcher")
+row("8", "delivery p99 ms", num("watch_100.p99"), num("watch_1.p99"))
 
 print("| # | measurement | A | B | A/B | notes |")
 print("|---|---|---:|---:|---:|---|")

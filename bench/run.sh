@@ -547,6 +547,17 @@ for size in "$SMALL" "$BIG"; do
   rm -f "$f" "$f-wal" "$f-shm"
 done
 
+# ---- 7. change feed delivery latency ----------------------------------------------
+
+note "8: Watch delivery latency, 1 and 100 watchers (SQLite)"
+start_service svc-watch "sqlite:$WORK/sqlite/watch.db"
+WATCH_N=$([ "$quick" = 1 ] && echo 100 || echo 400)
+for w in 1 100; do
+  timeout -k 5 300 "${BENCH_VENV:-$PWD/.venv}/bin/python" bench/watch.py "$SVC_ADDR" "$TOKEN" "$w" "$WATCH_N" "watch_$w" \
+    >>"$RES" 2>>"$WORK/watch.log" || note "watch bench ($w watchers) failed: see $WORK/watch.log"
+done
+stop "$SVC_PID"
+
 put cfg.hwm_reset "$HWM_RESET"
 put machine.load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 note "done: table below (also in $WORK/table.md)"

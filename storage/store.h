@@ -178,4 +178,46 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
 int store_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
                 size_t n_conds, long long *out, store_err *err);
 
+/* Whether doc meets every condition and the expression (NULL: none), as a
+ * query of either engine would decide. */
+int store_match(json_t *doc, const store_cond *conds, size_t n_conds, const store_expr *where);
+/* A deep copy (field names and values too), freed by store_expr_free. */
+store_expr *store_expr_dup(const store_expr *e);
+void store_expr_free(store_expr *e);
+
+/* ---- change log -------------------------------------------------------------
+ * Every write that changes a document (insert, replace, patch, delete, and
+ * each document delete_where removes) appends one change to its tenant's log,
+ * atomically with the write as far as the engine allows (see each engine's
+ * header). A change is an object {"seq", "time" (microseconds), "op"
+ * (store_change_op), "coll", "id", "doc"}: doc is the document after the
+ * change, and for a delete the document as it was. seq increases per tenant
+ * in commit order; a reader that has seen every change up to seq S continues
+ * with after = S and misses none. */
+typedef enum store_change_op {
+  STORE_CHANGE_CREATE = 1,
+  STORE_CHANGE_UPDATE = 2,
+  STORE_CHANGE_DELETE = 3,
+} store_change_op;
+
+typedef struct store_changes_page {
+  json_t *changes;   /* array, seq ascending, at most the limit asked for */
+  long long scanned; /* the position this page reaches: the next call's `after` */
+  long long head;    /* the tenant's latest position whose predecessors are all settled */
+  long long floor;   /* the highest position pruned: `after` below it has a gap */
+} store_changes_page;
+
+int store_changes(store *st, const char *tenant, long long after, size_t limit,
+                  store_changes_page *out, store_err *err);
+void store_changes_clear(store_changes_page *page);
+/* The wall clock in microseconds, as change times are written. */
+long long store_now_us(void);
+/* Removes the changes of every tenant committed before before_us. */
+int store_changes_prune(store *st, long long before_us, long long *removed, store_err *err);
+
+/* Called after every write call that succeeded, with its tenant (a change
+ * feed in the same process wakes up at once instead of at its next poll).
+ * Set once, before the store is shared. */
+void store_set_write_hook(store *st, void (*fn)(void *arg, const char *tenant), void *arg);
+
 #endif

@@ -14,6 +14,7 @@
 #include "events/activity/v1/activity.pb-c.h"
 #include "ids.h"
 #include "rpc_batch.h"
+#include "rpc_feed.h"
 
 #define COLL "activity_events"
 #define SEQUENCE "activity_events"
@@ -411,6 +412,15 @@ static size_t list_order(rpc_call *c, const ListRequest *in, store_order *order)
   return n;
 }
 
+/* The list's filters as conditions; shared by ListEvents and WatchEvents. */
+static void list_filters(rpc_call *c, conds *q, const ListRequest *in) {
+  filter_string(c, q, "name", in->name);
+  filter_int(c, q, "id", in->id);
+  filter_time(c, q, "created_at", in->created_at);
+  filter_time(c, q, "event_at", in->event_at);
+  filter_rels(c, q, in);
+}
+
 static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
                         const Events__Activity__V1__ListEventsRequest *in,
                         Events__Activity__V1__ListEventsResponse_Closure done, void *call) {
@@ -421,12 +431,10 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
   if (in->page_token[0] && in->before_page_token[0])
     rpc_violation(c, "before_page_token", "not_allowed_value",
                   "page_token and before_page_token exclude each other");
-  filter_string(c, &q, "name", in->name);
-  filter_int(c, &q, "id", in->id);
-  filter_time(c, &q, "created_at", in->created_at);
-  filter_time(c, &q, "event_at", in->event_at);
-  filter_rels(c, &q, in);
+  list_filters(c, &q, in);
   size_t n_order = list_order(c, in, order);
+  char token[RPC_FEED_TOKEN_MAX];
+  rpc_feed_list_token(c, token, sizeof token);
   if (rpc_failed(c)) {
     conds_clear(&q);
     done(NULL, c);
@@ -469,6 +477,7 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
     total.value = page.total;
     out.total_count = &total;
   }
+  out.resume_token = token;
   done(&out, c);
 free_results:
   doc_free_all((ProtobufCMessage **)events, n_events);
@@ -608,6 +617,35 @@ free_json:
   json_decref(have);
 }
 
+/* ---- WatchEvents ---- */
+
+static ProtobufCMessage *watch_decode(rpc_call *c, const char *coll, json_t *doc) {
+  (void)coll;
+  Event *e = event_from_doc(c, doc);
+  if (e) drop_connections(e); /* as a list without provide_data_connections */
+  return e ? &e->base : NULL;
+}
+
+static void watch_events(Events__Activity__V1__ActivityEventService_Service *svc,
+                         const Events__Activity__V1__WatchEventsRequest *in,
+                         Events__Activity__V1__WatchEventsResponse_Closure done, void *call) {
+  (void)svc;
+  (void)done; /* a stream: rpc_feed answers */
+  rpc_call *c = call;
+  static const ListRequest none = EVENTS__ACTIVITY__V1__LIST_EVENTS_REQUEST__INIT;
+  conds q = {.n = 0};
+  list_filters(c, &q, in->filter ? in->filter : &none);
+  if (!rpc_failed(c)) {
+    rpc_feed_filter *f = rpc_feed_filter_new();
+    if (f && rpc_feed_filter_add(f, COLL, q.c, q.n, NULL) < 0) {
+      rpc_feed_filter_free(f);
+      f = NULL;
+    }
+    rpc_feed_open(c, f, watch_decode, in->resume_token);
+  }
+  conds_clear(&q);
+}
+
 static Events__Activity__V1__ActivityEventService_Service service = {
     .base = EVENTS__ACTIVITY__V1__ACTIVITY_EVENT_SERVICE__BASE_INIT,
     .create_event = create_event,
@@ -616,6 +654,7 @@ static Events__Activity__V1__ActivityEventService_Service service = {
     .update_event = update_event,
     .delete_event = delete_event,
     .batch_create_events = batch_create_events,
+    .watch_events = watch_events,
 };
 
 const dialect activity_dialect = {

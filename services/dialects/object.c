@@ -10,6 +10,7 @@
 #include "docs.h"
 #include "events/object/v1/object.pb-c.h"
 #include "ids.h"
+#include "rpc_feed.h"
 #include "pbjson.h"
 #include "rpc_batch.h"
 
@@ -339,6 +340,8 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
     goto reply;
   }
   list_conds(in, enc, &cs);
+  char token[RPC_FEED_TOKEN_MAX];
+  rpc_feed_list_token(c, token, sizeof token);
   store_query q = {.conds = cs.items,
                    .n_conds = cs.n,
                    .limit = rpc_page_size(c, in->page_size),
@@ -357,6 +360,7 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
   out.n_events = n_events;
   out.events = events;
   if (page.next) out.next_page_token = page.next;
+  out.resume_token = token;
   done(&out, c);
 free_results:
   doc_free_all((ProtobufCMessage **)events, n_events);
@@ -364,6 +368,39 @@ free_results:
 reply:
   json_decref(enc);
   if (rpc_failed(c)) done(NULL, c);
+}
+
+/* ---- WatchEvents: the list's filters (an object_id is required as there) ---- */
+
+static ProtobufCMessage *watch_decode(rpc_call *c, const char *coll, json_t *doc) {
+  (void)coll;
+  return doc_decode(c, doc, &events__object__v1__event__descriptor);
+}
+
+static void watch_events(Events__Object__V1__ObjectEventService_Service *svc,
+                         const Events__Object__V1__WatchEventsRequest *in,
+                         Events__Object__V1__WatchEventsResponse_Closure done, void *call) {
+  (void)svc;
+  (void)done; /* a stream: rpc_feed answers */
+  rpc_call *c = call;
+  static const Events__Object__V1__ListEventsRequest none =
+      EVENTS__OBJECT__V1__LIST_EVENTS_REQUEST__INIT;
+  const Events__Object__V1__ListEventsRequest *q = in->filter ? in->filter : &none;
+  if (!q->object_id || !*q->object_id)
+    rpc_violation(c, "filter.object_id", "required", "filter.object_id is required");
+  else
+    validate_list(c, q);
+  if (rpc_failed(c)) return;
+  json_t *enc = pbjson_encode(&q->base, PBJSON_MICROS_TIME | PBJSON_OMIT_NULL);
+  conds cs = {.n = 0};
+  rpc_feed_filter *f = enc ? rpc_feed_filter_new() : NULL;
+  if (f) list_conds(q, enc, &cs);
+  if (f && rpc_feed_filter_add(f, COLL, cs.items, cs.n, NULL) < 0) {
+    rpc_feed_filter_free(f);
+    f = NULL;
+  }
+  rpc_feed_open(c, f, watch_decode, in->resume_token);
+  json_decref(enc);
 }
 
 static Events__Object__V1__ObjectEventService_Service service = {
@@ -374,6 +411,7 @@ static Events__Object__V1__ObjectEventService_Service service = {
     .update_event = update_event,
     .delete_event = delete_event,
     .batch_create_events = batch_create_events,
+    .watch_events = watch_events,
 };
 
 const dialect object_dialect = {

@@ -2063,6 +2063,204 @@ static void test_next_ids(void **state) {
     }
 }
 
+/* ---- change log ------------------------------------------------------------ */
+
+/* Reads every change of tenant after `after`, page by page; *last (may be
+ * NULL) gets the last page's positions, without its changes. */
+static json_t *all_changes(store *st, const char *tenant, long long after,
+                           store_changes_page *last) {
+  store_err e;
+  json_t *all = json_array();
+  for (;;) {
+    store_changes_page p;
+    CHK(STORE_OK, store_changes(st, tenant, after, 3, &p, &e));
+    json_array_extend(all, p.changes);
+    int more = p.scanned > after && json_array_size(p.changes) > 0;
+    after = p.scanned;
+    if (last) *last = (store_changes_page){NULL, p.scanned, p.head, p.floor};
+    store_changes_clear(&p);
+    if (!more) break;
+  }
+  return all;
+}
+
+/* Positions are exact on SQLite; on MongoDB a failed write voids the
+ * position it claimed, so they only increase. */
+static long long g_last_seq;
+static void expect_change(json_t *ch, long long seq, int op, const char *coll, json_int_t id) {
+  assert_non_null(ch);
+  long long got = json_integer_value(json_object_get(ch, "seq"));
+  if (!is_mongo()) assert_int_equal(got, seq);
+  assert_true(seq == 1 || got > g_last_seq);
+  g_last_seq = got;
+  assert_int_equal(json_integer_value(json_object_get(ch, "op")), op);
+  assert_string_equal(json_string_value(json_object_get(ch, "coll")), coll);
+  assert_int_equal(json_integer_value(json_object_get(ch, "id")), id);
+  assert_true(json_integer_value(json_object_get(ch, "time")) > 0);
+}
+
+static void test_change_log(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "chg", *O = "chg-other";
+  store_changes_page p;
+  CHK(STORE_OK, store_changes(g_st, T, 0, 10, &p, &e));
+  assert_int_equal(json_array_size(p.changes), 0);
+  assert_int_equal(p.head, 0);
+  assert_int_equal(p.floor, 0);
+  store_changes_clear(&p);
+
+  insert_text(T, "props", "{\"id\":1,\"parent\":1,\"v\":\"a\"}");
+  insert_text(T, "props", "{\"id\":2,\"parent\":1}");
+  insert_text(O, "props", "{\"id\":1,\"parent\":1}");
+  json_t *dup = J("{\"id\":1,\"parent\":9}"), *one = json_integer(1), *two = json_integer(2);
+  CHK(STORE_EDUPLICATE, store_insert(g_st, T, "props", dup, &e)); /* no change */
+  json_t *set = J("{\"v\":\"b\"}"), *out = NULL;
+  CHK(STORE_OK, store_patch(g_st, T, "props", one, set, &out, &e));
+  json_decref(out);
+  json_t *rep = J("{\"id\":2,\"parent\":2,\"w\":1}");
+  CHK(STORE_OK, store_replace(g_st, T, "props", rep, &e));
+  CHK(STORE_OK, store_delete(g_st, T, "props", one, &e));
+  CHK(STORE_ENOTFOUND, store_delete(g_st, T, "props", one, &e)); /* no change */
+  insert_text(T, "props", "{\"id\":3,\"parent\":2}");
+  json_t *par = json_integer(2);
+  store_cond c = {"parent", STORE_EQ, par};
+  long long n = 0;
+  CHK(STORE_OK, store_delete_where(g_st, T, "props", &c, 1, &n, &e));
+  assert_int_equal(n, 2);
+
+  store_changes_page last = {0};
+  json_t *all = all_changes(g_st, T, 0, &last);
+  assert_int_equal(json_array_size(all), 8);
+  expect_change(json_array_get(all, 0), 1, STORE_CHANGE_CREATE, "props", 1);
+  expect_change(json_array_get(all, 1), 2, STORE_CHANGE_CREATE, "props", 2);
+  expect_change(json_array_get(all, 2), 3, STORE_CHANGE_UPDATE, "props", 1);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(json_array_get(all, 2), "doc"), "v")), "b");
+  expect_change(json_array_get(all, 3), 4, STORE_CHANGE_UPDATE, "props", 2);
+  expect_change(json_array_get(all, 4), 5, STORE_CHANGE_DELETE, "props", 1);
+  /* A delete carries the document as it was (filters can match it). */
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(json_array_get(all, 4), "doc"), "parent")),
+      1);
+  expect_change(json_array_get(all, 5), 6, STORE_CHANGE_CREATE, "props", 3);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 6), "op")),
+                   STORE_CHANGE_DELETE);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 7), "op")),
+                   STORE_CHANGE_DELETE);
+  long long last_seq = json_integer_value(json_object_get(json_array_get(all, 7), "seq"));
+  assert_int_equal(last.head, last_seq);
+  assert_int_equal(last.scanned, last_seq);
+  json_t *first = all;
+
+  /* Tenants have logs of their own. */
+  all = all_changes(g_st, O, 0, NULL);
+  assert_int_equal(json_array_size(all), 1);
+  json_decref(all);
+  all = first;
+  /* Resuming after a position gives what follows it. */
+  long long fifth = json_integer_value(json_object_get(json_array_get(all, 4), "seq"));
+  json_decref(all);
+  all = all_changes(g_st, T, fifth, NULL);
+  assert_int_equal(json_array_size(all), 3);
+  g_last_seq = fifth;
+  expect_change(json_array_get(all, 0), 6, STORE_CHANGE_CREATE, "props", 3);
+  json_decref(all);
+
+  /* Pruning: nothing is newer than now + 1 s; the floor names the gap. */
+  long long removed = 0;
+  CHK(STORE_OK, store_changes_prune(g_st, 1, &removed, &e));
+  assert_int_equal(removed, 0);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  long long now_us = (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+  CHK(STORE_OK, store_changes_prune(g_st, now_us + 1000000, &removed, &e));
+  assert_true(removed >= 9);
+  CHK(STORE_OK, store_changes(g_st, T, 0, 10, &p, &e));
+  assert_int_equal(json_array_size(p.changes), 0);
+  assert_int_equal(p.floor, last_seq);
+  assert_int_equal(p.head, last_seq);
+  store_changes_clear(&p);
+  /* Numbering goes on after a prune. */
+  insert_text(T, "props", "{\"id\":4,\"parent\":4}");
+  all = all_changes(g_st, T, last_seq, NULL);
+  assert_int_equal(json_array_size(all), 1);
+  g_last_seq = last_seq;
+  expect_change(json_array_get(all, 0), 9, STORE_CHANGE_CREATE, "props", 4);
+  json_decref(all);
+  json_decref(par);
+  json_decref(rep);
+  json_decref(set);
+  json_decref(dup);
+  json_decref(one);
+  json_decref(two);
+}
+
+/* Writers on two handles (two replicas) at once: every acknowledged write is
+ * in the log exactly once, positions are 1..N without holes, and each
+ * document's changes are in the order its writes happened. */
+static void *change_writer(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  store *st = replica(w->index);
+  pthread_barrier_wait(w->go);
+  for (int i = 0; i < 10 && !w->rc; i++) {
+    char text[96];
+    snprintf(text, sizeof text, "{\"id\":%d,\"n\":0}", w->index * 100 + i);
+    json_t *doc = json_loads(text, 0, NULL), *id = json_integer(w->index * 100 + i);
+    json_t *set = json_pack("{si}", "n", 1);
+    if ((w->rc = store_insert(st, "chg-race", "props", doc, &e)) ||
+        (w->rc = store_patch(st, "chg-race", "props", id, set, NULL, &e)) ||
+        (i % 2 && (w->rc = store_delete(st, "chg-race", "props", id, &e))))
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+    else
+      w->n_values += 2 + i % 2;
+    json_decref(set);
+    json_decref(id);
+    json_decref(doc);
+  }
+  return NULL;
+}
+
+static void test_change_log_replicas(void **state) {
+  (void)state;
+  store_err e;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[NTHREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, NTHREADS, change_writer);
+  store_close(g_st2);
+  g_st2 = NULL;
+  int total = 0;
+  for (int i = 0; i < NTHREADS; i++) {
+    if (w[i].rc) print_error("writer %d: %s\n", i, w[i].msg);
+    assert_int_equal(w[i].rc, 0);
+    total += w[i].n_values;
+  }
+  json_t *all = all_changes(g_st, "chg-race", 0, NULL);
+  assert_int_equal((int)json_array_size(all), total);
+  json_t *state_of = json_object(); /* id -> last op seen */
+  size_t i;
+  json_t *ch;
+  json_array_foreach(all, i, ch) {
+    if (!is_mongo())
+      assert_int_equal(json_integer_value(json_object_get(ch, "seq")), (long long)i + 1);
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(ch, "id")));
+    int op = (int)json_integer_value(json_object_get(ch, "op"));
+    int prev = (int)json_integer_value(json_object_get(state_of, key));
+    int want = op == STORE_CHANGE_CREATE   ? 0
+               : op == STORE_CHANGE_UPDATE ? STORE_CHANGE_CREATE
+                                           : STORE_CHANGE_UPDATE;
+    assert_int_equal(prev, want);
+    if (op == STORE_CHANGE_UPDATE)
+      assert_int_equal(json_integer_value(json_object_get(json_object_get(ch, "doc"), "n")), 1);
+    json_object_set_new(state_of, key, json_integer(op));
+  }
+  json_decref(state_of);
+  json_decref(all);
+}
+
 static int group_setup(void **state) {
   (void)state;
   store_err e;
@@ -2149,6 +2347,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_group_creates, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_group_failures, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_durability, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
   };
   const char *filter = getenv("STORE_TEST_FILTER"); /* e.g. "*outage*" while debugging */
