@@ -1843,7 +1843,10 @@ static int mg_changes(store *st, const char *tenant, long long after, size_t lim
     json_decref(image);
     out->scanned = seq;
   }
-  if (out->scanned > out->head) out->head = out->scanned;
+  /* Settling may have moved past the first pending entry seen above; a read
+   * that scanned nothing (after beyond the log: how callers ask for the
+   * head) leaves the head as found. */
+  if (out->scanned > after && out->scanned > out->head) out->head = out->scanned;
 cleanup:
   json_decref(docs);
   bson_destroy(&f);

@@ -2151,6 +2151,12 @@ static void test_change_log(void **state) {
   long long last_seq = json_integer_value(json_object_get(json_array_get(all, 7), "seq"));
   assert_int_equal(last.head, last_seq);
   assert_int_equal(last.scanned, last_seq);
+  /* A read past every position (how the service asks for the head) gives
+   * the head, not the position asked after. */
+  CHK(STORE_OK, store_changes(g_st, T, (long long)1 << 62, 1, &p, &e));
+  assert_int_equal(json_array_size(p.changes), 0);
+  assert_int_equal(p.head, last_seq);
+  store_changes_clear(&p);
   json_t *first = all;
 
   /* Tenants have logs of their own. */
