@@ -103,6 +103,54 @@ def test_create_update_delete_in_order(stack, pb):
     w.cancel()
 
 
+def test_batch_create_is_one_created_per_item_in_order(stack, pb):
+    """A BatchCreate is logged item by item: one CREATED per written item, in
+    request order; a refused item and an atomic batch that failed (its
+    written items taken back on MongoDB) leave no change."""
+    m = pb("events/customer/v1/customer")
+    w = Watcher(stack.channel, CUSTOMER + "WatchEvents", m.WatchEventsRequest(), m.WatchEventsResponse)
+    time.sleep(0.3)
+    tag = uuid.uuid4().hex[:8]
+    exts = [f"b{i}-{tag}" for i in range(6)]
+    reqs = [customer_event(pb, e) for e in exts]
+    reqs.insert(3, m.CreateEventRequest(event=m.Event(event_type_id="t1", customer_id="c1")))  # refused
+    out = unary(stack.channel, CUSTOMER + "BatchCreateEvents",
+                m.BatchCreateEventsRequest(requests=reqs, atomic=False), m.BatchCreateEventsResponse)
+    assert [r.WhichOneof("result") for r in out.results] == ["event"] * 3 + ["status"] + ["event"] * 3
+    got = w.take(len(exts))
+    assert [g.type for g in got] == [m.CHANGE_TYPE_CREATED] * len(exts)
+    assert [g.event.external_id for g in got] == exts
+    assert [g.event.event_id for g in got] == [r.event.event_id for r in out.results if r.event.event_id]
+    assert len({g.resume_token for g in got}) == len(exts)
+    w.quiet()
+    # Atomic, one item a duplicate of the first batch: nothing written, nothing seen.
+    bad = [customer_event(pb, f"a{i}-{tag}") for i in range(3)] + [customer_event(pb, exts[0])]
+    with pytest.raises(grpc.RpcError):
+        unary(stack.channel, CUSTOMER + "BatchCreateEvents",
+              m.BatchCreateEventsRequest(requests=bad, atomic=True), m.BatchCreateEventsResponse)
+    w.quiet()
+    # And the feed goes on after it: the next single create is the next message.
+    eid = unary(stack.channel, CUSTOMER + "CreateEvent", customer_event(pb, "after-" + tag),
+                m.CreateEventResponse).event_id
+    nxt = w.take(1)[0]
+    assert nxt.type == m.CHANGE_TYPE_CREATED and nxt.event.event_id == eid
+    # Activity ids come from one block of the sequence: the feed has them in order.
+    a = pb("events/activity/v1/activity")
+    wa = Watcher(stack.channel, ACTIVITY + "WatchEvents", a.WatchEventsRequest(), a.WatchEventsResponse)
+    time.sleep(0.3)
+    names = [f"n{i}-{tag}" for i in range(5)]
+    res = unary(stack.channel, ACTIVITY + "BatchCreateEvents", a.BatchCreateEventsRequest(
+        requests=[a.CreateEventRequest(event=a.Event(name={"value": n})) for n in names]),
+        a.BatchCreateEventsResponse)
+    ids = [r.event.id for r in res.results]
+    got = wa.take(len(names))
+    assert [g.event.name.value for g in got] == names
+    assert [g.event.id for g in got] == ids == sorted(ids)
+    wa.quiet()
+    wa.cancel()
+    w.cancel()
+
+
 def test_filters_and_tenancy(stack, pb):
     m = pb("events/activity/v1/activity")
     name = "keep-" + uuid.uuid4().hex[:6]
