@@ -257,6 +257,13 @@ cleanup_filter:
   rpc_feed_filter_free(f);
 }
 
+void rpc_feed_discard(rpc_call *c) {
+  struct feed_watcher *w = c->feed;
+  if (!w) return;
+  c->feed = NULL; /* never linked to a tenant: nobody else knows it */
+  watcher_free(w);
+}
+
 static void unlink_watcher(struct feed_watcher *w) {
   struct feed_watcher **p = &w->t->watchers;
   while (*p && *p != w)

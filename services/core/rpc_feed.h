@@ -41,6 +41,11 @@ typedef ProtobufCMessage *(*rpc_feed_decode)(rpc_call *c, const char *coll, json
 void rpc_feed_open(rpc_call *c, rpc_feed_filter *f, rpc_feed_decode decode,
                    const char *resume_token);
 
+/* Frees the stream rpc_feed_open opened on c when it is not to be started
+ * (rpc_feed_begin never called): a caller that runs handlers without a
+ * gRPC call, the fuzzer. Nothing when none was opened. */
+void rpc_feed_discard(rpc_call *c);
+
 /* The feed's current position as a token, for a List response: reading it
  * before the list and watching from it misses nothing. Writes "" when the
  * store cannot say (the list itself still works); returns buf. */
