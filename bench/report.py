@@ -300,7 +300,8 @@ for kib in (64, 8):
 header("7", "bulk create — customer events created at c=1 (one call in flight) on the same "
        "service and store; A = BatchCreateEvents of "
        f"{R.get('batch_sqlite.size', R.get('batch_mongo.size', '?'))} events per call, "
-       "B = one CreateEvent per event")
+       "B = one CreateEvent per event; both sent by bench/batchload.py (a request serialised "
+       "once, stamped per call)")
 for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None),
                                ("mongo", "FerretDB via mongo-c-driver", "fdb")):
     a, b = f"batch_{eng}_bulk", f"batch_{eng}_single"
