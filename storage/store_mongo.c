@@ -1503,6 +1503,13 @@ cleanup:
 #define MG_SETTLE_US (15 * 1000000LL)
 #define MG_PRUNED STORE_CHANGES "#pruned"
 
+/* An entry's _id, "<tenant>/<position>": FerretDB v1 runs a filter on _id in
+ * its SQL and any other filter over every document in Go, so the mark (an
+ * update per write) selects by it instead of by (tenant, id). */
+static void mg_chg_key(const char *tenant, long long seq, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%lld", tenant, seq);
+}
+
 /* One integer from the first document of a find, or 0. */
 static int mg_find_int(mg_store *s, const char *coll, const bson_t *filter, const char *sort_key,
                        int dir, const char *field, long long *out, store_err *err) {
@@ -1561,9 +1568,11 @@ static int mg_chg_claim(mg_store *s, const char *tenant, int op, const char *col
       n = max + 1;
     }
     json_t *pos = json_integer(n);
-    json_t *entry =
-        json_pack("{s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "id", pos, "st", "p", "op", op, "coll",
-                  coll, "did", id, "time", (json_int_t)store_now_us(), "doc", doc);
+    char key[128];
+    mg_chg_key(tenant, n, key, sizeof key);
+    json_t *entry = json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", pos,
+                              "st", "p", "op", op, "coll", coll, "did", id, "time",
+                              (json_int_t)store_now_us(), "doc", doc);
     rc = entry ? mg_insert(&s->base, tenant, STORE_CHANGES, pos, entry, err)
                : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
     json_decref(entry);
@@ -1632,9 +1641,12 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const char *coll, 
     long long now = store_now_us();
     for (; built < k; built++) {
       json_t *p = json_integer(pos + (long long)built);
-      json_t *entry = json_pack("{s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "id", p, "st", "p", "op",
-                                STORE_CHANGE_CREATE, "coll", coll, "did", ids[done + built], "time",
-                                (json_int_t)now, "doc", docs[done + built]);
+      char key[128];
+      mg_chg_key(tenant, pos + (long long)built, key, sizeof key);
+      json_t *entry =
+          json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", p, "st", "p",
+                    "op", STORE_CHANGE_CREATE, "coll", coll, "did", ids[done + built], "time",
+                    (json_int_t)now, "doc", docs[done + built]);
       bson_init(&entries[built]);
       bool ok = p && entry && mg_doc(&entries[built], tenant, p, entry);
       json_decref(entry);
@@ -1700,7 +1712,9 @@ static void mg_chg_mark(mg_store *s, const char *tenant, long long seq, int comm
   mongoc_collection_t *c;
   store_err ignored;
   bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, set;
-  bool ok = BSON_APPEND_UTF8(&sel, "tenant", tenant) && BSON_APPEND_INT64(&sel, "id", seq) &&
+  char key[128];
+  mg_chg_key(tenant, seq, key, sizeof key);
+  bool ok = BSON_APPEND_UTF8(&sel, "_id", key) &&
             bson_append_document_begin(&upd, "$set", -1, &set) &&
             BSON_APPEND_UTF8(&set, "st", committed ? "c" : "v") &&
             (!doc || mg_append(&set, "doc", doc, 1)) && bson_append_document_end(&upd, &set);
@@ -1719,14 +1733,14 @@ static void mg_chg_mark_many(mg_store *s, const char *tenant, const long long *s
   mongoc_collection_t *c;
   store_err ignored;
   bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, in, arr, set;
-  bool ok = BSON_APPEND_UTF8(&sel, "tenant", tenant) &&
-            bson_append_document_begin(&sel, "id", -1, &in) &&
+  bool ok = bson_append_document_begin(&sel, "_id", -1, &in) &&
             bson_append_array_begin(&in, "$in", -1, &arr);
   for (size_t i = 0; ok && i < n; i++) {
-    char k[16];
+    char k[16], key[128];
     const char *kp;
     bson_uint32_to_string((uint32_t)i, &kp, k, sizeof k);
-    ok = bson_append_int64(&arr, kp, -1, seqs[i]);
+    mg_chg_key(tenant, seqs[i], key, sizeof key);
+    ok = bson_append_utf8(&arr, kp, -1, key, -1);
   }
   ok = ok && bson_append_array_end(&in, &arr) && bson_append_document_end(&sel, &in) &&
        bson_append_document_begin(&upd, "$set", -1, &set) &&
