@@ -306,6 +306,34 @@ for kib in (64, 8):
         row("6", f"{label} ({pool}): gateway RssAnon MiB", mib(num(f"{p}.{what}.rss_anon")),
             mib(num(f"{p}.none.rss_anon")), "mib")
 
+header("7", "bulk create — customer events created at c=1 (one call in flight) on the same "
+       "service and store; A = BatchCreateEvents of "
+       f"{R.get('batch_sqlite.size', R.get('batch_mongo.size', '?'))} events per call, "
+       "B = one CreateEvent per event; both sent by bench/batchload.py (a request serialised "
+       "once, stamped per call)")
+for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None),
+                               ("mongo", "FerretDB via mongo-c-driver", "fdb")):
+    a, b = f"batch_{eng}_bulk", f"batch_{eng}_single"
+    size = num(f"batch_{eng}.size") or 0
+    ra, rb = num(f"{a}.rps"), num(f"{b}.rps")
+    ea = ra * size if ra is not None else None
+    row("7", f"{label}: events/s", ea, rb, "rate",
+        f"A {counts(a)} calls of {int(size)}, B {counts(b)} calls")
+    row("7", f"{label}: p50 ms per call", num(f"{a}.p50"), num(f"{b}.p50"))
+    ca, cb = cpu_per_1k(a, "svc"), cpu_per_1k(b, "svc")
+    row("7", f"{label}: events-service CPU ms per 1k events",
+        ca / size if ca is not None and size else None, cb)
+    if store_proc:
+        fa, fb = cpu_per_1k(a, store_proc), cpu_per_1k(b, store_proc)
+        row("7", f"{label}: FerretDB CPU ms per 1k events", fa / size if fa is not None and size else None,
+            fb)
+header("8", "change feed: CustomerEventService/WatchEvents, commit (create acknowledged) to "
+       "receipt, SQLite, one create at a time; A = 100 watchers, B = 1 watcher")
+row("8", "delivery p50 ms", num("watch_100.p50"), num("watch_1.p50"),
+    note=f"samples A {R.get('watch_100.samples', '?')}, B {R.get('watch_1.samples', '?')}; "
+         "one store read per tenant and pass, fanned out to every watcher")
+row("8", "delivery p99 ms", num("watch_100.p99"), num("watch_1.p99"))
+
 print("| # | measurement | A | B | A/B | notes |")
 print("|---|---|---:|---:|---:|---|")
 for r in ROWS:

@@ -18,8 +18,12 @@
 # Sections: 1 gateway overhead (REST via events-gateway vs gRPC direct),
 # 2 gRPC core vs a grpc-go health server, 3 store cost (service creates vs raw
 # driver inserts, SQLite and FerretDB), 4 memory (VmRSS idle, VmHWM under each
-# load; RssAnon and RssFile idle, peak RssAnon under each load), 5 scaling (worker threads; list latency vs stored events), 6 the
-# gateway holding 10,000 idle and 2,000 slow connections (bench/conns.py).
+# load; RssAnon and RssFile idle, peak RssAnon under each load), 5 scaling
+# (worker threads; list latency vs stored events), 6 the gateway holding
+# 10,000 idle and 2,000 slow connections (bench/conns.py), 7 bulk create:
+# events/s through BatchCreateEvents of BATCH_SIZE vs single CreateEvent
+# calls, both at c=1, on SQLite and on FerretDB (bench/batchload.py), 8 change
+# feed: Watch delivery latency with 100 vs 1 watchers (bench/watch.py).
 # The table is also written to build-bench/bench/table.md; logs and raw tool
 # output stay in build-bench/bench/.
 set -euo pipefail
@@ -288,6 +292,7 @@ CUSTOMER_PROTO=$root/proto/events/customer/v1/customer.proto
 HEALTH_PROTO=$root/proto/grpc/health/v1/health.proto
 CREATE_DATA='{"event":{"event_type_id":"8bed991c68a470e7aaeffbf048","customer_id":"85bc5819e09dab95437552ce79","external_id":"PREFIX-{{.RequestNumber}}","data":"{\"source\":\"bench\"}"},"property_records":[{"property_id":"has_purchase","property_value":"true"},{"property_id":"amount","property_value":42.5}]}'
 LIST_DATA="{\"page_size\":50,\"customer_id\":\"$LIST_CUSTOMER\"}"
+BATCH_SIZE=${BENCH_BATCH_SIZE:-500}
 
 ghz_parse() { # LOAD FILE
   jq -r --arg l "$1" '
@@ -303,16 +308,22 @@ ghz_run() {
   local -a md=()
   [ "$call" = grpc.health.v1.Health/Check ] || md=(-m "{\"authorization\":\"Bearer $TOKEN\"}")
   data=${data//PREFIX/$load-$RANDOM}
+  # A large body (a batch) goes in a file: one argument holds at most 128 KiB.
+  local -a d=(-d "$data") wd=(-d "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}")
+  if ((${#data} > 65536)); then
+    printf '%s' "$data" >"$WORK/$load.data"
+    printf '%s' "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}" >"$WORK/$load.wdata"
+    d=(-D "$WORK/$load.data") wd=(-D "$WORK/$load.wdata")
+  fi
   if [ "$W" != 0 ] && [[ $bound == -z* ]]; then
     timeout -k 5 "$HARD" ghz "${GHZ_PROTO[@]}" --proto "$proto" --call "$call" "${md[@]}" \
-      -d "${data//\{\{.RequestNumber\}\}/w{{.RequestNumber}}}" -c "$conc" --connections 1 \
-      -z "${W}s" "$target" >/dev/null 2>&1 || true
+      "${wd[@]}" -c "$conc" --connections 1 -z "${W}s" "$target" >/dev/null 2>&1 || true
   fi
   # -z loads: calls in flight at the end are waited for and counted, not cut.
   [[ $bound == -z* ]] && bound="$bound --duration-stop=wait"
   track_begin
   { time timeout -k 5 "$HARD" ghz "${GHZ_PROTO[@]}" --proto "$proto" --call "$call" "${md[@]}" \
-    -d "$data" -c "$conc" --connections 1 $bound -O json -o "$WORK/$load.json" "$target" \
+    "${d[@]}" -c "$conc" --connections 1 $bound -O json -o "$WORK/$load.json" "$target" \
     2>"$WORK/$load.err"; } 2>"$WORK/$load.time" || true
   track_end "$load"
   put_client "$load" "$WORK/$load.time"
@@ -352,6 +363,38 @@ raw_load() { # LOAD STORE_URL N
   jq -r --arg l "$1" '"\($l).n\t\(.n)", "\($l).ok\t\(.ok)", "\($l).rps\t\(.rate)",
     "\($l).p50\t\(.p50_ms)", "\($l).p99\t\(.p99_ms)"' "$WORK/$1.out" >>"$RES"
   put "$1.conc" "$C"
+}
+
+# 7: the same customer events created one call each and BATCH_SIZE per call,
+# one call in flight (c=1), on the running service: same store, same
+# durability (SQLite synchronous=FULL: a commit per call; FerretDB: the
+# driver's default write concern). Both sides use bench/batchload.py, which
+# sends a request serialised once (ghz rendered a 500-item JSON template per
+# call, ~60 ms of CPU taken from the service on a 2-core machine).
+batch_load() { # LOAD single|batch
+  local py=${BENCH_VENV:-$PWD/.venv}/bin/python data=${CREATE_DATA//PREFIX/$1}
+  data=${data//\{\{.RequestNumber\}\}/0}
+  if [ "$W" != 0 ]; then
+    timeout -k 5 "$HARD" "$py" bench/batchload.py "$SVC_ADDR" "$TOKEN" "$2" "$BATCH_SIZE" "$W" \
+      "w$1" "$data" >/dev/null 2>>"$WORK/$1.err" || true
+  fi
+  track_begin
+  timeout -k 5 "$HARD" "$py" bench/batchload.py "$SVC_ADDR" "$TOKEN" "$2" "$BATCH_SIZE" "$D" \
+    "$1" "$data" >"$WORK/$1.out" 2>>"$WORK/$1.err" || true
+  track_end "$1"
+  [ -s "$WORK/$1.out" ] || die "batchload produced nothing for $1: $(head -c 300 "$WORK/$1.err")"
+  cat "$WORK/$1.out" >>"$RES"
+  put "$1.cpu.ours" "$((OURS + $(sed -n "s/^$1\.cpu\.client\t//p" "$WORK/$1.out")))"
+  put "$1.conc" 1
+}
+
+batch_vs_single() { # ENGINE (TRACK set by the caller)
+  local r
+  for r in $(seq "$REPEAT"); do
+    batch_load "batch_$1_single_r$r" single
+    batch_load "batch_$1_bulk_r$r" batch
+  done
+  put "batch_$1.size" "$BATCH_SIZE"
 }
 
 # ---- machine -------------------------------------------------------------------
@@ -454,6 +497,10 @@ raw_load store_sqlite_raw "sqlite:$DB" "$STORE_N"
 put sqlite.stat1_rows "$("$BIN/rawinsert" stat "sqlite:$DB" | jq .stat1_rows)"
 stop "$GW_PID"
 
+note "7: bulk create on SQLite, batches of $BATCH_SIZE vs single creates, c=1"
+TRACK=("svc:$SVC1")
+batch_vs_single sqlite
+
 note "6: connections held open (10,000 idle keep-alive, 2,000 slow), default and 8 KiB pools"
 for kib in 64 8; do
   EVENTS_HTTP_CONN_MEMORY_KIB=$kib start_gateway
@@ -495,6 +542,9 @@ ghz_run store_mongo_svc "$SVC_ADDR" events.customer.v1.CustomerEventService/Crea
   "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" "-n $STORE_N"
 TRACK=("fdb:$FDB1")
 raw_load store_mongo_raw "$FDB_URL/bench" "$STORE_N"
+note "7: bulk create on FerretDB, batches of $BATCH_SIZE vs single creates, c=1"
+TRACK=("svc:$SVCM" "fdb:$FDB1")
+batch_vs_single mongo
 stop "$SVCM"
 for wr in "${WORKER_ORDER[@]}"; do
   w=${wr%%:*}
@@ -537,6 +587,17 @@ for size in "$SMALL" "$BIG"; do
   list_size "list_sqlite_an_$size" "sqlite:$f"
   rm -f "$f" "$f-wal" "$f-shm"
 done
+
+# ---- 7. change feed delivery latency ----------------------------------------------
+
+note "8: Watch delivery latency, 1 and 100 watchers (SQLite)"
+start_service svc-watch "sqlite:$WORK/sqlite/watch.db"
+WATCH_N=$([ "$quick" = 1 ] && echo 100 || echo 400)
+for w in 1 100; do
+  timeout -k 5 300 "${BENCH_VENV:-$PWD/.venv}/bin/python" bench/watch.py "$SVC_ADDR" "$TOKEN" "$w" "$WATCH_N" "watch_$w" \
+    >>"$RES" 2>>"$WORK/watch.log" || note "watch bench ($w watchers) failed: see $WORK/watch.log"
+done
+stop "$SVC_PID"
 
 put cfg.hwm_reset "$HWM_RESET"
 put machine.load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "store_int.h"
 
 #define CURSOR_VERSION 1
@@ -533,7 +534,7 @@ static int check_patch(json_t *set, store_err *err) {
 
 static int coll_name_ok(const char *name) {
   if (!name || !*name || strlen(name) > 64 || !strcmp(name, STORE_COUNTERS) ||
-      !strncmp(name, "sqlite_", 7))
+      !strcmp(name, STORE_CHANGES) || !strncmp(name, "sqlite_", 7))
     return 0;
   for (const char *p = name; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -638,11 +639,96 @@ int store_next_id(store *st, const char *tenant, const char *sequence, long long
   return engine_done(st, ENGINE(st, next_id)(st, tenant, sequence, out, err));
 }
 
+/* A write call that succeeded tells the hook (see store_set_write_hook). */
+static int wrote(store *st, const char *tenant, int rc) {
+  if (rc == STORE_OK && st->write_hook) st->write_hook(st->write_hook_arg, tenant);
+  return rc;
+}
+
 int store_insert(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err) {
   json_t *id;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_doc(doc, &id, err);
-  return rc ? rc : engine_done(st, ENGINE(st, insert)(st, tenant, coll, id, doc, err));
+  return rc ? rc
+            : wrote(st, tenant,
+                    engine_done(st, ENGINE(st, insert)(st, tenant, coll, id, doc, err)));
+}
+
+int store_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                   long long *first, store_err *err) {
+  err_clear(err);
+  if (!st || !first) return store_fail(err, STORE_EINVAL, "store_next_ids: NULL argument");
+  int rc = check_tenant(tenant, err);
+  if (rc) return rc;
+  if (!sequence || !*sequence || strlen(sequence) > 256)
+    return store_fail(err, STORE_EINVAL, "sequence name is empty or too long");
+  if (count < 1 || count > STORE_BATCH_MAX)
+    return store_fail(err, STORE_EINVAL, "store_next_ids: count must be 1..%d", STORE_BATCH_MAX);
+  return engine_done(st, ENGINE(st, next_ids)(st, tenant, sequence, count, first, err));
+}
+
+int store_insert_many(store *st, const char *tenant, const char *coll, json_t *const *docs,
+                      size_t n, int atomic, int *results, store_err *err) {
+  int rc = check_call(st, tenant, coll, err);
+  if (!rc && (!results || (n && !docs)))
+    rc = store_fail(err, STORE_EINVAL, "store_insert_many: NULL argument");
+  if (!rc && n > STORE_BATCH_MAX)
+    rc =
+        store_fail(err, STORE_EINVAL, "store_insert_many: more than %d documents", STORE_BATCH_MAX);
+  if (rc) {
+    for (size_t i = 0; results && i < n; i++)
+      results[i] = rc;
+    return rc;
+  }
+  if (n == 0) return STORE_OK;
+  json_t **ids = calloc(n, sizeof *ids);
+  if (!ids) return store_fail(err, STORE_EINTERNAL, "out of memory");
+  /* A document the store cannot take fails alone (or, atomic, the batch). */
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    store_err item;
+    results[i] = check_doc(docs[i], &ids[i], &item);
+    bad += results[i] != STORE_OK;
+  }
+  if (bad && atomic) {
+    for (size_t i = 0; i < n; i++)
+      if (!results[i]) results[i] = STORE_EABORTED;
+    free(ids);
+    return STORE_OK;
+  }
+  /* The engine sees only the documents it may write. */
+  json_t **ok_docs = bad ? calloc(n, sizeof *ok_docs) : (json_t **)docs;
+  json_t **ok_ids = bad ? calloc(n, sizeof *ok_ids) : ids;
+  int *ok_results = bad ? calloc(n, sizeof *ok_results) : results;
+  size_t m = 0;
+  if (!ok_docs || !ok_ids || !ok_results) {
+    rc = store_fail(err, STORE_EINTERNAL, "out of memory");
+    goto cleanup_lists;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (results[i]) continue;
+    ok_docs[m] = docs[i];
+    ok_ids[m] = ids[i];
+    ok_results[m++] = STORE_OK;
+  }
+  /* Any written document wakes the change feed (a refused one is harmless). */
+  rc = m ? wrote(st, tenant,
+                 engine_done(st, ENGINE(st, insert_many)(st, tenant, coll, ok_ids, ok_docs, m,
+                                                         atomic, ok_results, err)))
+         : STORE_OK;
+  for (size_t i = 0, j = 0; bad && i < n; i++)
+    if (!results[i]) results[i] = ok_results[j++];
+cleanup_lists:
+  if (rc)
+    for (size_t i = 0; i < n; i++)
+      results[i] = rc;
+  if (bad) {
+    free(ok_docs);
+    free(ok_ids);
+    free(ok_results);
+  }
+  free(ids);
+  return rc;
 }
 
 int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
@@ -658,7 +744,9 @@ int store_replace(store *st, const char *tenant, const char *coll, json_t *doc, 
   json_t *id;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_doc(doc, &id, err);
-  return rc ? rc : engine_done(st, ENGINE(st, replace)(st, tenant, coll, id, doc, err));
+  return rc ? rc
+            : wrote(st, tenant,
+                    engine_done(st, ENGINE(st, replace)(st, tenant, coll, id, doc, err)));
 }
 
 int store_patch(store *st, const char *tenant, const char *coll, json_t *id, json_t *set,
@@ -678,13 +766,13 @@ int store_patch(store *st, const char *tenant, const char *coll, json_t *id, jso
       json_decref(doc);
     return rc;
   }
-  return engine_done(st, ENGINE(st, patch)(st, tenant, coll, id, set, out, err));
+  return wrote(st, tenant, engine_done(st, ENGINE(st, patch)(st, tenant, coll, id, set, out, err)));
 }
 
 int store_delete(store *st, const char *tenant, const char *coll, json_t *id, store_err *err) {
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_id(id, err);
-  return rc ? rc : engine_done(st, ENGINE(st, del)(st, tenant, coll, id, err));
+  return rc ? rc : wrote(st, tenant, engine_done(st, ENGINE(st, del)(st, tenant, coll, id, err)));
 }
 
 /* ---- queries --------------------------------------------------------------- */
@@ -709,7 +797,53 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
   if (!rc) rc = engine_done(st, ENGINE(st, delete_where)(st, tenant, coll, c, n_conds, &n, err));
   free(c);
   if (deleted) *deleted = rc ? 0 : n;
+  return n ? wrote(st, tenant, rc) : rc;
+}
+
+/* ---- change log ------------------------------------------------------------ */
+
+long long store_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+#define CHANGES_MAX_PAGE 10000
+
+int store_changes(store *st, const char *tenant, long long after, size_t limit,
+                  store_changes_page *out, store_err *err) {
+  err_clear(err);
+  if (!st || !out) return store_fail(err, STORE_EINVAL, "store_changes: NULL argument");
+  memset(out, 0, sizeof *out);
+  int rc = check_tenant(tenant, err);
+  if (rc) return rc;
+  if (after < 0) return store_fail(err, STORE_EINVAL, "change position is negative");
+  if (limit == 0 || limit > CHANGES_MAX_PAGE) limit = CHANGES_MAX_PAGE;
+  if (!(out->changes = json_array())) return store_fail(err, STORE_EINTERNAL, "out of memory");
+  out->scanned = after;
+  rc = engine_done(st, ENGINE(st, changes)(st, tenant, after, limit, out, err));
+  if (rc) store_changes_clear(out);
   return rc;
+}
+
+void store_changes_clear(store_changes_page *page) {
+  if (!page) return;
+  json_decref(page->changes);
+  memset(page, 0, sizeof *page);
+}
+
+int store_changes_prune(store *st, long long before_us, long long *removed, store_err *err) {
+  long long n = 0;
+  err_clear(err);
+  if (!st) return store_fail(err, STORE_EINVAL, "store is NULL");
+  int rc = engine_done(st, ENGINE(st, changes_prune)(st, before_us, &n, err));
+  if (removed) *removed = rc ? 0 : n;
+  return rc;
+}
+
+void store_set_write_hook(store *st, void (*fn)(void *arg, const char *tenant), void *arg) {
+  st->write_hook = fn;
+  st->write_hook_arg = arg;
 }
 
 void store_page_clear(store_page *page) {

@@ -22,6 +22,7 @@ enum {
   STORE_EUNAVAILABLE = -3, /* the store cannot be reached or timed out */
   STORE_EINVAL = -4,       /* bad argument, e.g. a tampered cursor */
   STORE_EINTERNAL = -5,
+  STORE_EABORTED = -6, /* not written: another item of an atomic batch failed */
 };
 
 typedef struct store_err {
@@ -69,7 +70,35 @@ void store_get_stats(const store *st, store_stats *out);
 int store_next_id(store *st, const char *tenant, const char *sequence, long long *out,
                   store_err *err);
 
+/* The first of `count` consecutive values of the sequence, taken at once
+ * (one call, whatever the count): a batch's ids stay dense and unique across
+ * concurrent batches and replicas. */
+int store_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                   long long *first, store_err *err);
+
 int store_insert(store *st, const char *tenant, const char *coll, json_t *doc, store_err *err);
+
+/* Inserts n documents (at most STORE_BATCH_MAX) as one write: one transaction
+ * on SQLite, one bulk insert on MongoDB. Each document goes through the
+ * engine's own single-insert path, so it meets the same unique indexes, also
+ * against the other documents of the batch (the first of two equal ones wins).
+ * results[i] is STORE_OK for a written document and its own error code
+ * (STORE_EDUPLICATE, STORE_EINVAL...) for a refused one; when `atomic`, either
+ * every document is written or none is, and the documents that did not fail
+ * themselves are STORE_EABORTED. Returns STORE_OK when results tell each
+ * document's fate, or the error of a batch that failed as a whole (the store
+ * unavailable: every result is that error, and on MongoDB some documents
+ * may have been written).
+ *
+ * MongoDB without transactions (FerretDB v1, a standalone mongod): an atomic
+ * batch is inserted unordered and, if any document failed, the written ones
+ * are deleted again. Until that delete, readers can see them and they hold
+ * their unique keys (a concurrent create of the same customer triple may be
+ * refused meanwhile); if the store fails in between they stay, and the call
+ * reports the failure (STORE_EUNAVAILABLE) rather than an atomic outcome. */
+#define STORE_BATCH_MAX 1000
+int store_insert_many(store *st, const char *tenant, const char *coll, json_t *const *docs,
+                      size_t n, int atomic, int *results, store_err *err);
 /* *out is a new reference. */
 int store_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
               store_err *err);
@@ -148,5 +177,47 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
                        size_t n_conds, long long *deleted, store_err *err);
 int store_count(store *st, const char *tenant, const char *coll, const store_cond *conds,
                 size_t n_conds, long long *out, store_err *err);
+
+/* Whether doc meets every condition and the expression (NULL: none), as a
+ * query of either engine would decide. */
+int store_match(json_t *doc, const store_cond *conds, size_t n_conds, const store_expr *where);
+/* A deep copy (field names and values too), freed by store_expr_free. */
+store_expr *store_expr_dup(const store_expr *e);
+void store_expr_free(store_expr *e);
+
+/* ---- change log -------------------------------------------------------------
+ * Every write that changes a document (insert, replace, patch, delete, and
+ * each document delete_where removes) appends one change to its tenant's log,
+ * atomically with the write as far as the engine allows (see each engine's
+ * header). A change is an object {"seq", "time" (microseconds), "op"
+ * (store_change_op), "coll", "id", "doc"}: doc is the document after the
+ * change, and for a delete the document as it was. seq increases per tenant
+ * in commit order; a reader that has seen every change up to seq S continues
+ * with after = S and misses none. */
+typedef enum store_change_op {
+  STORE_CHANGE_CREATE = 1,
+  STORE_CHANGE_UPDATE = 2,
+  STORE_CHANGE_DELETE = 3,
+} store_change_op;
+
+typedef struct store_changes_page {
+  json_t *changes;   /* array, seq ascending, at most the limit asked for */
+  long long scanned; /* the position this page reaches: the next call's `after` */
+  long long head;    /* the tenant's latest position whose predecessors are all settled */
+  long long floor;   /* the highest position pruned: `after` below it has a gap */
+} store_changes_page;
+
+int store_changes(store *st, const char *tenant, long long after, size_t limit,
+                  store_changes_page *out, store_err *err);
+void store_changes_clear(store_changes_page *page);
+/* The wall clock in microseconds, as change times are written. */
+long long store_now_us(void);
+/* Removes the changes of every tenant committed before before_us. */
+int store_changes_prune(store *st, long long before_us, long long *removed, store_err *err);
+
+/* Called after every write call that succeeded, with its tenant (a change
+ * feed in the same process wakes up at once instead of at its next poll).
+ * Set once, before the store is shared. */
+void store_set_write_hook(store *st, void (*fn)(void *arg, const char *tenant), void *arg);
 
 #endif

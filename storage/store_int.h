@@ -39,6 +39,11 @@ typedef struct store_engine_ops {
                 store_err *err);
   int (*get)(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
              store_err *err);
+  /* ids[i] is the validated docs[i]["id"]; results are preset to STORE_OK. */
+  int (*insert_many)(store *st, const char *tenant, const char *coll, json_t *const *ids,
+                     json_t *const *docs, size_t n, int atomic, int *results, store_err *err);
+  int (*next_ids)(store *st, const char *tenant, const char *sequence, long long count,
+                  long long *first, store_err *err);
   int (*replace)(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                  store_err *err);
   /* `set` is non-empty with validated dotted keys; null values remove. */
@@ -52,6 +57,10 @@ typedef struct store_engine_ops {
                size_t n_conds, const store_expr *where, long long *out, store_err *err);
   int (*delete_where)(store *st, const char *tenant, const char *coll, const store_cond *conds,
                       size_t n_conds, long long *deleted, store_err *err);
+  /* out is zeroed, changes an empty array; limit >= 1. */
+  int (*changes)(store *st, const char *tenant, long long after, size_t limit,
+                 store_changes_page *out, store_err *err);
+  int (*changes_prune)(store *st, long long before_us, long long *removed, store_err *err);
 } store_engine_ops;
 
 /* Every engine's handle starts with this, so store.c can dispatch. */
@@ -60,6 +69,8 @@ struct store {
   store_stats stats;  /* updated atomically by every engine call */
   char **collections; /* names from the schema, for argument checks */
   size_t n_collections;
+  void (*write_hook)(void *arg, const char *tenant);
+  void *write_hook_arg;
 };
 
 extern const store_engine_ops store_sqlite_engine;
@@ -67,6 +78,8 @@ extern const store_engine_ops store_mongo_engine;
 
 /* The counters collection/table behind store_next_id; a schema may not use it. */
 #define STORE_COUNTERS "counters"
+/* The change log's collection/table; a schema may not use it either. */
+#define STORE_CHANGES "changes"
 
 /* Sets *err (if any) and returns code, so failures read `return store_fail(...)`. */
 int store_fail(store_err *err, int code, const char *fmt, ...)

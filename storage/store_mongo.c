@@ -18,6 +18,9 @@
 #define MG_CONNECT_MS 2000
 #define MG_SOCKET_MS 10000
 #define MG_MAX_DEPTH 100 /* MongoDB's own nesting limit */
+/* The member of a document naming the change log position of its last
+ * write (see "change log" below); never shown to callers. */
+#define MG_CHG "_chg"
 
 /* In-process stripes, keyed by (tenant, collection, id): an optimisation
  * only. Calls of one process on one key queue here instead of racing each
@@ -73,6 +76,10 @@ typedef struct mg_store {
   unsigned index_attempts; /* failed attempts so far */
   int index_rc;            /* and how the last one failed */
   char index_msg[sizeof(((store_err *)0)->msg)];
+  /* Change log claims of this process, one at a time; the last position
+   * claimed per tenant (hashed slots) is tried first. */
+  pthread_mutex_t chg_mu;
+  struct mg_seq chg_last[MG_STRIPES];
   pthread_mutex_t q_mu; /* guards the insert queue, q_leaders and every mg_ins's done */
   mg_ins *q_head, *q_tail;
   int q_leaders; /* batches in flight */
@@ -334,7 +341,7 @@ static json_t *mg_object(bson_iter_t *it, int top) {
   json_t *obj = json_object();
   while (obj && bson_iter_next(it)) {
     const char *k = bson_iter_key(it);
-    if (top && (!strcmp(k, "_id") || !strcmp(k, "tenant"))) continue;
+    if (top && (!strcmp(k, "_id") || !strcmp(k, "tenant") || !strcmp(k, MG_CHG))) continue;
     char *plain = NULL;
     json_t *v = mg_value(it);
     if (v && strchr(k, '%') && !(plain = mg_key_unescape(k))) {
@@ -700,12 +707,20 @@ static int mg_reply_has(const bson_t *reply, const char *field) {
   return len > 5; /* an empty BSON document is 5 bytes */
 }
 
-/* One unordered insert of several documents of one collection. */
+/* One unordered insert of several documents of one collection (a batch of
+ * store_insert_many may hold more than MG_BULK_MAX). */
 static void mg_ins_many(mongoc_collection_t *c, mg_ins **batch, size_t n) {
-  const bson_t *docs[MG_BULK_MAX];
+  const bson_t *few[MG_BULK_MAX], **docs = n <= MG_BULK_MAX ? few : calloc(n, sizeof *docs);
   bson_t opts = BSON_INITIALIZER, reply;
   bson_error_t e;
   store_err tmp;
+  if (!docs) {
+    for (size_t i = 0; i < n; i++) {
+      batch[i]->rc = store_fail(&tmp, STORE_EINTERNAL, "mongodb: out of memory");
+      if (batch[i]->err) *batch[i]->err = tmp;
+    }
+    return;
+  }
   for (size_t i = 0; i < n; i++)
     docs[i] = batch[i]->doc;
   BSON_APPEND_BOOL(&opts, "ordered", false);
@@ -721,6 +736,7 @@ static void mg_ins_many(mongoc_collection_t *c, mg_ins **batch, size_t n) {
   }
   bson_destroy(&reply);
   bson_destroy(&opts);
+  if (docs != few) free(docs);
 }
 
 static void mg_ins_run(mg_store *s, mg_ins **batch, size_t n) {
@@ -769,11 +785,12 @@ static void mg_ins_lead(mg_store *s) {
   if (s->q_head) pthread_cond_signal(&s->q_head->cv);
 }
 
-static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
-                     store_err *err) {
+/* chg: the change log position recorded in the document (0: none). */
+static int mg_insert_at(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                        long long chg, store_err *err) {
   mg_store *s = MG(st);
   bson_t b = BSON_INITIALIZER;
-  if (!mg_doc(&b, tenant, id, doc)) {
+  if (!mg_doc(&b, tenant, id, doc) || (chg && !BSON_APPEND_INT64(&b, MG_CHG, chg))) {
     bson_destroy(&b);
     return mg_unencodable(err);
   }
@@ -792,6 +809,166 @@ static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id
   pthread_cond_destroy(&w.cv);
   bson_destroy(&b);
   return w.rc;
+}
+
+static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                     store_err *err) {
+  return mg_insert_at(st, tenant, coll, id, doc, 0, err);
+}
+
+/* Change log steps (defined with the log, below). */
+static int mg_chg_claim(mg_store *s, const char *tenant, int op, const char *coll, json_t *id,
+                        json_t *doc, long long *seq, store_err *err);
+static int mg_chg_claim_many(mg_store *s, const char *tenant, const char *coll, json_t *const *ids,
+                             json_t *const *docs, size_t n, long long *seqs, store_err *err);
+static void mg_chg_mark(mg_store *s, const char *tenant, long long seq, int committed, json_t *doc);
+static void mg_chg_mark_many(mg_store *s, const char *tenant, const long long *seqs, size_t n,
+                             int committed);
+
+/* An insert of a caller's document: claimed, written, marked. An outage
+ * leaves the write's outcome unknown: the entry stays pending and readers
+ * settle it from the document. */
+static int mg_insert_logged(store *st, const char *tenant, const char *coll, json_t *id,
+                            json_t *doc, store_err *err) {
+  long long seq = 0;
+  int rc = mg_chg_claim(MG(st), tenant, STORE_CHANGE_CREATE, coll, id, doc, &seq, err);
+  if (rc) return rc;
+  rc = mg_insert_at(st, tenant, coll, id, doc, seq, err);
+  if (rc != STORE_EUNAVAILABLE) mg_chg_mark(MG(st), tenant, seq, rc == STORE_OK, NULL);
+  return rc;
+}
+
+/* Removes the documents of `ids` (an atomic batch taking back what it wrote). */
+static int mg_delete_ids(mg_store *s, const char *tenant, const char *coll, json_t *ids,
+                         store_err *err) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  bson_t filter = BSON_INITIALIZER, in, reply;
+  bson_error_t e;
+  int rc = STORE_OK;
+  if (!BSON_APPEND_UTF8(&filter, "tenant", tenant) ||
+      !bson_append_document_begin(&filter, "id", -1, &in) || !mg_append(&in, "$in", ids, 1) ||
+      !bson_append_document_end(&filter, &in)) {
+    bson_destroy(&filter);
+    return mg_unencodable(err);
+  }
+  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+    if (!mongoc_collection_delete_many(c, &filter, NULL, &reply, &e))
+      rc = mg_fail(err, "delete batch", &e);
+    bson_destroy(&reply);
+    mg_done(s, client, c);
+  }
+  bson_destroy(&filter);
+  return rc;
+}
+
+/* Settles the log entries of a batch insert (seqs[j] for batch[j]) once the
+ * insert ran: a written document's entry is committed, a refused one's void;
+ * an outage leaves them pending for readers to settle from the documents.
+ * `undone`: an atomic batch took its written documents back. */
+static void mg_insert_many_mark(mg_store *s, const char *tenant, mg_ins **batch,
+                                const long long *seqs, size_t m, int undone) {
+  long long *ok = calloc(m ? m : 1, sizeof *ok), *bad = calloc(m ? m : 1, sizeof *bad);
+  size_t n_ok = 0, n_bad = 0;
+  for (size_t j = 0; ok && bad && j < m; j++) {
+    int r = batch[j]->rc;
+    if (r == STORE_OK && !undone)
+      ok[n_ok++] = seqs[j];
+    else if (r != STORE_EUNAVAILABLE && r != STORE_EINTERNAL)
+      bad[n_bad++] = seqs[j];
+  }
+  if (n_ok) mg_chg_mark_many(s, tenant, ok, n_ok, 1);
+  if (n_bad) mg_chg_mark_many(s, tenant, bad, n_bad, 0);
+  free(ok);
+  free(bad);
+}
+
+/* A batch goes the way queued single inserts go (mg_doc, then mg_ins_run:
+ * one unordered insert in which each document succeeds or fails alone), as
+ * one bulk insert of its own. Each document is logged as a single insert is
+ * (claim, write with _chg, mark), the claims made in item order, so a watcher
+ * sees the batch's creates in request order. Atomic without transactions:
+ * what was written is deleted again when anything failed (see store.h for
+ * the window), and its entries are voided only then. */
+static int mg_insert_many(store *st, const char *tenant, const char *coll, json_t *const *ids,
+                          json_t *const *docs, size_t n, int atomic, int *results, store_err *err) {
+  mg_store *s = MG(st);
+  bson_t *bs = calloc(n, sizeof *bs);
+  mg_ins *ins = calloc(n, sizeof *ins);
+  mg_ins **batch = calloc(n, sizeof *batch);
+  json_t **b_ids = calloc(n, sizeof *b_ids), **b_docs = calloc(n, sizeof *b_docs);
+  long long *seqs = calloc(n, sizeof *seqs);
+  json_t *written = json_array();
+  size_t m = 0, failed = 0;
+  int rc = STORE_OK, ran = 0;
+  if (!bs || !ins || !batch || !b_ids || !b_docs || !seqs || !written) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup_docs;
+  }
+  for (size_t i = 0; i < n; i++) {
+    bson_init(&bs[i]);
+    ins[i] = (mg_ins){.coll = coll, .doc = &bs[i]};
+    if (mg_doc(&bs[i], tenant, ids[i], docs[i])) {
+      b_ids[m] = ids[i];
+      b_docs[m] = docs[i];
+      batch[m++] = &ins[i];
+    } else {
+      ins[i].rc = mg_unencodable(NULL);
+    }
+  }
+  if (m && !(atomic && m < n)) {
+    if ((rc = mg_chg_claim_many(s, tenant, coll, b_ids, b_docs, m, seqs, err))) {
+      /* Nothing written: the claims made are void. */
+      size_t k = 0;
+      while (k < m && seqs[k])
+        k++;
+      if (k) mg_chg_mark_many(s, tenant, seqs, k, 0);
+      goto cleanup_docs;
+    }
+    for (size_t j = 0; j < m; j++)
+      if (!BSON_APPEND_INT64((bson_t *)batch[j]->doc, MG_CHG, seqs[j]))
+        batch[j]->rc = mg_unencodable(NULL);
+    mg_ins_run(s, batch, m);
+    ran = 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int r = ins[i].rc;
+    if (r == STORE_EUNAVAILABLE || r == STORE_EINTERNAL) {
+      /* Not about this document: the batch failed as a whole. */
+      if (ran) mg_insert_many_mark(s, tenant, batch, seqs, m, 0);
+      rc = store_fail(err, r, "mongodb: batch insert failed");
+      goto cleanup_docs;
+    }
+    results[i] = r;
+    failed += r != STORE_OK;
+    if (r == STORE_OK && json_array_append(written, ids[i])) {
+      rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+      goto cleanup_docs; /* entries stay pending: settled from the documents */
+    }
+  }
+  if (!atomic || !failed) {
+    if (ran) mg_insert_many_mark(s, tenant, batch, seqs, m, 0);
+    goto cleanup_docs;
+  }
+  if (json_array_size(written) && (rc = mg_delete_ids(s, tenant, coll, written, err))) {
+    /* Written documents stay (with their pending entries); refused ones are void. */
+    if (ran) mg_insert_many_mark(s, tenant, batch, seqs, m, 0);
+    goto cleanup_docs;
+  }
+  if (ran) mg_insert_many_mark(s, tenant, batch, seqs, m, 1);
+  for (size_t i = 0; i < n; i++)
+    if (!results[i]) results[i] = STORE_EABORTED;
+cleanup_docs:
+  for (size_t i = 0; bs && i < n; i++)
+    bson_destroy(&bs[i]);
+  json_decref(written);
+  free(seqs);
+  free(b_docs);
+  free(b_ids);
+  free(batch);
+  free(ins);
+  free(bs);
+  return rc;
 }
 
 /* Runs a find and appends every document to `docs`. */
@@ -863,14 +1040,21 @@ cleanup:
   return rc;
 }
 
+/* A block of count numbers from n is one claim {id: "<sequence>#<n>", n:
+ * its last number, from: n}: every claim is tried at one past the highest
+ * claimed number (or one past this process's last), so blocks and single
+ * claims never overlap, and two claimers of one n meet on its id. */
 static int mg_seq_claim(store *st, const char *tenant, const char *sequence, long long n,
-                        store_err *err) {
+                        long long count, store_err *err) {
   char *id = NULL;
   json_t *doc = NULL, *key = NULL;
   int rc;
   if (asprintf(&id, "%s#%lld", sequence, n) < 0) id = NULL;
-  if (!id || !(key = json_string(id)) ||
-      !(doc = json_pack("{s:O, s:s, s:I}", "id", key, "seq", sequence, "n", (json_int_t)n)))
+  if (id && (key = json_string(id)))
+    doc = count == 1 ? json_pack("{s:O, s:s, s:I}", "id", key, "seq", sequence, "n", (json_int_t)n)
+                     : json_pack("{s:O, s:s, s:I, s:I}", "id", key, "seq", sequence, "n",
+                                 (json_int_t)(n + count - 1), "from", (json_int_t)n);
+  if (!doc)
     rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   else
     rc = mg_insert(st, tenant, STORE_COUNTERS, key, doc, err);
@@ -880,8 +1064,8 @@ static int mg_seq_claim(store *st, const char *tenant, const char *sequence, lon
   return rc;
 }
 
-static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
-                      store_err *err) {
+static int mg_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                       long long *out, store_err *err) {
   mg_store *s = MG(st);
   char *key = NULL;
   json_t *skey = json_string(sequence);
@@ -902,13 +1086,14 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
       if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
       n = max + 1;
     }
-    rc = mg_seq_claim(st, tenant, sequence, n, err);
+    rc = mg_seq_claim(st, tenant, sequence, n, count, err);
     if (rc != STORE_EDUPLICATE) break;
-    /* Another replica took n: past the highest claim, or n + 1 if that read
-     * is behind (a claim it raced with). */
+    /* Another replica took n: past the highest claim. If that read is
+     * behind (a claim it raced with), read again: n + 1 could lie inside a
+     * block claimed at n. */
     long long max;
     if ((rc = mg_seq_max(s, tenant, sequence, &max, err))) break;
-    n = max >= n ? max + 1 : n + 1;
+    n = max >= n ? max + 1 : 0;
     rc = STORE_EUNAVAILABLE;
   }
   if (rc == STORE_OK) {
@@ -918,7 +1103,7 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
       slot->key = key;
       key = NULL;
     }
-    slot->last = n;
+    slot->last = n + count - 1;
   } else if (rc == STORE_EUNAVAILABLE && err && err->code != STORE_EUNAVAILABLE) {
     rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb next_id: no free number after %d tries",
                     MG_SEQ_TRIES);
@@ -927,6 +1112,11 @@ static int mg_next_id(store *st, const char *tenant, const char *sequence, long 
   free(key);
   json_decref(skey);
   return rc;
+}
+
+static int mg_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  return mg_next_ids(st, tenant, sequence, 1, out, err);
 }
 
 static int mg_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
@@ -980,8 +1170,12 @@ static int mg_replace(store *st, const char *tenant, const char *coll, json_t *i
    * patch writes back the whole document on FerretDB v1). */
   pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
   pthread_mutex_lock(lock);
-  if (!(rc = mg_lease_take(s, tenant, lease, token, err))) {
-    if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+  long long seq = 0;
+  int leased = !(rc = mg_lease_take(s, tenant, lease, token, err));
+  if (leased && !(rc = mg_chg_claim(s, tenant, STORE_CHANGE_UPDATE, coll, id, doc, &seq, err))) {
+    if (!BSON_APPEND_INT64(&b, MG_CHG, seq)) {
+      rc = mg_unencodable(err);
+    } else if (!(rc = mg_coll(s, coll, &client, &c, err))) {
       if (!mongoc_collection_replace_one(c, &sel, &b, NULL, &reply, &e))
         rc = mg_fail(err, "replace", &e);
       else if (mg_reply_count(&reply, "matchedCount") == 0)
@@ -989,8 +1183,9 @@ static int mg_replace(store *st, const char *tenant, const char *coll, json_t *i
       bson_destroy(&reply);
       mg_done(s, client, c);
     }
-    mg_lease_drop(s, tenant, lease, token);
+    mg_chg_mark(s, tenant, seq, rc == STORE_OK, NULL);
   }
+  if (leased) mg_lease_drop(s, tenant, lease, token);
   pthread_mutex_unlock(lock);
   free(lease);
 cleanup:
@@ -1143,8 +1338,25 @@ static int mg_patch(store *st, const char *tenant, const char *coll, json_t *id,
   pthread_mutex_t *lock = mg_stripe(MG(st), tenant, coll, id);
   pthread_mutex_lock(lock);
   rc = mg_lease_take(MG(st), tenant, lease, token, err);
+  long long seq = 0;
   if (!rc) {
-    rc = mg_modify(MG(st), coll, &query, &update, 0, "patch", &doc, &found, err);
+    /* The position is claimed under the lease and recorded by the update. */
+    rc = mg_chg_claim(MG(st), tenant, STORE_CHANGE_UPDATE, coll, id, NULL, &seq, err);
+    if (!rc) {
+      json_t *marked = json_copy(set);
+      bson_t upd2 = BSON_INITIALIZER;
+      if (!marked || json_object_set_new(marked, MG_CHG, json_integer(seq)) ||
+          !mg_patch_update(&upd2, marked))
+        rc = mg_unencodable(err);
+      else
+        rc = mg_modify(MG(st), coll, &query, &upd2, 0, "patch", &doc, &found, err);
+      json_t *after = NULL;
+      if (!rc && found && mg_to_json(&doc, &after, err) != STORE_OK) after = NULL;
+      mg_chg_mark(MG(st), tenant, seq, !rc && found, after);
+      json_decref(after);
+      bson_destroy(&upd2);
+      json_decref(marked);
+    }
     mg_lease_drop(MG(st), tenant, lease, token);
   }
   pthread_mutex_unlock(lock);
@@ -1169,9 +1381,15 @@ static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id
   }
   mongoc_client_t *client;
   mongoc_collection_t *c;
+  json_t *before = NULL;
+  long long seq = 0;
   pthread_mutex_t *lock = mg_stripe(s, tenant, coll, id);
   pthread_mutex_lock(lock);
-  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+  /* The document as it was goes into the log (filters match deletes on it);
+   * a document already gone is not found, and nothing is claimed. */
+  rc = mg_get(st, tenant, coll, id, &before, err);
+  if (!rc) rc = mg_chg_claim(s, tenant, STORE_CHANGE_DELETE, coll, id, before, &seq, err);
+  if (!rc && !(rc = mg_coll(s, coll, &client, &c, err))) {
     if (!mongoc_collection_delete_one(c, &sel, NULL, &reply, &e))
       rc = mg_fail(err, "delete", &e);
     else if (mg_reply_count(&reply, "deletedCount") == 0)
@@ -1179,7 +1397,9 @@ static int mg_delete(store *st, const char *tenant, const char *coll, json_t *id
     bson_destroy(&reply);
     mg_done(s, client, c);
   }
+  if (seq) mg_chg_mark(s, tenant, seq, rc == STORE_OK, NULL);
   pthread_mutex_unlock(lock);
+  json_decref(before);
   bson_destroy(&sel);
   return rc;
 }
@@ -1226,25 +1446,507 @@ static int mg_count(store *st, const char *tenant, const char *coll, const store
 
 static int mg_delete_where(store *st, const char *tenant, const char *coll, const store_cond *conds,
                            size_t n_conds, long long *deleted, store_err *err) {
-  mg_store *s = MG(st);
-  bson_t filter = BSON_INITIALIZER, reply;
-  bson_error_t e;
-  int rc = STORE_OK;
-  if (!mg_filter(&filter, tenant, conds, n_conds, NULL, NULL)) {
-    bson_destroy(&filter);
-    return mg_unencodable(err);
+  /* One logged delete per matching document, so each has its change. */
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
+  json_t *docs = json_array();
+  int rc;
+  *deleted = 0;
+  if (!docs || !mg_filter(&filter, tenant, conds, n_conds, NULL, NULL) ||
+      !bson_append_document_begin(&opts, "projection", -1, &proj) ||
+      !BSON_APPEND_INT32(&proj, "id", 1) || !bson_append_document_end(&opts, &proj)) {
+    rc = mg_unencodable(err);
+    goto cleanup;
   }
+  rc = mg_query(MG(st), coll, &filter, &opts, docs, err);
+  size_t i;
+  json_t *d;
+  json_array_foreach(docs, i, d) {
+    if (rc) break;
+    rc = mg_delete(st, tenant, coll, json_object_get(d, "id"), err);
+    if (rc == STORE_OK) (*deleted)++;
+    if (rc == STORE_ENOTFOUND) rc = STORE_OK; /* someone else's delete won */
+  }
+cleanup:
+  json_decref(docs);
+  bson_destroy(&opts);
+  bson_destroy(&filter);
+  return rc;
+}
+
+/* ---- change log -------------------------------------------------------------
+ *
+ * FerretDB v1 has no transactions and no change streams, and a standalone
+ * MongoDB no multi-document transactions either, so a change cannot commit
+ * with its document. The log (collection "changes", {tenant, id: position,
+ * st, op, coll, did, time, doc}) is written around the document write:
+ *
+ *  1. claim: the next position n of the tenant is taken by inserting the
+ *     entry with st "p" (pending); the unique (tenant, id) index lets one
+ *     writer, in any process, win each n, and a loser tries past the highest
+ *     entry, so positions are dense. For a patch or replace the claim is made
+ *     holding the document's lease, so one document's positions follow the
+ *     order its writes happen in, across replicas.
+ *  2. the document write, which records n in the document (member _chg).
+ *  3. mark: st becomes "c" (committed, with the document after the write)
+ *     or "v" (void: the write failed, e.g. a duplicate).
+ *
+ * Readers deliver positions in order and stop at the first pending one: a
+ * change is never delivered before its write happened, and no later change
+ * overtakes it. A pending entry older than MG_SETTLE_US was abandoned (its
+ * writer died between 1 and 3): a reader settles it from the document
+ * itself - committed if the document carries _chg = n (for a delete: if the
+ * document is gone), void otherwise - and records that, so every reader
+ * decides alike. Writes of one document are thus seen exactly once and in
+ * order; a write acknowledged before another started has the lower
+ * position. Costs: a claim and a mark per write (two round trips), and
+ * claims of one process are serialised. */
+#define MG_SETTLE_US (15 * 1000000LL)
+#define MG_PRUNED STORE_CHANGES "#pruned"
+
+/* An entry's _id, "<tenant>/<position>": FerretDB v1 runs a filter on _id in
+ * its SQL and any other filter over every document in Go, so the mark (an
+ * update per write) selects by it instead of by (tenant, id). */
+static void mg_chg_key(const char *tenant, long long seq, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%lld", tenant, seq);
+}
+
+/* One integer from the first document of a find, or 0. */
+static int mg_find_int(mg_store *s, const char *coll, const bson_t *filter, const char *sort_key,
+                       int dir, const char *field, long long *out, store_err *err) {
+  bson_t opts = BSON_INITIALIZER, sort;
+  json_t *docs = json_array();
+  int rc;
+  *out = 0;
+  bool ok = docs && BSON_APPEND_INT64(&opts, "limit", 1);
+  if (ok && sort_key)
+    ok = bson_append_document_begin(&opts, "sort", -1, &sort) &&
+         bson_append_int32(&sort, sort_key, -1, dir) && bson_append_document_end(&opts, &sort);
+  rc = ok ? mg_query(s, coll, filter, &opts, docs, err) : mg_unencodable(err);
+  json_t *v = json_object_get(json_array_get(docs, 0), field);
+  if (!rc && json_is_integer(v)) *out = json_integer_value(v);
+  json_decref(docs);
+  bson_destroy(&opts);
+  return rc;
+}
+
+static int mg_chg_floor(mg_store *s, const char *tenant, long long *floor, store_err *err) {
+  bson_t f = BSON_INITIALIZER;
+  int rc = BSON_APPEND_UTF8(&f, "tenant", tenant) && BSON_APPEND_UTF8(&f, "id", MG_PRUNED)
+               ? mg_find_int(s, STORE_COUNTERS, &f, NULL, 0, "value", floor, err)
+               : mg_unencodable(err);
+  bson_destroy(&f);
+  return rc;
+}
+
+/* The highest position claimed (or pruned) of the tenant. */
+static int mg_chg_max(mg_store *s, const char *tenant, long long *max, store_err *err) {
+  bson_t f = BSON_INITIALIZER;
+  long long floor = 0;
+  int rc = BSON_APPEND_UTF8(&f, "tenant", tenant)
+               ? mg_find_int(s, STORE_CHANGES, &f, "id", -1, "id", max, err)
+               : mg_unencodable(err);
+  if (!rc) rc = mg_chg_floor(s, tenant, &floor, err);
+  if (!rc && floor > *max) *max = floor;
+  bson_destroy(&f);
+  return rc;
+}
+
+/* Step 1: inserts the pending entry at the next free position. */
+static int mg_chg_claim(mg_store *s, const char *tenant, int op, const char *coll, json_t *id,
+                        json_t *doc, long long *seq, store_err *err) {
+  json_t *key = json_string(STORE_CHANGES);
+  size_t slot_i = key ? mg_stripe_index(tenant, STORE_CHANGES, key) : 0;
+  json_decref(key);
+  struct mg_seq *slot = &s->chg_last[slot_i];
+  int rc = STORE_EUNAVAILABLE;
+  pthread_mutex_lock(&s->chg_mu);
+  long long n = slot->key && !strcmp(slot->key, tenant) ? slot->last + 1 : 0;
+  for (int attempt = 0; attempt < MG_SEQ_TRIES; attempt++) {
+    long long max;
+    if (n == 0) {
+      if ((rc = mg_chg_max(s, tenant, &max, err))) break;
+      n = max + 1;
+    }
+    json_t *pos = json_integer(n);
+    char key[128];
+    mg_chg_key(tenant, n, key, sizeof key);
+    json_t *entry = json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", pos,
+                              "st", "p", "op", op, "coll", coll, "did", id, "time",
+                              (json_int_t)store_now_us(), "doc", doc);
+    rc = entry ? mg_insert(&s->base, tenant, STORE_CHANGES, pos, entry, err)
+               : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    json_decref(entry);
+    json_decref(pos);
+    if (rc != STORE_EDUPLICATE) break;
+    if ((rc = mg_chg_max(s, tenant, &max, err))) break;
+    n = max >= n ? max + 1 : n + 1;
+    rc = STORE_EUNAVAILABLE;
+  }
+  if (rc == STORE_OK) {
+    *seq = n;
+    if (!slot->key || strcmp(slot->key, tenant)) {
+      free(slot->key);
+      slot->key = strdup(tenant);
+    }
+    slot->last = n;
+  }
+  pthread_mutex_unlock(&s->chg_mu);
+  return rc;
+}
+
+/* The first entry of a reply's writeErrors: its index and code (-1: none). */
+static void mg_first_write_error(const bson_t *reply, int64_t *index, int64_t *code) {
+  bson_iter_t it, arr, f;
+  *index = *code = -1;
+  if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+      !bson_iter_recurse(&it, &arr) || !bson_iter_next(&arr) || !BSON_ITER_HOLDS_DOCUMENT(&arr) ||
+      !bson_iter_recurse(&arr, &f))
+    return;
+  while (bson_iter_next(&f)) {
+    if (!strcmp(bson_iter_key(&f), "index")) *index = bson_iter_as_int64(&f);
+    if (!strcmp(bson_iter_key(&f), "code")) *code = bson_iter_as_int64(&f);
+  }
+}
+
+/* Step 1 for the n documents of a batch insert: pending entries at
+ * consecutive free positions, in item order, sent as ordered inserts (one
+ * round trip per run of free positions). An ordered insert stops at the
+ * first position another writer won; the rest go past the highest entry,
+ * as mg_chg_claim's retry does. seqs[j] is set for each claimed entry, in
+ * order; on failure the ones set were claimed and are still pending. */
+static int mg_chg_claim_many(mg_store *s, const char *tenant, const char *coll, json_t *const *ids,
+                             json_t *const *docs, size_t n, long long *seqs, store_err *err) {
+  json_t *key = json_string(STORE_CHANGES);
+  size_t slot_i = key ? mg_stripe_index(tenant, STORE_CHANGES, key) : 0;
+  json_decref(key);
+  struct mg_seq *slot = &s->chg_last[slot_i];
+  bson_t *entries = calloc(n, sizeof *entries);
+  const bson_t **ptrs = calloc(n, sizeof *ptrs);
+  int rc = entries && ptrs ? STORE_OK : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  size_t done = 0;
+  if (rc) goto cleanup;
+  pthread_mutex_lock(&s->chg_mu);
+  long long pos = slot->key && !strcmp(slot->key, tenant) ? slot->last + 1 : 0;
+  for (int attempt = 0; !rc && done < n; attempt++) {
+    long long max;
+    if (attempt >= MG_SEQ_TRIES) {
+      rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: change log claims keep losing");
+      break;
+    }
+    if (pos == 0) {
+      if ((rc = mg_chg_max(s, tenant, &max, err))) break;
+      pos = max + 1;
+    }
+    size_t k = n - done, built = 0;
+    long long now = store_now_us();
+    for (; built < k; built++) {
+      json_t *p = json_integer(pos + (long long)built);
+      char key[128];
+      mg_chg_key(tenant, pos + (long long)built, key, sizeof key);
+      json_t *entry =
+          json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", p, "st", "p",
+                    "op", STORE_CHANGE_CREATE, "coll", coll, "did", ids[done + built], "time",
+                    (json_int_t)now, "doc", docs[done + built]);
+      bson_init(&entries[built]);
+      bool ok = p && entry && mg_doc(&entries[built], tenant, p, entry);
+      json_decref(entry);
+      json_decref(p);
+      ptrs[built] = &entries[built];
+      if (!ok) {
+        rc = mg_unencodable(err);
+        built++;
+        break;
+      }
+    }
+    size_t inserted = 0;
+    mongoc_client_t *client;
+    mongoc_collection_t *c;
+    if (!rc && !(rc = mg_coll(s, STORE_CHANGES, &client, &c, err))) {
+      bson_t opts = BSON_INITIALIZER, reply;
+      bson_error_t e;
+      BSON_APPEND_BOOL(&opts, "ordered", true);
+      if (mongoc_collection_insert_many(c, ptrs, k, &opts, &reply, &e)) {
+        inserted = k;
+      } else {
+        int64_t index, code;
+        mg_first_write_error(&reply, &index, &code);
+        if (index >= 0 && (size_t)index < k && (code == 11000 || code == 11001)) {
+          inserted = (size_t)index; /* the ones before it are ours */
+        } else {
+          rc = mg_fail(err, "change log claim", &e);
+          /* Which of them landed is unknown: readers settle them as void. */
+        }
+      }
+      bson_destroy(&reply);
+      bson_destroy(&opts);
+      mg_done(s, client, c);
+    }
+    for (size_t i = 0; i < built; i++)
+      bson_destroy(&entries[i]);
+    for (size_t i = 0; i < inserted; i++)
+      seqs[done + i] = pos + (long long)i;
+    done += inserted;
+    pos += (long long)inserted;
+    if (rc || done == n) break;
+    if ((rc = mg_chg_max(s, tenant, &max, err))) break;
+    pos = max >= pos ? max + 1 : pos + 1;
+  }
+  if (done) {
+    if (!slot->key || strcmp(slot->key, tenant)) {
+      free(slot->key);
+      slot->key = strdup(tenant);
+    }
+    slot->last = seqs[done - 1];
+  }
+  pthread_mutex_unlock(&s->chg_mu);
+cleanup:
+  free(ptrs);
+  free(entries);
+  return rc;
+}
+
+/* Step 3; a failure leaves the entry pending for readers to settle. */
+static void mg_chg_mark(mg_store *s, const char *tenant, long long seq, int committed,
+                        json_t *doc) {
   mongoc_client_t *client;
   mongoc_collection_t *c;
-  if (!(rc = mg_coll(s, coll, &client, &c, err))) {
-    if (!mongoc_collection_delete_many(c, &filter, NULL, &reply, &e))
-      rc = mg_fail(err, "delete_where", &e);
-    else
-      *deleted = mg_reply_count(&reply, "deletedCount");
-    bson_destroy(&reply);
+  store_err ignored;
+  bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, set;
+  char key[128];
+  mg_chg_key(tenant, seq, key, sizeof key);
+  bool ok = BSON_APPEND_UTF8(&sel, "_id", key) &&
+            bson_append_document_begin(&upd, "$set", -1, &set) &&
+            BSON_APPEND_UTF8(&set, "st", committed ? "c" : "v") &&
+            (!doc || mg_append(&set, "doc", doc, 1)) && bson_append_document_end(&upd, &set);
+  if (ok && !mg_coll(s, STORE_CHANGES, &client, &c, &ignored)) {
+    mongoc_collection_update_one(c, &sel, &upd, NULL, NULL, NULL);
     mg_done(s, client, c);
   }
-  bson_destroy(&filter);
+  bson_destroy(&upd);
+  bson_destroy(&sel);
+}
+
+/* Step 3 for several entries at once (a batch insert's). */
+static void mg_chg_mark_many(mg_store *s, const char *tenant, const long long *seqs, size_t n,
+                             int committed) {
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  store_err ignored;
+  bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, in, arr, set;
+  bool ok = bson_append_document_begin(&sel, "_id", -1, &in) &&
+            bson_append_array_begin(&in, "$in", -1, &arr);
+  for (size_t i = 0; ok && i < n; i++) {
+    char k[16], key[128];
+    const char *kp;
+    bson_uint32_to_string((uint32_t)i, &kp, k, sizeof k);
+    mg_chg_key(tenant, seqs[i], key, sizeof key);
+    ok = bson_append_utf8(&arr, kp, -1, key, -1);
+  }
+  ok = ok && bson_append_array_end(&in, &arr) && bson_append_document_end(&sel, &in) &&
+       bson_append_document_begin(&upd, "$set", -1, &set) &&
+       BSON_APPEND_UTF8(&set, "st", committed ? "c" : "v") && bson_append_document_end(&upd, &set);
+  if (ok && !mg_coll(s, STORE_CHANGES, &client, &c, &ignored)) {
+    mongoc_collection_update_many(c, &sel, &upd, NULL, NULL, NULL);
+    mg_done(s, client, c);
+  }
+  bson_destroy(&upd);
+  bson_destroy(&sel);
+}
+
+/* An abandoned claim, settled from the document (see above). */
+static int mg_chg_settle(mg_store *s, const char *tenant, json_t *e, int *committed, json_t **image,
+                         store_err *err) {
+  const char *coll = json_string_value(json_object_get(e, "coll"));
+  json_t *did = json_object_get(e, "did");
+  long long seq = json_integer_value(json_object_get(e, "id"));
+  bson_t f = BSON_INITIALIZER;
+  long long marked = 0;
+  json_t *doc = NULL;
+  *image = NULL;
+  if (!coll || !did) {
+    *committed = 0;
+    return STORE_OK;
+  }
+  int rc = mg_get(&s->base, tenant, coll, did, &doc, err);
+  if (rc == STORE_ENOTFOUND) rc = STORE_OK;
+  if (rc) goto cleanup;
+  if (json_integer_value(json_object_get(e, "op")) == STORE_CHANGE_DELETE) {
+    *committed = doc == NULL;
+  } else if (doc) {
+    rc = mg_key(&f, tenant, did) && BSON_APPEND_INT64(&f, MG_CHG, seq)
+             ? mg_find_int(s, coll, &f, NULL, 0, "id", &marked, err)
+             : mg_unencodable(err);
+    mongoc_client_t *client;
+    mongoc_collection_t *c;
+    if (!rc && !(rc = mg_coll(s, coll, &client, &c, err))) {
+      marked = mongoc_collection_count_documents(c, &f, NULL, NULL, NULL, NULL);
+      mg_done(s, client, c);
+    }
+    *committed = marked > 0;
+    if (*committed) *image = json_incref(doc);
+  } else {
+    *committed = 0;
+  }
+  if (!rc) mg_chg_mark(s, tenant, seq, *committed, *image);
+cleanup:
+  json_decref(doc);
+  bson_destroy(&f);
+  return rc;
+}
+
+static int mg_changes(store *st, const char *tenant, long long after, size_t limit,
+                      store_changes_page *out, store_err *err) {
+  mg_store *s = MG(st);
+  bson_t f = BSON_INITIALIZER, o = BSON_INITIALIZER, gt, sort, pf = BSON_INITIALIZER;
+  json_t *docs = json_array();
+  int rc;
+  bool ok = docs && BSON_APPEND_UTF8(&f, "tenant", tenant) &&
+            bson_append_document_begin(&f, "id", -1, &gt) && BSON_APPEND_INT64(&gt, "$gt", after) &&
+            bson_append_document_end(&f, &gt) &&
+            bson_append_document_begin(&o, "sort", -1, &sort) &&
+            BSON_APPEND_INT32(&sort, "id", 1) && bson_append_document_end(&o, &sort) &&
+            BSON_APPEND_INT64(&o, "limit", (int64_t)limit) &&
+            BSON_APPEND_UTF8(&pf, "tenant", tenant) && BSON_APPEND_UTF8(&pf, "st", "p");
+  if (!ok) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  /* Floor and head first: a page read after them is never behind them. */
+  if ((rc = mg_chg_floor(s, tenant, &out->floor, err))) goto cleanup;
+  long long first_pending = 0, max = 0;
+  if ((rc = mg_find_int(s, STORE_CHANGES, &pf, "id", 1, "id", &first_pending, err))) goto cleanup;
+  if ((rc = mg_chg_max(s, tenant, &max, err))) goto cleanup;
+  out->head = first_pending ? first_pending - 1 : max;
+  if (out->head < out->floor) out->head = out->floor;
+  if ((rc = mg_query(s, STORE_CHANGES, &f, &o, docs, err))) goto cleanup;
+  long long now = store_now_us();
+  size_t i;
+  json_t *e;
+  json_array_foreach(docs, i, e) {
+    long long seq = json_integer_value(json_object_get(e, "id"));
+    const char *state = json_string_value(json_object_get(e, "st"));
+    if (seq != out->scanned + 1 || !state) break; /* a hole: only ever below the floor */
+    int committed = !strcmp(state, "c");
+    json_t *image = json_incref(json_object_get(e, "doc"));
+    if (!strcmp(state, "p")) {
+      if (now - json_integer_value(json_object_get(e, "time")) < MG_SETTLE_US) {
+        json_decref(image);
+        break; /* in flight: nothing after it yet */
+      }
+      json_t *settled = NULL;
+      if ((rc = mg_chg_settle(s, tenant, e, &committed, &settled, err))) {
+        json_decref(image);
+        goto cleanup;
+      }
+      if (settled || json_integer_value(json_object_get(e, "op")) != STORE_CHANGE_DELETE) {
+        json_decref(image);
+        image = settled;
+      }
+    }
+    if (committed) {
+      json_t *ch =
+          json_pack("{s:I, s:O, s:O, s:O, s:O, s:o*}", "seq", (json_int_t)seq, "time",
+                    json_object_get(e, "time"), "op", json_object_get(e, "op"), "coll",
+                    json_object_get(e, "coll"), "id", json_object_get(e, "did"), "doc", image);
+      image = NULL;
+      if (!ch || json_array_append_new(out->changes, ch)) {
+        rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+        goto cleanup;
+      }
+    }
+    json_decref(image);
+    out->scanned = seq;
+  }
+  /* Settling may have moved past the first pending entry seen above; a read
+   * that scanned nothing (after beyond the log: how callers ask for the
+   * head) leaves the head as found. */
+  if (out->scanned > after && out->scanned > out->head) out->head = out->scanned;
+cleanup:
+  json_decref(docs);
+  bson_destroy(&f);
+  bson_destroy(&o);
+  bson_destroy(&pf);
+  return rc;
+}
+
+static int mg_changes_prune(store *st, long long before_us, long long *removed, store_err *err) {
+  mg_store *s = MG(st);
+  bson_t f = BSON_INITIALIZER, lt, o = BSON_INITIALIZER, proj;
+  json_t *old = json_array(), *max = json_object();
+  int rc;
+  bool ok = old && max && bson_append_document_begin(&f, "time", -1, &lt) &&
+            BSON_APPEND_INT64(&lt, "$lt", before_us) && bson_append_document_end(&f, &lt) &&
+            BSON_APPEND_UTF8(&f, "st", "c") &&
+            bson_append_document_begin(&o, "projection", -1, &proj) &&
+            BSON_APPEND_INT32(&proj, "tenant", 1) && BSON_APPEND_INT32(&proj, "id", 1) &&
+            bson_append_document_end(&o, &proj);
+  *removed = 0;
+  if (!ok) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  /* Settled entries only: a pending one is still to be read. mg_to_json
+   * drops the tenant, so it is read per entry from the raw cursor below. */
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  if ((rc = mg_coll(s, STORE_CHANGES, &client, &c, err))) goto cleanup;
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &f, &o, NULL);
+  const bson_t *d;
+  while (mongoc_cursor_next(cur, &d)) {
+    bson_iter_t it;
+    const char *tenant = NULL;
+    long long id = 0;
+    if (bson_iter_init_find(&it, d, "tenant") && BSON_ITER_HOLDS_UTF8(&it))
+      tenant = bson_iter_utf8(&it, NULL);
+    if (bson_iter_init_find(&it, d, "id")) id = bson_iter_as_int64(&it);
+    if (tenant && id > json_integer_value(json_object_get(max, tenant)))
+      json_object_set_new(max, tenant, json_integer(id));
+  }
+  bson_error_t e;
+  if (mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "prune", &e);
+  mongoc_cursor_destroy(cur);
+  mg_done(s, client, c);
+  if (rc) goto cleanup;
+  /* The watermarks first, so a reader never sees entries gone without them. */
+  const char *tenant;
+  json_t *v;
+  json_object_foreach(max, tenant, v) {
+    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, m, opts = BSON_INITIALIZER;
+    bool k = BSON_APPEND_UTF8(&sel, "tenant", tenant) && BSON_APPEND_UTF8(&sel, "id", MG_PRUNED) &&
+             bson_append_document_begin(&upd, "$max", -1, &m) &&
+             BSON_APPEND_INT64(&m, "value", json_integer_value(v)) &&
+             bson_append_document_end(&upd, &m) && BSON_APPEND_BOOL(&opts, "upsert", true);
+    if (k && !(rc = mg_coll(s, STORE_COUNTERS, &client, &c, err))) {
+      if (!mongoc_collection_update_one(c, &sel, &upd, &opts, NULL, &e))
+        rc = mg_fail(err, "prune watermark", &e);
+      mg_done(s, client, c);
+    }
+    bson_destroy(&sel);
+    bson_destroy(&upd);
+    bson_destroy(&opts);
+    if (rc) goto cleanup;
+    bson_t del = BSON_INITIALIZER, le;
+    bson_t reply;
+    if (BSON_APPEND_UTF8(&del, "tenant", tenant) &&
+        bson_append_document_begin(&del, "id", -1, &le) &&
+        BSON_APPEND_INT64(&le, "$lte", json_integer_value(v)) &&
+        bson_append_document_end(&del, &le) &&
+        !(rc = mg_coll(s, STORE_CHANGES, &client, &c, err))) {
+      if (!mongoc_collection_delete_many(c, &del, NULL, &reply, &e))
+        rc = mg_fail(err, "prune", &e);
+      else
+        *removed += mg_reply_count(&reply, "deletedCount");
+      bson_destroy(&reply);
+      mg_done(s, client, c);
+    }
+    bson_destroy(&del);
+    if (rc) goto cleanup;
+  }
+cleanup:
+  json_decref(old);
+  json_decref(max);
+  bson_destroy(&f);
+  bson_destroy(&o);
   return rc;
 }
 
@@ -1277,14 +1979,15 @@ static bool mg_index_cmd(bson_t *cmd, const char *coll, const char *const *field
 /* (tenant, id) unique on every collection and the counters, then the schema's. */
 static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err) {
   static const char *const key_fields[] = {"id"};
-  size_t total = 2;
+  size_t total = 3;
   for (size_t i = 0; i < schema->n_collections; i++)
     total += 1 + schema->collections[i].n_indexes;
   if (!(s->index_cmds = calloc(total, sizeof *s->index_cmds)))
     return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   static const char *const claim_fields[] = {"seq", "n"};
   bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1) &&
-            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, claim_fields, 2, 0);
+            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, claim_fields, 2, 0) &&
+            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_CHANGES, key_fields, 1, 1);
   for (size_t i = 0; ok && i < schema->n_collections; i++) {
     const store_collection *c = &schema->collections[i];
     ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], c->name, key_fields, 1, 1);
@@ -1308,8 +2011,11 @@ static void mg_close(store *st) {
   free(s->index_cmds);
   for (int i = 0; i < s->n_stripes; i++)
     pthread_mutex_destroy(&s->stripes[i]);
-  for (int i = 0; i < MG_STRIPES; i++)
+  for (int i = 0; i < MG_STRIPES; i++) {
     free(s->seqs[i].key);
+    free(s->chg_last[i].key);
+  }
+  pthread_mutex_destroy(&s->chg_mu);
   pthread_mutex_destroy(&s->index_mu);
   pthread_mutex_destroy(&s->q_mu);
   free(s->db);
@@ -1338,6 +2044,7 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
   if (!s) return store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   pthread_mutex_init(&s->index_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
+  pthread_mutex_init(&s->chg_mu, NULL);
   for (; s->n_stripes < MG_STRIPES; s->n_stripes++)
     pthread_mutex_init(&s->stripes[s->n_stripes], NULL);
   if (!(s->uri = mongoc_uri_new_with_error(url, &e))) {
@@ -1388,7 +2095,9 @@ const store_engine_ops store_mongo_engine = {
     .close = mg_close,
     .ping = mg_ping,
     .next_id = mg_next_id,
-    .insert = mg_insert,
+    .insert = mg_insert_logged,
+    .insert_many = mg_insert_many,
+    .next_ids = mg_next_ids,
     .get = mg_get,
     .replace = mg_replace,
     .patch = mg_patch,
@@ -1396,4 +2105,6 @@ const store_engine_ops store_mongo_engine = {
     .find = mg_find,
     .count = mg_count,
     .delete_where = mg_delete_where,
+    .changes = mg_changes,
+    .changes_prune = mg_changes_prune,
 };

@@ -11,7 +11,20 @@
  * head of the queue runs up to SQ_GROUP_MAX of them in one transaction (each
  * in a savepoint of its own, so one failing write - a duplicate, say - is
  * undone alone and gets its own error) and commits once, so the group shares
- * one WAL fsync. Every caller returns only after that COMMIT returned. */
+ * one WAL fsync. Every caller returns only after that COMMIT returned. A
+ * batch insert is one write of the group: its documents go in one after the
+ * other through the same per-document insert as single inserts
+ * (sq_insert_doc), each in a nested savepoint unless the batch is atomic.
+ *
+ * The change log (store.h) is the table "changes" (tenant, seq, time, op,
+ * coll, id, doc). Each write path records its changes with sq_log inside the
+ * write's own savepoint, so a change is logged exactly when its write
+ * commits, and a write undone alone takes its entry with it. seq comes from
+ * the per-tenant counter "changes" in the same savepoint: SQLite runs one
+ * write transaction at a time on the file (across processes too: replicas on
+ * one file take the same lock), so seq order is commit order and has no
+ * holes. Pruning records the highest pruned seq per tenant ("changes#pruned")
+ * so a reader can tell a gap from an empty log. */
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -79,6 +92,11 @@ struct sq_wreq {
   sq_row_fn fn;
   void *ctx;
   long long *changes;
+  /* The single statement's change to log (see sq_write_logged): */
+  const char *tenant, *coll;
+  int op;         /* 0: none */
+  json_t *log_id; /* insert and replace: the document's id */
+  const char *log_doc;
   int rc;
   store_err *err;    /* the caller's, may be NULL */
   int done;          /* guarded by q_mu: committed (or failed) */
@@ -448,6 +466,73 @@ static int row_int(sqlite3_stmt *stmt, void *ctx, store_err *err) {
   return STORE_OK;
 }
 
+/* ---- change log ------------------------------------------------------------ */
+
+/* Appends one change to tenant's log on c, inside the caller's savepoint. */
+static int sq_log(sq_conn *c, const char *tenant, int op, const char *coll, json_t *id,
+                  const char *doc, store_err *err) {
+  long long seq = 0;
+  json_t *a1 = json_pack("[s]", tenant), *a2 = NULL;
+  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (!a1) goto cleanup;
+  rc = sq_exec(c,
+               "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,'" STORE_CHANGES
+               "',1) ON CONFLICT(tenant,id) DO UPDATE SET value=value+1 RETURNING value",
+               a1, row_int, &seq, NULL, err);
+  if (rc) goto cleanup;
+  if (!(a2 = json_pack("[sIIisOs?]", tenant, (json_int_t)seq, (json_int_t)store_now_us(), op, coll,
+                       id, doc))) {
+    rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+    goto cleanup;
+  }
+  rc = sq_exec(c,
+               "INSERT INTO \"" STORE_CHANGES "\"(tenant,seq,time,op,coll,id,doc)"
+               " VALUES(?,?,?,?,?,?,?)",
+               a2, NULL, NULL, NULL, err);
+cleanup:
+  json_decref(a2);
+  json_decref(a1);
+  return rc;
+}
+
+/* The run of a one-statement write that logs a change when it changed a row. */
+static int sq_logged_run(sq_conn *c, sq_wreq *w, store_err *err) {
+  long long changed = 0;
+  int rc = sq_exec(c, w->sql, w->args, w->fn, w->ctx, &changed, err);
+  if (w->changes) *w->changes = changed;
+  if (!rc && changed > 0) rc = sq_log(c, w->tenant, w->op, w->coll, w->log_id, w->log_doc, err);
+  return rc;
+}
+
+/* Rows of DELETE ... RETURNING id, doc: [[id, doc], ...]. */
+static int row_deleted(sqlite3_stmt *stmt, void *ctx, store_err *err) {
+  json_t *id = sqlite3_column_type(stmt, 0) == SQLITE_INTEGER
+                   ? json_integer(sqlite3_column_int64(stmt, 0))
+                   : json_string((const char *)sqlite3_column_text(stmt, 0));
+  json_t *row = json_pack("[os]", id, (const char *)sqlite3_column_text(stmt, 1));
+  if (!row || json_array_append_new((json_t *)ctx, row))
+    return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  return STORE_OK;
+}
+
+/* A delete (of one document or of every match): the statement returns what
+ * it removed, and each document removed is logged with its last state. */
+static int sq_delete_run(sq_conn *c, sq_wreq *w, store_err *err) {
+  json_t *rows = json_array();
+  if (!rows) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  int rc = sq_exec(c, w->sql, w->args, row_deleted, rows, NULL, err);
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    if (rc) break;
+    rc = sq_log(c, w->tenant, STORE_CHANGE_DELETE, w->coll, json_array_get(row, 0),
+                json_string_value(json_array_get(row, 1)), err);
+  }
+  if (w->changes) *w->changes = rc ? 0 : (long long)json_array_size(rows);
+  json_decref(rows);
+  return rc;
+}
+
 /* ---- SQL building ---------------------------------------------------------- */
 
 typedef struct sq_sql {
@@ -702,19 +787,128 @@ static int sq_next_id(store *st, const char *tenant, const char *sequence, long 
   return rc;
 }
 
+static int sq_next_ids(store *st, const char *tenant, const char *sequence, long long count,
+                       long long *first, store_err *err) {
+  json_t *args = json_pack("[ssI]", tenant, sequence, (json_int_t)count);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  long long last = 0;
+  int rc = sq_run(SQ(st), 1,
+                  "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,?,?) "
+                  "ON CONFLICT(tenant,id) DO UPDATE SET value=value+excluded.value RETURNING value",
+                  args, row_int, &last, NULL, err);
+  json_decref(args);
+  *first = rc ? 0 : last - count + 1;
+  return rc;
+}
+
+/* Every inserted document, single or one of a batch, is written here, in the
+ * open group transaction on the writer connection; `text` is doc as stored. */
+static int sq_insert_doc(sq_conn *c, const char *tenant, const char *coll, json_t *id, json_t *doc,
+                         const char *text, store_err *err) {
+  char sql[128];
+  (void)doc;
+  json_t *args = json_pack("[sOs]", tenant, id, text);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", coll);
+  int rc = sq_exec(c, sql, args, NULL, NULL, NULL, err);
+  /* Logged in the caller's savepoint: undone with the document. */
+  if (!rc) rc = sq_log(c, tenant, STORE_CHANGE_CREATE, coll, id, text, err);
+  json_decref(args);
+  return rc;
+}
+
+/* A batch of inserts, as one write of the group (texts serialised by the
+ * caller, outside the write lock). */
+typedef struct sq_insert_args {
+  const char *tenant, *coll;
+  json_t *const *ids, *const *docs;
+  char **texts;
+  size_t n;
+  int atomic;
+  int single; /* store_insert: the document's error is the write's */
+  int *results;
+  int item_failed; /* out: an atomic batch refused because of its items */
+} sq_insert_args;
+
+static int sq_insert_locked(sq_conn *c, sq_wreq *w, store_err *err) {
+  sq_insert_args *a = w->ctx;
+  store_err item, scratch;
+  size_t failed = 0;
+  if (a->single) /* the group's savepoint is the document's */
+    return sq_insert_doc(c, a->tenant, a->coll, a->ids[0], a->docs[0], a->texts[0], err);
+  for (size_t i = 0; i < a->n; i++) {
+    int rc;
+    /* Non-atomic: a refused document is undone alone. Atomic: a refused
+     * INSERT undoes only itself, and the others are still tried so that
+     * every failing document is reported; then the group's savepoint of
+     * this write undoes them all. */
+    if (!a->atomic && (rc = sq_exec(c, "SAVEPOINT d", NULL, NULL, NULL, NULL, err))) return rc;
+    rc = sq_insert_doc(c, a->tenant, a->coll, a->ids[i], a->docs[i], a->texts[i], &item);
+    if (rc && sqlite3_get_autocommit(c->db)) { /* the whole transaction is gone */
+      if (err) *err = item;
+      return rc;
+    }
+    if (rc) {
+      a->results[i] = rc;
+      failed++;
+      if (!a->atomic) sq_exec(c, "ROLLBACK TO d", NULL, NULL, NULL, NULL, &scratch);
+    }
+    if (!a->atomic) sq_exec(c, "RELEASE d", NULL, NULL, NULL, NULL, &scratch);
+  }
+  if (!a->atomic || !failed) return STORE_OK;
+  for (size_t i = 0; i < a->n; i++)
+    if (!a->results[i]) a->results[i] = STORE_EABORTED;
+  a->item_failed = 1;
+  return store_fail(err, STORE_EABORTED, "sqlite: %zu documents of an atomic batch refused",
+                    failed);
+}
+
+static int sq_insert_write(sq_store *s, sq_insert_args a, store_err *err) {
+  size_t n = a.n;
+  json_t *const *docs = a.docs;
+  a.texts = calloc(n, sizeof(char *));
+  int rc = a.texts ? STORE_OK : store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  for (size_t i = 0; !rc && i < n; i++)
+    if (!(a.texts[i] = json_dumps(docs[i], JSON_COMPACT)))
+      rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (!rc) {
+    sq_wreq w = {.run = sq_insert_locked, .ctx = &a};
+    rc = sq_write(s, &w, err);
+    if (rc && a.item_failed) rc = STORE_OK; /* results say which and why */
+    if (!rc && err) {
+      err->code = STORE_OK;
+      err->msg[0] = '\0';
+    }
+  }
+  for (size_t i = 0; a.texts && i < n; i++)
+    free(a.texts[i]);
+  free(a.texts);
+  return rc;
+}
+
+static int sq_insert_many(store *st, const char *tenant, const char *coll, json_t *const *ids,
+                          json_t *const *docs, size_t n, int atomic, int *results, store_err *err) {
+  sq_insert_args a = {.tenant = tenant,
+                      .coll = coll,
+                      .ids = ids,
+                      .docs = docs,
+                      .n = n,
+                      .atomic = atomic,
+                      .results = results};
+  return sq_insert_write(SQ(st), a, err);
+}
+
 static int sq_insert(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                      store_err *err) {
-  char sql[128];
-  char *text = json_dumps(doc, JSON_COMPACT);
-  json_t *args = text ? json_pack("[sOs]", tenant, id, text) : NULL;
-  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  if (args) {
-    snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", coll);
-    rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, NULL, err);
-  }
-  json_decref(args);
-  free(text);
-  return rc;
+  int result = STORE_OK;
+  sq_insert_args a = {.tenant = tenant,
+                      .coll = coll,
+                      .ids = &id,
+                      .docs = &doc,
+                      .n = 1,
+                      .single = 1,
+                      .results = &result};
+  return sq_insert_write(SQ(st), a, err);
 }
 
 static int sq_get(store *st, const char *tenant, const char *coll, json_t *id, json_t **out,
@@ -743,7 +937,16 @@ static int sq_replace(store *st, const char *tenant, const char *coll, json_t *i
   int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
   if (args) {
     snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", coll);
-    rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, &changed, err);
+    sq_wreq w = {.run = sq_logged_run,
+                 .sql = sql,
+                 .args = args,
+                 .changes = &changed,
+                 .tenant = tenant,
+                 .coll = coll,
+                 .op = STORE_CHANGE_UPDATE,
+                 .log_id = id,
+                 .log_doc = text};
+    rc = sq_write(SQ(st), &w, err);
   }
   if (!rc && changed == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   json_decref(args);
@@ -782,6 +985,7 @@ static int sq_patch_locked(sq_conn *c, sq_wreq *w, store_err *err) {
     goto cleanup;
   snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", a->coll);
   if ((rc = sq_exec(c, sql, args2, NULL, NULL, &changed, err))) goto cleanup;
+  if ((rc = sq_log(c, a->tenant, STORE_CHANGE_UPDATE, a->coll, a->id, text, err))) goto cleanup;
   a->doc = json_incref(doc);
 cleanup:
   free(text);
@@ -813,8 +1017,15 @@ static int sq_delete(store *st, const char *tenant, const char *coll, json_t *id
   long long changed = 0;
   json_t *args = json_pack("[sO]", tenant, id);
   if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE tenant = ? AND id = ?", coll);
-  int rc = sq_run(SQ(st), 1, sql, args, NULL, NULL, &changed, err);
+  snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE tenant = ? AND id = ? RETURNING id, doc",
+           coll);
+  sq_wreq w = {.run = sq_delete_run,
+               .sql = sql,
+               .args = args,
+               .changes = &changed,
+               .tenant = tenant,
+               .coll = coll};
+  int rc = sq_write(SQ(st), &w, err);
   json_decref(args);
   if (!rc && changed == 0) rc = store_fail(err, STORE_ENOTFOUND, "%s: no such id", coll);
   return rc;
@@ -862,9 +1073,103 @@ static int sq_delete_where(store *st, const char *tenant, const char *coll, cons
   sq_sql q = {{0}, json_array()};
   store_buf_addf(&q.text, "DELETE FROM \"%s\"", coll);
   sql_where(&q, tenant, conds, n_conds, NULL);
+  store_buf_add(&q.text, " RETURNING id, doc");
   int rc = sql_ready(&q, err);
-  if (!rc) rc = sq_run(SQ(st), 1, q.text.p, q.args, NULL, NULL, deleted, err);
+  if (!rc) {
+    sq_wreq w = {.run = sq_delete_run,
+                 .sql = q.text.p,
+                 .args = q.args,
+                 .changes = deleted,
+                 .tenant = tenant,
+                 .coll = coll};
+    rc = sq_write(SQ(st), &w, err);
+  }
   sql_free(&q);
+  return rc;
+}
+
+/* ---- change log reads and pruning ------------------------------------------ */
+
+static int row_change(sqlite3_stmt *stmt, void *ctx, store_err *err) {
+  json_error_t jerr;
+  json_t *id = sqlite3_column_type(stmt, 4) == SQLITE_INTEGER
+                   ? json_integer(sqlite3_column_int64(stmt, 4))
+                   : json_string((const char *)sqlite3_column_text(stmt, 4));
+  const char *text = (const char *)sqlite3_column_text(stmt, 5);
+  json_t *doc = text ? json_loadb(text, (size_t)sqlite3_column_bytes(stmt, 5), 0, &jerr) : NULL;
+  json_t *ch =
+      json_pack("{sI sI si ss so so*}", "seq", (json_int_t)sqlite3_column_int64(stmt, 0), "time",
+                (json_int_t)sqlite3_column_int64(stmt, 1), "op", sqlite3_column_int(stmt, 2),
+                "coll", (const char *)sqlite3_column_text(stmt, 3), "id", id, "doc", doc);
+  if (!ch || json_array_append_new((json_t *)ctx, ch))
+    return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  return STORE_OK;
+}
+
+static int sq_changes(store *st, const char *tenant, long long after, size_t limit,
+                      store_changes_page *out, store_err *err) {
+  sq_store *s = SQ(st);
+  sq_conn *c;
+  json_t *a1 = json_pack("[sIi]", tenant, (json_int_t)after, (int)limit);
+  json_t *a2 = json_pack("[s]", tenant);
+  int rc =
+      a1 && a2 ? sq_acquire(s, &c, err) : store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  if (rc) goto cleanup;
+  /* One read transaction: the head, floor and page agree with each other. */
+  rc = sq_exec(c, "BEGIN", NULL, NULL, NULL, NULL, err);
+  if (!rc)
+    rc = sq_exec(
+        c, "SELECT value FROM \"" STORE_COUNTERS "\" WHERE tenant = ? AND id = '" STORE_CHANGES "'",
+        a2, row_int, &out->head, NULL, err);
+  if (!rc)
+    rc = sq_exec(c,
+                 "SELECT value FROM \"" STORE_COUNTERS
+                 "\" WHERE tenant = ? AND id = '" STORE_CHANGES "#pruned'",
+                 a2, row_int, &out->floor, NULL, err);
+  if (!rc)
+    rc = sq_exec(c,
+                 "SELECT seq, time, op, coll, id, doc FROM \"" STORE_CHANGES
+                 "\" WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?",
+                 a1, row_change, out->changes, NULL, err);
+  store_err ignored;
+  sq_exec(c, "COMMIT", NULL, NULL, NULL, NULL, &ignored);
+  sq_release(s, c);
+  size_t n = json_array_size(out->changes);
+  if (!rc && n)
+    out->scanned = json_integer_value(json_object_get(json_array_get(out->changes, n - 1), "seq"));
+cleanup:
+  json_decref(a1);
+  json_decref(a2);
+  return rc;
+}
+
+typedef struct sq_prune_args {
+  long long before_us, removed;
+} sq_prune_args;
+
+static int sq_prune_run(sq_conn *c, sq_wreq *w, store_err *err) {
+  sq_prune_args *a = w->ctx;
+  json_t *args = json_pack("[I]", (json_int_t)a->before_us);
+  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
+  /* The watermark first, so a reader never sees the entries gone without it. */
+  int rc =
+      sq_exec(c,
+              "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) SELECT tenant, '" STORE_CHANGES
+              "#pruned', max(seq) FROM \"" STORE_CHANGES "\" WHERE time < ?1 GROUP BY tenant"
+              " ON CONFLICT(tenant,id) DO UPDATE SET value=max(value, excluded.value)",
+              args, NULL, NULL, NULL, err);
+  if (!rc)
+    rc = sq_exec(c, "DELETE FROM \"" STORE_CHANGES "\" WHERE time < ?1", args, NULL, NULL,
+                 &a->removed, err);
+  json_decref(args);
+  return rc;
+}
+
+static int sq_changes_prune(store *st, long long before_us, long long *removed, store_err *err) {
+  sq_prune_args a = {before_us, 0};
+  sq_wreq w = {.run = sq_prune_run, .ctx = &a};
+  int rc = sq_write(SQ(st), &w, err);
+  *removed = a.removed;
   return rc;
 }
 
@@ -920,7 +1225,13 @@ static int sq_schema(sq_conn *c, const store_schema *schema, store_err *err) {
   store_buf_add(&b, "BEGIN IMMEDIATE;\n"
                     "CREATE TABLE IF NOT EXISTS \"" STORE_COUNTERS "\"(tenant TEXT NOT NULL,"
                     " id TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY(tenant, id))"
-                    " WITHOUT ROWID;\n");
+                    " WITHOUT ROWID;\n"
+                    "CREATE TABLE IF NOT EXISTS \"" STORE_CHANGES "\"(tenant TEXT NOT NULL,"
+                    " seq INTEGER NOT NULL, time INTEGER NOT NULL, op INTEGER NOT NULL,"
+                    " coll TEXT NOT NULL, id NOT NULL, doc TEXT, PRIMARY KEY(tenant, seq))"
+                    " WITHOUT ROWID;\n"
+                    "CREATE INDEX IF NOT EXISTS \"ix:" STORE_CHANGES "(time)\" ON \"" STORE_CHANGES
+                    "\"(time);\n");
   for (size_t i = 0; i < schema->n_collections; i++) {
     const store_collection *coll = &schema->collections[i];
     ddl_table(&b, coll->name);
@@ -994,6 +1305,8 @@ const store_engine_ops store_sqlite_engine = {
     .ping = sq_ping,
     .next_id = sq_next_id,
     .insert = sq_insert,
+    .insert_many = sq_insert_many,
+    .next_ids = sq_next_ids,
     .get = sq_get,
     .replace = sq_replace,
     .patch = sq_patch,
@@ -1001,4 +1314,6 @@ const store_engine_ops store_sqlite_engine = {
     .find = sq_find,
     .count = sq_count,
     .delete_where = sq_delete_where,
+    .changes = sq_changes,
+    .changes_prune = sq_changes_prune,
 };

@@ -20,6 +20,7 @@
 #include "store_live.h"
 #include "rpc_metrics.h"
 #include "rpc_reflect.h"
+#include "feed_prune.h"
 #include "rpc_server.h"
 #include "store.h"
 
@@ -49,6 +50,13 @@ static config_var vars[] = {
      .kind = CONFIG_DURATION,
      .unit_ms = 1,
      .max = 3600 * 1000},
+    {.name = "EVENTS_CHANGES_RETAIN",
+     .def = "168h",
+     .help = "how long the change log keeps changes for Watch resumes (10s, 2h, ...; bare: ms)",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1,
+     .min = 1,
+     .max = 3650LL * 24 * 3600 * 1000},
     {.name = "EVENTS_METRICS_ADDR",
      .def = "",
      .help = "HTTP address of GET /metrics (empty: off)",
@@ -134,6 +142,11 @@ int main(int argc, char **argv) {
   }
   if (store_live_start(st) < 0) {
     fatal("cannot start the store pinger", "pthread_create");
+    goto close_store;
+  }
+  if (feed_prune_start(st, config_num(vars, N_VARS, "EVENTS_CHANGES_RETAIN")) < 0) {
+    fatal("cannot start the change log pruner", "pthread_create");
+    store_live_stop();
     goto close_store;
   }
 
@@ -232,6 +245,7 @@ close_api:
   api_close(rules);
 shutdown_grpc:
   grpc_shutdown();
+  feed_prune_stop();
   store_live_stop();
 close_store:
   store_close(st);

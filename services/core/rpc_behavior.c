@@ -104,3 +104,7 @@ void rpc_behavior(rpc_call *c, const api *a, const ProtobufCMessage *in) {
   int kind = method_kind(c, a);
   if (kind != KIND_NONE) walk(c, a, in, kind, "", 0);
 }
+
+void rpc_behavior_create(rpc_call *c, const api *a, const ProtobufCMessage *in) {
+  walk(c, a, in, KIND_CREATE, "", 0);
+}

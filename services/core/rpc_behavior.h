@@ -13,4 +13,8 @@
  * replaces (PUT) a resource; other methods pass. */
 void rpc_behavior(rpc_call *c, const api *a, const ProtobufCMessage *in);
 
+/* The same for `in` as the request of a create, whatever c's method (a
+ * batch's items). */
+void rpc_behavior_create(rpc_call *c, const api *a, const ProtobufCMessage *in);
+
 #endif

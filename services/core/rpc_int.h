@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "rpc.h"
 #include "trace.h"
 
@@ -28,6 +29,9 @@ enum rpc_state {
   CALL_WATCH_SENDING, /* health watch: a status message in flight */
   CALL_WATCH_IDLE,    /* health watch: waiting for a change */
   CALL_WATCH_DONE,
+  CALL_FEED_SENDING, /* change feed: initial metadata or a change in flight */
+  CALL_FEED_IDLE,    /* change feed: waiting for a change */
+  CALL_FEED_DONE,
 };
 
 struct rpc_call {
@@ -65,6 +69,8 @@ struct rpc_call {
   char *watch_service;
   int watch_sent;
   struct rpc_call *watch_next;
+  /* Change feed streams (rpc_feed.c): set by the Watch handler. */
+  struct feed_watcher *feed;
 
   grpc_status_code status;
   char *message;
@@ -74,6 +80,27 @@ struct rpc_call {
   int has_details;
   grpc_metadata trailer;
 };
+
+/* The call's outcome as a google.rpc.Status (BadRequest details when it has
+ * violations); free with protobuf_c_message_free_unpacked. NULL: no memory. */
+Google__Rpc__Status *rpc_status_message(const rpc_call *c);
+/* Appends a field violation whatever code the call already failed with; the
+ * first outcome of the call still gives it its status (code). */
+void rpc_violation_add(rpc_call *c, grpc_status_code code, const char *field, const char *reason,
+                       const char *description);
+/* Batches on a call (rpc_server.c), for the stream code beside it: start
+ * one holding a reference; send the status (and the close op's partner
+ * ops), after which the call is logged; drop a reference; log the call. */
+int rpc_call_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag);
+void rpc_call_reply(rpc_call *c, int send_initial);
+void rpc_call_unref(rpc_call *c);
+void rpc_call_log(rpc_call *c);
+
+/* Change feed events (rpc_feed.c): the handler opened a feed on the call;
+ * a send completed; the call closed. */
+void rpc_feed_begin(rpc_call *c);
+void rpc_feed_sent(rpc_call *c, int ok);
+void rpc_feed_closed(rpc_call *c);
 
 /* Packs status + violations into details_bin (grpc-status-details-bin). */
 void rpc_status_finish(rpc_call *c);

@@ -29,12 +29,13 @@
 #include "metrics.h"
 #include "otlp.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "rpc_feed.h"
 #include "rpc_health.h"
 #include "rpc_invoke.h"
 #include "store_live.h"
 #include "rpc_int.h"
 
-enum method_kind { METHOD_UNARY, METHOD_REFLECTION, METHOD_WATCH };
+enum method_kind { METHOD_UNARY, METHOD_REFLECTION, METHOD_WATCH, METHOD_FEED };
 
 #define N_CODES 17 /* grpc_status_code OK .. UNAUTHENTICATED */
 
@@ -144,7 +145,7 @@ static void call_free(rpc_call *c) {
   free(c);
 }
 
-static void call_unref(rpc_call *c) {
+void rpc_call_unref(rpc_call *c) {
   /* Atomic: a health watcher gets batches started by whichever thread
    * notices a status change. */
   if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) call_free(c);
@@ -153,7 +154,7 @@ static void call_unref(rpc_call *c) {
 /* Starts a batch that holds a reference until it completes. A call whose
  * batch cannot start is cancelled, so that its close batch completes and
  * the call is freed. */
-static int call_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag) {
+int rpc_call_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag) {
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
   if (e != GRPC_CALL_OK) {
     log_printf(LOG_LEVEL_ERROR, "start_batch: %s", grpc_call_error_to_string(e));
@@ -196,7 +197,7 @@ static int drain_closes(rpc_worker *w) {
     if (ev.type == GRPC_OP_COMPLETE && ((rpc_tag *)ev.tag)->close) {
       rpc_call *c = ((rpc_tag *)ev.tag)->call;
       c->closed = 1;
-      call_unref(c);
+      rpc_call_unref(c);
       continue;
     }
     w->backlog[(w->head + w->n++) % BACKLOG_MAX] = ev;
@@ -251,7 +252,7 @@ static void count_sent(rpc_call *c) {
       1);
 }
 
-static void call_log(rpc_call *c) {
+void rpc_call_log(rpc_call *c) {
   static const trace_ctx no_trace; /* a call whose context could not be kept */
   const trace_ctx *t = c->trace ? c->trace : &no_trace;
   char buf[256], code[16];
@@ -314,7 +315,7 @@ static void call_log(rpc_call *c) {
 }
 
 /* Sends status (and, for unary, the response) and the close op in one batch. */
-static void call_reply(rpc_call *c, int send_initial) {
+void rpc_call_reply(rpc_call *c, int send_initial) {
   grpc_op ops[4];
   size_t n = 0;
   memset(ops, 0, sizeof ops);
@@ -340,7 +341,7 @@ static void call_reply(rpc_call *c, int send_initial) {
   }
   n++;
   c->state = CALL_REPLYING;
-  if (call_batch(c, ops, n, &c->tag) < 0) call_log(c);
+  if (rpc_call_batch(c, ops, n, &c->tag) < 0) rpc_call_log(c);
   grpc_slice_unref(msg);
 }
 
@@ -439,13 +440,13 @@ static void stream_read(rpc_call *c, int send_initial, grpc_byte_buffer *reply) 
   if (c->response) grpc_byte_buffer_destroy(c->response);
   c->response = reply;
   c->state = CALL_STREAM_READ;
-  call_batch(c, ops, n, &c->tag);
+  rpc_call_batch(c, ops, n, &c->tag);
 }
 
 static void stream_step(rpc_call *c) {
   if (!c->payload) { /* the client half-closed: end the stream */
     c->state = CALL_STREAM_CLOSING;
-    call_reply(c, 0);
+    rpc_call_reply(c, 0);
     return;
   }
   grpc_slice raw;
@@ -464,7 +465,7 @@ static void stream_step(rpc_call *c) {
 fail:
   rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "bad reflection request");
   c->state = CALL_STREAM_CLOSING;
-  call_reply(c, 0);
+  rpc_call_reply(c, 0);
 }
 
 /* ---- health watch streams ---- */
@@ -495,7 +496,7 @@ static void watch_send(rpc_call *c, int status, int send_initial) {
   c->watch_sent = status;
   c->state = CALL_WATCH_SENDING;
   count_sent(c);
-  if (call_batch(c, ops, n, &c->tag) < 0) c->state = CALL_WATCH_IDLE;
+  if (rpc_call_batch(c, ops, n, &c->tag) < 0) c->state = CALL_WATCH_IDLE;
 }
 
 static void watch_unlink(rpc_call *c) {
@@ -514,7 +515,7 @@ static void watch_start(rpc_call *c) {
     grpc_slice_unref(raw);
     if (!in) {
       rpc_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid HealthCheckRequest");
-      call_reply(c, 1);
+      rpc_call_reply(c, 1);
       return;
     }
     snprintf(service, sizeof service, "%s", in->service);
@@ -522,7 +523,7 @@ static void watch_start(rpc_call *c) {
   }
   if (!(c->watch_service = strdup(service))) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    call_reply(c, 1);
+    rpc_call_reply(c, 1);
     return;
   }
   pthread_mutex_lock(&watch_mu);
@@ -548,7 +549,7 @@ static void watch_step(rpc_call *c, int ok) {
       c->state = CALL_WATCH_IDLE;
   }
   pthread_mutex_unlock(&watch_mu);
-  if (over) call_unref(c); /* the list's */
+  if (over) rpc_call_unref(c); /* the list's */
 }
 
 /* The client left: an idle watcher has no send to notice it. */
@@ -560,7 +561,7 @@ static void watch_closed(rpc_call *c) {
     c->state = CALL_WATCH_DONE;
   }
   pthread_mutex_unlock(&watch_mu);
-  if (idle) call_unref(c);
+  if (idle) rpc_call_unref(c);
 }
 
 void rpc_watch_notify(void) {
@@ -582,7 +583,7 @@ static void watch_close(rpc_call *c) {
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   op.data.recv_close_on_server.cancelled = &c->cancelled;
-  call_batch(c, &op, 1, &c->close_tag);
+  rpc_call_batch(c, &op, 1, &c->close_tag);
 }
 
 /* The caller's trace context and request id, from metadata. A request id
@@ -626,7 +627,7 @@ static void on_arrival(rpc_call *c) {
   watch_close(c);
   if (!c->method) {
     rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
-    call_reply(c, 1);
+    rpc_call_reply(c, 1);
     return;
   }
   if (c->method->kind == METHOD_REFLECTION) {
@@ -637,8 +638,20 @@ static void on_arrival(rpc_call *c) {
     watch_start(c);
     return;
   }
+  if (c->method->kind == METHOD_FEED) {
+    /* The handler checks the request and opens the feed; a failure is
+     * answered like a unary one. */
+    serve_unary(c);
+    if (!rpc_failed(c) && c->feed) {
+      rpc_feed_begin(c);
+      return;
+    }
+    if (!rpc_failed(c)) rpc_fail(c, GRPC_STATUS_INTERNAL, "the watch did not start");
+    rpc_call_reply(c, 1);
+    return;
+  }
   serve_unary(c);
-  call_reply(c, 1);
+  rpc_call_reply(c, 1);
 }
 
 /* One completed batch of a call; `open` is 0 once the queues are closing,
@@ -648,6 +661,7 @@ static void on_event(rpc_tag *t, int ok, int open) {
   if (t->close) {
     c->closed = 1;
     if (c->method && c->method->kind == METHOD_WATCH) watch_closed(c);
+    if (c->method && c->method->kind == METHOD_FEED) rpc_feed_closed(c);
   } else {
     switch (c->state) {
     case CALL_REQUESTED:
@@ -662,13 +676,19 @@ static void on_event(rpc_tag *t, int ok, int open) {
     case CALL_WATCH_IDLE:
     case CALL_WATCH_DONE:
       break;
+    case CALL_FEED_SENDING:
+      rpc_feed_sent(c, ok && open);
+      break;
+    case CALL_FEED_IDLE:
+    case CALL_FEED_DONE:
+      break;
     case CALL_REPLYING:
     case CALL_STREAM_CLOSING:
-      call_log(c);
+      rpc_call_log(c);
       break;
     }
   }
-  call_unref(c);
+  rpc_call_unref(c);
 }
 
 /* Counts the event as busy, or returns 0 once the queues are closing. */
@@ -773,20 +793,24 @@ static int build_methods(rpc_server *s, const rpc_server_config *cfg, char *err,
       }
       int watch = streaming && strcmp(d->desc->name, "grpc.health.v1.Health") == 0 &&
                   strcmp(md->name, "Watch") == 0;
-      if (streaming && !reflection && !watch) continue; /* answered UNIMPLEMENTED */
+      /* Other server-streaming methods are the dialects' change feeds. */
+      int feed = streaming && !reflection && !watch;
       rpc_method *m = &s->methods[s->n_methods++];
       snprintf(m->path, sizeof m->path, "/%s/%s", d->desc->name, md->name);
       snprintf(m->labels, sizeof m->labels,
                "grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"",
-               reflection ? "bidi_stream"
-               : watch    ? "server_stream"
-                          : "unary",
+               reflection      ? "bidi_stream"
+               : watch || feed ? "server_stream"
+                               : "unary",
                d->desc->name, md->name);
       m->md = md;
       m->impl = d->impl;
       m->index = j;
       m->public = d->public;
-      m->kind = reflection ? METHOD_REFLECTION : watch ? METHOD_WATCH : METHOD_UNARY;
+      m->kind = reflection ? METHOD_REFLECTION
+                : watch    ? METHOD_WATCH
+                : feed     ? METHOD_FEED
+                           : METHOD_UNARY;
     }
   }
   return 0;
@@ -855,6 +879,7 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
     goto destroy_server;
   }
   grpc_server_start(s->server);
+  rpc_feed_start(s->store);
   for (int i = 0; i < s->n_workers; i++) {
     for (size_t j = 0; j < s->n_methods; j++)
       call_request(s, &s->methods[j], &s->workers[i]);
@@ -908,6 +933,9 @@ free_server:
 
 void rpc_server_stop(rpc_server *s, int grace_ms) {
   s->stopping = 1;
+  /* Change feeds never end by themselves: end them first, so that the
+   * grace period is the in-flight unary calls'. */
+  rpc_feed_stop();
   grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
   grpc_server_shutdown_and_notify(s->server, done, s);
   gpr_timespec until =
@@ -938,6 +966,7 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
     pthread_join(s->threads[i], NULL);
   for (int i = 0; i <= s->n_workers; i++)
     grpc_completion_queue_destroy(s->workers[i].cq);
+  rpc_feed_shutdown();
   pthread_cond_destroy(&s->idle);
   pthread_cond_destroy(&s->all_busy);
   pthread_mutex_destroy(&s->busy_mu);

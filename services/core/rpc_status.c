@@ -140,30 +140,69 @@ void rpc_fail_store_as(rpc_call *c, const store_err *err, const char *what) {
   rpc_fail(c, code, "%s", text);
 }
 
-void rpc_status_finish(rpc_call *c) {
-  if (c->n_violations == 0) return;
+/* Appends a violation whatever the call's status: a failed atomic batch
+ * names its items' fields, whichever code each item failed with. */
+void rpc_violation_add(rpc_call *c, grpc_status_code code, const char *field, const char *reason,
+                       const char *description) {
+  if (c->n_violations >= 100) return;
+  Google__Rpc__BadRequest__FieldViolation *v = malloc(sizeof *v);
+  void *grown = realloc(c->violations, (c->n_violations + 1) * sizeof *c->violations);
+  if (grown) c->violations = grown;
+  if (!v || !grown) {
+    free(v);
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  google__rpc__bad_request__field_violation__init(v);
+  v->field = strdup(field);
+  v->reason = strdup(reason ? reason : "");
+  v->description = strdup(description ? description : "");
+  c->violations[c->n_violations++] = v;
+  if (c->status == GRPC_STATUS_OK) {
+    c->status = code;
+    c->message = strdup(v->description);
+  }
+}
+
+Google__Rpc__Status *rpc_status_message(const rpc_call *c) {
+  Google__Rpc__Status *st = malloc(sizeof *st);
+  if (!st) return NULL;
+  google__rpc__status__init(st);
+  st->code = (int32_t)c->status;
+  st->message = strdup(c->message ? c->message : "");
+  if (!st->message) goto fail_status;
+  if (c->n_violations == 0) return st;
   Google__Rpc__BadRequest br = GOOGLE__RPC__BAD_REQUEST__INIT;
   br.n_field_violations = c->n_violations;
   br.field_violations = c->violations;
   size_t blen = google__rpc__bad_request__get_packed_size(&br);
-  uint8_t *bbuf = malloc(blen ? blen : 1);
-  if (!bbuf) return;
-  google__rpc__bad_request__pack(&br, bbuf);
+  Google__Protobuf__Any *any = malloc(sizeof *any);
+  if (!any || !(st->details = malloc(sizeof *st->details))) {
+    free(any);
+    goto fail_status;
+  }
+  google__protobuf__any__init(any);
+  st->details[0] = any;
+  st->n_details = 1;
+  any->type_url = strdup("type.googleapis.com/google.rpc.BadRequest");
+  any->value.data = malloc(blen ? blen : 1);
+  if (!any->type_url || !any->value.data) goto fail_status;
+  any->value.len = google__rpc__bad_request__pack(&br, any->value.data);
+  return st;
+fail_status:
+  protobuf_c_message_free_unpacked(&st->base, NULL);
+  return NULL;
+}
 
-  Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT, *anys[1] = {&any};
-  any.type_url = "type.googleapis.com/google.rpc.BadRequest";
-  any.value.data = bbuf;
-  any.value.len = blen;
-  Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
-  st.code = (int32_t)c->status;
-  st.message = c->message ? c->message : "";
-  st.n_details = 1;
-  st.details = anys;
-  size_t slen = google__rpc__status__get_packed_size(&st);
+void rpc_status_finish(rpc_call *c) {
+  if (c->n_violations == 0) return;
+  Google__Rpc__Status *st = rpc_status_message(c);
+  if (!st) return;
+  size_t slen = google__rpc__status__get_packed_size(st);
   c->details_bin = grpc_slice_malloc(slen);
-  google__rpc__status__pack(&st, GRPC_SLICE_START_PTR(c->details_bin));
+  google__rpc__status__pack(st, GRPC_SLICE_START_PTR(c->details_bin));
   c->has_details = 1;
-  free(bbuf);
+  protobuf_c_message_free_unpacked(&st->base, NULL);
 }
 
 void rpc_status_clear(rpc_call *c) {

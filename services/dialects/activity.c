@@ -13,10 +13,11 @@
 #include "docs.h"
 #include "events/activity/v1/activity.pb-c.h"
 #include "ids.h"
+#include "rpc_batch.h"
+#include "rpc_feed.h"
 
 #define COLL "activity_events"
 #define SEQUENCE "activity_events"
-#define CREATE_TRIES 8  /* ids tried before a create gives up */
 #define MAX_VALUES 1000 /* members of one filter list */
 #define MAX_PATHS 64    /* update_mask paths */
 #define MAX_CONDS 16
@@ -165,19 +166,15 @@ static Event *load_event(rpc_call *c, int64_t id) {
 
 /* ---- CreateEvent ---- */
 
-static void create_event(Events__Activity__V1__ActivityEventService_Service *svc,
-                         const Events__Activity__V1__CreateEventRequest *in,
-                         Events__Activity__V1__CreateEventResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
+/* One create request as the document to store; its id comes from the
+ * sequence (rpc_batch.h). */
+static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  (void)ctx;
+  const Events__Activity__V1__CreateEventRequest *in =
+      (const Events__Activity__V1__CreateEventRequest *)req;
   const Events__Activity__V1__RequestInfo *ri = in->request_info;
   if (in->event) validate_create(c, in->event);
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
-  long long id = 0;
-  store_err err;
+  if (rpc_failed(c)) return NULL;
   Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   ts_set(&now, ids_now_us());
   Event ev = *in->event; /* shallow: borrows the request's members */
@@ -190,36 +187,45 @@ static void create_event(Events__Activity__V1__ActivityEventService_Service *svc
     ev.request_city = ri->city;
     ev.request_region = ri->region;
   }
-  Event *out = NULL;
-  json_t *doc = NULL;
-  /* The sequence hands each number out once, but an id can still be taken
-   * (a document written around the sequence): then the next number. */
-  for (int attempt = 0; attempt < CREATE_TRIES; attempt++) {
-    json_decref(doc);
-    doc = NULL;
-    if (store_next_id(rpc_store(c), rpc_tenant(c), SEQUENCE, &id, &err) < 0) {
-      rpc_fail_store_as(c, &err, "event");
-      break;
-    }
-    ev.id = id;
-    if (!(doc = event_doc(&ev))) {
-      rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      break;
-    }
-    if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) == 0) break;
-    if (err.code != STORE_EDUPLICATE || attempt + 1 == CREATE_TRIES) {
-      rpc_fail_store_as(c, &err, "event");
-      break;
-    }
-  }
-  if (!rpc_failed(c) && (out = event_from_doc(c, doc))) {
-    /* Answer with the stored form, so create and get show the same times. */
-    drop_connections(out);
-    rpc_reply((ProtobufCClosure)done, c, &out->base);
-  }
-  if (rpc_failed(c)) done(NULL, c);
-  free_event(out);
+  json_t *doc = event_doc(&ev);
+  if (!doc) rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return doc;
+}
+
+/* The stored form, so create and get show the same times. */
+static ProtobufCMessage *stored_event(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  Event *out = event_from_doc(c, doc);
+  if (out) drop_connections(out);
+  return out ? &out->base : NULL;
+}
+
+static const rpc_create_ops create_ops = {
+    .what = "event",
+    .coll = COLL,
+    .sequence = SEQUENCE,
+    .build = build_event,
+    .result = stored_event,
+};
+
+static void create_event(Events__Activity__V1__ActivityEventService_Service *svc,
+                         const Events__Activity__V1__CreateEventRequest *in,
+                         Events__Activity__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  json_t *doc = rpc_create_one(c, &in->base, &create_ops);
+  ProtobufCMessage *out = doc ? stored_event(c, doc, NULL) : NULL;
+  rpc_reply((ProtobufCClosure)done, c, out);
+  if (out) protobuf_c_message_free_unpacked(out, NULL);
   json_decref(doc);
+}
+
+static void batch_create_events(Events__Activity__V1__ActivityEventService_Service *svc,
+                                const Events__Activity__V1__BatchCreateEventsRequest *in,
+                                Events__Activity__V1__BatchCreateEventsResponse_Closure done,
+                                void *call) {
+  (void)svc;
+  rpc_batch_create(call, &in->base, &create_ops, (ProtobufCClosure)done);
 }
 
 /* ---- GetEvent / DeleteEvent ---- */
@@ -406,6 +412,15 @@ static size_t list_order(rpc_call *c, const ListRequest *in, store_order *order)
   return n;
 }
 
+/* The list's filters as conditions; shared by ListEvents and WatchEvents. */
+static void list_filters(rpc_call *c, conds *q, const ListRequest *in) {
+  filter_string(c, q, "name", in->name);
+  filter_int(c, q, "id", in->id);
+  filter_time(c, q, "created_at", in->created_at);
+  filter_time(c, q, "event_at", in->event_at);
+  filter_rels(c, q, in);
+}
+
 static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
                         const Events__Activity__V1__ListEventsRequest *in,
                         Events__Activity__V1__ListEventsResponse_Closure done, void *call) {
@@ -416,12 +431,10 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
   if (in->page_token[0] && in->before_page_token[0])
     rpc_violation(c, "before_page_token", "not_allowed_value",
                   "page_token and before_page_token exclude each other");
-  filter_string(c, &q, "name", in->name);
-  filter_int(c, &q, "id", in->id);
-  filter_time(c, &q, "created_at", in->created_at);
-  filter_time(c, &q, "event_at", in->event_at);
-  filter_rels(c, &q, in);
+  list_filters(c, &q, in);
   size_t n_order = list_order(c, in, order);
+  char token[RPC_FEED_TOKEN_MAX];
+  rpc_feed_list_token(c, token, sizeof token);
   if (rpc_failed(c)) {
     conds_clear(&q);
     done(NULL, c);
@@ -464,6 +477,7 @@ static void list_events(Events__Activity__V1__ActivityEventService_Service *svc,
     total.value = page.total;
     out.total_count = &total;
   }
+  out.resume_token = token;
   done(&out, c);
 free_results:
   doc_free_all((ProtobufCMessage **)events, n_events);
@@ -603,6 +617,35 @@ free_json:
   json_decref(have);
 }
 
+/* ---- WatchEvents ---- */
+
+static ProtobufCMessage *watch_decode(rpc_call *c, const char *coll, json_t *doc) {
+  (void)coll;
+  Event *e = event_from_doc(c, doc);
+  if (e) drop_connections(e); /* as a list without provide_data_connections */
+  return e ? &e->base : NULL;
+}
+
+static void watch_events(Events__Activity__V1__ActivityEventService_Service *svc,
+                         const Events__Activity__V1__WatchEventsRequest *in,
+                         Events__Activity__V1__WatchEventsResponse_Closure done, void *call) {
+  (void)svc;
+  (void)done; /* a stream: rpc_feed answers */
+  rpc_call *c = call;
+  static const ListRequest none = EVENTS__ACTIVITY__V1__LIST_EVENTS_REQUEST__INIT;
+  conds q = {.n = 0};
+  list_filters(c, &q, in->filter ? in->filter : &none);
+  if (!rpc_failed(c)) {
+    rpc_feed_filter *f = rpc_feed_filter_new();
+    if (f && rpc_feed_filter_add(f, COLL, q.c, q.n, NULL) < 0) {
+      rpc_feed_filter_free(f);
+      f = NULL;
+    }
+    rpc_feed_open(c, f, watch_decode, in->resume_token);
+  }
+  conds_clear(&q);
+}
+
 static Events__Activity__V1__ActivityEventService_Service service = {
     .base = EVENTS__ACTIVITY__V1__ACTIVITY_EVENT_SERVICE__BASE_INIT,
     .create_event = create_event,
@@ -610,6 +653,8 @@ static Events__Activity__V1__ActivityEventService_Service service = {
     .list_events = list_events,
     .update_event = update_event,
     .delete_event = delete_event,
+    .batch_create_events = batch_create_events,
+    .watch_events = watch_events,
 };
 
 const dialect activity_dialect = {

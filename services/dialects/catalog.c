@@ -21,6 +21,7 @@
 #include "docs.h"
 #include "events/catalog/v1/catalog.pb-c.h"
 #include "ids.h"
+#include "rpc_batch.h"
 
 #define NOT_FOUND_MSG "Not found."
 
@@ -203,17 +204,20 @@ static void check_parent(rpc_call *c, const kind *k, json_t *doc) {
 
 /* ---- the handlers, once for every kind ---- */
 
-static void create_resource(const kind *k, const Resource *given, ProtobufCClosure done,
-                            rpc_call *c) {
+/* One create request of kind ctx as the document to store (rpc_batch.h):
+ * the three kinds' create requests hold just the resource. */
+static json_t *build_resource(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  const kind *k = ctx;
+  const Events__Catalog__V1__CreateEventRequest *in =
+      (const Events__Catalog__V1__CreateEventRequest *)req;
   static const Resource empty = EVENTS__CATALOG__V1__RESOURCE__INIT;
-  Resource r = given ? *given : empty, *out = NULL;
+  Resource r = in->resource ? *in->resource : empty;
   char id[ID_LEN + 1];
   Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   json_t *doc = NULL, *parent = NULL;
-  store_err err;
   if (ids_hex(id, ID_LEN) < 0) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of resources");
-    goto reply;
+    goto done;
   }
   /* Output-only fields are the service's to set, whatever the client sent. */
   ts_set(&now, ids_now_us());
@@ -223,25 +227,60 @@ static void create_resource(const kind *k, const Resource *given, ProtobufCClosu
   doc = doc_encode(&r.base, json_string(id));
   if (!doc) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto reply;
+    goto done;
   }
   check_parent(c, k, doc);
   check_members(c, doc, "resource.");
-  if (rpc_failed(c)) goto reply;
+  if (rpc_failed(c)) goto done;
   if (k->parent) {
-    if (!(parent = load_parent(c, k, doc))) goto reply;
+    if (!(parent = load_parent(c, k, doc))) goto done;
     inherit(k, doc, parent);
   }
-  if (store_insert(rpc_store(c), rpc_tenant(c), k->coll, doc, &err) < 0) {
-    rpc_fail_store_as(c, &err, k->name);
-    goto reply;
+done:
+  json_decref(parent);
+  if (rpc_failed(c)) {
+    json_decref(doc);
+    doc = NULL;
   }
-  if (k->parent && !parent_still_there(c, k, doc)) goto reply;
-  out = decode(c, doc);
-reply:
+  return doc;
+}
+
+static void write_failed(rpc_call *c, const store_err *err, const void *ctx) {
+  rpc_fail_store_as(c, err, ((const kind *)ctx)->name);
+}
+
+static int still_there(rpc_call *c, json_t *doc, const void *ctx) {
+  const kind *k = ctx;
+  return !k->parent || parent_still_there(c, k, doc);
+}
+
+static ProtobufCMessage *stored_resource(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  Resource *r = decode(c, doc);
+  return r ? &r->base : NULL;
+}
+
+#define CREATE_OPS(K_, COLL_, NAME_)                                                               \
+  {                                                                                                \
+    .what = NAME_, .coll = COLL_, .build = build_resource, .write_failed = write_failed,           \
+    .written = still_there, .result = stored_resource, .ctx = &catalog_kinds[K_]                   \
+  }
+static const rpc_create_ops create_ops[N_KINDS] = {
+    CREATE_OPS(CATEGORY, COLL_CATEGORIES, "event category"),
+    CREATE_OPS(EVENT, COLL_EVENTS, "event"),
+    CREATE_OPS(PROPERTY, COLL_PROPERTIES, "event property"),
+};
+
+static const rpc_create_ops *ops_of(const kind *k) {
+  return &create_ops[k - catalog_kinds];
+}
+
+static void create_resource(const kind *k, const ProtobufCMessage *req, ProtobufCClosure done,
+                            rpc_call *c) {
+  json_t *doc = rpc_create_one(c, req, ops_of(k));
+  Resource *out = doc ? decode(c, doc) : NULL;
   rpc_reply(done, c, rpc_failed(c) || !out ? NULL : &out->base);
   if (out) protobuf_c_message_free_unpacked(&out->base, NULL);
-  json_decref(parent);
   json_decref(doc);
 }
 
@@ -477,7 +516,13 @@ reply:
       Service *s, const Events__Catalog__V1__Create##T_##Request *in,                              \
       Events__Catalog__V1__Create##T_##Response_Closure done, void *c) {                           \
     (void)s;                                                                                       \
-    create_resource(&catalog_kinds[K_], in->resource, (ProtobufCClosure)done, c);                  \
+    create_resource(&catalog_kinds[K_], &in->base, (ProtobufCClosure)done, c);                     \
+  }                                                                                                \
+  static void catalog_batch_create_##MANY_(                                                        \
+      Service *s, const Events__Catalog__V1__BatchCreate##TS_##Request *in,                        \
+      Events__Catalog__V1__BatchCreate##TS_##Response_Closure done, void *c) {                     \
+    (void)s;                                                                                       \
+    rpc_batch_create(c, &in->base, ops_of(&catalog_kinds[K_]), (ProtobufCClosure)done);            \
   }                                                                                                \
   static void catalog_get_##ONE_(Service *s, const Events__Catalog__V1__Get##T_##Request *in,      \
                                  Events__Catalog__V1__Get##T_##Response_Closure done, void *c) {   \

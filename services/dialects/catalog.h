@@ -36,4 +36,9 @@ void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *sv
                             const Events__Catalog__V1__ListResourcesRequest *in,
                             Events__Catalog__V1__ListResourcesResponse_Closure done, void *call);
 
+/* WatchResources (catalog_resources.c): ListResources' filter on the feed. */
+void catalog_watch_resources(Events__Catalog__V1__EventCatalogService_Service *svc,
+                             const Events__Catalog__V1__WatchResourcesRequest *in,
+                             Events__Catalog__V1__WatchResourcesResponse_Closure done, void *call);
+
 #endif

@@ -17,6 +17,7 @@
 #include "catalog.h"
 #include "docs.h"
 #include "pbjson.h"
+#include "rpc_feed.h"
 
 #define MAX_RESULTS 10000
 #define MAX_NODES 512 /* expression nodes of one kind's compiled filter */
@@ -435,6 +436,8 @@ void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *sv
   }
   size_t want = offset + size > MAX_RESULTS ? MAX_RESULTS : offset + size;
   long long total = 0;
+  char token[RPC_FEED_TOKEN_MAX];
+  rpc_feed_list_token(c, token, sizeof token);
   for (int k = 0; k < N_KINDS && !rpc_failed(c); k++) {
     cp[k].values = json_array();
     result r = in->filter ? compile(c, &cp[k], in->filter, k, "filter", 0) : constant(1);
@@ -490,6 +493,7 @@ void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *sv
   out.page = (int32_t)number;
   out.n_results = n_results;
   out.results = results;
+  out.resume_token = token;
   done(&out, c);
 reply:
   if (rpc_failed(c)) done(NULL, c);
@@ -500,5 +504,58 @@ reply:
   }
   free(cp);
   free(merged); /* borrowed the pages' documents */
+  json_decref(teams);
+}
+
+/* ---- WatchResources: the same filter, on each change ---- */
+
+static ProtobufCMessage *watch_decode(rpc_call *c, const char *coll, json_t *doc) {
+  (void)coll;
+  return doc_decode(c, doc, &events__catalog__v1__resource__descriptor);
+}
+
+void catalog_watch_resources(Events__Catalog__V1__EventCatalogService_Service *svc,
+                             const Events__Catalog__V1__WatchResourcesRequest *in,
+                             Events__Catalog__V1__WatchResourcesResponse_Closure done, void *call) {
+  (void)svc;
+  (void)done; /* a stream: rpc_feed answers */
+  rpc_call *c = call;
+  const Events__Catalog__V1__ListResourcesRequest *q = in->filter;
+  rpc_feed_filter *f = rpc_feed_filter_new();
+  json_t *teams = json_array();
+  compiled *cp = calloc(N_KINDS, sizeof *cp); /* nodes: too big for the stack */
+  if (!f || !teams || !cp) goto fail_memory;
+  for (size_t i = 0; q && i < q->n_teams; i++) {
+    char norm[ID_LEN + 1];
+    if (catalog_norm_uuid(q->teams[i], norm)) json_array_append_new(teams, json_string(norm));
+  }
+  for (int k = 0; k < N_KINDS && !rpc_failed(c); k++) {
+    cp[k].values = json_array();
+    result r = q && q->filter ? compile(c, &cp[k], q->filter, k, "filter.filter", 0) : constant(1);
+    if (r.is == R_FALSE || rpc_failed(c)) continue;
+    store_expr parts[2];
+    size_t n = 0;
+    if (r.is == R_EXPR) parts[n++] = r.expr;
+    if (json_array_size(teams))
+      parts[n++] = (store_expr){.kind = STORE_X_COND, .cond = {"teams", STORE_HAS_ANY, teams}};
+    store_expr all = {.kind = STORE_X_AND, .operands = parts, .n_operands = n};
+    if (rpc_feed_filter_add(f, catalog_kinds[k].coll, NULL, 0, n ? &all : NULL) < 0)
+      goto fail_memory;
+  }
+  if (rpc_failed(c)) {
+    rpc_feed_filter_free(f);
+    f = NULL;
+  } else {
+    rpc_feed_open(c, f, watch_decode, in->resume_token);
+    f = NULL;
+  }
+  goto cleanup;
+fail_memory:
+  rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  rpc_feed_filter_free(f);
+cleanup:
+  for (int k = 0; cp && k < N_KINDS; k++)
+    json_decref(cp[k].values);
+  free(cp);
   json_decref(teams);
 }

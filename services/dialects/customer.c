@@ -8,6 +8,8 @@
 #include "docs.h"
 #include "events/customer/v1/customer.pb-c.h"
 #include "ids.h"
+#include "rpc_batch.h"
+#include "rpc_feed.h"
 
 #define COLL "customer_events"
 #define ID_LEN 26
@@ -34,16 +36,13 @@ static int check_id(rpc_call *c, const char *field, const char *id) {
   return !rpc_failed(c);
 }
 
-static void create_event(Events__Customer__V1__CustomerEventService_Service *svc,
-                         const Events__Customer__V1__CreateEventRequest *in,
-                         Events__Customer__V1__CreateEventResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
-  /* Required members were checked by their declared behaviour (rpc_behavior.c). */
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
+/* One create request as the document to store (see rpc_batch.h); its
+ * required members were checked by their declared behaviour (rpc_behavior.c). */
+static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  (void)ctx;
+  const Events__Customer__V1__CreateEventRequest *in =
+      (const Events__Customer__V1__CreateEventRequest *)req;
+  if (rpc_failed(c)) return NULL;
   char id[ID_LEN + 1];
   long long now = ids_now_us();
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -69,25 +68,60 @@ static void create_event(Events__Customer__V1__CustomerEventService_Service *svc
     ptrs[i] = &recs[i];
   }
   ev.property_records = ptrs;
-  doc = doc_encode(&ev.base, json_string(id));
-  store_err err;
-  if (store_insert(rpc_store(c), rpc_tenant(c), COLL, doc, &err) < 0) {
-    if (err.code == STORE_EDUPLICATE)
-      rpc_conflict(c, "event.external_id", "relation_already_exists",
-                   "an event with this event_type_id, customer_id and external_id exists");
-    else
-      rpc_fail_store_as(c, &err, "event");
-    goto free_records;
-  }
-  Events__Customer__V1__CreateEventResponse out = EVENTS__CUSTOMER__V1__CREATE_EVENT_RESPONSE__INIT;
-  out.event_id = id;
-  done(&out, c);
+  if (!(doc = doc_encode(&ev.base, json_string(id))))
+    rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 free_records:
-  json_decref(doc);
   free(recs);
   free(ptrs);
   free(rec_ids);
-  if (rpc_failed(c)) done(NULL, c);
+  return doc;
+}
+
+/* The triple is a unique index: a repeat is the documented conflict. */
+static void write_failed(rpc_call *c, const store_err *err, const void *ctx) {
+  (void)ctx;
+  if (err->code == STORE_EDUPLICATE)
+    rpc_conflict(c, "event.external_id", "relation_already_exists",
+                 "an event with this event_type_id, customer_id and external_id exists");
+  else
+    rpc_fail_store_as(c, err, "event");
+}
+
+static ProtobufCMessage *stored_event(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  return doc_decode(c, doc, &events__customer__v1__event__descriptor);
+}
+
+static const rpc_create_ops create_ops = {
+    .what = "event",
+    .coll = COLL,
+    .build = build_event,
+    .write_failed = write_failed,
+    .result = stored_event,
+};
+
+static void create_event(Events__Customer__V1__CustomerEventService_Service *svc,
+                         const Events__Customer__V1__CreateEventRequest *in,
+                         Events__Customer__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  json_t *doc = rpc_create_one(c, &in->base, &create_ops);
+  if (!doc) {
+    done(NULL, c);
+    return;
+  }
+  Events__Customer__V1__CreateEventResponse out = EVENTS__CUSTOMER__V1__CREATE_EVENT_RESPONSE__INIT;
+  out.event_id = (char *)json_string_value(json_object_get(doc, "id"));
+  done(&out, c);
+  json_decref(doc);
+}
+
+static void batch_create_events(Events__Customer__V1__CustomerEventService_Service *svc,
+                                const Events__Customer__V1__BatchCreateEventsRequest *in,
+                                Events__Customer__V1__BatchCreateEventsResponse_Closure done,
+                                void *call) {
+  (void)svc;
+  rpc_batch_create(call, &in->base, &create_ops, (ProtobufCClosure)done);
 }
 
 /* Loads one event of the tenant; NULL with the call failed otherwise. */
@@ -135,18 +169,11 @@ static const char *sort_field(Events__Customer__V1__SortField f) {
   }
 }
 
-static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
-                        const Events__Customer__V1__ListEventsRequest *in,
-                        Events__Customer__V1__ListEventsResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
-  if (in->offset < 0) rpc_violation(c, "offset", "out_of_range", "offset must not be negative");
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
-  store_cond conds[5];
-  json_t *vals[5] = {0};
+/* The list's filters as store conditions, values in vals (the caller
+ * frees them); shared by ListEvents and WatchEvents. */
+#define MAX_CONDS 5
+static size_t list_conds(const Events__Customer__V1__ListEventsRequest *in, store_cond *conds,
+                         json_t **vals) {
   size_t n = 0;
   const Google__Protobuf__StringValue *eq[] = {in->event_type_id, in->customer_id, in->external_id};
   static const char *const eq_fields[] = {"event_type_id", "customer_id", "external_id"};
@@ -166,6 +193,24 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
     conds[n] = (store_cond){"created_at", STORE_LTE, vals[n]};
     n++;
   }
+  return n;
+}
+
+static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
+                        const Events__Customer__V1__ListEventsRequest *in,
+                        Events__Customer__V1__ListEventsResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  if (in->offset < 0) rpc_violation(c, "offset", "out_of_range", "offset must not be negative");
+  if (rpc_failed(c)) {
+    done(NULL, c);
+    return;
+  }
+  store_cond conds[MAX_CONDS];
+  json_t *vals[MAX_CONDS] = {0};
+  size_t n = list_conds(in, conds, vals);
+  char token[RPC_FEED_TOKEN_MAX];
+  rpc_feed_list_token(c, token, sizeof token);
   store_order order = {sort_field(in->sort_field),
                        in->sort_direction ==
                            EVENTS__CUSTOMER__V1__SORT_DIRECTION__SORT_DIRECTION_DESC};
@@ -193,6 +238,7 @@ static void list_events(Events__Customer__V1__CustomerEventService_Service *svc,
   out.n_events = n_events;
   out.events = events;
   out.total_items = page.total;
+  out.resume_token = token;
   done(&out, c);
 free_results:
   doc_free_all((ProtobufCMessage **)events, n_events);
@@ -292,6 +338,36 @@ static void delete_event(Events__Customer__V1__CustomerEventService_Service *svc
   json_decref(id);
 }
 
+/* ---- WatchEvents ---- */
+
+static ProtobufCMessage *watch_decode(rpc_call *c, const char *coll, json_t *doc) {
+  (void)coll;
+  Event *ev = (Event *)doc_decode(c, doc, &events__customer__v1__event__descriptor);
+  if (ev) drop_records(ev); /* as a list without include_property_records */
+  return ev ? &ev->base : NULL;
+}
+
+static void watch_events(Events__Customer__V1__CustomerEventService_Service *svc,
+                         const Events__Customer__V1__WatchEventsRequest *in,
+                         Events__Customer__V1__WatchEventsResponse_Closure done, void *call) {
+  (void)svc;
+  (void)done; /* a stream: rpc_feed answers */
+  rpc_call *c = call;
+  static const Events__Customer__V1__ListEventsRequest none =
+      EVENTS__CUSTOMER__V1__LIST_EVENTS_REQUEST__INIT;
+  store_cond conds[MAX_CONDS];
+  json_t *vals[MAX_CONDS] = {0};
+  size_t n = list_conds(in->filter ? in->filter : &none, conds, vals);
+  rpc_feed_filter *f = rpc_feed_filter_new();
+  if (f && rpc_feed_filter_add(f, COLL, conds, n, NULL) < 0) {
+    rpc_feed_filter_free(f);
+    f = NULL;
+  }
+  rpc_feed_open(c, f, watch_decode, in->resume_token);
+  for (size_t i = 0; i < n; i++)
+    json_decref(vals[i]);
+}
+
 static Events__Customer__V1__CustomerEventService_Service service = {
     .base = EVENTS__CUSTOMER__V1__CUSTOMER_EVENT_SERVICE__BASE_INIT,
     .create_event = create_event,
@@ -300,6 +376,8 @@ static Events__Customer__V1__CustomerEventService_Service service = {
     .list_property_records = list_property_records,
     .update_event = update_event,
     .delete_event = delete_event,
+    .batch_create_events = batch_create_events,
+    .watch_events = watch_events,
 };
 
 const dialect customer_dialect = {

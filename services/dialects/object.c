@@ -10,7 +10,9 @@
 #include "docs.h"
 #include "events/object/v1/object.pb-c.h"
 #include "ids.h"
+#include "rpc_feed.h"
 #include "pbjson.h"
+#include "rpc_batch.h"
 
 #define COLL "object_events"
 
@@ -107,24 +109,20 @@ static Event *save_event(rpc_call *c, const Event *ev, int insert) {
   return saved;
 }
 
-static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
-                         const Events__Object__V1__CreateEventRequest *in,
-                         Events__Object__V1__CreateEventResponse_Closure done, void *call) {
-  (void)svc;
-  rpc_call *c = call;
+/* One create request as the document to store (rpc_batch.h). */
+static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void *ctx) {
+  (void)ctx;
+  const Events__Object__V1__CreateEventRequest *in =
+      (const Events__Object__V1__CreateEventRequest *)req;
   if (in->event) validate_event(c, in->event);
-  if (rpc_failed(c)) {
-    done(NULL, c);
-    return;
-  }
+  if (rpc_failed(c)) return NULL;
   char id[37], token[37];
   Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   StringValue generated = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
   Event ev = *in->event; /* shallow: the request owns every member */
   if (ids_uuid7(id) < 0 || ids_uuid4(token) < 0) {
     rpc_fail(c, GRPC_STATUS_UNAVAILABLE, "no randomness for ids");
-    done(NULL, c);
-    return;
+    return NULL;
   }
   ts_set(&now, ids_now_us());
   ev.id = id;
@@ -136,9 +134,42 @@ static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
   }
   if (ev.review_status == EVENTS__OBJECT__V1__REVIEW_STATUS__REVIEW_STATUS_UNSPECIFIED)
     ev.review_status = EVENTS__OBJECT__V1__REVIEW_STATUS__REVIEW_STATUS_APPROVED;
-  Event *saved = save_event(c, &ev, 1);
-  rpc_reply((ProtobufCClosure)done, c, saved ? &saved->base : NULL);
-  if (saved) protobuf_c_message_free_unpacked(&saved->base, NULL);
+  json_t *doc = doc_encode(&ev.base, json_string(ev.id));
+  if (!doc) rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return doc;
+}
+
+/* What a later read returns. */
+static ProtobufCMessage *stored_event(rpc_call *c, json_t *doc, const void *ctx) {
+  (void)ctx;
+  return doc_decode(c, doc, &events__object__v1__event__descriptor);
+}
+
+static const rpc_create_ops create_ops = {
+    .what = "event",
+    .coll = COLL,
+    .build = build_event,
+    .result = stored_event,
+};
+
+static void create_event(Events__Object__V1__ObjectEventService_Service *svc,
+                         const Events__Object__V1__CreateEventRequest *in,
+                         Events__Object__V1__CreateEventResponse_Closure done, void *call) {
+  (void)svc;
+  rpc_call *c = call;
+  json_t *doc = rpc_create_one(c, &in->base, &create_ops);
+  ProtobufCMessage *saved = doc ? stored_event(c, doc, NULL) : NULL;
+  rpc_reply((ProtobufCClosure)done, c, saved);
+  if (saved) protobuf_c_message_free_unpacked(saved, NULL);
+  json_decref(doc);
+}
+
+static void batch_create_events(Events__Object__V1__ObjectEventService_Service *svc,
+                                const Events__Object__V1__BatchCreateEventsRequest *in,
+                                Events__Object__V1__BatchCreateEventsResponse_Closure done,
+                                void *call) {
+  (void)svc;
+  rpc_batch_create(call, &in->base, &create_ops, (ProtobufCClosure)done);
 }
 
 /* Loads an event of the tenant that belongs to `object_id`; an event of
@@ -309,6 +340,8 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
     goto reply;
   }
   list_conds(in, enc, &cs);
+  char token[RPC_FEED_TOKEN_MAX];
+  rpc_feed_list_token(c, token, sizeof token);
   store_query q = {.conds = cs.items,
                    .n_conds = cs.n,
                    .limit = rpc_page_size(c, in->page_size),
@@ -327,6 +360,7 @@ static void list_events(Events__Object__V1__ObjectEventService_Service *svc,
   out.n_events = n_events;
   out.events = events;
   if (page.next) out.next_page_token = page.next;
+  out.resume_token = token;
   done(&out, c);
 free_results:
   doc_free_all((ProtobufCMessage **)events, n_events);
@@ -336,6 +370,39 @@ reply:
   if (rpc_failed(c)) done(NULL, c);
 }
 
+/* ---- WatchEvents: the list's filters (an object_id is required as there) ---- */
+
+static ProtobufCMessage *watch_decode(rpc_call *c, const char *coll, json_t *doc) {
+  (void)coll;
+  return doc_decode(c, doc, &events__object__v1__event__descriptor);
+}
+
+static void watch_events(Events__Object__V1__ObjectEventService_Service *svc,
+                         const Events__Object__V1__WatchEventsRequest *in,
+                         Events__Object__V1__WatchEventsResponse_Closure done, void *call) {
+  (void)svc;
+  (void)done; /* a stream: rpc_feed answers */
+  rpc_call *c = call;
+  static const Events__Object__V1__ListEventsRequest none =
+      EVENTS__OBJECT__V1__LIST_EVENTS_REQUEST__INIT;
+  const Events__Object__V1__ListEventsRequest *q = in->filter ? in->filter : &none;
+  if (!q->object_id || !*q->object_id)
+    rpc_violation(c, "filter.object_id", "required", "filter.object_id is required");
+  else
+    validate_list(c, q);
+  if (rpc_failed(c)) return;
+  json_t *enc = pbjson_encode(&q->base, PBJSON_MICROS_TIME | PBJSON_OMIT_NULL);
+  conds cs = {.n = 0};
+  rpc_feed_filter *f = enc ? rpc_feed_filter_new() : NULL;
+  if (f) list_conds(q, enc, &cs);
+  if (f && rpc_feed_filter_add(f, COLL, cs.items, cs.n, NULL) < 0) {
+    rpc_feed_filter_free(f);
+    f = NULL;
+  }
+  rpc_feed_open(c, f, watch_decode, in->resume_token);
+  json_decref(enc);
+}
+
 static Events__Object__V1__ObjectEventService_Service service = {
     .base = EVENTS__OBJECT__V1__OBJECT_EVENT_SERVICE__BASE_INIT,
     .create_event = create_event,
@@ -343,6 +410,8 @@ static Events__Object__V1__ObjectEventService_Service service = {
     .list_events = list_events,
     .update_event = update_event,
     .delete_event = delete_event,
+    .batch_create_events = batch_create_events,
+    .watch_events = watch_events,
 };
 
 const dialect object_dialect = {

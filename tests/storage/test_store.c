@@ -1852,6 +1852,421 @@ static int test_end(void **state) {
   return 0;
 }
 
+/* ---- batches ------------------------------------------------------------------- */
+
+static long long count_of(const char *tenant, const char *coll) {
+  store_err e;
+  long long n = -1;
+  CHK(STORE_OK, store_count(g_st, tenant, coll, NULL, 0, &n, &e));
+  return n;
+}
+
+/* docs from JSON texts; the array holds new references. */
+static void load_docs(json_t **docs, const char *const *texts, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    docs[i] = J(texts[i]);
+}
+
+static void free_docs(json_t **docs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    json_decref(docs[i]);
+}
+
+static void test_insert_many(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "batch";
+  int res[8];
+  json_t *docs[8];
+  insert_text(T, "events", "{\"id\":100,\"kind\":\"k\",\"ext\":\"old\"}");
+
+  /* Non-atomic: each document alone; a duplicate inside the batch loses to
+   * the first, one against a stored document fails, a malformed one too. */
+  static const char *const mixed[] = {
+      "{\"id\":1,\"kind\":\"k\",\"ext\":\"a\"}", "{\"id\":2,\"kind\":\"k\",\"ext\":\"b\"}",
+      "{\"id\":3,\"kind\":\"k\",\"ext\":\"a\"}", "{\"id\":100,\"kind\":\"k\",\"ext\":\"c\"}",
+      "{\"kind\":\"k\",\"ext\":\"d\"}",          "{\"id\":4,\"kind\":\"k\",\"ext\":\"old\"}",
+      "{\"id\":5,\"kind\":\"k\",\"ext\":\"e\"}",
+  };
+  load_docs(docs, mixed, 7);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 7, 0, res, &e));
+  int want[] = {STORE_OK,     STORE_OK,         STORE_EDUPLICATE, STORE_EDUPLICATE,
+                STORE_EINVAL, STORE_EDUPLICATE, STORE_OK};
+  for (int i = 0; i < 7; i++)
+    assert_int_equal(res[i], want[i]);
+  assert_int_equal(count_of(T, "events"), 4);
+  free_docs(docs, 7);
+
+  /* Atomic: one failure, nothing written; the others are aborted. */
+  static const char *const atomic_bad[] = {
+      "{\"id\":10,\"kind\":\"k\",\"ext\":\"x\"}",
+      "{\"id\":11,\"kind\":\"k\",\"ext\":\"a\"}", /* taken by id 1 */
+      "{\"id\":12,\"kind\":\"k\",\"ext\":\"y\"}",
+      "{\"id\":13,\"kind\":\"k\",\"ext\":\"y\"}", /* taken by id 12, in the batch */
+  };
+  load_docs(docs, atomic_bad, 4);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 4, 1, res, &e));
+  assert_int_equal(res[0], STORE_EABORTED);
+  assert_int_equal(res[1], STORE_EDUPLICATE);
+  assert_int_equal(res[2], STORE_EABORTED);
+  assert_int_equal(res[3], STORE_EDUPLICATE);
+  assert_int_equal(count_of(T, "events"), 4);
+  json_t *id10 = json_integer(10), *out = NULL;
+  CHK(STORE_ENOTFOUND, store_get(g_st, T, "events", id10, &out, &e));
+  free_docs(docs, 4);
+
+  /* Atomic with a malformed document: refused before anything is sent. */
+  static const char *const atomic_malformed[] = {"{\"id\":10,\"kind\":\"k\",\"ext\":\"x\"}",
+                                                 "{\"id\":[1],\"kind\":\"k\",\"ext\":\"z\"}"};
+  load_docs(docs, atomic_malformed, 2);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 2, 1, res, &e));
+  assert_int_equal(res[0], STORE_EABORTED);
+  assert_int_equal(res[1], STORE_EINVAL);
+  assert_int_equal(count_of(T, "events"), 4);
+  free_docs(docs, 2);
+
+  /* Atomic and valid: all written, readable, in the tenant only. */
+  static const char *const atomic_ok[] = {"{\"id\":10,\"kind\":\"k\",\"ext\":\"x\"}",
+                                          "{\"id\":11,\"kind\":\"k\",\"ext\":\"z\",\"n\":1.5}"};
+  load_docs(docs, atomic_ok, 2);
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 2, 1, res, &e));
+  assert_int_equal(res[0], STORE_OK);
+  assert_int_equal(res[1], STORE_OK);
+  assert_int_equal(count_of(T, "events"), 6);
+  assert_int_equal(count_of("batch-other", "events"), 0);
+  CHK(STORE_OK, store_get(g_st, T, "events", id10, &out, &e));
+  assert_string_equal(json_string_value(json_object_get(out, "ext")), "x");
+  json_decref(out);
+  free_docs(docs, 2);
+  json_decref(id10);
+
+  /* Bounds: empty is nothing; more than STORE_BATCH_MAX is refused whole. */
+  CHK(STORE_OK, store_insert_many(g_st, T, "events", docs, 0, 0, res, &e));
+  json_t **many = calloc(STORE_BATCH_MAX + 1, sizeof *many);
+  int *many_res = calloc(STORE_BATCH_MAX + 1, sizeof *many_res);
+  for (int i = 0; i <= STORE_BATCH_MAX; i++)
+    many[i] = json_pack("{s:i}", "id", 1000 + i);
+  CHK(STORE_EINVAL,
+      store_insert_many(g_st, T, "items", many, STORE_BATCH_MAX + 1, 0, many_res, &e));
+  assert_int_equal(count_of(T, "items"), 0);
+  /* A full batch is one write. */
+  CHK(STORE_OK, store_insert_many(g_st, T, "items", many, STORE_BATCH_MAX, 0, many_res, &e));
+  for (int i = 0; i < STORE_BATCH_MAX; i++)
+    assert_int_equal(many_res[i], STORE_OK);
+  assert_int_equal(count_of(T, "items"), STORE_BATCH_MAX);
+  free_docs(many, STORE_BATCH_MAX + 1);
+  free(many);
+  free(many_res);
+}
+
+/* Concurrent batches, from two handles (replicas), each holding one document
+ * with the same unique triple and others of their own: exactly one of the
+ * shared ones wins, everything else is written. */
+enum { BATCH_THREADS = 8, BATCH_DOCS = 20 };
+
+static void *race_batch(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  json_t *docs[BATCH_DOCS];
+  int res[BATCH_DOCS];
+  for (int i = 0; i < BATCH_DOCS; i++) {
+    char ext[32];
+    snprintf(ext, sizeof ext, "own-%d", w->index * 1000 + i);
+    docs[i] = json_pack("{s:i, s:s, s:s}", "id",
+                        i == BATCH_DOCS / 2 ? 100000 + w->index : w->index * 1000 + i, "kind", "k",
+                        "ext", i == BATCH_DOCS / 2 ? "shared" : ext);
+  }
+  pthread_barrier_wait(w->go);
+  w->rc = store_insert_many(replica(w->index), "batch-race", "events", docs, BATCH_DOCS,
+                            w->index % 2, res, &e);
+  if (w->rc) snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+  for (int i = 0; i < BATCH_DOCS; i++) {
+    if (res[i] == STORE_OK) w->inserted++;
+    if (i == BATCH_DOCS / 2) w->n_values = res[i] == STORE_OK;
+    json_decref(docs[i]);
+  }
+  return NULL;
+}
+
+static void test_insert_many_race(void **state) {
+  (void)state;
+  store_err e;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[BATCH_THREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, BATCH_THREADS, race_batch);
+  int winners = 0, inserted = 0;
+  for (int t = 0; t < BATCH_THREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+    winners += w[t].n_values;
+    inserted += w[t].inserted;
+    /* Odd workers were atomic: all or nothing. */
+    if (t % 2) assert_true(w[t].inserted == 0 || w[t].inserted == BATCH_DOCS);
+  }
+  assert_int_equal(winners, 1);
+  assert_int_equal(count_of("batch-race", "events"), inserted);
+  store_close(g_st2);
+  g_st2 = NULL;
+}
+
+/* Blocks of ids, taken by several threads on two handles beside single
+ * ids: together they are exactly 1..n. */
+static void *race_blocks(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  pthread_barrier_wait(w->go);
+  for (int i = 0; i < 6; i++) {
+    long long first = 0, count = (w->index + i) % 3 == 0 ? 1 : 7;
+    if ((w->rc = store_next_ids(replica(w->index), "blocks", "b", count, &first, &e))) {
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+      return NULL;
+    }
+    for (long long k = 0; k < count && w->n_values < 64; k++)
+      w->values[w->n_values++] = first + k;
+  }
+  return NULL;
+}
+
+static void test_next_ids(void **state) {
+  (void)state;
+  store_err e;
+  long long first = 0;
+  CHK(STORE_OK, store_next_ids(g_st, "blocks-1", "s", 5, &first, &e));
+  assert_int_equal(first, 1);
+  CHK(STORE_OK, store_next_id(g_st, "blocks-1", "s", &first, &e));
+  assert_int_equal(first, 6);
+  CHK(STORE_OK, store_next_ids(g_st, "blocks-1", "s", 3, &first, &e));
+  assert_int_equal(first, 7);
+  CHK(STORE_EINVAL, store_next_ids(g_st, "blocks-1", "s", 0, &first, &e));
+  CHK(STORE_EINVAL, store_next_ids(g_st, "blocks-1", "s", STORE_BATCH_MAX + 1, &first, &e));
+
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[NTHREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, NTHREADS, race_blocks);
+  store_close(g_st2);
+  g_st2 = NULL;
+  long long all[NTHREADS * 64];
+  size_t n = 0;
+  for (int t = 0; t < NTHREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+    for (int i = 0; i < w[t].n_values; i++)
+      all[n++] = w[t].values[i];
+  }
+  qsort(all, n, sizeof *all, cmp_ll);
+  for (size_t i = 0; i < n; i++)
+    if (all[i] != (long long)i + 1) {
+      print_error("block ids not 1..%zu: position %zu holds %lld\n", n, i, all[i]);
+      fail();
+    }
+}
+
+/* ---- change log ------------------------------------------------------------ */
+
+/* Reads every change of tenant after `after`, page by page; *last (may be
+ * NULL) gets the last page's positions, without its changes. */
+static json_t *all_changes(store *st, const char *tenant, long long after,
+                           store_changes_page *last) {
+  store_err e;
+  json_t *all = json_array();
+  for (;;) {
+    store_changes_page p;
+    CHK(STORE_OK, store_changes(st, tenant, after, 3, &p, &e));
+    json_array_extend(all, p.changes);
+    int more = p.scanned > after && json_array_size(p.changes) > 0;
+    after = p.scanned;
+    if (last) *last = (store_changes_page){NULL, p.scanned, p.head, p.floor};
+    store_changes_clear(&p);
+    if (!more) break;
+  }
+  return all;
+}
+
+/* Positions are exact on SQLite; on MongoDB a failed write voids the
+ * position it claimed, so they only increase. */
+static long long g_last_seq;
+static void expect_change(json_t *ch, long long seq, int op, const char *coll, json_int_t id) {
+  assert_non_null(ch);
+  long long got = json_integer_value(json_object_get(ch, "seq"));
+  if (!is_mongo()) assert_int_equal(got, seq);
+  assert_true(seq == 1 || got > g_last_seq);
+  g_last_seq = got;
+  assert_int_equal(json_integer_value(json_object_get(ch, "op")), op);
+  assert_string_equal(json_string_value(json_object_get(ch, "coll")), coll);
+  assert_int_equal(json_integer_value(json_object_get(ch, "id")), id);
+  assert_true(json_integer_value(json_object_get(ch, "time")) > 0);
+}
+
+static void test_change_log(void **state) {
+  (void)state;
+  store_err e;
+  const char *T = "chg", *O = "chg-other";
+  store_changes_page p;
+  CHK(STORE_OK, store_changes(g_st, T, 0, 10, &p, &e));
+  assert_int_equal(json_array_size(p.changes), 0);
+  assert_int_equal(p.head, 0);
+  assert_int_equal(p.floor, 0);
+  store_changes_clear(&p);
+
+  insert_text(T, "props", "{\"id\":1,\"parent\":1,\"v\":\"a\"}");
+  insert_text(T, "props", "{\"id\":2,\"parent\":1}");
+  insert_text(O, "props", "{\"id\":1,\"parent\":1}");
+  json_t *dup = J("{\"id\":1,\"parent\":9}"), *one = json_integer(1), *two = json_integer(2);
+  CHK(STORE_EDUPLICATE, store_insert(g_st, T, "props", dup, &e)); /* no change */
+  json_t *set = J("{\"v\":\"b\"}"), *out = NULL;
+  CHK(STORE_OK, store_patch(g_st, T, "props", one, set, &out, &e));
+  json_decref(out);
+  json_t *rep = J("{\"id\":2,\"parent\":2,\"w\":1}");
+  CHK(STORE_OK, store_replace(g_st, T, "props", rep, &e));
+  CHK(STORE_OK, store_delete(g_st, T, "props", one, &e));
+  CHK(STORE_ENOTFOUND, store_delete(g_st, T, "props", one, &e)); /* no change */
+  insert_text(T, "props", "{\"id\":3,\"parent\":2}");
+  json_t *par = json_integer(2);
+  store_cond c = {"parent", STORE_EQ, par};
+  long long n = 0;
+  CHK(STORE_OK, store_delete_where(g_st, T, "props", &c, 1, &n, &e));
+  assert_int_equal(n, 2);
+
+  store_changes_page last = {0};
+  json_t *all = all_changes(g_st, T, 0, &last);
+  assert_int_equal(json_array_size(all), 8);
+  expect_change(json_array_get(all, 0), 1, STORE_CHANGE_CREATE, "props", 1);
+  expect_change(json_array_get(all, 1), 2, STORE_CHANGE_CREATE, "props", 2);
+  expect_change(json_array_get(all, 2), 3, STORE_CHANGE_UPDATE, "props", 1);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(json_array_get(all, 2), "doc"), "v")), "b");
+  expect_change(json_array_get(all, 3), 4, STORE_CHANGE_UPDATE, "props", 2);
+  expect_change(json_array_get(all, 4), 5, STORE_CHANGE_DELETE, "props", 1);
+  /* A delete carries the document as it was (filters can match it). */
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(json_array_get(all, 4), "doc"), "parent")),
+      1);
+  expect_change(json_array_get(all, 5), 6, STORE_CHANGE_CREATE, "props", 3);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 6), "op")),
+                   STORE_CHANGE_DELETE);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 7), "op")),
+                   STORE_CHANGE_DELETE);
+  long long last_seq = json_integer_value(json_object_get(json_array_get(all, 7), "seq"));
+  assert_int_equal(last.head, last_seq);
+  assert_int_equal(last.scanned, last_seq);
+  /* A read past every position (how the service asks for the head) gives
+   * the head, not the position asked after. */
+  CHK(STORE_OK, store_changes(g_st, T, (long long)1 << 62, 1, &p, &e));
+  assert_int_equal(json_array_size(p.changes), 0);
+  assert_int_equal(p.head, last_seq);
+  store_changes_clear(&p);
+  json_t *first = all;
+
+  /* Tenants have logs of their own. */
+  all = all_changes(g_st, O, 0, NULL);
+  assert_int_equal(json_array_size(all), 1);
+  json_decref(all);
+  all = first;
+  /* Resuming after a position gives what follows it. */
+  long long fifth = json_integer_value(json_object_get(json_array_get(all, 4), "seq"));
+  json_decref(all);
+  all = all_changes(g_st, T, fifth, NULL);
+  assert_int_equal(json_array_size(all), 3);
+  g_last_seq = fifth;
+  expect_change(json_array_get(all, 0), 6, STORE_CHANGE_CREATE, "props", 3);
+  json_decref(all);
+
+  /* Pruning: nothing is newer than now + 1 s; the floor names the gap. */
+  long long removed = 0;
+  CHK(STORE_OK, store_changes_prune(g_st, 1, &removed, &e));
+  assert_int_equal(removed, 0);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  long long now_us = (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+  CHK(STORE_OK, store_changes_prune(g_st, now_us + 1000000, &removed, &e));
+  assert_true(removed >= 9);
+  CHK(STORE_OK, store_changes(g_st, T, 0, 10, &p, &e));
+  assert_int_equal(json_array_size(p.changes), 0);
+  assert_int_equal(p.floor, last_seq);
+  assert_int_equal(p.head, last_seq);
+  store_changes_clear(&p);
+  /* Numbering goes on after a prune. */
+  insert_text(T, "props", "{\"id\":4,\"parent\":4}");
+  all = all_changes(g_st, T, last_seq, NULL);
+  assert_int_equal(json_array_size(all), 1);
+  g_last_seq = last_seq;
+  expect_change(json_array_get(all, 0), 9, STORE_CHANGE_CREATE, "props", 4);
+  json_decref(all);
+  json_decref(par);
+  json_decref(rep);
+  json_decref(set);
+  json_decref(dup);
+  json_decref(one);
+  json_decref(two);
+}
+
+/* Writers on two handles (two replicas) at once: every acknowledged write is
+ * in the log exactly once, positions are 1..N without holes, and each
+ * document's changes are in the order its writes happened. */
+static void *change_writer(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  store *st = replica(w->index);
+  pthread_barrier_wait(w->go);
+  for (int i = 0; i < 10 && !w->rc; i++) {
+    char text[96];
+    snprintf(text, sizeof text, "{\"id\":%d,\"n\":0}", w->index * 100 + i);
+    json_t *doc = json_loads(text, 0, NULL), *id = json_integer(w->index * 100 + i);
+    json_t *set = json_pack("{si}", "n", 1);
+    if ((w->rc = store_insert(st, "chg-race", "props", doc, &e)) ||
+        (w->rc = store_patch(st, "chg-race", "props", id, set, NULL, &e)) ||
+        (i % 2 && (w->rc = store_delete(st, "chg-race", "props", id, &e))))
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+    else
+      w->n_values += 2 + i % 2;
+    json_decref(set);
+    json_decref(id);
+    json_decref(doc);
+  }
+  return NULL;
+}
+
+static void test_change_log_replicas(void **state) {
+  (void)state;
+  store_err e;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[NTHREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, NTHREADS, change_writer);
+  store_close(g_st2);
+  g_st2 = NULL;
+  int total = 0;
+  for (int i = 0; i < NTHREADS; i++) {
+    if (w[i].rc) print_error("writer %d: %s\n", i, w[i].msg);
+    assert_int_equal(w[i].rc, 0);
+    total += w[i].n_values;
+  }
+  json_t *all = all_changes(g_st, "chg-race", 0, NULL);
+  assert_int_equal((int)json_array_size(all), total);
+  json_t *state_of = json_object(); /* id -> last op seen */
+  size_t i;
+  json_t *ch;
+  json_array_foreach(all, i, ch) {
+    if (!is_mongo())
+      assert_int_equal(json_integer_value(json_object_get(ch, "seq")), (long long)i + 1);
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(ch, "id")));
+    int op = (int)json_integer_value(json_object_get(ch, "op"));
+    int prev = (int)json_integer_value(json_object_get(state_of, key));
+    int want = op == STORE_CHANGE_CREATE   ? 0
+               : op == STORE_CHANGE_UPDATE ? STORE_CHANGE_CREATE
+                                           : STORE_CHANGE_UPDATE;
+    assert_int_equal(prev, want);
+    if (op == STORE_CHANGE_UPDATE)
+      assert_int_equal(json_integer_value(json_object_get(json_object_get(ch, "doc"), "n")), 1);
+    json_object_set_new(state_of, key, json_integer(op));
+  }
+  json_decref(state_of);
+  json_decref(all);
+}
+
 static int group_setup(void **state) {
   (void)state;
   store_err e;
@@ -1929,12 +2344,17 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_delete_where, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_unique_race, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_next_id, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_next_ids, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_insert_many, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_insert_many_race, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_patch_atomic, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_two_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_pages_during_inserts, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_group_creates, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_group_failures, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_durability, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
   };
   const char *filter = getenv("STORE_TEST_FILTER"); /* e.g. "*outage*" while debugging */
