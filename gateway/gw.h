@@ -174,6 +174,9 @@ int gw_bind_path(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
 /* The builder of a route without one: query parameters by the route's map,
  * and the body into its body field. */
 int gw_bind_request(const gw_req *req, ProtobufCMessage *in, gw_fail *f);
+/* Whether field f of d is gRPC-only ((events.api.v1.field).rest_name "-"):
+ * no query parameter, no member of a REST body, not in the OpenAPI document. */
+int gw_grpc_only(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f);
 /* The renderer of a route without one: the response (its response field)
  * as the dialect's JSON, in {resp_wrap: ...} when the route has one, with
  * the route's success status. */

@@ -87,6 +87,13 @@ free_body:
   return rc;
 }
 
+/* Whether field f of d is gRPC-only: (events.api.v1.field).rest_name "-". */
+int gw_grpc_only(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f) {
+  const api *a = gw_api();
+  const char *r = a ? api_field_of(a, d, f).rules->rest_name : NULL;
+  return r && strcmp(r, "-") == 0;
+}
+
 int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const ProtobufCMessage *out,
                       gw_resp *resp, gw_fail *f) {
   (void)in;
@@ -94,6 +101,14 @@ int gw_render_default(const gw_req *req, const ProtobufCMessage *in, const Proto
   resp->status = rt->ok_status ? rt->ok_status : 200;
   if (resp->status == 204) return 0;
   resp->body = pbjson_encode(out, rt->dialect->json_flags);
+  /* members only gRPC callers get (e.g. a list's resume_token) */
+  const ProtobufCMessageDescriptor *d = out->descriptor;
+  for (unsigned i = 0; resp->body && i < d->n_fields; i++)
+    if (gw_grpc_only(d, &d->fields[i])) {
+      char buf[128];
+      const char *name = pbjson_field_name(&d->fields[i], rt->dialect->json_flags, buf, sizeof buf);
+      json_object_del(resp->body, name ? name : d->fields[i].name);
+    }
   /* the dialect's envelope ({"data": ...}) around it, when the route has one */
   if (resp->body && rt->resp_wrap) resp->body = json_pack("{s:o}", rt->resp_wrap, resp->body);
   if (!resp->body) {

@@ -177,6 +177,7 @@ static json_t *field_schema(const ProtobufCFieldDescriptor *f, unsigned flags, i
 static json_t *inline_schema(const ProtobufCMessageDescriptor *d, unsigned flags, int depth) {
   json_t *props = json_object();
   for (unsigned i = 0; i < d->n_fields; i++) {
+    if (gw_grpc_only(d, &d->fields[i])) continue;
     char buf[128];
     const char *name = pbjson_field_name(&d->fields[i], flags, buf, sizeof buf);
     json_t *fs = field_schema(&d->fields[i], flags, depth);

@@ -37,6 +37,14 @@ def test_validates(doc):
     validate(doc)
 
 
+def test_grpc_only_members_stay_out(doc):
+    """rest_name "-" fields (the lists' resume_token, BatchCreate and Watch
+    RPCs have no binding) are not part of the REST surface."""
+    text = json.dumps(doc)
+    assert "resume_token" not in text and "resumeToken" not in text
+    assert "Batch" not in text and "Watch" not in text
+
+
 def test_spectral_oas_has_no_errors(doc_file, tmp_path):
     ruleset = tmp_path / ".spectral.yaml"
     ruleset.write_text('extends: ["spectral:oas"]\n')
