@@ -1969,24 +1969,20 @@ cleanup:
 
 #define MG_HEAD_PAGE 1000
 
-/* The head: the last position whose predecessors are all settled, walked
- * from the highest such position this process saw (or the floor). */
-static int mg_chg_head(mg_store *s, const char *tenant, long long floor, long long *head,
-                       store_err *err) {
+/* The slot of the tenant's head hint: a position up to which every entry
+ * was seen settled (0: none yet). */
+static struct mg_seq *mg_chg_hint(mg_store *s, const char *tenant, long long *hint) {
   json_t *key = json_string(MG_MARKS);
   size_t slot_i = key ? mg_stripe_index(tenant, MG_MARKS, key) : 0;
   json_decref(key);
   struct mg_seq *slot = &s->chg_head[slot_i];
-  long long h = 0;
   pthread_mutex_lock(&s->head_mu);
-  if (slot->key && !strcmp(slot->key, tenant)) h = slot->last;
+  *hint = slot->key && !strcmp(slot->key, tenant) ? slot->last : 0;
   pthread_mutex_unlock(&s->head_mu);
-  if (h < floor) h = floor;
-  int rc, more = 1;
-  while (more && !(rc = mg_chg_walk(s, tenant, h, MG_HEAD_PAGE, NULL, &h, &more, err))) {
-  }
-  if (rc) return rc;
-  *head = h;
+  return slot;
+}
+
+static void mg_chg_hint_set(mg_store *s, struct mg_seq *slot, const char *tenant, long long h) {
   pthread_mutex_lock(&s->head_mu);
   if (!slot->key || strcmp(slot->key, tenant)) {
     char *k = strdup(tenant);
@@ -1999,22 +1995,41 @@ static int mg_chg_head(mg_store *s, const char *tenant, long long floor, long lo
     slot->last = h;
   }
   pthread_mutex_unlock(&s->head_mu);
-  return STORE_OK;
 }
 
+/* The head (the last position whose predecessors are all settled) is
+ * walked from the hint, or from the floor. A read from a position the hint
+ * covers (a watcher at the head, as a rule) is itself that walk: where its
+ * page ends short, the head is. */
 static int mg_changes(store *st, const char *tenant, long long after, size_t limit,
                       store_changes_page *out, store_err *err) {
   mg_store *s = MG(st);
-  int rc, more;
-  /* Floor and head first: a page read after them is never behind them. */
+  int rc, more = 0;
+  long long h;
+  /* The floor first: a page read after it is never behind it. */
   if ((rc = mg_chg_floor(s, tenant, &out->floor, err))) return rc;
-  if ((rc = mg_chg_head(s, tenant, out->floor, &out->head, err))) return rc;
-  if (out->head < out->floor) out->head = out->floor;
-  if (after >= out->head) return STORE_OK; /* nothing settled past it (yet) */
-  if ((rc = mg_chg_walk(s, tenant, after, limit, out->changes, &out->scanned, &more, err)))
-    return rc;
-  /* Settling may have moved past the head found above. */
-  if (out->scanned > out->head) out->head = out->scanned;
+  struct mg_seq *slot = mg_chg_hint(s, tenant, &h);
+  if (h < out->floor) h = out->floor;
+  int read = 0;
+  if (after >= out->floor && after <= h) {
+    if ((rc = mg_chg_walk(s, tenant, after, limit, out->changes, &out->scanned, &more, err)))
+      return rc;
+    read = 1;
+    if (out->scanned > h) h = out->scanned;
+  }
+  if (!read || more) {
+    do {
+      if ((rc = mg_chg_walk(s, tenant, h, MG_HEAD_PAGE, NULL, &h, &more, err))) return rc;
+    } while (more);
+  }
+  out->head = h;
+  mg_chg_hint_set(s, slot, tenant, h);
+  if (!read && after < out->head) {
+    if ((rc = mg_chg_walk(s, tenant, after, limit, out->changes, &out->scanned, &more, err)))
+      return rc;
+    /* Settling may have moved past the head found above. */
+    if (out->scanned > out->head) out->head = out->scanned;
+  }
   return STORE_OK;
 }
 
