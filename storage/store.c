@@ -534,7 +534,7 @@ static int check_patch(json_t *set, store_err *err) {
 
 static int coll_name_ok(const char *name) {
   if (!name || !*name || strlen(name) > 64 || !strcmp(name, STORE_COUNTERS) ||
-      !strcmp(name, STORE_CHANGES) || !strncmp(name, "sqlite_", 7))
+      !strncmp(name, STORE_CHANGES, strlen(STORE_CHANGES)) || !strncmp(name, "sqlite_", 7))
     return 0;
   for (const char *p = name; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||

@@ -78,7 +78,8 @@ extern const store_engine_ops store_mongo_engine;
 
 /* The counters collection/table behind store_next_id; a schema may not use it. */
 #define STORE_COUNTERS "counters"
-/* The change log's collection/table; a schema may not use it either. */
+/* The change log's collection/table; a schema may not use it, nor any name
+ * it begins (the MongoDB engine keeps the log's marks in "changes_marks"). */
 #define STORE_CHANGES "changes"
 
 /* Sets *err (if any) and returns code, so failures read `return store_fail(...)`. */

@@ -21,6 +21,8 @@
 /* The member of a document naming the change log position of its last
  * write (see "change log" below); never shown to callers. */
 #define MG_CHG "_chg"
+/* The change log's marks (see "change log" below). */
+#define MG_MARKS STORE_CHANGES "_marks"
 
 /* In-process stripes, keyed by (tenant, collection, id): an optimisation
  * only. Calls of one process on one key queue here instead of racing each
@@ -80,6 +82,10 @@ typedef struct mg_store {
    * claimed per tenant (hashed slots) is tried first. */
   pthread_mutex_t chg_mu;
   struct mg_seq chg_last[MG_STRIPES];
+  /* Per tenant (hashed slots, guarded by head_mu): a position up to which
+   * every entry was seen settled; readers look for the head past it. */
+  pthread_mutex_t head_mu;
+  struct mg_seq chg_head[MG_STRIPES];
   pthread_mutex_t q_mu; /* guards the insert queue, q_leaders and every mg_ins's done */
   mg_ins *q_head, *q_tail;
   int q_leaders; /* batches in flight */
@@ -785,6 +791,8 @@ static void mg_ins_lead(mg_store *s) {
   if (s->q_head) pthread_cond_signal(&s->q_head->cv);
 }
 
+static int mg_ins_queued(mg_store *s, const char *coll, const bson_t *b, store_err *err);
+
 /* chg: the change log position recorded in the document (0: none). */
 static int mg_insert_at(store *st, const char *tenant, const char *coll, json_t *id, json_t *doc,
                         long long chg, store_err *err) {
@@ -794,7 +802,14 @@ static int mg_insert_at(store *st, const char *tenant, const char *coll, json_t 
     bson_destroy(&b);
     return mg_unencodable(err);
   }
-  mg_ins w = {.coll = coll, .doc = &b, .err = err};
+  int rc = mg_ins_queued(s, coll, &b, err);
+  bson_destroy(&b);
+  return rc;
+}
+
+/* Queues the insert of b with the concurrent ones (see MG_BULK_MAX). */
+static int mg_ins_queued(mg_store *s, const char *coll, const bson_t *b, store_err *err) {
+  mg_ins w = {.coll = coll, .doc = b, .err = err};
   pthread_cond_init(&w.cv, NULL);
   pthread_mutex_lock(&s->q_mu);
   if (s->q_tail)
@@ -807,7 +822,6 @@ static int mg_insert_at(store *st, const char *tenant, const char *coll, json_t 
   if (!w.done) mg_ins_lead(s);
   pthread_mutex_unlock(&s->q_mu);
   pthread_cond_destroy(&w.cv);
-  bson_destroy(&b);
   return w.rc;
 }
 
@@ -1487,25 +1501,40 @@ cleanup:
  *     holding the document's lease, so one document's positions follow the
  *     order its writes happen in, across replicas.
  *  2. the document write, which records n in the document (member _chg).
- *  3. mark: st becomes "c" (committed, with the document after the write)
- *     or "v" (void: the write failed, e.g. a duplicate).
+ *  3. mark: a document {tenant, id: n, st, time, doc?} inserted into its own
+ *     collection (MG_MARKS), st "c" (committed, with the document after the
+ *     write for a patch) or "v" (void: the write failed, e.g. a duplicate).
+ *     The entry itself stays as claimed (entries of before the marks carry
+ *     st "c" or "v" themselves and are read as such). The first mark of a
+ *     position wins (unique (tenant, id)), so a late writer cannot undo a
+ *     reader's settlement.
+ *
+ * Every write of the log is an insert: FerretDB v1 (SQLite handler) runs
+ * even an _id equality as a scan of the whole table (its WHERE on
+ * `->'$._id'` does not match its index on `->"_id"`), so an update of the
+ * entry (the mark of old) cost a scan of the log per write, twice; an insert
+ * is checked against the unique indexes only. Concurrent marks go to the
+ * server together, as inserts do (MG_BULK_MAX).
  *
  * Readers deliver positions in order and stop at the first pending one: a
  * change is never delivered before its write happened, and no later change
  * overtakes it. A pending entry older than MG_SETTLE_US was abandoned (its
  * writer died between 1 and 3): a reader settles it from the document
  * itself - committed if the document carries _chg = n (for a delete: if the
- * document is gone), void otherwise - and records that, so every reader
- * decides alike. Writes of one document are thus seen exactly once and in
- * order; a write acknowledged before another started has the lower
- * position. Costs: a claim and a mark per write (two round trips), and
- * claims of one process are serialised. */
+ * document is gone), void otherwise - and records that as its mark, so
+ * every reader decides alike. Writes of one document are thus seen exactly
+ * once and in order; a write acknowledged before another started has the
+ * lower position. The head (the last position whose predecessors are all
+ * settled) is walked from the highest one this process saw before, so a
+ * read costs a few queries however long the log is (each a scan on
+ * FerretDB v1, of which there is no way round for a range). Costs: a claim
+ * and a mark per write (two round trips, both inserts), and claims of one
+ * process are serialised. */
 #define MG_SETTLE_US (15 * 1000000LL)
 #define MG_PRUNED STORE_CHANGES "#pruned"
 
-/* An entry's _id, "<tenant>/<position>": FerretDB v1 runs a filter on _id in
- * its SQL and any other filter over every document in Go, so the mark (an
- * update per write) selects by it instead of by (tenant, id). */
+/* An entry's _id, "<tenant>/<position>" (since the marks were updates of
+ * the entry by it; kept, so old and new entries read alike). */
 static void mg_chg_key(const char *tenant, long long seq, char *buf, size_t len) {
   snprintf(buf, len, "%s/%lld", tenant, seq);
 }
@@ -1705,133 +1734,203 @@ cleanup:
   return rc;
 }
 
+/* A mark {tenant, id: position, st, time, doc?} (step 3). The first mark
+ * of a position wins (unique (tenant, id)): a writer's late mark cannot
+ * undo a reader's settlement, nor the other way round. */
+static bool mg_chg_mark_doc(bson_t *b, const char *tenant, long long seq, int committed,
+                            json_t *doc, long long now) {
+  return BSON_APPEND_UTF8(b, "tenant", tenant) && BSON_APPEND_INT64(b, "id", seq) &&
+         BSON_APPEND_UTF8(b, "st", committed ? "c" : "v") && BSON_APPEND_INT64(b, "time", now) &&
+         (!doc || mg_append(b, "doc", doc, 1));
+}
+
+static int mg_chg_mark_rc(mg_store *s, const char *tenant, long long seq, int committed,
+                          json_t *doc, store_err *err) {
+  bson_t b = BSON_INITIALIZER;
+  int rc;
+  if (!mg_chg_mark_doc(&b, tenant, seq, committed, doc, store_now_us())) {
+    rc = mg_unencodable(err);
+  } else {
+    rc = mg_ins_queued(s, MG_MARKS, &b, err);
+  }
+  bson_destroy(&b);
+  return rc;
+}
+
 /* Step 3; a failure leaves the entry pending for readers to settle. */
 static void mg_chg_mark(mg_store *s, const char *tenant, long long seq, int committed,
                         json_t *doc) {
-  mongoc_client_t *client;
-  mongoc_collection_t *c;
   store_err ignored;
-  bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, set;
-  char key[128];
-  mg_chg_key(tenant, seq, key, sizeof key);
-  bool ok = BSON_APPEND_UTF8(&sel, "_id", key) &&
-            bson_append_document_begin(&upd, "$set", -1, &set) &&
-            BSON_APPEND_UTF8(&set, "st", committed ? "c" : "v") &&
-            (!doc || mg_append(&set, "doc", doc, 1)) && bson_append_document_end(&upd, &set);
-  if (ok && !mg_coll(s, STORE_CHANGES, &client, &c, &ignored)) {
-    mongoc_collection_update_one(c, &sel, &upd, NULL, NULL, NULL);
-    mg_done(s, client, c);
-  }
-  bson_destroy(&upd);
-  bson_destroy(&sel);
+  mg_chg_mark_rc(s, tenant, seq, committed, doc, &ignored);
 }
 
-/* Step 3 for several entries at once (a batch insert's). */
+/* Step 3 for several entries at once (a batch insert's): one unordered
+ * insert of their marks. */
 static void mg_chg_mark_many(mg_store *s, const char *tenant, const long long *seqs, size_t n,
                              int committed) {
-  mongoc_client_t *client;
-  mongoc_collection_t *c;
-  store_err ignored;
-  bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, in, arr, set;
-  bool ok = bson_append_document_begin(&sel, "_id", -1, &in) &&
-            bson_append_array_begin(&in, "$in", -1, &arr);
-  for (size_t i = 0; ok && i < n; i++) {
-    char k[16], key[128];
-    const char *kp;
-    bson_uint32_to_string((uint32_t)i, &kp, k, sizeof k);
-    mg_chg_key(tenant, seqs[i], key, sizeof key);
-    ok = bson_append_utf8(&arr, kp, -1, key, -1);
+  bson_t *marks = calloc(n, sizeof *marks);
+  mg_ins *ins = calloc(n, sizeof *ins);
+  mg_ins **batch = calloc(n, sizeof *batch);
+  long long now = store_now_us();
+  size_t m = 0;
+  for (size_t i = 0; marks && ins && batch && i < n; i++) {
+    bson_init(&marks[m]);
+    if (!mg_chg_mark_doc(&marks[m], tenant, seqs[i], committed, NULL, now)) {
+      bson_destroy(&marks[m]);
+      continue; /* left pending: readers settle it */
+    }
+    ins[m] = (mg_ins){.coll = MG_MARKS, .doc = &marks[m]};
+    batch[m] = &ins[m];
+    m++;
   }
-  ok = ok && bson_append_array_end(&in, &arr) && bson_append_document_end(&sel, &in) &&
-       bson_append_document_begin(&upd, "$set", -1, &set) &&
-       BSON_APPEND_UTF8(&set, "st", committed ? "c" : "v") && bson_append_document_end(&upd, &set);
-  if (ok && !mg_coll(s, STORE_CHANGES, &client, &c, &ignored)) {
-    mongoc_collection_update_many(c, &sel, &upd, NULL, NULL, NULL);
-    mg_done(s, client, c);
-  }
-  bson_destroy(&upd);
-  bson_destroy(&sel);
+  if (m) mg_ins_run(s, batch, m);
+  for (size_t i = 0; i < m; i++)
+    bson_destroy(&marks[i]);
+  free(batch);
+  free(ins);
+  free(marks);
 }
 
-/* An abandoned claim, settled from the document (see above). */
+/* The marks of positions (from, to] of the tenant, as an object keyed by
+ * position. */
+static int mg_chg_marks(mg_store *s, const char *tenant, long long from, long long to, json_t **out,
+                        store_err *err) {
+  bson_t f = BSON_INITIALIZER, range;
+  json_t *docs = json_array();
+  int rc;
+  *out = json_object();
+  bool ok = docs && *out && BSON_APPEND_UTF8(&f, "tenant", tenant) &&
+            bson_append_document_begin(&f, "id", -1, &range) &&
+            BSON_APPEND_INT64(&range, "$gt", from) && BSON_APPEND_INT64(&range, "$lte", to) &&
+            bson_append_document_end(&f, &range);
+  rc = ok ? mg_query(s, MG_MARKS, &f, NULL, docs, err) : mg_unencodable(err);
+  size_t i;
+  json_t *d;
+  json_array_foreach(docs, i, d) {
+    char k[32];
+    snprintf(k, sizeof k, "%lld", (long long)json_integer_value(json_object_get(d, "id")));
+    if (!rc && json_object_set(*out, k, d))
+      rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+  }
+  json_decref(docs);
+  bson_destroy(&f);
+  if (rc) {
+    json_decref(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+/* An abandoned claim, settled from the document (see above). The image is
+ * the document as it is now, for a committed write that is not a delete. */
 static int mg_chg_settle(mg_store *s, const char *tenant, json_t *e, int *committed, json_t **image,
                          store_err *err) {
   const char *coll = json_string_value(json_object_get(e, "coll"));
   json_t *did = json_object_get(e, "did");
   long long seq = json_integer_value(json_object_get(e, "id"));
-  bson_t f = BSON_INITIALIZER;
-  long long marked = 0;
   json_t *doc = NULL;
   *image = NULL;
-  if (!coll || !did) {
-    *committed = 0;
-    return STORE_OK;
-  }
-  int rc = mg_get(&s->base, tenant, coll, did, &doc, err);
-  if (rc == STORE_ENOTFOUND) rc = STORE_OK;
-  if (rc) goto cleanup;
-  if (json_integer_value(json_object_get(e, "op")) == STORE_CHANGE_DELETE) {
-    *committed = doc == NULL;
-  } else if (doc) {
-    rc = mg_key(&f, tenant, did) && BSON_APPEND_INT64(&f, MG_CHG, seq)
-             ? mg_find_int(s, coll, &f, NULL, 0, "id", &marked, err)
-             : mg_unencodable(err);
-    mongoc_client_t *client;
-    mongoc_collection_t *c;
-    if (!rc && !(rc = mg_coll(s, coll, &client, &c, err))) {
-      marked = mongoc_collection_count_documents(c, &f, NULL, NULL, NULL, NULL);
-      mg_done(s, client, c);
+  *committed = 0;
+  int rc = STORE_OK;
+  if (coll && did) {
+    rc = mg_get(&s->base, tenant, coll, did, &doc, err);
+    if (rc == STORE_ENOTFOUND) rc = STORE_OK;
+    if (rc) return rc;
+    if (json_integer_value(json_object_get(e, "op")) == STORE_CHANGE_DELETE) {
+      *committed = doc == NULL;
+    } else if (doc) {
+      /* mg_get leaves _chg out: whether it is seq is asked of the server. */
+      bson_t f = BSON_INITIALIZER;
+      mongoc_client_t *client;
+      mongoc_collection_t *c;
+      bson_error_t e;
+      if (!mg_key(&f, tenant, did) || !BSON_APPEND_INT64(&f, MG_CHG, seq)) {
+        rc = mg_unencodable(err);
+      } else if (!(rc = mg_coll(s, coll, &client, &c, err))) {
+        int64_t marked = mongoc_collection_count_documents(c, &f, NULL, NULL, NULL, &e);
+        if (marked < 0) rc = mg_fail(err, "change settle", &e);
+        *committed = marked > 0;
+        mg_done(s, client, c);
+      }
+      bson_destroy(&f);
+      if (*committed) *image = json_incref(doc);
     }
-    *committed = marked > 0;
-    if (*committed) *image = json_incref(doc);
-  } else {
-    *committed = 0;
   }
-  if (!rc) mg_chg_mark(s, tenant, seq, *committed, *image);
-cleanup:
   json_decref(doc);
-  bson_destroy(&f);
+  if (rc) return rc;
+  rc = mg_chg_mark_rc(s, tenant, seq, *committed, *image, err);
+  if (rc == STORE_EDUPLICATE) {
+    /* Marked meanwhile (by its writer or another reader): that mark holds. */
+    json_t *marks = NULL;
+    json_decref(*image);
+    *image = NULL;
+    if (!(rc = mg_chg_marks(s, tenant, seq - 1, seq, &marks, err))) {
+      char k[32];
+      snprintf(k, sizeof k, "%lld", seq);
+      json_t *m = json_object_get(marks, k);
+      const char *st = json_string_value(json_object_get(m, "st"));
+      *committed = st && !strcmp(st, "c");
+      *image = json_incref(json_object_get(m, "doc"));
+      if (!m) rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: change mark vanished");
+      json_decref(marks);
+    }
+  }
   return rc;
 }
 
-static int mg_changes(store *st, const char *tenant, long long after, size_t limit,
-                      store_changes_page *out, store_err *err) {
-  mg_store *s = MG(st);
-  bson_t f = BSON_INITIALIZER, o = BSON_INITIALIZER, gt, sort, pf = BSON_INITIALIZER;
-  json_t *docs = json_array();
+/* Walks the tenant's log from `after` (entries and their marks, up to limit
+ * entries): appends the committed changes to `changes` (NULL: positions
+ * only), settles abandoned claims, and stops before a claim still in flight
+ * or a hole (only ever below the floor). *reached: the last position walked;
+ * *more: the page was full and walked to its end. */
+static int mg_chg_walk(mg_store *s, const char *tenant, long long after, size_t limit,
+                       json_t *changes, long long *reached, int *more, store_err *err) {
+  bson_t f = BSON_INITIALIZER, o = BSON_INITIALIZER, gt, sort, proj;
+  json_t *docs = json_array(), *marks = NULL;
   int rc;
-  bool ok = docs && BSON_APPEND_UTF8(&f, "tenant", tenant) &&
-            bson_append_document_begin(&f, "id", -1, &gt) && BSON_APPEND_INT64(&gt, "$gt", after) &&
-            bson_append_document_end(&f, &gt) &&
-            bson_append_document_begin(&o, "sort", -1, &sort) &&
-            BSON_APPEND_INT32(&sort, "id", 1) && bson_append_document_end(&o, &sort) &&
-            BSON_APPEND_INT64(&o, "limit", (int64_t)limit) &&
-            BSON_APPEND_UTF8(&pf, "tenant", tenant) && BSON_APPEND_UTF8(&pf, "st", "p");
+  *reached = after;
+  *more = 0;
+  bool ok =
+      docs && BSON_APPEND_UTF8(&f, "tenant", tenant) &&
+      bson_append_document_begin(&f, "id", -1, &gt) && BSON_APPEND_INT64(&gt, "$gt", after) &&
+      bson_append_document_end(&f, &gt) && bson_append_document_begin(&o, "sort", -1, &sort) &&
+      BSON_APPEND_INT32(&sort, "id", 1) && bson_append_document_end(&o, &sort) &&
+      BSON_APPEND_INT64(&o, "limit", (int64_t)limit) &&
+      (changes || (bson_append_document_begin(&o, "projection", -1, &proj) &&
+                   BSON_APPEND_INT32(&proj, "doc", 0) && bson_append_document_end(&o, &proj)));
   if (!ok) {
     rc = mg_unencodable(err);
     goto cleanup;
   }
-  /* Floor and head first: a page read after them is never behind them. */
-  if ((rc = mg_chg_floor(s, tenant, &out->floor, err))) goto cleanup;
-  long long first_pending = 0, max = 0;
-  if ((rc = mg_find_int(s, STORE_CHANGES, &pf, "id", 1, "id", &first_pending, err))) goto cleanup;
-  if ((rc = mg_chg_max(s, tenant, &max, err))) goto cleanup;
-  out->head = first_pending ? first_pending - 1 : max;
-  if (out->head < out->floor) out->head = out->floor;
   if ((rc = mg_query(s, STORE_CHANGES, &f, &o, docs, err))) goto cleanup;
+  size_t n = json_array_size(docs);
+  if (!n) goto cleanup;
+  long long last = json_integer_value(json_object_get(json_array_get(docs, n - 1), "id"));
+  if ((rc = mg_chg_marks(s, tenant, after, last, &marks, err))) goto cleanup;
   long long now = store_now_us();
   size_t i;
   json_t *e;
   json_array_foreach(docs, i, e) {
     long long seq = json_integer_value(json_object_get(e, "id"));
     const char *state = json_string_value(json_object_get(e, "st"));
-    if (seq != out->scanned + 1 || !state) break; /* a hole: only ever below the floor */
+    if (seq != *reached + 1 || !state) goto cleanup; /* a hole: only ever below the floor */
+    json_t *image = json_object_get(e, "doc");
+    if (!strcmp(state, "p")) {
+      char k[32];
+      snprintf(k, sizeof k, "%lld", seq);
+      json_t *m = json_object_get(marks, k);
+      const char *mst = json_string_value(json_object_get(m, "st"));
+      if (mst) {
+        state = mst;
+        if (json_object_get(m, "doc")) image = json_object_get(m, "doc");
+      }
+    }
     int committed = !strcmp(state, "c");
-    json_t *image = json_incref(json_object_get(e, "doc"));
+    json_incref(image);
     if (!strcmp(state, "p")) {
       if (now - json_integer_value(json_object_get(e, "time")) < MG_SETTLE_US) {
         json_decref(image);
-        break; /* in flight: nothing after it yet */
+        goto cleanup; /* in flight: nothing after it yet */
       }
       json_t *settled = NULL;
       if ((rc = mg_chg_settle(s, tenant, e, &committed, &settled, err))) {
@@ -1841,39 +1940,104 @@ static int mg_changes(store *st, const char *tenant, long long after, size_t lim
       if (settled || json_integer_value(json_object_get(e, "op")) != STORE_CHANGE_DELETE) {
         json_decref(image);
         image = settled;
+      } else {
+        json_decref(settled);
       }
     }
-    if (committed) {
+    if (committed && changes) {
       json_t *ch =
           json_pack("{s:I, s:O, s:O, s:O, s:O, s:o*}", "seq", (json_int_t)seq, "time",
                     json_object_get(e, "time"), "op", json_object_get(e, "op"), "coll",
                     json_object_get(e, "coll"), "id", json_object_get(e, "did"), "doc", image);
       image = NULL;
-      if (!ch || json_array_append_new(out->changes, ch)) {
+      if (!ch || json_array_append_new(changes, ch)) {
         rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
         goto cleanup;
       }
     }
     json_decref(image);
-    out->scanned = seq;
+    *reached = seq;
   }
-  /* Settling may have moved past the first pending entry seen above; a read
-   * that scanned nothing (after beyond the log: how callers ask for the
-   * head) leaves the head as found. */
-  if (out->scanned > after && out->scanned > out->head) out->head = out->scanned;
+  *more = n == limit;
 cleanup:
+  json_decref(marks);
   json_decref(docs);
   bson_destroy(&f);
   bson_destroy(&o);
-  bson_destroy(&pf);
   return rc;
+}
+
+#define MG_HEAD_PAGE 1000
+
+/* The slot of the tenant's head hint: a position up to which every entry
+ * was seen settled (0: none yet). */
+static struct mg_seq *mg_chg_hint(mg_store *s, const char *tenant, long long *hint) {
+  json_t *key = json_string(MG_MARKS);
+  size_t slot_i = key ? mg_stripe_index(tenant, MG_MARKS, key) : 0;
+  json_decref(key);
+  struct mg_seq *slot = &s->chg_head[slot_i];
+  pthread_mutex_lock(&s->head_mu);
+  *hint = slot->key && !strcmp(slot->key, tenant) ? slot->last : 0;
+  pthread_mutex_unlock(&s->head_mu);
+  return slot;
+}
+
+static void mg_chg_hint_set(mg_store *s, struct mg_seq *slot, const char *tenant, long long h) {
+  pthread_mutex_lock(&s->head_mu);
+  if (!slot->key || strcmp(slot->key, tenant)) {
+    char *k = strdup(tenant);
+    if (k) {
+      free(slot->key);
+      slot->key = k;
+      slot->last = h;
+    }
+  } else if (h > slot->last) {
+    slot->last = h;
+  }
+  pthread_mutex_unlock(&s->head_mu);
+}
+
+/* The head (the last position whose predecessors are all settled) is
+ * walked from the hint, or from the floor. A read from a position the hint
+ * covers (a watcher at the head, as a rule) is itself that walk: where its
+ * page ends short, the head is. */
+static int mg_changes(store *st, const char *tenant, long long after, size_t limit,
+                      store_changes_page *out, store_err *err) {
+  mg_store *s = MG(st);
+  int rc, more = 0;
+  long long h;
+  /* The floor first: a page read after it is never behind it. */
+  if ((rc = mg_chg_floor(s, tenant, &out->floor, err))) return rc;
+  struct mg_seq *slot = mg_chg_hint(s, tenant, &h);
+  if (h < out->floor) h = out->floor;
+  int read = 0;
+  if (after >= out->floor && after <= h) {
+    if ((rc = mg_chg_walk(s, tenant, after, limit, out->changes, &out->scanned, &more, err)))
+      return rc;
+    read = 1;
+    if (out->scanned > h) h = out->scanned;
+  }
+  if (!read || more) {
+    do {
+      if ((rc = mg_chg_walk(s, tenant, h, MG_HEAD_PAGE, NULL, &h, &more, err))) return rc;
+    } while (more);
+  }
+  out->head = h;
+  mg_chg_hint_set(s, slot, tenant, h);
+  if (!read && after < out->head) {
+    if ((rc = mg_chg_walk(s, tenant, after, limit, out->changes, &out->scanned, &more, err)))
+      return rc;
+    /* Settling may have moved past the head found above. */
+    if (out->scanned > out->head) out->head = out->scanned;
+  }
+  return STORE_OK;
 }
 
 static int mg_changes_prune(store *st, long long before_us, long long *removed, store_err *err) {
   mg_store *s = MG(st);
   bson_t f = BSON_INITIALIZER, lt, o = BSON_INITIALIZER, proj;
   json_t *old = json_array(), *max = json_object();
-  int rc;
+  int rc = STORE_OK;
   bool ok = old && max && bson_append_document_begin(&f, "time", -1, &lt) &&
             BSON_APPEND_INT64(&lt, "$lt", before_us) && bson_append_document_end(&f, &lt) &&
             BSON_APPEND_UTF8(&f, "st", "c") &&
@@ -1885,27 +2049,31 @@ static int mg_changes_prune(store *st, long long before_us, long long *removed, 
     rc = mg_unencodable(err);
     goto cleanup;
   }
-  /* Settled entries only: a pending one is still to be read. mg_to_json
-   * drops the tenant, so it is read per entry from the raw cursor below. */
+  /* Committed positions only (a pending one is still to be read): marked
+   * "c", or (entries of before the marks) an entry with st "c". mg_to_json
+   * drops the tenant, so it is read per document from the raw cursor. */
   mongoc_client_t *client;
   mongoc_collection_t *c;
-  if ((rc = mg_coll(s, STORE_CHANGES, &client, &c, err))) goto cleanup;
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &f, &o, NULL);
-  const bson_t *d;
-  while (mongoc_cursor_next(cur, &d)) {
-    bson_iter_t it;
-    const char *tenant = NULL;
-    long long id = 0;
-    if (bson_iter_init_find(&it, d, "tenant") && BSON_ITER_HOLDS_UTF8(&it))
-      tenant = bson_iter_utf8(&it, NULL);
-    if (bson_iter_init_find(&it, d, "id")) id = bson_iter_as_int64(&it);
-    if (tenant && id > json_integer_value(json_object_get(max, tenant)))
-      json_object_set_new(max, tenant, json_integer(id));
-  }
   bson_error_t e;
-  if (mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "prune", &e);
-  mongoc_cursor_destroy(cur);
-  mg_done(s, client, c);
+  static const char *const scanned[] = {MG_MARKS, STORE_CHANGES};
+  for (int k = 0; k < 2 && !rc; k++) {
+    if ((rc = mg_coll(s, scanned[k], &client, &c, err))) goto cleanup;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &f, &o, NULL);
+    const bson_t *d;
+    while (mongoc_cursor_next(cur, &d)) {
+      bson_iter_t it;
+      const char *tenant = NULL;
+      long long id = 0;
+      if (bson_iter_init_find(&it, d, "tenant") && BSON_ITER_HOLDS_UTF8(&it))
+        tenant = bson_iter_utf8(&it, NULL);
+      if (bson_iter_init_find(&it, d, "id")) id = bson_iter_as_int64(&it);
+      if (tenant && id > json_integer_value(json_object_get(max, tenant)))
+        json_object_set_new(max, tenant, json_integer(id));
+    }
+    if (mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "prune", &e);
+    mongoc_cursor_destroy(cur);
+    mg_done(s, client, c);
+  }
   if (rc) goto cleanup;
   /* The watermarks first, so a reader never sees entries gone without them. */
   const char *tenant;
@@ -1925,21 +2093,23 @@ static int mg_changes_prune(store *st, long long before_us, long long *removed, 
     bson_destroy(&upd);
     bson_destroy(&opts);
     if (rc) goto cleanup;
-    bson_t del = BSON_INITIALIZER, le;
-    bson_t reply;
-    if (BSON_APPEND_UTF8(&del, "tenant", tenant) &&
-        bson_append_document_begin(&del, "id", -1, &le) &&
-        BSON_APPEND_INT64(&le, "$lte", json_integer_value(v)) &&
-        bson_append_document_end(&del, &le) &&
-        !(rc = mg_coll(s, STORE_CHANGES, &client, &c, err))) {
-      if (!mongoc_collection_delete_many(c, &del, NULL, &reply, &e))
-        rc = mg_fail(err, "prune", &e);
-      else
-        *removed += mg_reply_count(&reply, "deletedCount");
-      bson_destroy(&reply);
-      mg_done(s, client, c);
+    /* Entries, then their marks (a mark without its entry is never read). */
+    for (int k = 1; k >= 0 && !rc; k--) {
+      bson_t del = BSON_INITIALIZER, le;
+      bson_t reply;
+      if (BSON_APPEND_UTF8(&del, "tenant", tenant) &&
+          bson_append_document_begin(&del, "id", -1, &le) &&
+          BSON_APPEND_INT64(&le, "$lte", json_integer_value(v)) &&
+          bson_append_document_end(&del, &le) && !(rc = mg_coll(s, scanned[k], &client, &c, err))) {
+        if (!mongoc_collection_delete_many(c, &del, NULL, &reply, &e))
+          rc = mg_fail(err, "prune", &e);
+        else if (k == 1)
+          *removed += mg_reply_count(&reply, "deletedCount");
+        bson_destroy(&reply);
+        mg_done(s, client, c);
+      }
+      bson_destroy(&del);
     }
-    bson_destroy(&del);
     if (rc) goto cleanup;
   }
 cleanup:
@@ -1979,7 +2149,7 @@ static bool mg_index_cmd(bson_t *cmd, const char *coll, const char *const *field
 /* (tenant, id) unique on every collection and the counters, then the schema's. */
 static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err) {
   static const char *const key_fields[] = {"id"};
-  size_t total = 3;
+  size_t total = 4;
   for (size_t i = 0; i < schema->n_collections; i++)
     total += 1 + schema->collections[i].n_indexes;
   if (!(s->index_cmds = calloc(total, sizeof *s->index_cmds)))
@@ -1987,7 +2157,8 @@ static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err
   static const char *const claim_fields[] = {"seq", "n"};
   bool ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, key_fields, 1, 1) &&
             mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_COUNTERS, claim_fields, 2, 0) &&
-            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_CHANGES, key_fields, 1, 1);
+            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], STORE_CHANGES, key_fields, 1, 1) &&
+            mg_index_cmd(&s->index_cmds[s->n_index_cmds++], MG_MARKS, key_fields, 1, 1);
   for (size_t i = 0; ok && i < schema->n_collections; i++) {
     const store_collection *c = &schema->collections[i];
     ok = mg_index_cmd(&s->index_cmds[s->n_index_cmds++], c->name, key_fields, 1, 1);
@@ -2014,8 +2185,10 @@ static void mg_close(store *st) {
   for (int i = 0; i < MG_STRIPES; i++) {
     free(s->seqs[i].key);
     free(s->chg_last[i].key);
+    free(s->chg_head[i].key);
   }
   pthread_mutex_destroy(&s->chg_mu);
+  pthread_mutex_destroy(&s->head_mu);
   pthread_mutex_destroy(&s->index_mu);
   pthread_mutex_destroy(&s->q_mu);
   free(s->db);
@@ -2045,6 +2218,7 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
   pthread_mutex_init(&s->index_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
   pthread_mutex_init(&s->chg_mu, NULL);
+  pthread_mutex_init(&s->head_mu, NULL);
   for (; s->n_stripes < MG_STRIPES; s->n_stripes++)
     pthread_mutex_init(&s->stripes[s->n_stripes], NULL);
   if (!(s->uri = mongoc_uri_new_with_error(url, &e))) {
