@@ -16,27 +16,15 @@ p50, p99 in ms) plus LOAD.cpu.client (the client's CPU ticks during the load,
 at 100 per second as run.sh counts them). SECONDS 0 sends one call (a check).
 """
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import grpc
 
 addr, token, kind, size, seconds, load, tmpl = (sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]),
                                                  float(sys.argv[5]), sys.argv[6], sys.argv[7])
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-out = tempfile.mkdtemp(prefix="bench-batch-")
-import google.api  # noqa: E402  googleapis-common-protos: google/api/*.proto
-import grpc_tools  # noqa: E402
-googleapis = os.path.dirname(os.path.dirname(google.api.__path__[0]))
-subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{root}/proto",
-                f"-I{os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')}", f"-I{googleapis}",
-                f"--python_out={out}", "events/customer/v1/customer.proto", "events/api/v1/options.proto"],
-               check=True)
-sys.path.insert(0, out)
 from google.protobuf import json_format  # noqa: E402
-from events.customer.v1 import customer_pb2 as m  # noqa: E402
+from customer_pb import customer_pb2 as m  # noqa: E402
 
 # The call number goes where STAMP is; each item of a batch has its index.
 STAMP = "C" * 10

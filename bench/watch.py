@@ -6,28 +6,15 @@ number of samples) for run.sh's results.
 
     python bench/watch.py ADDR TOKEN WATCHERS CREATES PREFIX
 """
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import grpc
 
 addr, token, n_watch, n_create, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-out = tempfile.mkdtemp(prefix="bench-watch-")
-import google.api  # noqa: E402  googleapis-common-protos: google/api/*.proto
-import grpc_tools  # noqa: E402
-googleapis = os.path.dirname(os.path.dirname(google.api.__path__[0]))
-subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{root}/proto",
-                f"-I{os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')}", f"-I{googleapis}",
-                f"--python_out={out}", "events/customer/v1/customer.proto", "events/api/v1/options.proto"],
-               check=True)
-sys.path.insert(0, out)
-from events.customer.v1 import customer_pb2 as m  # noqa: E402
+from customer_pb import customer_pb2 as m  # noqa: E402
 
 md = (("authorization", f"Bearer {token}"),)
 ch = grpc.insecure_channel(addr)

@@ -633,10 +633,7 @@ static json_t *sort_value(const char *param, const ProtobufCMessageDescriptor *d
                           gw_fail *f) {
   const ProtobufCEnumDescriptor *ed = field_named(d, "field")->descriptor;
   json_t *out = json_array();
-  char names[256] = "", buf[64];
-  for (unsigned i = 1; i < ed->n_values; i++)
-    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i > 1 ? ", " : "",
-             sort_name(ed, i, buf, sizeof buf));
+  char buf[64];
   for (const char *p = value;;) {
     size_t n = strcspn(p, ",");
     int desc = n && *p == '-';
@@ -653,6 +650,10 @@ static json_t *sort_value(const char *param, const ProtobufCMessageDescriptor *d
       twice |= found && strcmp(json_string_value(json_object_get(prev, "field")), found) == 0;
     }
     if (!found || twice) {
+      char names[256] = ""; /* the sortable names, for the message only */
+      for (unsigned i = 1; i < ed->n_values; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i > 1 ? ", " : "",
+                 sort_name(ed, i, buf, sizeof buf));
       json_decref(out);
       gw_fail_set(f, 400, param, "not_allowed_value",
                   "%s: \"%.*s\" %s (sortable: %s; '-' for descending)", param,

@@ -772,21 +772,6 @@ static int sq_ping(store *st, store_err *err) {
   return sq_run(SQ(st), 0, "SELECT 1", NULL, row_int, &one, NULL, err);
 }
 
-static int sq_next_id(store *st, const char *tenant, const char *sequence, long long *out,
-                      store_err *err) {
-  /* One upsert statement: atomic without any read-then-write. */
-  json_t *args = json_pack("[ss]", tenant, sequence);
-  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  long long value = 0; /* handed out only if its group committed */
-  int rc = sq_run(SQ(st), 1,
-                  "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,?,1) "
-                  "ON CONFLICT(tenant,id) DO UPDATE SET value=value+1 RETURNING value",
-                  args, row_int, &value, NULL, err);
-  json_decref(args);
-  *out = rc ? 0 : value;
-  return rc;
-}
-
 static int sq_next_ids(store *st, const char *tenant, const char *sequence, long long count,
                        long long *first, store_err *err) {
   json_t *args = json_pack("[ssI]", tenant, sequence, (json_int_t)count);
@@ -799,6 +784,12 @@ static int sq_next_ids(store *st, const char *tenant, const char *sequence, long
   json_decref(args);
   *first = rc ? 0 : last - count + 1;
   return rc;
+}
+
+/* A block of one; a single upsert either way, atomic without a read. */
+static int sq_next_id(store *st, const char *tenant, const char *sequence, long long *out,
+                      store_err *err) {
+  return sq_next_ids(st, tenant, sequence, 1, out, err);
 }
 
 /* Every inserted document, single or one of a batch, is written here, in the

@@ -406,6 +406,33 @@ static int sort_order(rpc_call *c, const Events__Catalog__V1__SortOrder *s, list
   return 0;
 }
 
+/* Kind k's where clause: the filter (compiled into cp, its paths under
+ * `path`) and, when given, the teams. 0 when the kind cannot match or the
+ * call failed; else 1 with *where the clause (NULL: everything), held in
+ * parts and all. */
+static int kind_where(rpc_call *c, compiled *cp, const FilterExpression *fe, int k,
+                      const char *path, json_t *teams, store_expr parts[2], store_expr *all,
+                      store_expr **where) {
+  cp->values = json_array();
+  result r = fe ? compile(c, cp, fe, k, path, 0) : constant(1);
+  if (r.is == R_FALSE || rpc_failed(c)) return 0;
+  size_t n = 0;
+  if (r.is == R_EXPR) parts[n++] = r.expr;
+  if (json_array_size(teams))
+    parts[n++] = (store_expr){.kind = STORE_X_COND, .cond = {"teams", STORE_HAS_ANY, teams}};
+  *all = (store_expr){.kind = STORE_X_AND, .operands = parts, .n_operands = n};
+  *where = n ? all : NULL;
+  return 1;
+}
+
+/* The teams of a request, normalised, into the array `out`. */
+static void norm_teams(char *const *teams, size_t n, json_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    char norm[ID_LEN + 1];
+    if (catalog_norm_uuid(teams[i], norm)) json_array_append_new(out, json_string(norm));
+  }
+}
+
 void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *svc,
                             const Events__Catalog__V1__ListResourcesRequest *in,
                             Events__Catalog__V1__ListResourcesResponse_Closure done, void *call) {
@@ -430,26 +457,16 @@ void catalog_list_resources(Events__Catalog__V1__EventCatalogService_Service *sv
     rpc_fail(c, GRPC_STATUS_NOT_FOUND, "Invalid page.");
     goto reply;
   }
-  for (size_t i = 0; i < in->n_teams; i++) {
-    char norm[ID_LEN + 1];
-    if (catalog_norm_uuid(in->teams[i], norm)) json_array_append_new(teams, json_string(norm));
-  }
+  norm_teams(in->teams, in->n_teams, teams);
   size_t want = offset + size > MAX_RESULTS ? MAX_RESULTS : offset + size;
   long long total = 0;
   char token[RPC_FEED_TOKEN_MAX];
   rpc_feed_list_token(c, token, sizeof token);
   for (int k = 0; k < N_KINDS && !rpc_failed(c); k++) {
-    cp[k].values = json_array();
-    result r = in->filter ? compile(c, &cp[k], in->filter, k, "filter", 0) : constant(1);
-    if (r.is == R_FALSE || rpc_failed(c)) continue;
-    store_expr parts[2];
-    size_t n = 0;
-    if (r.is == R_EXPR) parts[n++] = r.expr;
-    if (json_array_size(teams))
-      parts[n++] = (store_expr){.kind = STORE_X_COND, .cond = {"teams", STORE_HAS_ANY, teams}};
-    store_expr all = {.kind = STORE_X_AND, .operands = parts, .n_operands = n};
+    store_expr parts[2], all, *where;
+    if (!kind_where(c, &cp[k], in->filter, k, "filter", teams, parts, &all, &where)) continue;
     store_query q = {
-        .where = n ? &all : NULL, .order = &order.store, .n_order = 1, .limit = want, .count = 1};
+        .where = where, .order = &order.store, .n_order = 1, .limit = want, .count = 1};
     store_err err;
     if (store_find(rpc_store(c), rpc_tenant(c), catalog_kinds[k].coll, &q, &pages[k], &err) < 0) {
       rpc_fail_store_as(c, &err, "resource");
@@ -525,22 +542,13 @@ void catalog_watch_resources(Events__Catalog__V1__EventCatalogService_Service *s
   json_t *teams = json_array();
   compiled *cp = calloc(N_KINDS, sizeof *cp); /* nodes: too big for the stack */
   if (!f || !teams || !cp) goto fail_memory;
-  for (size_t i = 0; q && i < q->n_teams; i++) {
-    char norm[ID_LEN + 1];
-    if (catalog_norm_uuid(q->teams[i], norm)) json_array_append_new(teams, json_string(norm));
-  }
+  if (q) norm_teams(q->teams, q->n_teams, teams);
   for (int k = 0; k < N_KINDS && !rpc_failed(c); k++) {
-    cp[k].values = json_array();
-    result r = q && q->filter ? compile(c, &cp[k], q->filter, k, "filter.filter", 0) : constant(1);
-    if (r.is == R_FALSE || rpc_failed(c)) continue;
-    store_expr parts[2];
-    size_t n = 0;
-    if (r.is == R_EXPR) parts[n++] = r.expr;
-    if (json_array_size(teams))
-      parts[n++] = (store_expr){.kind = STORE_X_COND, .cond = {"teams", STORE_HAS_ANY, teams}};
-    store_expr all = {.kind = STORE_X_AND, .operands = parts, .n_operands = n};
-    if (rpc_feed_filter_add(f, catalog_kinds[k].coll, NULL, 0, n ? &all : NULL) < 0)
-      goto fail_memory;
+    store_expr parts[2], all, *where;
+    if (!kind_where(c, &cp[k], q ? q->filter : NULL, k, "filter.filter", teams, parts, &all,
+                    &where))
+      continue;
+    if (rpc_feed_filter_add(f, catalog_kinds[k].coll, NULL, 0, where) < 0) goto fail_memory;
   }
   if (rpc_failed(c)) {
     rpc_feed_filter_free(f);
