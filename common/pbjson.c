@@ -1943,6 +1943,8 @@ static const char *scan_string(const char *p, const char *end, char *key, size_t
             return NULL;
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           p += 6;
+        } else if (cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) {
+          return NULL; /* jansson refuses \u0000 and a lone low surrogate */
         }
         if (cp < 0x80) {
           tmp[0] = (char)cp;

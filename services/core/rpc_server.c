@@ -99,6 +99,7 @@ struct rpc_server {
   pthread_cond_t idle;
   int busy, closing;
   pthread_cond_t all_busy;   /* wakes the I/O poller: every worker is handling an event */
+  int ending;                /* calls arrived that end by themselves (not Watch, reflection) */
   method_metrics unknown_mx; /* every unknown method shares one label set */
 };
 
@@ -132,8 +133,18 @@ static metrics_series *in_flight(void) {
   return p;
 }
 
+/* Calls that end without the client's help: unary ones, and change feeds
+ * (rpc_feed_stop ends them). Health watches and reflection streams last as
+ * long as their client wants. */
+static int call_ends(const rpc_call *c) {
+  return !c->method || (c->method->kind != METHOD_WATCH && c->method->kind != METHOD_REFLECTION);
+}
+
 static void call_free(rpc_call *c) {
-  if (c->arrived) metrics_add(in_flight(), -1);
+  if (c->arrived) {
+    metrics_add(in_flight(), -1);
+    if (call_ends(c)) __atomic_sub_fetch(&c->srv->ending, 1, __ATOMIC_RELEASE);
+  }
   if (c->call) grpc_call_unref(c->call);
   grpc_metadata_array_destroy(&c->md);
   if (!c->method) grpc_call_details_destroy(&c->details);
@@ -615,6 +626,7 @@ static void on_arrival(rpc_call *c) {
   c->started = gpr_now(GPR_CLOCK_MONOTONIC);
   c->arrived = 1;
   metrics_add(in_flight(), 1);
+  if (call_ends(c)) __atomic_add_fetch(&s->ending, 1, __ATOMIC_RELEASE);
   read_context(c);
   method_metrics *mx = mx_of(c);
   metrics_add(
@@ -938,13 +950,30 @@ void rpc_server_stop(rpc_server *s, int grace_ms) {
   rpc_feed_stop();
   grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
   grpc_server_shutdown_and_notify(s->server, done, s);
+  /* Once shutdown has begun, core may take a call it never hands to us
+   * (every requested call was failed) and keeps it until the client's
+   * deadline, holding the shutdown with it. So when every call a worker
+   * took has ended, and stayed so for a few polls (a call handed over just
+   * now is still in a worker's queue), the rest are cancelled: their clients
+   * see UNAVAILABLE, as for a server that is gone. That also ends health
+   * watches and reflection streams, which would otherwise last the grace. */
   gpr_timespec until =
-      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
-  grpc_event ev = grpc_completion_queue_pluck(done, s, until, NULL);
-  if (ev.type == GRPC_QUEUE_TIMEOUT) {
-    log_printf(LOG_LEVEL_WARN, "grace period over: cancelling the remaining calls");
-    grpc_server_cancel_all_calls(s->server);
-    grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+  int quiet = 0;
+  for (;;) {
+    gpr_timespec step =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(25, GPR_TIMESPAN));
+    grpc_event ev =
+        grpc_completion_queue_pluck(done, s, gpr_time_cmp(step, until) < 0 ? step : until, NULL);
+    if (ev.type != GRPC_QUEUE_TIMEOUT) break;
+    int over = gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), until) >= 0;
+    quiet = __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE) == 0 ? quiet + 1 : 0;
+    if (over || quiet >= 4) {
+      if (over) log_printf(LOG_LEVEL_WARN, "grace period over: cancelling the remaining calls");
+      grpc_server_cancel_all_calls(s->server);
+      grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+      break;
+    }
   }
   /* Handlers still running finish their reply batches (the store bounds
    * how long they take); after that no batch may start. */

@@ -247,3 +247,43 @@ def test_sigterm_while_a_handler_serves_an_abandoned_call(workdir, credentials_f
         rcs = stack.stop()
     assert rcs == (0, 0), stack.log_text()
     assert "assertion failed" not in stack.log_text()
+
+
+def test_sigterm_ends_open_streams(workdir, credentials_file):
+    """Streams that last as long as their client wants (a health Watch, a
+    reflection stream) do not hold SIGTERM for the whole grace period: once
+    the calls that end by themselves are answered, the service cancels the
+    rest (UNAVAILABLE) and exits 0, well inside EVENTS_GRACE_MS."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    stack = RestartableStack(workdir, credentials_file, _sqlite(workdir), "faults-streams",
+                             service_env={"EVENTS_GRACE_MS": "60s"})
+    ch = grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}")
+    try:
+        watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        import queue
+        requests_q = queue.Queue()
+        info = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        refl = info(iter(requests_q.get, None))
+        requests_q.put(b"\x3a\x00")  # ServerReflectionRequest{list_services: ""}
+        assert b"events.customer.v1" in next(refl)
+        t0 = time.monotonic()
+        assert stack.service.stop() == 0, stack.log_text()
+        took = time.monotonic() - t0
+        assert took < 30, f"SIGTERM waited {took:.1f}s for streams that never end by themselves"
+        codes = set()
+        for stream in (watch, refl):
+            try:
+                for _ in stream:
+                    pass
+            except grpc.RpcError as e:
+                codes.add(e.code())
+        assert codes <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, codes
+        requests_q.put(None)
+    finally:
+        ch.close()
+        stack.service = None
+        rcs = stack.stop()
+    assert rcs == (0, 0), stack.log_text()
