@@ -3,8 +3,9 @@
  * else starts a new trace rather than propagating garbage. */
 #include "trace.h"
 
+#include "ids.h"
+
 #include <string.h>
-#include <sys/random.h>
 
 static int unhex(const char *s, size_t n, uint8_t *out) {
   int nonzero = 0;
@@ -30,27 +31,9 @@ static void tohex(const uint8_t *b, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-/* Ids come from the kernel's generator, a few hundred bytes at a time per
- * thread: two getrandom calls for every served call showed in profiles. */
-#define RANDOM_POOL 512
-static _Thread_local uint8_t pool[RANDOM_POOL];
-static _Thread_local size_t pool_left;
-
-static int random_bytes(uint8_t *b, size_t n) {
-  if (pool_left < n) {
-    if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) return -1;
-    pool_left = sizeof pool;
-  }
-  memcpy(b, pool + sizeof pool - pool_left, n);
-  /* Handed-out bytes are wiped, so they are never handed out twice. */
-  memset(pool + sizeof pool - pool_left, 0, n);
-  pool_left -= n;
-  return 0;
-}
-
 static void random_id(uint8_t *b, size_t n) {
   do {
-    if (random_bytes(b, n) < 0) memset(b, 0, n);
+    if (ids_random(b, n) < 0) memset(b, 0, n);
     /* Not a secret: a zero-filled fallback is made non-zero below. */
     b[n - 1] |= (uint8_t)!b[0];
   } while (!b[n - 1] && !b[0]);

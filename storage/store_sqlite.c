@@ -12,9 +12,9 @@
  * in a savepoint of its own, so one failing write - a duplicate, say - is
  * undone alone and gets its own error) and commits once, so the group shares
  * one WAL fsync. Every caller returns only after that COMMIT returned. A
- * batch insert is one write of the group: its documents go in one after the
- * other through the same per-document insert as single inserts
- * (sq_insert_doc), each in a nested savepoint unless the batch is atomic.
+ * batch insert is one write of the group: an INSERT per document (a refused
+ * one undoes itself), then the changes of those written as one block of the
+ * log (sq_insert_locked).
  *
  * The change log (store.h) is the table "changes" (tenant, seq, time, op,
  * coll, id, doc). Each write path records its changes with sq_log inside the
@@ -47,6 +47,9 @@
 /* Writes per group transaction: bounds how long the last of a group waits for
  * the others' statements (an fsync costs far more than 64 small inserts). */
 #define SQ_GROUP_MAX 64
+/* WAL pages after which the checkpointer copies the log into the database
+ * file (SQLite's own autocheckpoint default). */
+#define SQ_CHECKPOINT_PAGES 1000
 /* Address space, not memory: pages are mapped as they are read. */
 #define SQ_MMAP_SIZE "1073741824"
 
@@ -75,6 +78,11 @@ typedef struct sq_store {
   sq_conn *writer;
   pthread_mutex_t q_mu; /* guards the write queue and every queued sq_wreq's done */
   struct sq_wreq *q_head, *q_tail;
+  /* The checkpointer (see sq_checkpointer); ckpt_mu guards due and stop. */
+  pthread_t ckpt_thread;
+  int ckpt_started, ckpt_due, ckpt_stop;
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
 } sq_store;
 
 typedef int (*sq_row_fn)(sqlite3_stmt *stmt, void *ctx, store_err *err);
@@ -159,10 +167,14 @@ static int sq_conn_open(sq_store *s, sq_conn **out, store_err *err) {
    * copied into each connection's private page cache (up to 2 MiB apiece,
    * nine connections), which saves the copies and keeps that memory
    * file-backed and shared with the OS cache. Writes still go through the
-   * WAL with write(2). */
+   * WAL with write(2).
+   * temp_store=MEMORY: a savepoint keeps a copy of each page its write
+   * touches (the sub-journal); in a temporary file that was a pwrite(2) per
+   * page, more CPU than the writes themselves (a group's writes each have
+   * one). Bounded by the pages one write touches. */
   rc = sqlite3_exec(c->db,
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA analysis_limit=1000;"
-                    " PRAGMA mmap_size=" SQ_MMAP_SIZE ";",
+                    " PRAGMA mmap_size=" SQ_MMAP_SIZE "; PRAGMA temp_store=MEMORY;",
                     NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     rc = sq_fail(err, c->db, rc, "pragmas");
@@ -270,6 +282,20 @@ static int sq_bind(sqlite3_stmt *stmt, int i, json_t *v) {
   }
 }
 
+/* Steps a bound statement to completion, calling fn for each row. */
+static int sq_step_all(sq_conn *c, sqlite3_stmt *stmt, sq_row_fn fn, void *ctx, long long *changes,
+                       store_err *err) {
+  for (;;) {
+    int src = sqlite3_step(stmt);
+    if (src == SQLITE_DONE) break;
+    if (src != SQLITE_ROW) return sq_fail(err, c->db, src, "step");
+    int rc = fn ? fn(stmt, ctx, err) : STORE_OK;
+    if (rc) return rc;
+  }
+  if (changes) *changes = sqlite3_changes64(c->db);
+  return STORE_OK;
+}
+
 /* Runs one statement on c to completion, calling fn for each row. */
 static int sq_exec(sq_conn *c, const char *sql, json_t *args, sq_row_fn fn, void *ctx,
                    long long *changes, store_err *err) {
@@ -283,19 +309,94 @@ static int sq_exec(sq_conn *c, const char *sql, json_t *args, sq_row_fn fn, void
       goto cleanup_stmt;
     }
   }
-  for (;;) {
-    int src = sqlite3_step(stmt);
-    if (src == SQLITE_DONE) break;
-    if (src != SQLITE_ROW) {
-      rc = sq_fail(err, c->db, src, "step");
-      goto cleanup_stmt;
-    }
-    if (fn && (rc = fn(stmt, ctx, err))) goto cleanup_stmt;
-  }
-  if (changes) *changes = sqlite3_changes64(c->db);
+  rc = sq_step_all(c, stmt, fn, ctx, changes, err);
 cleanup_stmt:
   sq_done(c, stmt);
   return rc;
+}
+
+/* A parameter of sq_execv: the hot writes bind their document text where
+ * it lies instead of copying it into a JSON array (and SQLite copying it
+ * again). */
+typedef struct sq_arg {
+  enum { SQ_TEXT, SQ_INT, SQ_JSON } kind;
+  const char *text; /* SQ_TEXT: outlives the statement; NULL binds NULL */
+  long long num;
+  json_t *json;
+} sq_arg;
+
+static int sq_execv(sq_conn *c, const char *sql, const sq_arg *args, int n, sq_row_fn fn, void *ctx,
+                    store_err *err) {
+  sqlite3_stmt *stmt = NULL;
+  int rc = sq_prepare(c, sql, &stmt, err);
+  if (rc) return rc;
+  for (int i = 0; i < n; i++) {
+    const sq_arg *a = &args[i];
+    int brc = a->kind == SQ_INT    ? sqlite3_bind_int64(stmt, i + 1, a->num)
+              : a->kind == SQ_JSON ? sq_bind(stmt, i + 1, a->json)
+              : a->text            ? sqlite3_bind_text(stmt, i + 1, a->text, -1, SQLITE_STATIC)
+                                   : sqlite3_bind_null(stmt, i + 1);
+    if (brc != SQLITE_OK) {
+      rc = sq_fail(err, c->db, brc, "bind");
+      goto cleanup_stmt;
+    }
+  }
+  rc = sq_step_all(c, stmt, fn, ctx, NULL, err);
+cleanup_stmt:
+  sq_done(c, stmt);
+  return rc;
+}
+
+/* ---- checkpoints ----------------------------------------------------------- */
+
+/* SQLite's autocheckpoint runs in the COMMIT that crosses the threshold:
+ * that caller waits while the log is copied into the database file and
+ * synced (about a quarter of a 500-document batch's time, every other
+ * batch). The writer's WAL hook wakes a thread of the store's own instead,
+ * which runs the same PASSIVE checkpoint on a connection of its own beside
+ * the writes (it never blocks them); the next write restarts the log once
+ * it was copied whole. */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
+  sq_store *s = arg;
+  if (pages < SQ_CHECKPOINT_PAGES) return SQLITE_OK;
+  /* The log restarts only after a checkpoint that copied all of it, and
+   * under a steady write load the checkpointer's always falls short of the
+   * frames written meanwhile: past this the writer finishes the copy itself,
+   * as autocheckpoint would, which bounds the log. */
+  if (pages >= SQ_CHECKPOINT_PAGES * 8)
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  pthread_mutex_lock(&s->ckpt_mu);
+  s->ckpt_due = 1;
+  pthread_cond_signal(&s->ckpt_cv);
+  pthread_mutex_unlock(&s->ckpt_mu);
+  return SQLITE_OK;
+}
+
+static void *sq_checkpointer(void *arg) {
+  sq_store *s = arg;
+  sqlite3 *db = NULL;
+  pthread_mutex_lock(&s->ckpt_mu);
+  for (;;) {
+    while (!s->ckpt_due && !s->ckpt_stop)
+      pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+    if (s->ckpt_stop) break;
+    s->ckpt_due = 0;
+    pthread_mutex_unlock(&s->ckpt_mu);
+    /* A connection knows the file is in WAL mode only once it has read it:
+     * until then a checkpoint does nothing. */
+    if (!db && sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+                   SQLITE_OK) {
+      sqlite3_busy_timeout(db, SQ_BUSY_MS);
+      sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    }
+    /* A failure (busy, I/O) is retried at the next threshold crossing;
+     * meanwhile the log only grows. */
+    if (db) sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    pthread_mutex_lock(&s->ckpt_mu);
+  }
+  pthread_mutex_unlock(&s->ckpt_mu);
+  sqlite3_close_v2(db);
+  return NULL;
 }
 
 /* Takes the write lock and the writer connection. ":memory:" has one
@@ -305,9 +406,13 @@ static int sq_write_begin(sq_store *s, sq_conn **out, store_err *err) {
   if (s->max_conns == 1 && (rc = sq_acquire(s, out, err))) return rc;
   pthread_mutex_lock(&s->write_mu);
   if (s->max_conns == 1) return STORE_OK;
-  if (!s->writer && (rc = sq_conn_open(s, &s->writer, err))) {
-    pthread_mutex_unlock(&s->write_mu);
-    return rc;
+  if (!s->writer) {
+    if ((rc = sq_conn_open(s, &s->writer, err))) {
+      pthread_mutex_unlock(&s->write_mu);
+      return rc;
+    }
+    /* Replaces the writer's autocheckpoint: see sq_checkpointer. */
+    sqlite3_wal_hook(s->writer->db, sq_wal_hook, s);
   }
   *out = s->writer;
   return STORE_OK;
@@ -468,31 +573,39 @@ static int row_int(sqlite3_stmt *stmt, void *ctx, store_err *err) {
 
 /* ---- change log ------------------------------------------------------------ */
 
+/* Takes the next `count` sequence numbers of tenant's log; the first is
+ * *first. In the caller's savepoint: undone with its write. */
+static int sq_log_seqs(sq_conn *c, const char *tenant, long long count, long long *first,
+                       store_err *err) {
+  long long last = 0;
+  sq_arg args[] = {{.kind = SQ_TEXT, .text = tenant}, {.kind = SQ_INT, .num = count}};
+  int rc = sq_execv(c,
+                    "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?1,'" STORE_CHANGES
+                    "',?2) ON CONFLICT(tenant,id) DO UPDATE SET value=value+?2 RETURNING value",
+                    args, 2, row_int, &last, err);
+  *first = last - count + 1;
+  return rc;
+}
+
+/* Writes one change with its sequence number. */
+static int sq_log_at(sq_conn *c, const char *tenant, long long seq, long long now, int op,
+                     const char *coll, json_t *id, const char *doc, store_err *err) {
+  sq_arg args[] = {{.kind = SQ_TEXT, .text = tenant}, {.kind = SQ_INT, .num = seq},
+                   {.kind = SQ_INT, .num = now},      {.kind = SQ_INT, .num = op},
+                   {.kind = SQ_TEXT, .text = coll},   {.kind = SQ_JSON, .json = id},
+                   {.kind = SQ_TEXT, .text = doc}};
+  return sq_execv(c,
+                  "INSERT INTO \"" STORE_CHANGES "\"(tenant,seq,time,op,coll,id,doc)"
+                  " VALUES(?,?,?,?,?,?,?)",
+                  args, 7, NULL, NULL, err);
+}
+
 /* Appends one change to tenant's log on c, inside the caller's savepoint. */
 static int sq_log(sq_conn *c, const char *tenant, int op, const char *coll, json_t *id,
                   const char *doc, store_err *err) {
   long long seq = 0;
-  json_t *a1 = json_pack("[s]", tenant), *a2 = NULL;
-  int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  if (!a1) goto cleanup;
-  rc = sq_exec(c,
-               "INSERT INTO \"" STORE_COUNTERS "\"(tenant,id,value) VALUES(?,'" STORE_CHANGES
-               "',1) ON CONFLICT(tenant,id) DO UPDATE SET value=value+1 RETURNING value",
-               a1, row_int, &seq, NULL, err);
-  if (rc) goto cleanup;
-  if (!(a2 = json_pack("[sIIisOs?]", tenant, (json_int_t)seq, (json_int_t)store_now_us(), op, coll,
-                       id, doc))) {
-    rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-    goto cleanup;
-  }
-  rc = sq_exec(c,
-               "INSERT INTO \"" STORE_CHANGES "\"(tenant,seq,time,op,coll,id,doc)"
-               " VALUES(?,?,?,?,?,?,?)",
-               a2, NULL, NULL, NULL, err);
-cleanup:
-  json_decref(a2);
-  json_decref(a1);
-  return rc;
+  int rc = sq_log_seqs(c, tenant, 1, &seq, err);
+  return rc ? rc : sq_log_at(c, tenant, seq, store_now_us(), op, coll, id, doc, err);
 }
 
 /* The run of a one-statement write that logs a change when it changed a row. */
@@ -793,19 +906,14 @@ static int sq_next_id(store *st, const char *tenant, const char *sequence, long 
 }
 
 /* Every inserted document, single or one of a batch, is written here, in the
- * open group transaction on the writer connection; `text` is doc as stored. */
-static int sq_insert_doc(sq_conn *c, const char *tenant, const char *coll, json_t *id, json_t *doc,
+ * open group transaction on the writer connection; sql is the collection's
+ * INSERT, text the document as stored. */
+static int sq_insert_doc(sq_conn *c, const char *sql, const char *tenant, json_t *id,
                          const char *text, store_err *err) {
-  char sql[128];
-  (void)doc;
-  json_t *args = json_pack("[sOs]", tenant, id, text);
-  if (!args) return store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", coll);
-  int rc = sq_exec(c, sql, args, NULL, NULL, NULL, err);
-  /* Logged in the caller's savepoint: undone with the document. */
-  if (!rc) rc = sq_log(c, tenant, STORE_CHANGE_CREATE, coll, id, text, err);
-  json_decref(args);
-  return rc;
+  sq_arg args[] = {{.kind = SQ_TEXT, .text = tenant},
+                   {.kind = SQ_JSON, .json = id},
+                   {.kind = SQ_TEXT, .text = text}};
+  return sq_execv(c, sql, args, 3, NULL, NULL, err);
 }
 
 /* A batch of inserts, as one write of the group (texts serialised by the
@@ -821,20 +929,28 @@ typedef struct sq_insert_args {
   int item_failed; /* out: an atomic batch refused because of its items */
 } sq_insert_args;
 
+/* The documents first, then their changes as one block of the log. A
+ * refused INSERT undoes itself (SQLite statements are atomic), so no
+ * document needs a savepoint of its own: the sub-journal that a savepoint
+ * keeps - a copy of every page it touches - cost more than the inserts.
+ * Whatever fails after that ends the write, and the group's savepoint (or
+ * rollback) takes the documents back. Atomic: the others are still tried so
+ * that every refused document is reported. */
 static int sq_insert_locked(sq_conn *c, sq_wreq *w, store_err *err) {
   sq_insert_args *a = w->ctx;
-  store_err item, scratch;
+  store_err item;
   size_t failed = 0;
-  if (a->single) /* the group's savepoint is the document's */
-    return sq_insert_doc(c, a->tenant, a->coll, a->ids[0], a->docs[0], a->texts[0], err);
+  char sql[128];
+  int rc;
+  snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", a->coll);
+  if (a->single) { /* the group's savepoint is the document's */
+    rc = sq_insert_doc(c, sql, a->tenant, a->ids[0], a->texts[0], err);
+    return rc ? rc
+              : sq_log(c, a->tenant, STORE_CHANGE_CREATE, a->coll, a->ids[0], a->texts[0], err);
+  }
+  memset(a->results, 0, a->n * sizeof *a->results);
   for (size_t i = 0; i < a->n; i++) {
-    int rc;
-    /* Non-atomic: a refused document is undone alone. Atomic: a refused
-     * INSERT undoes only itself, and the others are still tried so that
-     * every failing document is reported; then the group's savepoint of
-     * this write undoes them all. */
-    if (!a->atomic && (rc = sq_exec(c, "SAVEPOINT d", NULL, NULL, NULL, NULL, err))) return rc;
-    rc = sq_insert_doc(c, a->tenant, a->coll, a->ids[i], a->docs[i], a->texts[i], &item);
+    rc = sq_insert_doc(c, sql, a->tenant, a->ids[i], a->texts[i], &item);
     if (rc && sqlite3_get_autocommit(c->db)) { /* the whole transaction is gone */
       if (err) *err = item;
       return rc;
@@ -842,16 +958,23 @@ static int sq_insert_locked(sq_conn *c, sq_wreq *w, store_err *err) {
     if (rc) {
       a->results[i] = rc;
       failed++;
-      if (!a->atomic) sq_exec(c, "ROLLBACK TO d", NULL, NULL, NULL, NULL, &scratch);
     }
-    if (!a->atomic) sq_exec(c, "RELEASE d", NULL, NULL, NULL, NULL, &scratch);
   }
-  if (!a->atomic || !failed) return STORE_OK;
+  if (a->atomic && failed) {
+    for (size_t i = 0; i < a->n; i++)
+      if (!a->results[i]) a->results[i] = STORE_EABORTED;
+    a->item_failed = 1;
+    return store_fail(err, STORE_EABORTED, "sqlite: %zu documents of an atomic batch refused",
+                      failed);
+  }
+  if (failed == a->n) return STORE_OK;
+  long long seq = 0, now = store_now_us();
+  if ((rc = sq_log_seqs(c, a->tenant, (long long)(a->n - failed), &seq, err))) return rc;
   for (size_t i = 0; i < a->n; i++)
-    if (!a->results[i]) a->results[i] = STORE_EABORTED;
-  a->item_failed = 1;
-  return store_fail(err, STORE_EABORTED, "sqlite: %zu documents of an atomic batch refused",
-                    failed);
+    if (!a->results[i] && (rc = sq_log_at(c, a->tenant, seq++, now, STORE_CHANGE_CREATE, a->coll,
+                                          a->ids[i], a->texts[i], err)))
+      return rc;
+  return STORE_OK;
 }
 
 static int sq_insert_write(sq_store *s, sq_insert_args a, store_err *err) {
@@ -860,7 +983,7 @@ static int sq_insert_write(sq_store *s, sq_insert_args a, store_err *err) {
   a.texts = calloc(n, sizeof(char *));
   int rc = a.texts ? STORE_OK : store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
   for (size_t i = 0; !rc && i < n; i++)
-    if (!(a.texts[i] = json_dumps(docs[i], JSON_COMPACT)))
+    if (!(a.texts[i] = store_json_dumps(docs[i])))
       rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
   if (!rc) {
     sq_wreq w = {.run = sq_insert_locked, .ctx = &a};
@@ -923,7 +1046,7 @@ static int sq_replace(store *st, const char *tenant, const char *coll, json_t *i
                       store_err *err) {
   char sql[128];
   long long changed = 0;
-  char *text = json_dumps(doc, JSON_COMPACT);
+  char *text = store_json_dumps(doc);
   json_t *args = text ? json_pack("[ssO]", text, tenant, id) : NULL;
   int rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
   if (args) {
@@ -971,8 +1094,7 @@ static int sq_patch_locked(sq_conn *c, sq_wreq *w, store_err *err) {
   }
   if ((rc = store_doc_patch(doc, a->set, err))) goto cleanup;
   rc = store_fail(err, STORE_EINTERNAL, "sqlite: out of memory");
-  if (!(text = json_dumps(doc, JSON_COMPACT)) ||
-      !(args2 = json_pack("[ssO]", text, a->tenant, a->id)))
+  if (!(text = store_json_dumps(doc)) || !(args2 = json_pack("[ssO]", text, a->tenant, a->id)))
     goto cleanup;
   snprintf(sql, sizeof sql, "UPDATE \"%s\" SET doc = ? WHERE tenant = ? AND id = ?", a->coll);
   if ((rc = sq_exec(c, sql, args2, NULL, NULL, &changed, err))) goto cleanup;
@@ -1246,6 +1368,13 @@ static int sq_schema(sq_conn *c, const store_schema *schema, store_err *err) {
 
 static void sq_close(store *st) {
   sq_store *s = SQ(st);
+  if (s->ckpt_started) {
+    pthread_mutex_lock(&s->ckpt_mu);
+    s->ckpt_stop = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+    pthread_mutex_unlock(&s->ckpt_mu);
+    pthread_join(s->ckpt_thread, NULL);
+  }
   if (s->writer) sq_conn_close(s->writer);
   while (s->idle) {
     sq_conn *c = s->idle;
@@ -1256,6 +1385,8 @@ static void sq_close(store *st) {
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->write_mu);
   pthread_mutex_destroy(&s->q_mu);
+  pthread_cond_destroy(&s->ckpt_cv);
+  pthread_mutex_destroy(&s->ckpt_mu);
   free(s->path);
   free(s);
 }
@@ -1269,6 +1400,8 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->write_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
+  pthread_mutex_init(&s->ckpt_mu, NULL);
+  pthread_cond_init(&s->ckpt_cv, NULL);
   /* Every connection to ":memory:" would be a database of its own. */
   s->max_conns = strcmp(path, ":memory:") ? SQ_POOL_MAX : 1;
   int rc = (s->path = strdup(path)) ? STORE_OK
@@ -1282,6 +1415,14 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   if (!rc) sqlite3_db_release_memory(c->db);
   sq_write_end(s, c, 1);
   if (rc) goto cleanup_store;
+  /* ":memory:" has no log to checkpoint. */
+  if (s->max_conns > 1) {
+    if (pthread_create(&s->ckpt_thread, NULL, sq_checkpointer, s) != 0) {
+      rc = store_fail(err, STORE_EINTERNAL, "sqlite: cannot start the checkpoint thread");
+      goto cleanup_store;
+    }
+    s->ckpt_started = 1;
+  }
   *out = &s->base;
   return STORE_OK;
 cleanup_store:

@@ -215,7 +215,7 @@ static json_t *build_resource(rpc_call *c, const ProtobufCMessage *req, const vo
   char id[ID_LEN + 1];
   Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   json_t *doc = NULL, *parent = NULL;
-  if (ids_hex(id, ID_LEN) < 0) {
+  if (ids_hex_ordered(id, ID_LEN) < 0) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of resources");
     goto done;
   }

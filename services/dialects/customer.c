@@ -56,7 +56,7 @@ static json_t *build_event(rpc_call *c, const ProtobufCMessage *req, const void 
   PropertyRecord **ptrs = calloc(in->n_property_records + 1, sizeof *ptrs);
   char(*rec_ids)[ID_LEN + 1] = calloc(in->n_property_records + 1, sizeof *rec_ids);
   json_t *doc = NULL;
-  if (!recs || !ptrs || !rec_ids || ids_hex(id, ID_LEN) < 0) {
+  if (!recs || !ptrs || !rec_ids || ids_hex_ordered(id, ID_LEN) < 0) {
     rpc_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of resources");
     goto free_records;
   }

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1872,6 +1873,40 @@ static void free_docs(json_t **docs, size_t n) {
     json_decref(docs[i]);
 }
 
+/* SQLite's log is copied into the database file by the store's checkpoint
+ * thread, not by the committing writer: after writes well past the
+ * threshold (1,000 pages), the file holds them without the test asking for a
+ * checkpoint, and the log stays bounded. */
+static void test_checkpoint(void **state) {
+  (void)state;
+  if (is_mongo()) skip();
+  store_err e;
+  char path[PATH_MAX + 32], wal[PATH_MAX + 40];
+  snprintf(path, sizeof path, "%s", g_url + strlen("sqlite:"));
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  struct stat before, after, log;
+  assert_int_equal(stat(path, &before), 0);
+  char pad[1025];
+  memset(pad, 'p', sizeof pad - 1);
+  pad[sizeof pad - 1] = '\0';
+  json_t *docs[250];
+  int res[250];
+  for (int round = 0; round < 10; round++) { /* 2,500 documents of 1 KiB */
+    for (int i = 0; i < 250; i++)
+      docs[i] = json_pack("{s:i, s:s, s:s, s:s}", "id", round * 250 + i + 1, "kind", "ckpt", "ext",
+                          "x", "pad", pad);
+    CHK(STORE_OK, store_insert_many(g_st, "checkpoint", "items", docs, 250, 1, res, &e));
+    free_docs(docs, 250);
+  }
+  double until = now_s() + 20;
+  while (now_s() < until && stat(path, &after) == 0 && after.st_size < before.st_size + (4 << 20))
+    usleep(50000);
+  assert_int_equal(stat(path, &after), 0);
+  assert_true(after.st_size >= before.st_size + (4 << 20));
+  assert_int_equal(stat(wal, &log), 0);
+  assert_true(log.st_size < 48 << 20); /* 8,000 pages and what one write adds */
+}
+
 static void test_insert_many(void **state) {
   (void)state;
   store_err e;
@@ -2356,6 +2391,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_change_log, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_checkpoint, test_start, test_end),
   };
   const char *filter = getenv("STORE_TEST_FILTER"); /* e.g. "*outage*" while debugging */
   if (filter && *filter) cmocka_set_test_filter(filter);

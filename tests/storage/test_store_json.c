@@ -1,6 +1,7 @@
 /* test_store_json.c - store_json_load reads every text exactly as json_loadb
  * does: the same values where both read it, NULL where jansson refuses it
- * (the fast reader gives up on anything unusual and defers to jansson). */
+ * (the fast reader gives up on anything unusual and defers to jansson); and
+ * store_json_dumps writes exactly json_dumps(JSON_COMPACT)'s text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,7 +75,63 @@ static void same_as_jansson(void **state) {
   }
 }
 
+static void assert_dumps_same(const json_t *v) {
+  char *want = json_dumps(v, JSON_COMPACT);
+  char *got = store_json_dumps(v);
+  if (!want) {
+    assert_null(got);
+    return;
+  }
+  assert_non_null(got);
+  assert_string_equal(want, got);
+  free(want);
+  free(got);
+}
+
+static void writes_as_jansson(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+    json_error_t jerr;
+    json_t *v = json_loadb(texts[i], strlen(texts[i]), JSON_ALLOW_NUL, &jerr);
+    if (!v) continue;
+    assert_dumps_same(v);
+    json_decref(v);
+  }
+  /* Reals: exponents, ".0", the shortest and the longest forms; and every
+   * control character and escape in keys and values. */
+  static const double reals[] = {
+      0.0,         -0.0, 1.0,     -1.5,     42.5,   0.1,
+      1e21,        1e-7, 1.5e300, 2.5e-300, 5e-324, 1.7976931348623157e308,
+      123456789.0, 1e16, 1e17,    -3.14159, 100.0,  1e100};
+  json_t *doc = json_object(), *arr = json_array();
+  for (size_t i = 0; i < sizeof reals / sizeof *reals; i++)
+    json_array_append_new(arr, json_real(reals[i]));
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  for (int i = 0; i < 2000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double d;
+    memcpy(&d, &x, sizeof d);
+    if (d == d && d - d == 0) json_array_append_new(arr, json_real(d));
+    json_array_append_new(arr, json_integer((json_int_t)x));
+  }
+  json_object_set_new(doc, "reals", arr);
+  char ctl[40] = {0};
+  for (int c = 1; c < 0x20; c++)
+    ctl[c - 1] = (char)c;
+  strcat(ctl, "\"\\/\x7f");
+  json_object_set_new(doc, ctl, json_string(ctl));
+  json_object_set_new(doc, "nul", json_stringn("a\0b", 3));
+  json_object_set_new(doc, "min", json_integer(INT64_MIN));
+  json_object_set_new(doc, "nested",
+                      json_pack("{s:[{s:[]},{}],s:null,s:b,s:b}", "a", "b", "n", "t", 1, "f", 0));
+  assert_dumps_same(doc); /* all ASCII: the fast writer's own text */
+  json_object_set_new(doc, "utf8", json_string("caf\xc3\xa9"));
+  assert_dumps_same(doc); /* left to json_dumps */
+  json_decref(doc);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(same_as_jansson)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(same_as_jansson),
+                                     cmocka_unit_test(writes_as_jansson)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
