@@ -78,10 +78,14 @@ typedef struct mg_store {
   unsigned index_attempts; /* failed attempts so far */
   int index_rc;            /* and how the last one failed */
   char index_msg[sizeof(((store_err *)0)->msg)];
-  /* Change log claims of this process, one at a time; the last position
-   * claimed per tenant (hashed slots) is tried first. */
+  /* Change log claims of this process, one group at a time; the last
+   * position claimed per tenant (hashed slots) is tried first. */
   pthread_mutex_t chg_mu;
   struct mg_seq chg_last[MG_STRIPES];
+  /* Claims waiting for the next group (see mg_chg_claim). */
+  pthread_mutex_t cq_mu;
+  struct mg_claim *cq_head, *cq_tail;
+  int cq_leading;
   /* Per tenant (hashed slots, guarded by head_mu): a position up to which
    * every entry was seen settled; readers look for the head past it. */
   pthread_mutex_t head_mu;
@@ -833,8 +837,14 @@ static int mg_insert(store *st, const char *tenant, const char *coll, json_t *id
 /* Change log steps (defined with the log, below). */
 static int mg_chg_claim(mg_store *s, const char *tenant, int op, const char *coll, json_t *id,
                         json_t *doc, long long *seq, store_err *err);
-static int mg_chg_claim_many(mg_store *s, const char *tenant, const char *coll, json_t *const *ids,
-                             json_t *const *docs, size_t n, long long *seqs, store_err *err);
+/* What one change log entry records of its write. */
+typedef struct mg_chg_item {
+  int op;
+  const char *coll;
+  json_t *id, *doc;
+} mg_chg_item;
+static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item *items, size_t n,
+                             long long *seqs, store_err *err);
 static void mg_chg_mark(mg_store *s, const char *tenant, long long seq, int committed, json_t *doc);
 static void mg_chg_mark_many(mg_store *s, const char *tenant, const long long *seqs, size_t n,
                              int committed);
@@ -910,12 +920,12 @@ static int mg_insert_many(store *st, const char *tenant, const char *coll, json_
   bson_t *bs = calloc(n, sizeof *bs);
   mg_ins *ins = calloc(n, sizeof *ins);
   mg_ins **batch = calloc(n, sizeof *batch);
-  json_t **b_ids = calloc(n, sizeof *b_ids), **b_docs = calloc(n, sizeof *b_docs);
+  mg_chg_item *items = calloc(n, sizeof *items);
   long long *seqs = calloc(n, sizeof *seqs);
   json_t *written = json_array();
   size_t m = 0, failed = 0;
   int rc = STORE_OK, ran = 0;
-  if (!bs || !ins || !batch || !b_ids || !b_docs || !seqs || !written) {
+  if (!bs || !ins || !batch || !items || !seqs || !written) {
     rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
     goto cleanup_docs;
   }
@@ -923,15 +933,14 @@ static int mg_insert_many(store *st, const char *tenant, const char *coll, json_
     bson_init(&bs[i]);
     ins[i] = (mg_ins){.coll = coll, .doc = &bs[i]};
     if (mg_doc(&bs[i], tenant, ids[i], docs[i])) {
-      b_ids[m] = ids[i];
-      b_docs[m] = docs[i];
+      items[m] = (mg_chg_item){STORE_CHANGE_CREATE, coll, ids[i], docs[i]};
       batch[m++] = &ins[i];
     } else {
       ins[i].rc = mg_unencodable(NULL);
     }
   }
   if (m && !(atomic && m < n)) {
-    if ((rc = mg_chg_claim_many(s, tenant, coll, b_ids, b_docs, m, seqs, err))) {
+    if ((rc = mg_chg_claim_many(s, tenant, items, m, seqs, err))) {
       /* Nothing written: the claims made are void. */
       size_t k = 0;
       while (k < m && seqs[k])
@@ -977,8 +986,7 @@ cleanup_docs:
     bson_destroy(&bs[i]);
   json_decref(written);
   free(seqs);
-  free(b_docs);
-  free(b_ids);
+  free(items);
   free(batch);
   free(ins);
   free(bs);
@@ -1528,8 +1536,8 @@ cleanup:
  * settled) is walked from the highest one this process saw before, so a
  * read costs a few queries however long the log is (each a scan on
  * FerretDB v1, of which there is no way round for a range). Costs: a claim
- * and a mark per write (two round trips, both inserts), and claims of one
- * process are serialised. */
+ * and a mark per write (two round trips, both inserts); concurrent claims
+ * of one process go to the server as one insert (mg_chg_claim). */
 #define MG_SETTLE_US (15 * 1000000LL)
 #define MG_PRUNED STORE_CHANGES "#pruned"
 
@@ -1580,47 +1588,94 @@ static int mg_chg_max(mg_store *s, const char *tenant, long long *max, store_err
   return rc;
 }
 
-/* Step 1: inserts the pending entry at the next free position. */
+/* One claim waiting in the queue; it lives on its caller's stack. */
+typedef struct mg_claim {
+  const char *tenant;
+  mg_chg_item item;
+  long long seq;
+  int rc;
+  store_err err;
+  int done;          /* guarded by cq_mu */
+  pthread_cond_t cv; /* signalled when done, or when it may lead */
+  struct mg_claim *next;
+} mg_claim;
+
+/* Makes the claims of a group, one mg_chg_claim_many per tenant. */
+static void mg_chg_claim_group(mg_store *s, mg_claim *group) {
+  size_t n = 0;
+  for (mg_claim *c = group; c; c = c->next)
+    n++;
+  mg_chg_item *items = calloc(n, sizeof *items);
+  mg_claim **of = calloc(n, sizeof *of);
+  long long *seqs = calloc(n, sizeof *seqs);
+  for (mg_claim *c = group; c; c = c->next)
+    c->rc = -1; /* not yet made */
+  for (mg_claim *first = group; first; first = first->next) {
+    if (first->rc != -1) continue;
+    size_t k = 0;
+    if (!items || !of || !seqs) {
+      first->rc = store_fail(&first->err, STORE_EINTERNAL, "mongodb: out of memory");
+      continue;
+    }
+    for (mg_claim *c = first; c; c = c->next)
+      if (c->rc == -1 && !strcmp(c->tenant, first->tenant)) {
+        of[k] = c;
+        items[k] = c->item;
+        seqs[k++] = 0;
+      }
+    store_err err = {0};
+    int rc = mg_chg_claim_many(s, first->tenant, items, k, seqs, &err);
+    for (size_t j = 0; j < k; j++) { /* a claim made stands even if a later one failed */
+      of[j]->seq = seqs[j];
+      of[j]->rc = seqs[j] ? STORE_OK : rc ? rc : STORE_EINTERNAL;
+      if (!seqs[j]) of[j]->err = err;
+    }
+  }
+  free(seqs);
+  free(of);
+  free(items);
+}
+
+/* Step 1: inserts the pending entry at the next free position. Concurrent
+ * claims of this process go to the server together: the caller at the head
+ * of the queue claims everything queued behind it with one ordered insert
+ * per tenant, while the next group gathers (one at a time: positions are
+ * handed out in order). One by one, claims held every write of the process
+ * to a round trip each. */
 static int mg_chg_claim(mg_store *s, const char *tenant, int op, const char *coll, json_t *id,
                         json_t *doc, long long *seq, store_err *err) {
-  json_t *key = json_string(STORE_CHANGES);
-  size_t slot_i = key ? mg_stripe_index(tenant, STORE_CHANGES, key) : 0;
-  json_decref(key);
-  struct mg_seq *slot = &s->chg_last[slot_i];
-  int rc = STORE_EUNAVAILABLE;
-  pthread_mutex_lock(&s->chg_mu);
-  long long n = slot->key && !strcmp(slot->key, tenant) ? slot->last + 1 : 0;
-  for (int attempt = 0; attempt < MG_SEQ_TRIES; attempt++) {
-    long long max;
-    if (n == 0) {
-      if ((rc = mg_chg_max(s, tenant, &max, err))) break;
-      n = max + 1;
+  mg_claim me = {.tenant = tenant, .item = {op, coll, id, doc}};
+  pthread_cond_init(&me.cv, NULL);
+  pthread_mutex_lock(&s->cq_mu);
+  if (s->cq_tail)
+    s->cq_tail->next = &me;
+  else
+    s->cq_head = &me;
+  s->cq_tail = &me;
+  while (!me.done && (s->cq_leading || s->cq_head != &me))
+    pthread_cond_wait(&me.cv, &s->cq_mu);
+  if (!me.done) {
+    mg_claim *group = s->cq_head;
+    s->cq_head = s->cq_tail = NULL;
+    s->cq_leading = 1;
+    pthread_mutex_unlock(&s->cq_mu);
+    mg_chg_claim_group(s, group);
+    pthread_mutex_lock(&s->cq_mu);
+    s->cq_leading = 0;
+    for (mg_claim *c = group, *next; c; c = next) {
+      next = c->next; /* c may be gone once it sees done */
+      c->done = 1;
+      if (c != &me) pthread_cond_signal(&c->cv);
     }
-    json_t *pos = json_integer(n);
-    char key[128];
-    mg_chg_key(tenant, n, key, sizeof key);
-    json_t *entry = json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", pos,
-                              "st", "p", "op", op, "coll", coll, "did", id, "time",
-                              (json_int_t)store_now_us(), "doc", doc);
-    rc = entry ? mg_insert(&s->base, tenant, STORE_CHANGES, pos, entry, err)
-               : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
-    json_decref(entry);
-    json_decref(pos);
-    if (rc != STORE_EDUPLICATE) break;
-    if ((rc = mg_chg_max(s, tenant, &max, err))) break;
-    n = max >= n ? max + 1 : n + 1;
-    rc = STORE_EUNAVAILABLE;
+    if (s->cq_head) pthread_cond_signal(&s->cq_head->cv);
   }
-  if (rc == STORE_OK) {
-    *seq = n;
-    if (!slot->key || strcmp(slot->key, tenant)) {
-      free(slot->key);
-      slot->key = strdup(tenant);
-    }
-    slot->last = n;
-  }
-  pthread_mutex_unlock(&s->chg_mu);
-  return rc;
+  pthread_mutex_unlock(&s->cq_mu);
+  pthread_cond_destroy(&me.cv);
+  if (me.rc == STORE_OK)
+    *seq = me.seq;
+  else if (err)
+    *err = me.err;
+  return me.rc;
 }
 
 /* The first entry of a reply's writeErrors: its index and code (-1: none). */
@@ -1643,8 +1698,8 @@ static void mg_first_write_error(const bson_t *reply, int64_t *index, int64_t *c
  * first position another writer won; the rest go past the highest entry,
  * as mg_chg_claim's retry does. seqs[j] is set for each claimed entry, in
  * order; on failure the ones set were claimed and are still pending. */
-static int mg_chg_claim_many(mg_store *s, const char *tenant, const char *coll, json_t *const *ids,
-                             json_t *const *docs, size_t n, long long *seqs, store_err *err) {
+static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item *items, size_t n,
+                             long long *seqs, store_err *err) {
   json_t *key = json_string(STORE_CHANGES);
   size_t slot_i = key ? mg_stripe_index(tenant, STORE_CHANGES, key) : 0;
   json_decref(key);
@@ -1672,10 +1727,10 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const char *coll, 
       json_t *p = json_integer(pos + (long long)built);
       char key[128];
       mg_chg_key(tenant, pos + (long long)built, key, sizeof key);
-      json_t *entry =
-          json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", p, "st", "p",
-                    "op", STORE_CHANGE_CREATE, "coll", coll, "did", ids[done + built], "time",
-                    (json_int_t)now, "doc", docs[done + built]);
+      const mg_chg_item *it = &items[done + built];
+      json_t *entry = json_pack("{s:s, s:O, s:s, s:i, s:s, s:O, s:I, s:O?}", "_id", key, "id", p,
+                                "st", "p", "op", it->op, "coll", it->coll, "did", it->id, "time",
+                                (json_int_t)now, "doc", it->doc);
       bson_init(&entries[built]);
       bool ok = p && entry && mg_doc(&entries[built], tenant, p, entry);
       json_decref(entry);
@@ -2188,6 +2243,7 @@ static void mg_close(store *st) {
     free(s->chg_head[i].key);
   }
   pthread_mutex_destroy(&s->chg_mu);
+  pthread_mutex_destroy(&s->cq_mu);
   pthread_mutex_destroy(&s->head_mu);
   pthread_mutex_destroy(&s->index_mu);
   pthread_mutex_destroy(&s->q_mu);
@@ -2218,6 +2274,7 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
   pthread_mutex_init(&s->index_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
   pthread_mutex_init(&s->chg_mu, NULL);
+  pthread_mutex_init(&s->cq_mu, NULL);
   pthread_mutex_init(&s->head_mu, NULL);
   for (; s->n_stripes < MG_STRIPES; s->n_stripes++)
     pthread_mutex_init(&s->stripes[s->n_stripes], NULL);
