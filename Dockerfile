@@ -6,7 +6,9 @@
 # libraries and are released together, so one image keeps them in lockstep
 # (a gateway never talks to a service built from another commit) and halves
 # what is built, scanned and pulled; the two still run as separate
-# Deployments (see k8s/README.md).
+# Deployments (see k8s/README.md). The service's MongoDB engine is a module,
+# /usr/local/lib/events/events-store-mongo.so, loaded only for a mongodb://
+# store (storage/CMakeLists.txt).
 #
 #   docker build -t events:dev .
 #   docker network create events
@@ -39,7 +41,8 @@ RUN python3 -m venv .pyenv \
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVENTS_WERROR=ON -DEVENTS_TESTS=OFF -DEVENTS_SANITIZE=OFF \
       -DGOOGLEAPIS_PROTO_DIR="$PWD/googleapis" \
  && cmake --build build \
- && strip --strip-debug build/bin/events-service build/bin/events-gateway
+ && strip --strip-debug build/bin/events-service build/bin/events-gateway \
+      build/lib/events/events-store-mongo.so
 
 # ---- runtime: only the shared libraries the binaries link (checked against
 # `readelf -d` + `dpkg -S` by tests/k8s) and CA certificates for TLS to MongoDB.
@@ -54,6 +57,7 @@ RUN apt-get update \
       --shell /usr/sbin/nologin events \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/events
 COPY --from=build /src/build/bin/events-service /src/build/bin/events-gateway /usr/local/bin/
+COPY --from=build /src/build/lib/events/events-store-mongo.so /usr/local/lib/events/
 # Defaults for a container: listen on all interfaces, embedded SQLite under the
 # user's own directory. Kubernetes overrides them from its ConfigMaps/Secrets.
 ENV EVENTS_GRPC_ADDR=0.0.0.0:50051 \

@@ -2,11 +2,15 @@
  * the URL, checks every argument once so engines can trust them, turns a
  * store_query into a forward-only scan plan, and makes and checks the opaque
  * keyset cursor tokens. */
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "store_int.h"
 
 #define CURSOR_VERSION 1
@@ -579,6 +583,53 @@ static int copy_names(store *st, const store_schema *schema, store_err *err) {
   return STORE_OK;
 }
 
+/* ---- engines --------------------------------------------------------- */
+
+/* The MongoDB engine's module, relative to the executable's directory (see
+ * storage/CMakeLists.txt): libmongoc costs a process about 640 KiB of
+ * private memory as soon as it is loaded, so only a mongodb:// store loads
+ * it. A binary that links the engine in (the storage tests) uses that. */
+#define MONGO_MODULE "../lib/events/events-store-mongo.so"
+
+#pragma weak store_mongo_engine
+
+static store_log_fn driver_log;
+static const store_engine_ops *mongo_loaded;
+static char mongo_error[PATH_MAX + 128];
+
+void store_set_driver_log(store_log_fn fn) {
+  driver_log = fn;
+}
+
+static void mongo_load(void) {
+  char dir[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+  char *slash = n > 0 ? memrchr(dir, '/', (size_t)n) : NULL;
+  if (!slash) {
+    snprintf(mongo_error, sizeof mongo_error, "the executable's directory is unknown");
+    return;
+  }
+  *slash = '\0';
+  char path[PATH_MAX + 64];
+  snprintf(path, sizeof path, "%s/" MONGO_MODULE, dir);
+  /* The driver initialises as it loads, reading MONGOC_DISABLE_SHM then: its
+   * shared-memory counters serve only its own stats tool, and when /dev/shm
+   * cannot hold them it prints a plain-text line into the JSON log. */
+  setenv("MONGOC_DISABLE_SHM", "1", 0);
+  /* Never closed: the driver's threads and exit handlers live in it. */
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (h) mongo_loaded = dlsym(h, "store_mongo_engine");
+  if (!mongo_loaded) snprintf(mongo_error, sizeof mongo_error, "%s", dlerror());
+}
+
+static const store_engine_ops *mongo_engine(store_err *err) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  if (&store_mongo_engine) return &store_mongo_engine;
+  pthread_once(&once, mongo_load);
+  if (!mongo_loaded) store_fail(err, STORE_EINTERNAL, "mongodb engine: %s", mongo_error);
+  return mongo_loaded;
+}
+
 int store_open(const char *url, const store_schema *schema, store **out, store_err *err) {
   const store_engine_ops *engine = NULL;
   store *st = NULL;
@@ -589,11 +640,13 @@ int store_open(const char *url, const store_schema *schema, store **out, store_e
   if (!strncmp(url, "sqlite:", 7))
     engine = &store_sqlite_engine;
   else if (!strncmp(url, "mongodb://", 10) || !strncmp(url, "mongodb+srv://", 14))
-    engine = &store_mongo_engine;
+    engine = mongo_engine(err);
   else
     return store_fail(err, STORE_EINVAL, "store URL must start with sqlite: or mongodb://");
+  if (!engine) return err ? err->code : STORE_EINTERNAL;
   int rc = check_schema(schema, err);
   if (rc) return rc;
+  if (driver_log && engine->set_log) engine->set_log(driver_log);
   rc = engine->open(url, schema, &st, err);
   if (rc) return rc;
   st->engine = engine;

@@ -52,6 +52,11 @@ typedef struct store_schema {
 typedef struct store store;
 
 int store_open(const char *url, const store_schema *schema, store **out, store_err *err);
+/* Where an engine's driver sends its own warnings and errors (error: 1 for
+ * an error, 0 for a warning); its chatter is dropped. Set before store_open.
+ * Unset, the driver logs as it does by default. */
+typedef void (*store_log_fn)(int error, const char *component, const char *message);
+void store_set_driver_log(store_log_fn fn);
 void store_close(store *st);
 const char *store_engine(const store *st); /* "sqlite" or "mongodb" */
 int store_ping(store *st, store_err *err);

@@ -61,6 +61,8 @@ typedef struct store_engine_ops {
   int (*changes)(store *st, const char *tenant, long long after, size_t limit,
                  store_changes_page *out, store_err *err);
   int (*changes_prune)(store *st, long long before_us, long long *removed, store_err *err);
+  /* Optional: where the engine's driver logs (store_set_driver_log). */
+  void (*set_log)(store_log_fn fn);
 } store_engine_ops;
 
 /* Every engine's handle starts with this, so store.c can dispatch. */
@@ -74,6 +76,7 @@ struct store {
 };
 
 extern const store_engine_ops store_sqlite_engine;
+/* store_mongo.c: linked in (tests) or loaded from its module (store.c). */
 extern const store_engine_ops store_mongo_engine;
 
 /* The counters collection/table behind store_next_id; a schema may not use it. */

@@ -2253,12 +2253,27 @@ static void mg_close(store *st) {
 
 static pthread_once_t mg_once = PTHREAD_ONCE_INIT;
 
-/* The driver's shared-memory counters serve only its own stats tool; when
- * /dev/shm cannot hold them it prints a plain-text line into the JSON log
- * ("Falling back to malloc for counters"), so they are off. */
+/* The driver initialises itself as it loads; this is for a build where it
+ * does not. MONGOC_DISABLE_SHM is set by store.c before it loads the
+ * module. */
 static void mg_init(void) {
-  setenv("MONGOC_DISABLE_SHM", "1", 0);
   mongoc_init();
+}
+
+/* The driver's own plain-text lines would break the one-JSON-object-per-line
+ * log: its warnings and errors go to the store's driver log. */
+static store_log_fn mg_log_fn;
+
+static void mg_driver_log(mongoc_log_level_t level, const char *domain, const char *message,
+                          void *data) {
+  (void)data;
+  if (level > MONGOC_LOG_LEVEL_WARNING) return;
+  mg_log_fn(level <= MONGOC_LOG_LEVEL_CRITICAL, domain ? domain : "mongoc", message);
+}
+
+static void mg_set_log(store_log_fn fn) {
+  mg_log_fn = fn;
+  mongoc_log_set_handler(mg_driver_log, NULL);
 }
 
 static void mg_set_default(mongoc_uri_t *uri, const char *option, int32_t value) {
@@ -2338,4 +2353,5 @@ const store_engine_ops store_mongo_engine = {
     .delete_where = mg_delete_where,
     .changes = mg_changes,
     .changes_prune = mg_changes_prune,
+    .set_log = mg_set_log,
 };

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <grpc/grpc.h>
-#include <mongoc/mongoc.h>
 
 #include "config.h"
 #include "creds_live.h"
@@ -72,14 +71,10 @@ static const char *get(const char *name) {
   return config_get(vars, N_VARS, name);
 }
 
-/* The driver's own plain-text lines would break the one-JSON-object-per-line
- * log; its warnings and errors are kept, its chatter is dropped. */
-static void driver_log(mongoc_log_level_t level, const char *domain, const char *message,
-                       void *data) {
-  (void)data;
-  if (level > MONGOC_LOG_LEVEL_WARNING) return;
-  log_json(level <= MONGOC_LOG_LEVEL_CRITICAL ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, message,
-           json_pack("{s:s}", "component", domain ? domain : "mongoc"));
+/* The store driver's warnings and errors, as JSON log lines. */
+static void driver_log(int error, const char *component, const char *message) {
+  log_json(error ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, message,
+           json_pack("{s:s}", "component", component));
 }
 
 static int fatal(const char *what, const char *detail) {
@@ -131,7 +126,7 @@ int main(int argc, char **argv) {
     return fatal("refusing to start without valid credentials", cerr.msg);
   }
 
-  mongoc_log_set_handler(driver_log, NULL);
+  store_set_driver_log(driver_log);
   rpc_metrics_describe();
   rc = 1;
   store *st = NULL;

@@ -15,14 +15,16 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_method rpc_method;
 typedef struct rpc_worker rpc_worker;
 
-/* A completion queue tag: which batch of which call completed. */
+/* A completion queue tag: which batch of which call completed. call is
+ * NULL for a call requested from core that no client has made yet (the tag
+ * heads rpc_server.c's rpc_pending). */
 typedef struct rpc_tag {
   struct rpc_call *call;
   int close; /* the call's own RECV_CLOSE_ON_SERVER batch */
 } rpc_tag;
 
 enum rpc_state {
-  CALL_REQUESTED,   /* waiting for a client */
+  CALL_ARRIVED,     /* a client's call, being handled */
   CALL_REPLYING,    /* unary reply batch in flight */
   CALL_STREAM_READ, /* reflection: initial metadata or a reply sent, next request awaited */
   CALL_STREAM_CLOSING,

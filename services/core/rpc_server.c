@@ -109,20 +109,51 @@ store *rpc_store(const rpc_call *c) {
 
 /* ---- call lifecycle ---- */
 
-static rpc_call *call_new(rpc_server *s, rpc_method *m, rpc_worker *w) {
+/* A call requested from core that no client has made yet: only what core
+ * fills in when one arrives. Every worker keeps one for every method (368
+ * with 8 workers), so they stay small; the call itself (rpc_call, about 600
+ * bytes) is allocated on arrival and takes these over. */
+typedef struct rpc_pending {
+  rpc_tag tag; /* first, so the queue's tag is the record; tag.call is NULL */
+  rpc_method *method;
+  rpc_worker *worker;
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_byte_buffer *payload;
+  grpc_call_details *details; /* unknown methods only */
+} rpc_pending;
+
+static void pending_free(rpc_pending *p) {
+  if (p->call) grpc_call_unref(p->call);
+  grpc_metadata_array_destroy(&p->md);
+  if (p->details) grpc_call_details_destroy(p->details);
+  free(p->details);
+  if (p->payload) grpc_byte_buffer_destroy(p->payload);
+  free(p);
+}
+
+/* The call that arrived on p: it takes over what core filled in and frees
+ * p. NULL (p untouched) when out of memory. */
+static rpc_call *call_new(rpc_server *s, rpc_pending *p) {
   rpc_call *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->srv = s;
   c->store = s->store;
   c->api = s->api;
-  c->method = m;
-  c->worker = w;
-  c->state = CALL_REQUESTED;
+  c->method = p->method;
+  c->worker = p->worker;
+  c->state = CALL_ARRIVED;
   c->tag.call = c;
   c->close_tag.call = c;
   c->close_tag.close = 1;
-  grpc_metadata_array_init(&c->md);
-  if (!m) grpc_call_details_init(&c->details);
+  c->call = p->call;
+  c->deadline = p->deadline;
+  c->md = p->md;
+  c->payload = p->payload;
+  if (p->details) c->details = *p->details;
+  free(p->details);
+  free(p);
   return c;
 }
 
@@ -147,7 +178,7 @@ static void call_free(rpc_call *c) {
   }
   if (c->call) grpc_call_unref(c->call);
   grpc_metadata_array_destroy(&c->md);
-  if (!c->method) grpc_call_details_destroy(&c->details);
+  if (!c->method) grpc_call_details_destroy(&c->details); /* moved in from rpc_pending */
   if (c->payload) grpc_byte_buffer_destroy(c->payload);
   if (c->response) grpc_byte_buffer_destroy(c->response);
   rpc_status_clear(c);
@@ -177,20 +208,24 @@ int rpc_call_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag) {
 }
 
 static int call_request(rpc_server *s, rpc_method *m, rpc_worker *w) {
-  rpc_call *c = call_new(s, m, w);
-  if (!c) return -1;
-  grpc_call_error e;
-  if (m)
-    e = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline, &c->md,
-                                            m->kind != METHOD_REFLECTION ? &c->payload : NULL,
-                                            w->cq, w->cq, &c->tag);
-  else
-    e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, w->cq, w->cq, &c->tag);
+  rpc_pending *p = calloc(1, sizeof *p);
+  if (!p) return -1;
+  p->method = m;
+  p->worker = w;
+  grpc_metadata_array_init(&p->md);
+  grpc_call_error e = GRPC_CALL_ERROR;
+  if (m) {
+    e = grpc_server_request_registered_call(s->server, m->handle, &p->call, &p->deadline, &p->md,
+                                            m->kind != METHOD_REFLECTION ? &p->payload : NULL,
+                                            w->cq, w->cq, &p->tag);
+  } else if ((p->details = malloc(sizeof *p->details))) {
+    grpc_call_details_init(p->details);
+    e = grpc_server_request_call(s->server, &p->call, p->details, &p->md, w->cq, w->cq, &p->tag);
+  }
   if (e != GRPC_CALL_OK) {
-    call_free(c);
+    pending_free(p);
     return -1;
   }
-  c->refs = 1;
   return 0;
 }
 
@@ -666,9 +701,34 @@ static void on_arrival(rpc_call *c) {
   rpc_call_reply(c, 1);
 }
 
+/* A requested call completed: a client's call arrived, or (!ok) the server
+ * is shutting down. `open` is as for on_event. */
+static void on_request_done(rpc_pending *p, int ok, int open) {
+  rpc_server *s = p->worker->srv;
+  if (!ok || !open) {
+    pending_free(p);
+    return;
+  }
+  rpc_call *c = call_new(s, p);
+  if (!c) {
+    /* Refused, but the method stays requested. */
+    if (!s->stopping) call_request(s, p->method, p->worker);
+    grpc_call_cancel_with_status(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    pending_free(p);
+    return;
+  }
+  c->refs = 1;
+  on_arrival(c);
+  rpc_call_unref(c);
+}
+
 /* One completed batch of a call; `open` is 0 once the queues are closing,
  * when no batch may start any more (logging a finished call needs none). */
 static void on_event(rpc_tag *t, int ok, int open) {
+  if (!t->call) {
+    on_request_done((rpc_pending *)t, ok, open);
+    return;
+  }
   rpc_call *c = t->call;
   if (t->close) {
     c->closed = 1;
@@ -676,8 +736,7 @@ static void on_event(rpc_tag *t, int ok, int open) {
     if (c->method && c->method->kind == METHOD_FEED) rpc_feed_closed(c);
   } else {
     switch (c->state) {
-    case CALL_REQUESTED:
-      if (ok && open) on_arrival(c); /* !ok: the server is shutting down */
+    case CALL_ARRIVED: /* the call's batches start in the states below */
       break;
     case CALL_STREAM_READ:
       if (ok && open) stream_step(c);

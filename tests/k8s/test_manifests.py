@@ -731,7 +731,8 @@ def test_dockerfile_shape():
     uid, _, gid = img["user"].partition(":")
     assert uid.isdigit() and int(uid) != 0 and (not gid or gid.isdigit()), "numeric non-root USER"
     assert img["entrypoint"] == ["/usr/local/bin/events-service"]
-    assert set(img["copies"]) == {"/usr/local/bin/events-service", "/usr/local/bin/events-gateway"}
+    assert set(img["copies"]) == {"/usr/local/bin/events-service", "/usr/local/bin/events-gateway",
+                                  "/usr/local/lib/events/events-store-mongo.so"}
     assert not [p for p in img["runtime_packages"] if p.endswith("-dev") or p in ("build-essential", "cmake", "gcc")]
     cmake = " ".join(rest for i, rest in img["build"]["steps"] if i == "RUN" and "cmake" in rest)
     for flag in ("-DEVENTS_TESTS=OFF", "-DEVENTS_SANITIZE=OFF", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"):
@@ -926,8 +927,14 @@ def image_build(tmp_path_factory):
 
 def test_image_build_stage_builds_both_binaries(image_build):
     """Catches a source directory the Dockerfile forgot to COPY (or
-    .dockerignore drops): the build stage must produce both binaries."""
+    .dockerignore drops): the build stage must produce both binaries, and
+    the service's MongoDB engine module."""
     for dst, path in image_build.items():
+        if dst.endswith(".so"):
+            syms = subprocess.run(["readelf", "--dyn-syms", "-W", path], capture_output=True, text=True,
+                                  check=True).stdout
+            assert re.search(r"\bstore_mongo_engine$", syms, re.M), dst
+            continue
         help_ = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=30)
         assert help_.returncode == 0 and "EVENTS_" in help_.stderr + help_.stdout, dst
 
