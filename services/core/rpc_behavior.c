@@ -81,7 +81,7 @@ static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, int kind,
                        "google.protobuf.", 16) != 0;
     if (!read_only && !missing && !into) continue; /* the path is formatted only when needed */
     char path[256];
-    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", f->name);
+    rpc_path_field(path, sizeof path, prefix, f->name);
     if (read_only) rpc_violation(c, path, "not_allowed_value", "%s is read-only", path);
     if (missing) rpc_violation(c, path, "required", "%s is required", path);
     if (!into) continue;
@@ -94,7 +94,7 @@ static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, int kind,
     const ProtobufCMessage *const *items = *(const ProtobufCMessage *const *const *)base;
     for (size_t k = 0; k < n; k++) {
       char elem[280];
-      snprintf(elem, sizeof elem, "%s[%zu]", path, k);
+      rpc_path_index(elem, sizeof elem, path, k);
       walk(c, a, items[k], kind, elem, depth + 1);
     }
   }

@@ -139,6 +139,34 @@ static void check_value(rpc_call *c, const api *a, const ProtobufCFieldDescripto
   }
 }
 
+/* Appends n bytes of s at *o, as far as len allows (one byte kept for NUL). */
+static void path_put(char *out, size_t len, size_t *o, const char *s, size_t n) {
+  if (*o + n >= len) n = *o + 1 < len ? len - 1 - *o : 0;
+  memcpy(out + *o, s, n);
+  *o += n;
+}
+
+void rpc_path_field(char *out, size_t len, const char *prefix, const char *name) {
+  size_t o = 0;
+  path_put(out, len, &o, prefix, strlen(prefix));
+  if (*prefix) path_put(out, len, &o, ".", 1);
+  path_put(out, len, &o, name, strlen(name));
+  out[o] = '\0';
+}
+
+void rpc_path_index(char *out, size_t len, const char *path, size_t k) {
+  char num[24], *p = num + sizeof num;
+  *--p = ']';
+  do
+    *--p = (char)('0' + k % 10);
+  while (k /= 10);
+  *--p = '[';
+  size_t o = 0;
+  path_put(out, len, &o, path, strlen(path));
+  path_put(out, len, &o, p, (size_t)(num + sizeof num - p));
+  out[o] = '\0';
+}
+
 size_t rpc_value_size(const ProtobufCFieldDescriptor *f) {
   switch (f->type) {
   case PROTOBUF_C_TYPE_STRING:
@@ -201,7 +229,7 @@ static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, const cha
       if (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(const void *const *)base) continue;
     }
     char path[256];
-    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", f->name);
+    rpc_path_field(path, sizeof path, prefix, f->name);
     if (f->label != PROTOBUF_C_LABEL_REPEATED) {
       check_value(c, a, f, base, path, r, depth);
       continue;
@@ -217,7 +245,7 @@ static void walk(rpc_call *c, const api *a, const ProtobufCMessage *m, const cha
     const char *items = *(const char *const *)base;
     for (size_t k = 0; k < n; k++) {
       char elem[280];
-      snprintf(elem, sizeof elem, "%s[%zu]", path, k);
+      rpc_path_index(elem, sizeof elem, path, k);
       check_value(c, a, f, items + k * rpc_value_size(f), elem, r, depth);
     }
   }

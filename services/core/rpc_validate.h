@@ -16,5 +16,10 @@ void rpc_validate(rpc_call *c, const api *a, const ProtobufCMessage *in);
 /* The bytes one value of field f takes in a protobuf-c message (an element
  * of a repeated field's array). */
 size_t rpc_value_size(const ProtobufCFieldDescriptor *f);
+/* A field's path under prefix ("a.b", or "b" at the top) and an element's
+ * ("a.b[3]"), cut to len - 1 bytes: what every check names, built per
+ * checked field, so without printf (a batch of 500 formats thousands). */
+void rpc_path_field(char *out, size_t len, const char *prefix, const char *name);
+void rpc_path_index(char *out, size_t len, const char *path, size_t k);
 
 #endif
