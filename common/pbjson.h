@@ -76,17 +76,7 @@ const char *pbjson_enum_name(const ProtobufCEnumDescriptor *ed, int v, char *buf
  * integer within +/-2^53 as a JSON integer (42, never 42.0; 1.0, 1e2 and -0
  * come back as 1, 100 and 0), any other as a real; the decoder refuses
  * integers beyond +/-2^53 ("out_of_range"), which a double would round.
- *
- * json_dumps with JSON_COMPACT that writes every real in its shortest exact
- * form (0.1, not jansson's 0.10000000000000001), still with a '.' or an
- * exponent so it reads back as a real. Everything else is written as jansson
- * writes it (JSON_ENSURE_ASCII, JSON_ESCAPE_SLASH and JSON_SORT_KEYS are
- * honoured); without JSON_COMPACT, or indented, it is json_dumps itself.
- * Free the text with free(); NULL when out of memory or not dumpable. */
-char *pbjson_dumps(const json_t *j, size_t flags);
-/* That shortest text of a finite double into buf (at least 40 bytes): 0, or
- * -1 when d is not finite or buf is too small. */
-int pbjson_real_text(double d, char *buf, size_t len);
+ */
 
 /* Path styles of pbjson_find_unkeepable. */
 enum { PBJSON_PATH_DOTTED = 0, PBJSON_PATH_POINTER = 1 };

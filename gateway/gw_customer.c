@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "jsontext.h"
 #include "gw_dialects.h"
 
 static const char *exception_name(int http) {
@@ -139,7 +140,7 @@ int customer_build_create(const gw_req *req, ProtobufCMessage *in, gw_fail *f) {
   json_t *data = json_is_object(event) ? json_object_get(event, "data") : NULL;
   if (data && !json_is_string(data) && !json_is_null(data)) {
     /* as sent: 0.1 stays 0.1 in the stored text, not 0.10000000000000001 */
-    char *text = pbjson_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = jsontext_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     json_object_set_new(event, "data", json_string(text ? text : ""));
     free(text);
   }

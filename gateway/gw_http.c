@@ -20,6 +20,7 @@
 #include "gw_guard.h"
 #include "gw_tls.h"
 #include "ids.h"
+#include "jsontext.h"
 #include "log.h"
 #include "metrics.h"
 #include "otlp.h"
@@ -50,7 +51,7 @@ static long in_flight;
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, const gw_req *req, gw_resp *r) {
   char *text = r->text;
-  if (!text && r->body) text = pbjson_dumps(r->body, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (!text && r->body) text = jsontext_dumps(r->body, JSON_COMPACT | JSON_ENCODE_ANY);
   size_t len = text ? strlen(text) : 0;
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(len, text ? text : "", MHD_RESPMEM_MUST_COPY);

@@ -122,7 +122,7 @@ char *store_cursor_unseal(const char *token, size_t *len);
  * NULL when the text is not a JSON object or array. */
 json_t *store_json_load(const char *text, size_t len);
 /* doc's text exactly as json_dumps(doc, JSON_COMPACT) writes it (malloc'd;
- * NULL where json_dumps fails), faster for documents of ASCII strings. */
+ * NULL where json_dumps fails), faster. */
 char *store_json_dumps(const json_t *doc);
 
 #endif

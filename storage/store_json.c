@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "store_int.h"
 
 #define FAST_MAX_DEPTH 32
@@ -253,155 +254,8 @@ json_t *store_json_load(const char *text, size_t len) {
 
 /* ---- writing ---------------------------------------------------------------- */
 
-/* The writer mirrors json_dumps(JSON_COMPACT) byte for byte for documents of
- * ASCII strings (what the services store): a document's text was 14 % of a
- * batch create's CPU in json_dumps (a callback per token, snprintf per
- * integer). Anything else - a non-ASCII byte, deep nesting - is left to
- * json_dumps, so the text is always jansson's. */
-
-typedef struct writer {
-  char *buf;
-  size_t len, cap;
-} writer;
-
-static int put(writer *w, const char *s, size_t n) {
-  if (w->len + n + 1 > w->cap) {
-    size_t cap = w->cap ? w->cap : 512;
-    while (w->len + n + 1 > cap)
-      cap *= 2;
-    char *b = realloc(w->buf, cap);
-    if (!b) return -1;
-    w->buf = b;
-    w->cap = cap;
-  }
-  memcpy(w->buf + w->len, s, n);
-  w->len += n;
-  return 0;
-}
-
-static int put_string(writer *w, const char *s, size_t n) {
-  static const char hex[] = "0123456789ABCDEF";
-  if (put(w, "\"", 1)) return -1;
-  size_t run = 0; /* bytes copied as they are, pending */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch >= 0x80) return -1;
-    if (ch >= 0x20 && ch != '"' && ch != '\\') {
-      run++;
-      continue;
-    }
-    if (put(w, s + i - run, run)) return -1;
-    run = 0;
-    char esc[6] = {'\\', 0};
-    size_t k = 2;
-    switch (ch) {
-    case '"':
-    case '\\':
-      esc[1] = (char)ch;
-      break;
-    case '\b':
-      esc[1] = 'b';
-      break;
-    case '\f':
-      esc[1] = 'f';
-      break;
-    case '\n':
-      esc[1] = 'n';
-      break;
-    case '\r':
-      esc[1] = 'r';
-      break;
-    case '\t':
-      esc[1] = 't';
-      break;
-    default: /* jansson: \u%04X */
-      memcpy(esc + 1, "u00", 3);
-      esc[4] = hex[ch >> 4];
-      esc[5] = hex[ch & 15];
-      k = 6;
-    }
-    if (put(w, esc, k)) return -1;
-  }
-  return put(w, s + n - run, run) || put(w, "\"", 1) ? -1 : 0;
-}
-
-static int put_integer(writer *w, json_int_t v) {
-  char tmp[24], *p = tmp + sizeof tmp;
-  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  do
-    *--p = (char)('0' + u % 10);
-  while (u /= 10);
-  if (v < 0) *--p = '-';
-  return put(w, p, (size_t)(tmp + sizeof tmp - p));
-}
-
-/* jansson's real: %.17g, a ".0" when that reads as an integer, and the
- * exponent without '+' or leading zeros. */
-static int put_real(writer *w, double v) {
-  char tmp[40];
-  int n = snprintf(tmp, sizeof tmp, "%.17g", v);
-  if (n < 0 || (size_t)n + 3 >= sizeof tmp || isnan(v) || isinf(v)) return -1;
-  size_t len = (size_t)n;
-  char *e = strchr(tmp, 'e');
-  if (!e && !strchr(tmp, '.')) {
-    memcpy(tmp + len, ".0", 3);
-    len += 2;
-  }
-  if (e) {
-    char *start = e + 1, *end = e + 2;
-    if (*start == '-') start++;
-    while (*end == '0')
-      end++;
-    if (end != start) {
-      memmove(start, end, len - (size_t)(end - tmp) + 1);
-      len -= (size_t)(end - start);
-    }
-  }
-  return put(w, tmp, len);
-}
-
-static int put_value(writer *w, const json_t *v, int depth) {
-  if (depth > FAST_MAX_DEPTH) return -1;
-  switch (json_typeof(v)) {
-  case JSON_OBJECT: {
-    const char *key;
-    json_t *m;
-    int first = 1;
-    if (put(w, "{", 1)) return -1;
-    json_object_foreach((json_t *)v, key, m) {
-      if ((!first && put(w, ",", 1)) || put_string(w, key, strlen(key)) || put(w, ":", 1) ||
-          put_value(w, m, depth + 1))
-        return -1;
-      first = 0;
-    }
-    return put(w, "}", 1);
-  }
-  case JSON_ARRAY:
-    if (put(w, "[", 1)) return -1;
-    for (size_t i = 0; i < json_array_size(v); i++)
-      if ((i && put(w, ",", 1)) || put_value(w, json_array_get(v, i), depth + 1)) return -1;
-    return put(w, "]", 1);
-  case JSON_STRING:
-    return put_string(w, json_string_value(v), json_string_length(v));
-  case JSON_INTEGER:
-    return put_integer(w, json_integer_value(v));
-  case JSON_REAL:
-    return put_real(w, json_real_value(v));
-  case JSON_TRUE:
-    return put(w, "true", 4);
-  case JSON_FALSE:
-    return put(w, "false", 5);
-  default:
-    return put(w, "null", 4);
-  }
-}
-
+/* json_dumps' text (reals with its 17 digits, so stored documents read as
+ * they always have), through the faster writer the gateway uses. */
 char *store_json_dumps(const json_t *doc) {
-  writer w = {0};
-  if ((json_is_object(doc) || json_is_array(doc)) && put_value(&w, doc, 0) == 0) {
-    w.buf[w.len] = '\0';
-    return w.buf;
-  }
-  free(w.buf);
-  return json_dumps(doc, JSON_COMPACT);
+  return jsontext_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
 }

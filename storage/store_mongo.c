@@ -1600,6 +1600,9 @@ typedef struct mg_claim {
   struct mg_claim *next;
 } mg_claim;
 
+/* rc of a claim of the group not yet made (store codes are 0 or negative). */
+#define MG_CLAIM_PENDING 1
+
 /* Makes the claims of a group, one mg_chg_claim_many per tenant. */
 static void mg_chg_claim_group(mg_store *s, mg_claim *group) {
   size_t n = 0;
@@ -1609,16 +1612,16 @@ static void mg_chg_claim_group(mg_store *s, mg_claim *group) {
   mg_claim **of = calloc(n, sizeof *of);
   long long *seqs = calloc(n, sizeof *seqs);
   for (mg_claim *c = group; c; c = c->next)
-    c->rc = -1; /* not yet made */
+    c->rc = MG_CLAIM_PENDING;
   for (mg_claim *first = group; first; first = first->next) {
-    if (first->rc != -1) continue;
+    if (first->rc != MG_CLAIM_PENDING) continue;
     size_t k = 0;
     if (!items || !of || !seqs) {
       first->rc = store_fail(&first->err, STORE_EINTERNAL, "mongodb: out of memory");
       continue;
     }
     for (mg_claim *c = first; c; c = c->next)
-      if (c->rc == -1 && !strcmp(c->tenant, first->tenant)) {
+      if (c->rc == MG_CLAIM_PENDING && !strcmp(c->tenant, first->tenant)) {
         of[k] = c;
         items[k] = c->item;
         seqs[k++] = 0;

@@ -23,6 +23,7 @@
 #include "events/object/v1/object.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "google/rpc/error_details.pb-c.h"
+#include "jsontext.h"
 #include "pbjson.h"
 #include "pbjson_test.pb-c.h"
 
@@ -139,15 +140,15 @@ static void check_fixed_point(const ProtobufCMessageDescriptor *d, unsigned flag
   protobuf_c_message_free_unpacked(m2, NULL);
 }
 
-/* pbjson_dumps writes what reads back as the same document (each real in
+/* jsontext_dumps writes what reads back as the same document (each real in
  * its shortest form must still be exact), and what json_dumps writes where
  * the document holds no reals. */
 static void check_dumps(const json_t *enc) {
-  char *text = pbjson_dumps(enc, JSON_COMPACT | JSON_ENCODE_ANY);
+  char *text = jsontext_dumps(enc, JSON_COMPACT | JSON_ENCODE_ANY);
   FZ_CHECK(text != NULL);
   json_t *back = json_loads(text, JSON_DECODE_ANY, NULL);
   if (!back || !json_equal(back, enc)) {
-    fprintf(stderr, "pbjson_dumps does not read back: %s\n", text);
+    fprintf(stderr, "jsontext_dumps does not read back: %s\n", text);
     abort();
   }
   json_decref(back);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "jsontext.h"
 #include "pbjson.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "pbjson_test.pb-c.h"
@@ -1124,22 +1125,22 @@ static void test_exact_numbers(void **state) {
   /* Each real on its own: one needing 17 digits leaves the others short. */
   j = json_pack("[f,f,f,f,f,f,f,f]", 0.1, 0.30000000000000004, 1e300, 42.0, 1e20, -0.0, 1e-7,
                 -2.5e-300);
-  char *text = pbjson_dumps(j, JSON_COMPACT);
+  char *text = jsontext_dumps(j, JSON_COMPACT);
   assert_string_equal(text, "[0.1,0.30000000000000004,1e300,42.0,1e20,-0.0,1e-7,-2.5e-300]");
   free(text);
   json_decref(j);
   j = json_pack("{s:f, s:[f]}", "a", 0.1, "b", 2.5);
-  text = pbjson_dumps(j, JSON_COMPACT);
+  text = jsontext_dumps(j, JSON_COMPACT);
   assert_string_equal(text, "{\"a\":0.1,\"b\":[2.5]}");
   free(text);
   json_decref(j);
 }
 
-/* Struct text -> message -> pbjson_dumps text, compared byte for byte. */
+/* Struct text -> message -> jsontext_dumps text, compared byte for byte. */
 static void struct_text_is(const char *in, const char *want) {
   ProtobufCMessage *m = decode_ok(in, &google__protobuf__struct__descriptor, 0);
   json_t *j = pbjson_encode(m, 0);
-  char *text = pbjson_dumps(j, JSON_COMPACT);
+  char *text = jsontext_dumps(j, JSON_COMPACT);
   assert_non_null(text);
   assert_string_equal(text, want);
   free(text);
@@ -1174,7 +1175,7 @@ static void test_number_forms(void **state) {
   FAILS("{\"scalars\":{\"f_double\":9007199254740993}}", "out_of_range", "scalars.f_double");
 }
 
-/* Apart from reals, pbjson_dumps writes what json_dumps writes. */
+/* Apart from reals, jsontext_dumps writes what json_dumps writes. */
 static void test_dumps_matches_jansson(void **state) {
   static const size_t flag_sets[] = {
       JSON_COMPACT | JSON_ENCODE_ANY, JSON_COMPACT | JSON_ENSURE_ASCII,
@@ -1187,7 +1188,7 @@ static void test_dumps_matches_jansson(void **state) {
   json_t *j = load(doc);
   (void)state;
   for (size_t i = 0; i < sizeof flag_sets / sizeof *flag_sets; i++) {
-    char *want = json_dumps(j, flag_sets[i]), *got = pbjson_dumps(j, flag_sets[i]);
+    char *want = json_dumps(j, flag_sets[i]), *got = jsontext_dumps(j, flag_sets[i]);
     assert_non_null(got);
     assert_string_equal(got, want);
     free(want);
@@ -1196,14 +1197,14 @@ static void test_dumps_matches_jansson(void **state) {
   json_decref(j);
   /* Scalars only with JSON_ENCODE_ANY, as json_dumps. */
   j = json_real(0.1);
-  assert_null(pbjson_dumps(j, JSON_COMPACT));
-  char *text = pbjson_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+  assert_null(jsontext_dumps(j, JSON_COMPACT));
+  char *text = jsontext_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
   assert_string_equal(text, "0.1");
   free(text);
   json_decref(j);
   char buf[40];
-  assert_int_equal(pbjson_real_text(NAN, buf, sizeof buf), -1);
-  assert_int_equal(pbjson_real_text(1.0, buf, 8), -1);
+  assert_int_equal(jsontext_real(NAN, buf, sizeof buf), -1);
+  assert_int_equal(jsontext_real(1.0, buf, 8), -1);
   /* positional for exponents -4..15, as Python's repr */
   static const struct {
     double d;
@@ -1220,12 +1221,12 @@ static void test_dumps_matches_jansson(void **state) {
                {0.1 + 0.2, "0.30000000000000004"},
                {2.0 / 3, "0.6666666666666666"}};
   for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
-    assert_int_equal(pbjson_real_text(reals[i].d, buf, sizeof buf), 0);
+    assert_int_equal(jsontext_real(reals[i].d, buf, sizeof buf), 0);
     assert_string_equal(buf, reals[i].text);
   }
-  assert_int_equal(pbjson_real_text(1.7976931348623157e308, buf, sizeof buf), 0);
+  assert_int_equal(jsontext_real(1.7976931348623157e308, buf, sizeof buf), 0);
   assert_string_equal(buf, "1.7976931348623157e308");
-  assert_int_equal(pbjson_real_text(5e-324, buf, sizeof buf), 0);
+  assert_int_equal(jsontext_real(5e-324, buf, sizeof buf), 0);
   assert_string_equal(buf, "5e-324");
 }
 
