@@ -76,7 +76,6 @@ static void item_init(rpc_call *ic, const rpc_call *c) {
   ic->api = c->api;
   ic->service = c->service;
   ic->method_desc = c->method_desc;
-  ic->worker = c->worker;
   ic->deadline = c->deadline;
   ic->started = c->started;
   memcpy(ic->tenant, c->tenant, sizeof ic->tenant);

@@ -284,7 +284,8 @@ static void finish(struct feed_watcher *w, grpc_status_code code, const char *ms
     rpc_call_reply(c, 0); /* holds its own reference; logs on completion */
   } else {
     c->state = CALL_FEED_DONE;
-    if (c->closed) rpc_fail(c, GRPC_STATUS_CANCELLED, "the client left");
+    if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))
+      rpc_fail(c, GRPC_STATUS_CANCELLED, "the client left");
     rpc_call_log(c);
   }
   rpc_call_unref(c);
@@ -416,7 +417,7 @@ void rpc_feed_sent(rpc_call *c, int ok) {
   struct feed_watcher *w = c->feed;
   if (w) {
     w->sending = 0;
-    if (!ok || c->closed)
+    if (!ok || __atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))
       finish(w, GRPC_STATUS_OK, NULL); /* the client is gone: no status to send */
     else if (hub.stopping)
       finish(w, GRPC_STATUS_UNAVAILABLE,

@@ -44,13 +44,15 @@ struct rpc_call {
   const ProtobufCMethodDescriptor *method_desc; /* the method being invoked */
   const ProtobufCMessageDescriptor *output;     /* its response type */
   const api *api;                               /* the rules requests are checked by; NULL: none */
-  rpc_worker *worker; /* the thread whose queue gets every event of the call */
   enum rpc_state state;
   rpc_tag tag, close_tag;
   /* Batches started and not completed yet: the call is freed when the last
    * completes, whatever the order (the close batch runs beside the others). */
   int refs;
-  int closed; /* RECV_CLOSE_ON_SERVER completed: client gone, deadline hit, or done */
+  /* RECV_CLOSE_ON_SERVER completed: client gone, deadline hit, or done.
+   * Atomic: set by whichever worker takes the close from the shared queue
+   * while another may be serving the call. */
+  int closed;
   grpc_call *call;
   gpr_timespec deadline;
   gpr_timespec started;
