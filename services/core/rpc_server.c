@@ -941,6 +941,12 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
       /* A second instance on a port in use must fail, not share the port
        * and silently take part of the traffic (core sets SO_REUSEPORT). */
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+      /* Per-call bookkeeping nobody reads: channelz is not served, and a
+       * client ends its own call at its deadline (we read the deadline and
+       * skip calls already past it), so core's timer per call is not needed.
+       * Together about a fifth of a Health/Check's CPU. */
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_CHANNELZ, .value.integer = 0},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_DEADLINE_CHECKS, .value.integer = 0},
   };
   grpc_channel_args chargs = {.num_args = sizeof args / sizeof *args, .args = args};
   s->server = grpc_server_create(&chargs, NULL);
