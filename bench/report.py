@@ -192,6 +192,10 @@ header("1", f"gateway overhead — customer dialect, SQLite store seeded with {s
 for op, what in (("create", "create (POST / CreateEvent)"), ("get", "get by id"),
                  ("list", "filtered list of 50 (customer_id, count)")):
     pair_rows("1", what, f"rest_{op}", f"grpc_{op}", ("gw", "svc"), ("svc",))
+    # Issue 16's measure of the gateway: its own CPU per REST request against
+    # the service's per gRPC request (target for get: 0.35 or less).
+    row("1", f"{what}: gateway CPU per REST request vs service CPU per gRPC request, ms per 1k",
+        cpu_per_1k(f"rest_{op}", "gw"), cpu_per_1k(f"grpc_{op}", "svc"))
 
 header("2", f"gRPC core vs peer — grpc.health.v1.Health/Check, ghz c={c}, 1 connection, {D} s; "
        "A = events-service (gRPC C core, 8 workers), B = grpc-go health server (bench/healthpeer)")
