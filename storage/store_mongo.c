@@ -107,6 +107,15 @@ typedef struct mg_store {
   pthread_mutex_t cr_mu; /* guards the create queue, cr_leaders and every mg_create's done */
   struct mg_create *cr_head, *cr_tail;
   int cr_leaders; /* groups in flight */
+  /* Marks of logged creates, written by the marker thread (see
+   * mg_create_write), which starts with the first. */
+  pthread_mutex_t mk_mu;
+  pthread_cond_t mk_work, mk_idle; /* marks queued; marks written */
+  struct mg_mark *mk_q;
+  size_t mk_n, mk_cap;
+  unsigned long long mk_queued, mk_written; /* ever; written counts given up ones */
+  int mk_started, mk_stop;
+  pthread_t mk_thread;
 } mg_store;
 
 #define MG(st) ((mg_store *)(st))
@@ -908,9 +917,118 @@ static void mg_create_claim(mg_store *s, mg_create **g, size_t n, mg_chg_item *i
   }
 }
 
-/* Steps 2 and 3 for the claimed creates of the group. */
-static void mg_create_write(mg_store *s, mg_create **g, size_t n, mg_ins *ins, mg_ins *mark_ins,
-                            mg_ins **batch, bson_t *marks, unsigned char *sent) {
+/* One mark to write (step 3): its position's tenant, and the outcome. */
+typedef struct mg_mark {
+  char *tenant;
+  long long seq;
+  int committed;
+} mg_mark;
+
+/* Step 3 for several positions, of any tenants: one unordered insert. A
+ * mark refused was a reader's first: it holds. A failure leaves the entries
+ * pending for readers to settle from the documents. */
+static void mg_marks_write(mg_store *s, const mg_mark *marks, size_t n) {
+  bson_t *docs = calloc(n, sizeof *docs);
+  mg_ins *ins = calloc(n, sizeof *ins);
+  mg_ins **batch = calloc(n, sizeof *batch);
+  long long now = store_now_us();
+  size_t m = 0;
+  for (size_t i = 0; docs && ins && batch && i < n; i++) {
+    bson_init(&docs[m]);
+    if (!mg_chg_mark_doc(&docs[m], marks[i].tenant, marks[i].seq, marks[i].committed, NULL, now)) {
+      bson_destroy(&docs[m]);
+      continue;
+    }
+    ins[m] = (mg_ins){.coll = MG_MARKS, .doc = &docs[m]};
+    batch[m] = &ins[m];
+    m++;
+  }
+  if (m) mg_ins_run(s, batch, m);
+  for (size_t i = 0; i < m; i++)
+    bson_destroy(&docs[i]);
+  free(batch);
+  free(ins);
+  free(docs);
+}
+
+/* The marker thread: writes the queued marks of creates, everything queued
+ * as one insert, until the store closes with none left. */
+static void *mg_marker(void *arg) {
+  mg_store *s = arg;
+  pthread_mutex_lock(&s->mk_mu);
+  for (;;) {
+    while (!s->mk_n && !s->mk_stop)
+      pthread_cond_wait(&s->mk_work, &s->mk_mu);
+    if (!s->mk_n) break;
+    mg_mark *q = s->mk_q;
+    size_t n = s->mk_n;
+    s->mk_q = NULL;
+    s->mk_n = s->mk_cap = 0;
+    pthread_mutex_unlock(&s->mk_mu);
+    mg_marks_write(s, q, n);
+    for (size_t i = 0; i < n; i++)
+      free(q[i].tenant);
+    free(q);
+    pthread_mutex_lock(&s->mk_mu);
+    s->mk_written += n;
+    pthread_cond_broadcast(&s->mk_idle);
+  }
+  pthread_mutex_unlock(&s->mk_mu);
+  return NULL;
+}
+
+/* Queues marks for the marker thread (copying the tenants); 0 when it
+ * cannot (no memory, no thread), and the caller writes them itself. */
+static int mg_marks_later(mg_store *s, const mg_mark *marks, size_t n) {
+  mg_mark *copies = calloc(n, sizeof *copies);
+  int ok = copies != NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    copies[i] = marks[i];
+    ok = (copies[i].tenant = strdup(marks[i].tenant)) != NULL;
+  }
+  pthread_mutex_lock(&s->mk_mu);
+  if (ok && !s->mk_started)
+    ok = s->mk_started = pthread_create(&s->mk_thread, NULL, mg_marker, s) == 0;
+  if (ok && s->mk_n + n > s->mk_cap) {
+    size_t cap = s->mk_cap * 2 > s->mk_n + n ? s->mk_cap * 2 : s->mk_n + n + MG_BULK_MAX;
+    mg_mark *q = realloc(s->mk_q, cap * sizeof *q);
+    if ((ok = q != NULL)) {
+      s->mk_q = q;
+      s->mk_cap = cap;
+    }
+  }
+  if (ok) {
+    memcpy(s->mk_q + s->mk_n, copies, n * sizeof *copies);
+    s->mk_n += n;
+    s->mk_queued += n;
+    pthread_cond_signal(&s->mk_work);
+  }
+  pthread_mutex_unlock(&s->mk_mu);
+  for (size_t i = 0; !ok && copies && i < n; i++)
+    free(copies[i].tenant);
+  free(copies);
+  return ok;
+}
+
+/* Waits until every mark queued so far is written (or given up). */
+static void mg_marks_flush(mg_store *s) {
+  pthread_mutex_lock(&s->mk_mu);
+  unsigned long long target = s->mk_queued;
+  while (s->mk_written < target)
+    pthread_cond_wait(&s->mk_idle, &s->mk_mu);
+  pthread_mutex_unlock(&s->mk_mu);
+}
+
+/* Steps 2 and 3 for the claimed creates of the group. The marks are left to
+ * the marker thread: the caller's create is durable once its document
+ * insert is acknowledged, and a mark only tells readers the outcome without
+ * waiting MG_SETTLE_US to settle it from the document. So a create waits for
+ * two round trips, not three, and the marks of several groups share one
+ * insert. This process's own reads of the log wait for its queued marks
+ * (mg_changes), so a write is in the log for it as soon as it returns; other
+ * replicas see it when the mark lands, as they see any write by polling. */
+static void mg_create_write(mg_store *s, mg_create **g, size_t n, mg_ins *ins, mg_ins **batch,
+                            mg_mark *marks, unsigned char *sent) {
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     ins[i] = (mg_ins){.coll = g[i]->item.coll, .doc = g[i]->doc, .err = &g[i]->err};
@@ -928,47 +1046,36 @@ static void mg_create_write(mg_store *s, mg_create **g, size_t n, mg_ins *ins, m
       }
     mg_ins_run(s, batch, k);
   }
-  /* The marks: an outage leaves the outcome unknown, and the entry pending
-   * for readers to settle from the document. */
-  long long now = store_now_us();
+  /* An outage leaves the outcome unknown, and the entry pending for readers
+   * to settle from the document. */
   for (size_t i = 0; i < n; i++) {
     if (g[i]->rc) continue;
     g[i]->rc = ins[i].rc;
-    if (g[i]->rc == STORE_EUNAVAILABLE) continue;
-    bson_init(&marks[m]);
-    if (!mg_chg_mark_doc(&marks[m], g[i]->tenant, g[i]->seq, g[i]->rc == STORE_OK, NULL, now)) {
-      bson_destroy(&marks[m]); /* left pending: readers settle it */
-      continue;
-    }
-    mark_ins[m] = (mg_ins){.coll = MG_MARKS, .doc = &marks[m]};
-    batch[m] = &mark_ins[m];
-    m++;
+    if (g[i]->rc != STORE_EUNAVAILABLE)
+      marks[m++] = (mg_mark){(char *)g[i]->tenant, g[i]->seq, g[i]->rc == STORE_OK};
   }
-  if (m) mg_ins_run(s, batch, m); /* a mark refused was a reader's first: it holds */
-  for (size_t i = 0; i < m; i++)
-    bson_destroy(&marks[i]);
+  if (m && !mg_marks_later(s, marks, m)) mg_marks_write(s, marks, m);
 }
 
 static void mg_create_run(mg_store *s, mg_create **g, size_t n) {
   mg_chg_item *items = calloc(n, sizeof *items);
   long long *seqs = calloc(n, sizeof *seqs);
   mg_create **of = calloc(n, sizeof *of);
-  mg_ins *ins = calloc(n, sizeof *ins), *mark_ins = calloc(n, sizeof *mark_ins);
+  mg_ins *ins = calloc(n, sizeof *ins);
   mg_ins **batch = calloc(n, sizeof *batch);
-  bson_t *marks = calloc(n, sizeof *marks);
+  mg_mark *marks = calloc(n, sizeof *marks);
   unsigned char *sent = calloc(n, 1);
   for (size_t i = 0; i < n; i++)
     g[i]->rc = MG_CLAIM_PENDING;
-  if (!items || !seqs || !of || !ins || !mark_ins || !batch || !marks || !sent) {
+  if (!items || !seqs || !of || !ins || !batch || !marks || !sent) {
     mg_create_fail_all(g, n, STORE_EINTERNAL, "mongodb: out of memory");
     goto cleanup_arrays;
   }
   mg_create_claim(s, g, n, items, seqs, of);
-  mg_create_write(s, g, n, ins, mark_ins, batch, marks, sent);
+  mg_create_write(s, g, n, ins, batch, marks, sent);
 cleanup_arrays:
   free(sent);
   free(marks);
-  free(mark_ins);
   free(batch);
   free(ins);
   free(of);
@@ -2226,6 +2333,9 @@ static int mg_changes(store *st, const char *tenant, long long after, size_t lim
   mg_store *s = MG(st);
   int rc, more = 0;
   long long h;
+  /* This process's writes are in the log once they return (see
+   * mg_create_write). */
+  mg_marks_flush(s);
   /* The floor first: a page read after it is never behind it. */
   if ((rc = mg_chg_floor(s, tenant, &out->floor, err))) return rc;
   struct mg_seq *slot = mg_chg_hint(s, tenant, &h);
@@ -2395,6 +2505,13 @@ static int mg_index_cmds(mg_store *s, const store_schema *schema, store_err *err
 
 static void mg_close(store *st) {
   mg_store *s = MG(st);
+  /* Calls are over: the marker writes what is queued, then ends. */
+  pthread_mutex_lock(&s->mk_mu);
+  s->mk_stop = 1;
+  pthread_cond_signal(&s->mk_work);
+  pthread_mutex_unlock(&s->mk_mu);
+  if (s->mk_started) pthread_join(s->mk_thread, NULL);
+  free(s->mk_q);
   if (s->pool) mongoc_client_pool_destroy(s->pool);
   mongoc_uri_destroy(s->uri);
   for (size_t i = 0; i < s->n_index_cmds; i++)
@@ -2413,6 +2530,9 @@ static void mg_close(store *st) {
   pthread_mutex_destroy(&s->index_mu);
   pthread_mutex_destroy(&s->q_mu);
   pthread_mutex_destroy(&s->cr_mu);
+  pthread_mutex_destroy(&s->mk_mu);
+  pthread_cond_destroy(&s->mk_work);
+  pthread_cond_destroy(&s->mk_idle);
   free(s->db);
   free(s);
 }
@@ -2455,6 +2575,9 @@ static int mg_open(const char *url, const store_schema *schema, store **out, sto
   pthread_mutex_init(&s->index_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
   pthread_mutex_init(&s->cr_mu, NULL);
+  pthread_mutex_init(&s->mk_mu, NULL);
+  pthread_cond_init(&s->mk_work, NULL);
+  pthread_cond_init(&s->mk_idle, NULL);
   pthread_mutex_init(&s->chg_mu, NULL);
   pthread_mutex_init(&s->cq_mu, NULL);
   pthread_mutex_init(&s->head_mu, NULL);
