@@ -50,6 +50,9 @@
  * insert commands per create; 2, 1.08; 3, 1.46, each slower than the last. */
 #define MG_CREATE_LEADERS 1
 
+/* How long the marker gathers marks (see mg_marker). */
+#define MG_MARK_WAIT_MS 20
+
 /* rc of a claim of a group not yet made (store codes are 0 or negative). */
 #define MG_CLAIM_PENDING 1
 
@@ -115,6 +118,7 @@ typedef struct mg_store {
   size_t mk_n, mk_cap;
   unsigned long long mk_queued, mk_written; /* ever; written counts given up ones */
   int mk_started, mk_stop;
+  int mk_waiters; /* readers waiting for the queued marks */
   pthread_t mk_thread;
 } mg_store;
 
@@ -952,7 +956,9 @@ static void mg_marks_write(mg_store *s, const mg_mark *marks, size_t n) {
 }
 
 /* The marker thread: writes the queued marks of creates, everything queued
- * as one insert, until the store closes with none left. */
+ * as one insert, until the store closes with none left. It gathers marks
+ * for up to MG_MARK_WAIT_MS (or MG_BULK_MAX of them) unless a reader of
+ * this process waits for them. */
 static void *mg_marker(void *arg) {
   mg_store *s = arg;
   pthread_mutex_lock(&s->mk_mu);
@@ -960,6 +966,16 @@ static void *mg_marker(void *arg) {
     while (!s->mk_n && !s->mk_stop)
       pthread_cond_wait(&s->mk_work, &s->mk_mu);
     if (!s->mk_n) break;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += MG_MARK_WAIT_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (s->mk_n < MG_BULK_MAX && !s->mk_stop && !s->mk_waiters &&
+           pthread_cond_timedwait(&s->mk_work, &s->mk_mu, &until) == 0)
+      ;
     mg_mark *q = s->mk_q;
     size_t n = s->mk_n;
     s->mk_q = NULL;
@@ -1014,8 +1030,13 @@ static int mg_marks_later(mg_store *s, const mg_mark *marks, size_t n) {
 static void mg_marks_flush(mg_store *s) {
   pthread_mutex_lock(&s->mk_mu);
   unsigned long long target = s->mk_queued;
-  while (s->mk_written < target)
-    pthread_cond_wait(&s->mk_idle, &s->mk_mu);
+  if (s->mk_written < target) {
+    s->mk_waiters++;
+    pthread_cond_signal(&s->mk_work);
+    while (s->mk_written < target)
+      pthread_cond_wait(&s->mk_idle, &s->mk_mu);
+    s->mk_waiters--;
+  }
   pthread_mutex_unlock(&s->mk_mu);
 }
 
