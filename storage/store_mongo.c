@@ -1829,8 +1829,10 @@ cleanup:
  * settled) is walked from the highest one this process saw before, so a
  * read costs a few queries however long the log is (each a scan on
  * FerretDB v1, of which there is no way round for a range). Costs: a claim
- * and a mark per write (two round trips, both inserts); concurrent claims
- * of one process go to the server as one insert (mg_chg_claim). */
+ * and a mark per write (both inserts); concurrent claims of one process go
+ * to the server as one insert (mg_chg_claim), concurrent creates as one
+ * group (mg_create), whose marks the marker thread writes after the call
+ * returned (mg_create_write): an abandoned one is settled as above. */
 #define MG_SETTLE_US (15 * 1000000LL)
 #define MG_PRUNED STORE_CHANGES "#pruned"
 
