@@ -2302,6 +2302,94 @@ static void test_change_log_replicas(void **state) {
   json_decref(all);
 }
 
+/* Creates that start together share groups (MongoDB: one claim insert, one
+ * document insert, one mark insert for the lot), across two tenants; in each
+ * round three of them use one id. Exactly one of the three lands, the others
+ * get their duplicate error, every other create lands, and each tenant's
+ * feed shows exactly the creates that landed, once each, with the document
+ * that landed. */
+enum { GFEED_THREADS = 16, GFEED_ROUNDS = 6, GFEED_DUPS = 3 };
+static int g_gfeed_round;
+
+static const char *gfeed_tenant(int index) {
+  return index % 4 == 1 ? "gfeed-b" : "gfeed";
+}
+
+/* Threads 0 and the last GFEED_DUPS - 1 share thread 0's id (and tenant). */
+static int gfeed_id(int index) {
+  return g_gfeed_round * 100 + (index >= GFEED_THREADS - (GFEED_DUPS - 1) ? 0 : index);
+}
+
+static void *gfeed_create(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  const char *tenant =
+      w->index >= GFEED_THREADS - (GFEED_DUPS - 1) ? gfeed_tenant(0) : gfeed_tenant(w->index);
+  json_t *doc = json_pack("{s:i, s:i, s:i}", "id", gfeed_id(w->index), "parent", g_gfeed_round, "t",
+                          w->index);
+  pthread_barrier_wait(w->go);
+  w->rc = store_insert(g_st, tenant, "props", doc, &e);
+  if (w->rc) snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+  json_decref(doc);
+  return NULL;
+}
+
+static void test_group_creates_feed(void **state) {
+  (void)state;
+  store_err e;
+  json_t *landed[2] = {json_object(), json_object()}; /* per tenant: id -> t */
+  for (g_gfeed_round = 0; g_gfeed_round < GFEED_ROUNDS; g_gfeed_round++) {
+    worker w[GFEED_THREADS];
+    memset(w, 0, sizeof w);
+    run_workers(w, GFEED_THREADS, gfeed_create);
+    int dup_ok = 0;
+    for (int t = 0; t < GFEED_THREADS; t++) {
+      int shared = t == 0 || t >= GFEED_THREADS - (GFEED_DUPS - 1);
+      if (w[t].rc != STORE_OK && !(shared && w[t].rc == STORE_EDUPLICATE))
+        print_error("round %d thread %d: %d %s\n", g_gfeed_round, t, w[t].rc, w[t].msg);
+      assert_true(w[t].rc == STORE_OK || (shared && w[t].rc == STORE_EDUPLICATE));
+      if (w[t].rc != STORE_OK) continue;
+      dup_ok += shared;
+      char key[32];
+      snprintf(key, sizeof key, "%d", gfeed_id(t));
+      int tenant_b = !shared && !strcmp(gfeed_tenant(t), "gfeed-b");
+      json_object_set_new(landed[tenant_b], key, json_integer(t));
+    }
+    assert_int_equal(dup_ok, 1);
+  }
+  for (int k = 0; k < 2; k++) {
+    const char *tenant = k ? "gfeed-b" : "gfeed";
+    json_t *all = all_changes(g_st, tenant, 0, NULL);
+    assert_int_equal(json_array_size(all), json_object_size(landed[k]));
+    long long last = 0;
+    json_t *seen = json_object();
+    size_t i;
+    json_t *ch;
+    json_array_foreach(all, i, ch) {
+      char key[32];
+      long long seq = json_integer_value(json_object_get(ch, "seq"));
+      assert_true(seq > last);
+      last = seq;
+      assert_int_equal(json_integer_value(json_object_get(ch, "op")), STORE_CHANGE_CREATE);
+      snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(ch, "id")));
+      assert_null(json_object_get(seen, key)); /* once */
+      json_object_set_new(seen, key, json_true());
+      json_t *want = json_object_get(landed[k], key);
+      assert_non_null(want);
+      assert_int_equal(json_integer_value(json_object_get(json_object_get(ch, "doc"), "t")),
+                       json_integer_value(want));
+      json_t *id = json_integer(json_integer_value(json_object_get(ch, "id"))), *doc = NULL;
+      CHK(STORE_OK, store_get(g_st, tenant, "props", id, &doc, &e));
+      assert_int_equal(json_integer_value(json_object_get(doc, "t")), json_integer_value(want));
+      json_decref(doc);
+      json_decref(id);
+    }
+    json_decref(seen);
+    json_decref(all);
+    json_decref(landed[k]);
+  }
+}
+
 static int group_setup(void **state) {
   (void)state;
   store_err e;
@@ -2390,6 +2478,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_durability, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_replicas, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_group_creates_feed, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_checkpoint, test_start, test_end),
   };
