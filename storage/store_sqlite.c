@@ -454,9 +454,14 @@ static void sq_group_one(sq_conn *c, sq_wreq *w) {
   sq_exec(c, "RELEASE w", NULL, NULL, NULL, NULL, &scratch);
 }
 
+static int sq_group_plain(sq_wreq **batch, size_t n);
+static int sq_group_inserts(sq_conn *c, sq_wreq **batch, size_t n, store_err *why);
+
 /* One group: BEGIN IMMEDIATE, each write in its savepoint, one COMMIT (one
  * fsync under synchronous=FULL). Sets every write's rc; a write that
- * succeeded takes the group's error if the group does not commit. */
+ * succeeded takes the group's error if the group does not commit. A group
+ * of single-document inserts of one tenant (concurrent creates) runs
+ * without savepoints (sq_group_inserts). */
 static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
   store_err why = {0};
   sq_conn *c;
@@ -474,6 +479,20 @@ static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
       if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
       goto cleanup_writer;
     }
+  } else if (sq_group_plain(batch, n)) {
+    if (!sq_group_inserts(c, batch, n, &why)) {
+      ran = n;
+      goto commit;
+    }
+    if (sqlite3_get_autocommit(c->db)) { /* SQLite rolled the group back */
+      ran = n;
+      goto fail_ran;
+    }
+    /* A statement of the log failed and left the transaction open: undo the
+     * group and run it again the general way, each write in its savepoint,
+     * so that a write fails alone as in any group. */
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (sq_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
   }
   for (; ran < n; ran++) {
     sq_group_one(c, batch[ran]);
@@ -486,6 +505,7 @@ static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
       goto fail_ran;
     }
   }
+commit:
   if (!sq_exec(c, "COMMIT", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
   sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 fail_ran:
@@ -975,6 +995,61 @@ static int sq_insert_locked(sq_conn *c, sq_wreq *w, store_err *err) {
                                           a->ids[i], a->texts[i], err)))
       return rc;
   return STORE_OK;
+}
+
+/* Whether a group is only single-document inserts (store_insert) of one
+ * tenant: those sq_group_inserts may run together. */
+static int sq_group_plain(sq_wreq **batch, size_t n) {
+  const char *tenant = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const sq_insert_args *a = batch[i]->ctx;
+    if (batch[i]->run != sq_insert_locked || !a->single) return 0;
+    if (tenant && strcmp(tenant, a->tenant)) return 0;
+    tenant = a->tenant;
+  }
+  return 1;
+}
+
+/* A group of single-document inserts of one tenant in the open group
+ * transaction, without a savepoint per write: a refused INSERT undoes itself
+ * (a duplicate fails alone and gets its own error), so each document is
+ * written or refused on its own; then the changes of those written, as one
+ * block of the log (one sequence claim for the group, in the group's order:
+ * the group commits at once, so seq order is still commit order). A
+ * savepoint per write cost two statements and a sub-journal copy of every
+ * page the write touched, and a claim per write one more statement.
+ * Returns STORE_OK, or the error that stopped it in *why: if the transaction
+ * is still open then (a log statement failed), the caller undoes the group
+ * and runs it again with savepoints. */
+static int sq_group_inserts(sq_conn *c, sq_wreq **batch, size_t n, store_err *why) {
+  const sq_insert_args *a0 = batch[0]->ctx;
+  const char *coll = NULL;
+  char sql[128];
+  long long written = 0;
+  for (size_t i = 0; i < n; i++) {
+    sq_wreq *w = batch[i];
+    const sq_insert_args *a = w->ctx;
+    if (!coll || strcmp(coll, a->coll)) {
+      snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", a->coll);
+      coll = a->coll;
+    }
+    w->rc = sq_insert_doc(c, sql, a->tenant, a->ids[0], a->texts[0], w->err);
+    if (w->rc && sqlite3_get_autocommit(c->db)) { /* the whole transaction is gone */
+      *why = w->err ? *w->err : (store_err){w->rc, "sqlite: write failed"};
+      return w->rc;
+    }
+    written += !w->rc;
+  }
+  if (!written) return STORE_OK;
+  long long seq = 0, now = store_now_us();
+  int rc = sq_log_seqs(c, a0->tenant, written, &seq, why);
+  for (size_t i = 0; !rc && i < n; i++) {
+    const sq_insert_args *a = batch[i]->ctx;
+    if (!batch[i]->rc)
+      rc = sq_log_at(c, a->tenant, seq++, now, STORE_CHANGE_CREATE, a->coll, a->ids[0], a->texts[0],
+                     why);
+  }
+  return rc;
 }
 
 static int sq_insert_write(sq_store *s, sq_insert_args a, store_err *err) {
