@@ -26,11 +26,13 @@
  * holes. Pruning records the highest pruned seq per tenant ("changes#pruned")
  * so a reader can tell a gap from an empty log. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "store_int.h"
 
 #define SQ_POOL_MAX 8
@@ -50,6 +52,18 @@
 /* WAL pages after which the checkpointer copies the log into the database
  * file (SQLite's own autocheckpoint default). */
 #define SQ_CHECKPOINT_PAGES 1000
+/* Under a steady write load the log does not restart after a pass (the
+ * writer's next transaction began before the pass ended), so it stays past
+ * the threshold: the next pass waits until the log has grown by this many
+ * frames, not for the next commit. A pass per commit synced the database
+ * file and the log again for every group (as many fsyncs as the commits
+ * themselves) and rewrote the same hot pages (index tails, the log's own)
+ * each time. */
+#define SQ_CHECKPOINT_STEP 500
+/* Frames left uncopied (committed after a pass, or a pass that fell short)
+ * are copied after this quiet time, so the log of writes that stopped is
+ * still copied whole. */
+#define SQ_CHECKPOINT_IDLE_MS 100
 /* Address space, not memory: pages are mapped as they are read. */
 #define SQ_MMAP_SIZE "1073741824"
 
@@ -78,9 +92,14 @@ typedef struct sq_store {
   sq_conn *writer;
   pthread_mutex_t q_mu; /* guards the write queue and every queued sq_wreq's done */
   struct sq_wreq *q_head, *q_tail;
-  /* The checkpointer (see sq_checkpointer); ckpt_mu guards due and stop. */
+  /* The checkpointer (see sq_checkpointer); ckpt_mu guards the ckpt_
+   * fields but started. */
   pthread_t ckpt_thread;
   int ckpt_started, ckpt_due, ckpt_stop;
+  int ckpt_short; /* the last pass left frames uncopied */
+  int ckpt_log;   /* frames in the log at the last pass */
+  int ckpt_pages; /* frames after the last commit past the threshold */
+  int ckpt_after; /* frames from which the next pass is due */
   pthread_mutex_t ckpt_mu;
   pthread_cond_t ckpt_cv;
 } sq_store;
@@ -366,8 +385,12 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
   if (pages >= SQ_CHECKPOINT_PAGES * 8)
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
   pthread_mutex_lock(&s->ckpt_mu);
-  s->ckpt_due = 1;
-  pthread_cond_signal(&s->ckpt_cv);
+  s->ckpt_pages = pages;
+  /* Fewer frames than at the last pass: the log restarted since. */
+  if (!s->ckpt_due && (pages >= s->ckpt_after || pages < s->ckpt_log)) {
+    s->ckpt_due = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+  }
   pthread_mutex_unlock(&s->ckpt_mu);
   return SQLITE_OK;
 }
@@ -377,10 +400,24 @@ static void *sq_checkpointer(void *arg) {
   sqlite3 *db = NULL;
   pthread_mutex_lock(&s->ckpt_mu);
   for (;;) {
-    while (!s->ckpt_due && !s->ckpt_stop)
-      pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+    int idle = 0;
+    while (!s->ckpt_due && !s->ckpt_stop && !idle) {
+      if (!s->ckpt_short && s->ckpt_pages <= s->ckpt_log) {
+        pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+        continue;
+      }
+      struct timespec until;
+      clock_gettime(CLOCK_MONOTONIC, &until);
+      until.tv_nsec += SQ_CHECKPOINT_IDLE_MS * 1000000L;
+      until.tv_sec += until.tv_nsec / 1000000000L;
+      until.tv_nsec %= 1000000000L;
+      idle = pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &until) == ETIMEDOUT;
+    }
     if (s->ckpt_stop) break;
     s->ckpt_due = 0;
+    /* Commits during the pass do not call for another. */
+    s->ckpt_after = INT_MAX;
+    s->ckpt_log = s->ckpt_pages = 0;
     pthread_mutex_unlock(&s->ckpt_mu);
     /* A connection knows the file is in WAL mode only once it has read it:
      * until then a checkpoint does nothing. */
@@ -389,10 +426,20 @@ static void *sq_checkpointer(void *arg) {
       sqlite3_busy_timeout(db, SQ_BUSY_MS);
       sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     }
-    /* A failure (busy, I/O) is retried at the next threshold crossing;
-     * meanwhile the log only grows. */
-    if (db) sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* The next pass is due SQ_CHECKPOINT_STEP frames later, or once the
+     * log restarted and crossed the threshold again; frames it left (it met
+     * a busy lock or a reader, or commits came during it) are copied after
+     * SQ_CHECKPOINT_IDLE_MS too. After another failure (I/O), at the next commit
+     * past the threshold; meanwhile the log only grows. */
+    int log = -1, copied = -1;
+    int rc = db ? sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+                : SQLITE_CANTOPEN;
+    int short_pass = (rc == SQLITE_OK && copied < log) || rc == SQLITE_BUSY;
     pthread_mutex_lock(&s->ckpt_mu);
+    s->ckpt_short = short_pass;
+    s->ckpt_log = log > 0 ? log : 0;
+    s->ckpt_after = (rc == SQLITE_OK || rc == SQLITE_BUSY) && log > 0 ? log + SQ_CHECKPOINT_STEP
+                                                                      : SQ_CHECKPOINT_PAGES;
   }
   pthread_mutex_unlock(&s->ckpt_mu);
   sqlite3_close_v2(db);
@@ -1489,7 +1536,12 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   pthread_mutex_init(&s->write_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
   pthread_mutex_init(&s->ckpt_mu, NULL);
-  pthread_cond_init(&s->ckpt_cv, NULL);
+  pthread_condattr_t ckpt_attr; /* the checkpointer's idle wait runs on CLOCK_MONOTONIC */
+  pthread_condattr_init(&ckpt_attr);
+  pthread_condattr_setclock(&ckpt_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->ckpt_cv, &ckpt_attr);
+  pthread_condattr_destroy(&ckpt_attr);
+  s->ckpt_after = SQ_CHECKPOINT_PAGES;
   /* Every connection to ":memory:" would be a database of its own. */
   s->max_conns = strcmp(path, ":memory:") ? SQ_POOL_MAX : 1;
   int rc = (s->path = strdup(path)) ? STORE_OK
