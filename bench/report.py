@@ -203,7 +203,7 @@ pair_rows("2", "Check", "health_svc", "health_peer", ("svc",), ("peer",))
 
 store_n = R.get("cfg.store_n")
 header("3", f"store cost — {store_n} customer events created with c={c}; A = the service's "
-       "CreateEvent (gRPC, ghz -n; the store group-commits concurrent SQLite writes and "
+       "CreateEvent (gRPC, bench/grpcload, C on gRPC core; the store group-commits concurrent SQLite writes and "
        "batches concurrent MongoDB inserts), B = raw single-document inserts of the same "
        f"documents, each its own transaction (bench/rawinsert, {c} threads)")
 for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None),
@@ -221,7 +221,7 @@ for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None
             cpu_per_1k(b, store_proc))
     row("3", f"{label}: events-service CPU ms per 1k documents", cpu_per_1k(a, "svc"), None,
         note="B has no service")
-    row("3", f"{label}: client CPU ms per 1k documents (ghz / rawinsert)",
+    row("3", f"{label}: client CPU ms per 1k documents (grpcload / rawinsert)",
         cpu_per_1k(a, "client"), cpu_per_1k(b, "client"))
     row("3", f"{label}: CPU used by other processes, % of the machine", other_pct(a),
         other_pct(b))

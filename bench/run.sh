@@ -16,9 +16,10 @@
 # product's default, info, unless set), BENCH_SKIP_BUILD=1 (reuse build-bench/).
 #
 # Sections: 1 gateway overhead (REST via events-gateway vs gRPC direct),
-# 2 gRPC core vs a grpc-go health server, 3 store cost (service creates vs raw
-# driver inserts, SQLite and FerretDB), 4 memory (VmRSS idle, VmHWM under each
-# load; RssAnon and RssFile idle, peak RssAnon under each load), 5 scaling
+# 2 gRPC core vs a grpc-go health server, 3 store cost (service creates sent
+# by bench/grpcload vs raw driver inserts, SQLite and FerretDB), 4 memory
+# (VmRSS idle, VmHWM under each load; RssAnon and RssFile idle, peak RssAnon
+# under each load), 5 scaling
 # (worker threads; list latency vs stored events), 6 the gateway holding
 # 10,000 idle and 2,000 slow connections (bench/conns.py), 7 bulk create:
 # events/s through BatchCreateEvents of BATCH_SIZE vs single CreateEvent
@@ -68,7 +69,8 @@ for t in wrk ghz grpcurl jq python3 cc pkg-config; do
   command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh installs it)"
 done
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$BIN/events-service" ]; then
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$BIN/events-service" ] ||
+  [ ! -x "$BIN/grpcload" ]; then
   note "release build in build-bench/"
   gen=()
   [ -f "$BUILD/CMakeCache.txt" ] || gen=(-G Ninja)
@@ -352,6 +354,26 @@ wrk_load() { # LOAD OP ARG
   put "$load.conc" "$C"
 }
 
+# Section 3's service side: bench/grpcload (C on gRPC core, one channel, one
+# completion queue, C calls in flight) sends the CreateEvent calls ghz would
+# (CREATE_DATA). B's client, rawinsert, is C; with ghz (Go) as A's client the
+# load generator took ~650 ms of CPU per 1k creates on 2 cores against the
+# service's ~260 and rawinsert's ~290, so A measured the service starved by its
+# own client. Both sides now have C clients; the table keeps both clients' CPU
+# per 1k documents beside the service's, so the reader sees what each costs.
+svc_create_load() { # LOAD N
+  track_begin
+  { time timeout -k 5 600 "$BIN/grpcload" "$SVC_ADDR" "$TOKEN" --concurrency "$C" \
+    --count "$2" --prefix "$1-$RANDOM" --seconds 300 >"$WORK/$1.out" 2>"$WORK/$1.err"; } \
+    2>"$WORK/$1.time" || true
+  track_end "$1"
+  put_client "$1" "$WORK/$1.time"
+  [ -s "$WORK/$1.out" ] || die "grpcload failed for $1: $(head -c 300 "$WORK/$1.err")"
+  jq -r --arg l "$1" '"\($l).n\t\(.n)", "\($l).ok\t\(.ok)", "\($l).rps\t\(.rate)",
+    "\($l).p50\t\(.p50_ms)", "\($l).p99\t\(.p99_ms)"' "$WORK/$1.out" >>"$RES"
+  put "$1.conc" "$C"
+}
+
 raw_load() { # LOAD STORE_URL N
   track_begin
   { time timeout -k 5 600 "$BIN/rawinsert" insert "$2" --tenant "$TENANT" --threads "$C" \
@@ -490,8 +512,7 @@ stop "$PEER_PID"
 
 note "3: store cost on SQLite ($STORE_N creates, c=$C)"
 TRACK=("svc:$SVC1")
-ghz_run store_sqlite_svc "$SVC_ADDR" events.customer.v1.CustomerEventService/CreateEvent \
-  "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" "-n $STORE_N"
+svc_create_load store_sqlite_svc "$STORE_N"
 TRACK=()
 raw_load store_sqlite_raw "sqlite:$DB" "$STORE_N"
 put sqlite.stat1_rows "$("$BIN/rawinsert" stat "sqlite:$DB" | jq .stat1_rows)"
@@ -538,8 +559,7 @@ start_service svc-mongo "$FDB_URL/bench"
 SVCM=$SVC_PID
 idle_mem svc_mongo "$SVCM"
 TRACK=("svc:$SVCM" "fdb:$FDB1")
-ghz_run store_mongo_svc "$SVC_ADDR" events.customer.v1.CustomerEventService/CreateEvent \
-  "$CUSTOMER_PROTO" "$CREATE_DATA" "$C" "-n $STORE_N"
+svc_create_load store_mongo_svc "$STORE_N"
 TRACK=("fdb:$FDB1")
 raw_load store_mongo_raw "$FDB_URL/bench" "$STORE_N"
 note "7: bulk create on FerretDB, batches of $BATCH_SIZE vs single creates, c=1"

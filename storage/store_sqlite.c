@@ -26,11 +26,13 @@
  * holes. Pruning records the highest pruned seq per tenant ("changes#pruned")
  * so a reader can tell a gap from an empty log. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "store_int.h"
 
 #define SQ_POOL_MAX 8
@@ -50,6 +52,18 @@
 /* WAL pages after which the checkpointer copies the log into the database
  * file (SQLite's own autocheckpoint default). */
 #define SQ_CHECKPOINT_PAGES 1000
+/* Under a steady write load the log does not restart after a pass (the
+ * writer's next transaction began before the pass ended), so it stays past
+ * the threshold: the next pass waits until the log has grown by this many
+ * frames, not for the next commit. A pass per commit synced the database
+ * file and the log again for every group (as many fsyncs as the commits
+ * themselves) and rewrote the same hot pages (index tails, the log's own)
+ * each time. */
+#define SQ_CHECKPOINT_STEP 500
+/* Frames left uncopied (committed after a pass, or a pass that fell short)
+ * are copied after this quiet time, so the log of writes that stopped is
+ * still copied whole. */
+#define SQ_CHECKPOINT_IDLE_MS 100
 /* Address space, not memory: pages are mapped as they are read. */
 #define SQ_MMAP_SIZE "1073741824"
 
@@ -78,9 +92,14 @@ typedef struct sq_store {
   sq_conn *writer;
   pthread_mutex_t q_mu; /* guards the write queue and every queued sq_wreq's done */
   struct sq_wreq *q_head, *q_tail;
-  /* The checkpointer (see sq_checkpointer); ckpt_mu guards due and stop. */
+  /* The checkpointer (see sq_checkpointer); ckpt_mu guards the ckpt_
+   * fields but started. */
   pthread_t ckpt_thread;
   int ckpt_started, ckpt_due, ckpt_stop;
+  int ckpt_short; /* the last pass left frames uncopied */
+  int ckpt_log;   /* frames in the log at the last pass */
+  int ckpt_pages; /* frames after the last commit past the threshold */
+  int ckpt_after; /* frames from which the next pass is due */
   pthread_mutex_t ckpt_mu;
   pthread_cond_t ckpt_cv;
 } sq_store;
@@ -366,8 +385,12 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
   if (pages >= SQ_CHECKPOINT_PAGES * 8)
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
   pthread_mutex_lock(&s->ckpt_mu);
-  s->ckpt_due = 1;
-  pthread_cond_signal(&s->ckpt_cv);
+  s->ckpt_pages = pages;
+  /* Fewer frames than at the last pass: the log restarted since. */
+  if (!s->ckpt_due && (pages >= s->ckpt_after || pages < s->ckpt_log)) {
+    s->ckpt_due = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+  }
   pthread_mutex_unlock(&s->ckpt_mu);
   return SQLITE_OK;
 }
@@ -377,10 +400,24 @@ static void *sq_checkpointer(void *arg) {
   sqlite3 *db = NULL;
   pthread_mutex_lock(&s->ckpt_mu);
   for (;;) {
-    while (!s->ckpt_due && !s->ckpt_stop)
-      pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+    int idle = 0;
+    while (!s->ckpt_due && !s->ckpt_stop && !idle) {
+      if (!s->ckpt_short && s->ckpt_pages <= s->ckpt_log) {
+        pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+        continue;
+      }
+      struct timespec until;
+      clock_gettime(CLOCK_MONOTONIC, &until);
+      until.tv_nsec += SQ_CHECKPOINT_IDLE_MS * 1000000L;
+      until.tv_sec += until.tv_nsec / 1000000000L;
+      until.tv_nsec %= 1000000000L;
+      idle = pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &until) == ETIMEDOUT;
+    }
     if (s->ckpt_stop) break;
     s->ckpt_due = 0;
+    /* Commits during the pass do not call for another. */
+    s->ckpt_after = INT_MAX;
+    s->ckpt_log = s->ckpt_pages = 0;
     pthread_mutex_unlock(&s->ckpt_mu);
     /* A connection knows the file is in WAL mode only once it has read it:
      * until then a checkpoint does nothing. */
@@ -389,10 +426,20 @@ static void *sq_checkpointer(void *arg) {
       sqlite3_busy_timeout(db, SQ_BUSY_MS);
       sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     }
-    /* A failure (busy, I/O) is retried at the next threshold crossing;
-     * meanwhile the log only grows. */
-    if (db) sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* The next pass is due SQ_CHECKPOINT_STEP frames later, or once the
+     * log restarted and crossed the threshold again; frames it left (it met
+     * a busy lock or a reader, or commits came during it) are copied after
+     * SQ_CHECKPOINT_IDLE_MS too. After another failure (I/O), at the next commit
+     * past the threshold; meanwhile the log only grows. */
+    int log = -1, copied = -1;
+    int rc = db ? sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+                : SQLITE_CANTOPEN;
+    int short_pass = (rc == SQLITE_OK && copied < log) || rc == SQLITE_BUSY;
     pthread_mutex_lock(&s->ckpt_mu);
+    s->ckpt_short = short_pass;
+    s->ckpt_log = log > 0 ? log : 0;
+    s->ckpt_after = (rc == SQLITE_OK || rc == SQLITE_BUSY) && log > 0 ? log + SQ_CHECKPOINT_STEP
+                                                                      : SQ_CHECKPOINT_PAGES;
   }
   pthread_mutex_unlock(&s->ckpt_mu);
   sqlite3_close_v2(db);
@@ -454,9 +501,14 @@ static void sq_group_one(sq_conn *c, sq_wreq *w) {
   sq_exec(c, "RELEASE w", NULL, NULL, NULL, NULL, &scratch);
 }
 
+static int sq_group_plain(sq_wreq **batch, size_t n);
+static int sq_group_inserts(sq_conn *c, sq_wreq **batch, size_t n, store_err *why);
+
 /* One group: BEGIN IMMEDIATE, each write in its savepoint, one COMMIT (one
  * fsync under synchronous=FULL). Sets every write's rc; a write that
- * succeeded takes the group's error if the group does not commit. */
+ * succeeded takes the group's error if the group does not commit. A group
+ * of single-document inserts of one tenant (concurrent creates) runs
+ * without savepoints (sq_group_inserts). */
 static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
   store_err why = {0};
   sq_conn *c;
@@ -474,6 +526,20 @@ static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
       if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
       goto cleanup_writer;
     }
+  } else if (sq_group_plain(batch, n)) {
+    if (!sq_group_inserts(c, batch, n, &why)) {
+      ran = n;
+      goto commit;
+    }
+    if (sqlite3_get_autocommit(c->db)) { /* SQLite rolled the group back */
+      ran = n;
+      goto fail_ran;
+    }
+    /* A statement of the log failed and left the transaction open: undo the
+     * group and run it again the general way, each write in its savepoint,
+     * so that a write fails alone as in any group. */
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (sq_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
   }
   for (; ran < n; ran++) {
     sq_group_one(c, batch[ran]);
@@ -486,6 +552,7 @@ static void sq_group_run(sq_store *s, sq_wreq **batch, size_t n) {
       goto fail_ran;
     }
   }
+commit:
   if (!sq_exec(c, "COMMIT", NULL, NULL, NULL, NULL, &why)) goto cleanup_writer;
   sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 fail_ran:
@@ -977,6 +1044,61 @@ static int sq_insert_locked(sq_conn *c, sq_wreq *w, store_err *err) {
   return STORE_OK;
 }
 
+/* Whether a group is only single-document inserts (store_insert) of one
+ * tenant: those sq_group_inserts may run together. */
+static int sq_group_plain(sq_wreq **batch, size_t n) {
+  const char *tenant = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const sq_insert_args *a = batch[i]->ctx;
+    if (batch[i]->run != sq_insert_locked || !a->single) return 0;
+    if (tenant && strcmp(tenant, a->tenant)) return 0;
+    tenant = a->tenant;
+  }
+  return 1;
+}
+
+/* A group of single-document inserts of one tenant in the open group
+ * transaction, without a savepoint per write: a refused INSERT undoes itself
+ * (a duplicate fails alone and gets its own error), so each document is
+ * written or refused on its own; then the changes of those written, as one
+ * block of the log (one sequence claim for the group, in the group's order:
+ * the group commits at once, so seq order is still commit order). A
+ * savepoint per write cost two statements and a sub-journal copy of every
+ * page the write touched, and a claim per write one more statement.
+ * Returns STORE_OK, or the error that stopped it in *why: if the transaction
+ * is still open then (a log statement failed), the caller undoes the group
+ * and runs it again with savepoints. */
+static int sq_group_inserts(sq_conn *c, sq_wreq **batch, size_t n, store_err *why) {
+  const sq_insert_args *a0 = batch[0]->ctx;
+  const char *coll = NULL;
+  char sql[128];
+  long long written = 0;
+  for (size_t i = 0; i < n; i++) {
+    sq_wreq *w = batch[i];
+    const sq_insert_args *a = w->ctx;
+    if (!coll || strcmp(coll, a->coll)) {
+      snprintf(sql, sizeof sql, "INSERT INTO \"%s\"(tenant,id,doc) VALUES(?,?,?)", a->coll);
+      coll = a->coll;
+    }
+    w->rc = sq_insert_doc(c, sql, a->tenant, a->ids[0], a->texts[0], w->err);
+    if (w->rc && sqlite3_get_autocommit(c->db)) { /* the whole transaction is gone */
+      *why = w->err ? *w->err : (store_err){w->rc, "sqlite: write failed"};
+      return w->rc;
+    }
+    written += !w->rc;
+  }
+  if (!written) return STORE_OK;
+  long long seq = 0, now = store_now_us();
+  int rc = sq_log_seqs(c, a0->tenant, written, &seq, why);
+  for (size_t i = 0; !rc && i < n; i++) {
+    const sq_insert_args *a = batch[i]->ctx;
+    if (!batch[i]->rc)
+      rc = sq_log_at(c, a->tenant, seq++, now, STORE_CHANGE_CREATE, a->coll, a->ids[0], a->texts[0],
+                     why);
+  }
+  return rc;
+}
+
 static int sq_insert_write(sq_store *s, sq_insert_args a, store_err *err) {
   size_t n = a.n;
   json_t *const *docs = a.docs;
@@ -1414,7 +1536,12 @@ static int sq_open(const char *url, const store_schema *schema, store **out, sto
   pthread_mutex_init(&s->write_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
   pthread_mutex_init(&s->ckpt_mu, NULL);
-  pthread_cond_init(&s->ckpt_cv, NULL);
+  pthread_condattr_t ckpt_attr; /* the checkpointer's idle wait runs on CLOCK_MONOTONIC */
+  pthread_condattr_init(&ckpt_attr);
+  pthread_condattr_setclock(&ckpt_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->ckpt_cv, &ckpt_attr);
+  pthread_condattr_destroy(&ckpt_attr);
+  s->ckpt_after = SQ_CHECKPOINT_PAGES;
   /* Every connection to ":memory:" would be a database of its own. */
   s->max_conns = strcmp(path, ":memory:") ? SQ_POOL_MAX : 1;
   int rc = (s->path = strdup(path)) ? STORE_OK
