@@ -1,4 +1,4 @@
-/* rpc_server.h - the gRPC server: worker threads on completion queues, a
+/* rpc_server.h - the gRPC server: worker threads sharing one completion queue, a
  * method table built from the protobuf-c service descriptors, and graceful
  * shutdown. */
 #ifndef EVENTS_RPC_SERVER_H
