@@ -1633,6 +1633,18 @@ static void *group_mixed(void *arg) {
   return NULL;
 }
 
+/* One round of GROUP_DUP_THREADS writers started together; each must have
+ * got the outcome it expected. */
+static void group_round(void *(*fn)(void *)) {
+  worker w[GROUP_DUP_THREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, GROUP_DUP_THREADS, fn);
+  for (int t = 0; t < GROUP_DUP_THREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %s\n", t, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+  }
+}
+
 /* Threads that start together share groups: the writes that fail (duplicate
  * keys, a failing patch) get their own errors and undo only themselves; the
  * others in the same groups commit. */
@@ -1641,13 +1653,7 @@ static void test_group_failures(void **state) {
   store_err e;
   insert_text("groupdup", "events", "{\"id\":\"base\",\"kind\":\"gd\",\"ext\":\"base\",\"n\":0}");
   for (g_group_round = 0; g_group_round < GROUP_ROUNDS; g_group_round++) {
-    worker w[GROUP_DUP_THREADS];
-    memset(w, 0, sizeof w);
-    run_workers(w, GROUP_DUP_THREADS, group_mixed);
-    for (int t = 0; t < GROUP_DUP_THREADS; t++) {
-      if (w[t].rc) print_error("thread %d: %s\n", t, w[t].msg);
-      assert_int_equal(w[t].rc, STORE_OK);
-    }
+    group_round(group_mixed);
   }
   long long n = 0;
   CHK(STORE_OK, store_count(g_st, "groupdup", "events", NULL, 0, &n, &e));
@@ -1717,13 +1723,7 @@ static void test_group_insert_failures(void **state) {
   store_err e;
   insert_text("groupins", "events", "{\"id\":\"base\",\"kind\":\"gi\",\"ext\":\"base\"}");
   for (g_group_round = 0; g_group_round < GROUP_ROUNDS; g_group_round++) {
-    worker w[GROUP_DUP_THREADS];
-    memset(w, 0, sizeof w);
-    run_workers(w, GROUP_DUP_THREADS, group_inserts);
-    for (int t = 0; t < GROUP_DUP_THREADS; t++) {
-      if (w[t].rc) print_error("thread %d: %s\n", t, w[t].msg);
-      assert_int_equal(w[t].rc, STORE_OK);
-    }
+    group_round(group_inserts);
   }
   const long long written = 1 + GROUP_ROUNDS * (GROUP_DUP_THREADS / 2);
   long long n = 0;
