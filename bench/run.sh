@@ -354,6 +354,22 @@ wrk_load() { # LOAD OP ARG
   put "$load.conc" "$C"
 }
 
+# c_load LOAD N TOOL ARGS...: N documents through one of the C load
+# generators (grpcload, rawinsert), which print the same JSON.
+c_load() {
+  local load=$1 n=$2 tool=$3
+  shift 3
+  track_begin
+  { time timeout -k 5 600 "$BIN/$tool" "$@" --count "$n" --prefix "$load-$RANDOM" \
+    --seconds 300 >"$WORK/$load.out" 2>"$WORK/$load.err"; } 2>"$WORK/$load.time" || true
+  track_end "$load"
+  put_client "$load" "$WORK/$load.time"
+  [ -s "$WORK/$load.out" ] || die "$tool failed for $load: $(head -c 300 "$WORK/$load.err")"
+  jq -r --arg l "$load" '"\($l).n\t\(.n)", "\($l).ok\t\(.ok)", "\($l).rps\t\(.rate)",
+    "\($l).p50\t\(.p50_ms)", "\($l).p99\t\(.p99_ms)"' "$WORK/$load.out" >>"$RES"
+  put "$load.conc" "$C"
+}
+
 # Section 3's service side: bench/grpcload (C on gRPC core, one channel, one
 # completion queue, C calls in flight) sends the CreateEvent calls ghz would
 # (CREATE_DATA). B's client, rawinsert, is C; with ghz (Go) as A's client the
@@ -361,31 +377,8 @@ wrk_load() { # LOAD OP ARG
 # service's ~260 and rawinsert's ~290, so A measured the service starved by its
 # own client. Both sides now have C clients; the table keeps both clients' CPU
 # per 1k documents beside the service's, so the reader sees what each costs.
-svc_create_load() { # LOAD N
-  track_begin
-  { time timeout -k 5 600 "$BIN/grpcload" "$SVC_ADDR" "$TOKEN" --concurrency "$C" \
-    --count "$2" --prefix "$1-$RANDOM" --seconds 300 >"$WORK/$1.out" 2>"$WORK/$1.err"; } \
-    2>"$WORK/$1.time" || true
-  track_end "$1"
-  put_client "$1" "$WORK/$1.time"
-  [ -s "$WORK/$1.out" ] || die "grpcload failed for $1: $(head -c 300 "$WORK/$1.err")"
-  jq -r --arg l "$1" '"\($l).n\t\(.n)", "\($l).ok\t\(.ok)", "\($l).rps\t\(.rate)",
-    "\($l).p50\t\(.p50_ms)", "\($l).p99\t\(.p99_ms)"' "$WORK/$1.out" >>"$RES"
-  put "$1.conc" "$C"
-}
-
-raw_load() { # LOAD STORE_URL N
-  track_begin
-  { time timeout -k 5 600 "$BIN/rawinsert" insert "$2" --tenant "$TENANT" --threads "$C" \
-    --count "$3" --prefix "$1-$RANDOM" --seconds 300 >"$WORK/$1.out" 2>"$WORK/$1.err"; } \
-    2>"$WORK/$1.time" || true
-  track_end "$1"
-  put_client "$1" "$WORK/$1.time"
-  [ -s "$WORK/$1.out" ] || die "rawinsert failed for $1: $(head -c 300 "$WORK/$1.err")"
-  jq -r --arg l "$1" '"\($l).n\t\(.n)", "\($l).ok\t\(.ok)", "\($l).rps\t\(.rate)",
-    "\($l).p50\t\(.p50_ms)", "\($l).p99\t\(.p99_ms)"' "$WORK/$1.out" >>"$RES"
-  put "$1.conc" "$C"
-}
+svc_create_load() { c_load "$1" "$2" grpcload "$SVC_ADDR" "$TOKEN" --concurrency "$C"; } # LOAD N
+raw_load() { c_load "$1" "$3" rawinsert insert "$2" --tenant "$TENANT" --threads "$C"; } # LOAD STORE_URL N
 
 # 7: the same customer events created one call each and BATCH_SIZE per call,
 # one call in flight (c=1), on the running service: same store, same
