@@ -6,6 +6,7 @@ Prints KEY<TAB>VALUE lines for bench/report.py.
 
     python3 bench/conns.py GATEWAY_PORT GATEWAY_PID [IDLE] [SLOW]
 """
+import os
 import resource
 import socket
 import statistics
@@ -13,6 +14,7 @@ import sys
 import time
 
 REQ = b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n"
+PARK_S = float(os.environ.get("EVENTS_HTTP_PARK_AFTER_S", "2"))
 
 
 def rss_anon_kib(pid):
@@ -70,11 +72,20 @@ def main():
         idle.append(s)
     for s in idle:
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    # At once, every connection is still in libmicrohttpd, with its pool;
+    # after the park delay (EVENTS_HTTP_PARK_AFTER_S) the idle ones are not.
+    put("conns.idle.rss_anon_at_once", rss_anon_kib(pid))
+    time.sleep(PARK_S + 1.5)
     p50, worst = probe(port)
     put("conns.idle.n", len(idle))
     put("conns.idle.p50", f"{p50:.3f}")
     put("conns.idle.max", f"{worst:.3f}")
     put("conns.idle.rss_anon", rss_anon_kib(pid))
+    for s in idle[:100]:
+        s.sendall(REQ)
+    for s in idle[:100]:
+        assert s.recv(4096).startswith(b"HTTP/1.1 200"), "a parked connection was not served"
+    put("conns.idle.served_again", 100)
     for s in idle:
         s.close()
     time.sleep(1)

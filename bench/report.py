@@ -307,8 +307,15 @@ for kib in (64, 8):
                         ("slow", "2,000 clients sending a byte a second")):
         row("6", f"{label} ({pool}): p50 ms", num(f"{p}.{what}.p50"), num(f"{p}.none.p50"))
         row("6", f"{label} ({pool}): max ms", num(f"{p}.{what}.max"), num(f"{p}.none.max"))
+        if what == "idle":
+            row("6", f"{label} ({pool}): gateway RssAnon MiB as soon as all are open",
+                mib(num(f"{p}.idle.rss_anon_at_once")), mib(num(f"{p}.none.rss_anon")), "mib",
+                "connections idle past EVENTS_HTTP_PARK_AFTER_S (2 s) are parked outside "
+                "libmicrohttpd; the early ones already are")
         row("6", f"{label} ({pool}): gateway RssAnon MiB", mib(num(f"{p}.{what}.rss_anon")),
-            mib(num(f"{p}.none.rss_anon")), "mib")
+            mib(num(f"{p}.none.rss_anon")), "mib",
+            "held open past the park delay; then 100 of them served again"
+            if what == "idle" else "")
 
 header("7", "bulk create — customer events created at c=1 (one call in flight) on the same "
        "service and store; A = BatchCreateEvents of "

@@ -4,10 +4,18 @@
  * thread; the descriptor is never closed here. */
 #include "gw_conn.h"
 
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include "gw_park.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
@@ -17,12 +25,55 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* the list */
 static gw_conn *head;
 static long long deadline_us;
 static ticker reaper;
+static unsigned park_s, idle_s; /* park_s 0: never park */
+static unsigned open_conns;     /* atomic */
+
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Bytes the application has read from fd, or -1. The kernel counts every
+ * byte received in order; those not yet read are still queued. */
+static long long bytes_read(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  int queued;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+      len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received ||
+      ioctl(fd, SIOCINQ, &queued) < 0)
+    return -1;
+  return (long long)ti.tcpi_bytes_received - queued;
+}
+
+/* Waits for a next request with the short park delay as its timeout. */
+static void wait_idle(struct MHD_Connection *conn, gw_conn *c) {
+  c->idle = 1;
+  c->idle_since_ms = mono_ms();
+  MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, park_s);
+}
+
+/* On close: was this the park delay running out on a connection whose
+ * every byte read belongs to an answered request? A close of another kind
+ * (the client's, a Connection: close, an error) comes sooner. */
+static void park(gw_conn *c) {
+  if (!park_s || !c->idle || c->reaped || c->uncounted || c->fd < 0) return;
+  if (mono_ms() - c->idle_since_ms < (long long)park_s * 500) return;
+  if (bytes_read(c->fd) != (long long)c->consumed) return;
+  /* libmicrohttpd closes its descriptor after this returns (and, started
+   * with MHD_USE_TURBO, never shuts the socket down), so a duplicate keeps
+   * the connection open. */
+  int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+  if (fd >= 0) gw_park_put(fd);
+}
 
 void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                     enum MHD_ConnectionNotificationCode toe) {
   (void)cls;
   gw_conn *c = *socket_context;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    __atomic_add_fetch(&open_conns, 1, __ATOMIC_RELAXED);
     c = calloc(1, sizeof *c);
     *socket_context = c;
     if (!c) return;
@@ -30,6 +81,13 @@ void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_contex
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = i ? i->connect_fd : -1;
     c->ready_us = ids_now_us();
+    if (park_s) {
+      /* A connection back from the park has been read before. */
+      long long before = c->fd >= 0 ? bytes_read(c->fd) : -1;
+      c->consumed = before > 0 ? (unsigned long long)before : 0;
+      c->uncounted = before < 0;
+      wait_idle(conn, c);
+    }
     pthread_mutex_lock(&mu);
     c->next = head;
     if (head) head->prev = c;
@@ -37,7 +95,9 @@ void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_contex
     pthread_mutex_unlock(&mu);
     return;
   }
+  __atomic_sub_fetch(&open_conns, 1, __ATOMIC_RELAXED);
   if (!c) return;
+  park(c);
   /* libmicrohttpd closes the descriptor after this returns, so the reaper
    * never shuts down a number already reused by another connection. */
   pthread_mutex_lock(&mu);
@@ -55,6 +115,36 @@ gw_conn *gw_conn_of(struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *i =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return i ? i->socket_context : NULL;
+}
+
+void gw_conn_request_begins(struct MHD_Connection *conn) {
+  gw_conn *c = gw_conn_of(conn);
+  if (!c || !c->idle) return;
+  c->idle = 0;
+  MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, idle_s);
+}
+
+void gw_conn_answered(struct MHD_Connection *conn) {
+  gw_conn *c = gw_conn_of(conn);
+  if (!c || !park_s || c->uncounted) return;
+  const union MHD_ConnectionInfo *h =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  if (!h || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding")) {
+    c->uncounted = 1; /* it keeps the whole idle timeout in the library */
+    return;
+  }
+  const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+  c->consumed += h->header_size + (cl ? strtoull(cl, NULL, 10) : 0);
+  wait_idle(conn, c);
+}
+
+void gw_conn_park_after(unsigned park, unsigned idle) {
+  park_s = park < idle ? park : 0;
+  idle_s = idle;
+}
+
+unsigned gw_conn_count(void) {
+  return __atomic_load_n(&open_conns, __ATOMIC_RELAXED);
 }
 
 void gw_conn_set_busy(struct MHD_Connection *conn, int busy) {

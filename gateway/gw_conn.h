@@ -4,7 +4,16 @@
  * connections that go silent; a client trickling a byte a second would hold
  * its connection for ever. The reaper ends any connection that has not
  * delivered a whole request within the deadline of becoming ready for one
- * (accepted, or its previous response sent). */
+ * (accepted, or its previous response sent).
+ *
+ * It also decides when a connection may be parked (gw_park.h): when it has
+ * been idle for the park delay and libmicrohttpd holds no byte of a next
+ * request. The library's buffer cannot be inspected, so it is inferred:
+ * the bytes it has read from the socket (the kernel's count of bytes
+ * received, less those still queued) must equal the bytes of the requests
+ * it has answered (each head's size plus its Content-Length). Anything else
+ * (a request begun, pipelined bytes, a chunked body, stray line breaks)
+ * keeps the connection in the library, so no byte is ever lost. */
 #ifndef EVENTS_GW_CONN_H
 #define EVENTS_GW_CONN_H
 
@@ -17,6 +26,11 @@ typedef struct gw_conn {
   long long ready_us; /* when it became ready for a request (atomic) */
   int busy;           /* a whole request is in and being answered (atomic) */
   int reaped;
+  /* Parking, all on the connection's own thread. */
+  int idle;                    /* no byte of a next request seen yet */
+  int uncounted;               /* a chunked body: its wire size is unknown */
+  long long idle_since_ms;     /* monotonic */
+  unsigned long long consumed; /* bytes of the requests answered */
   struct gw_conn *prev, *next;
 } gw_conn;
 
@@ -27,6 +41,15 @@ void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_contex
 gw_conn *gw_conn_of(struct MHD_Connection *conn);
 /* busy: a whole request arrived; !busy: its response went out. */
 void gw_conn_set_busy(struct MHD_Connection *conn, int busy);
+/* A request's line arrived: it is no longer idle. */
+void gw_conn_request_begins(struct MHD_Connection *conn);
+/* A request was answered and the connection is kept for the next one. */
+void gw_conn_answered(struct MHD_Connection *conn);
+/* Parks connections idle for park_s seconds (0: never), giving them the
+ * rest of idle_s; call before the daemon starts. */
+void gw_conn_park_after(unsigned park_s, unsigned idle_s);
+/* Connections libmicrohttpd holds now. */
+unsigned gw_conn_count(void);
 /* Starts the reaper for a deadline of timeout_ms (0: none). */
 int gw_conn_reaper_start(long long timeout_ms);
 void gw_conn_reaper_stop(void);

@@ -18,6 +18,7 @@
 #include "gw.h"
 #include "gw_conn.h"
 #include "gw_guard.h"
+#include "gw_park.h"
 #include "gw_tls.h"
 #include "ids.h"
 #include "jsontext.h"
@@ -222,14 +223,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  (void)toe;
   gw_conn_set_busy(conn, 0);
+  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) gw_conn_answered(conn);
   req_state *rs = *con_cls;
   if (!rs) return;
   gw_req_free_params(&rs->req);
   free(rs->body);
   free(rs);
   *con_cls = NULL;
+}
+
+/* The connection cap counts parked connections too. */
+static enum MHD_Result admit(void *cls, const struct sockaddr *addr, socklen_t len) {
+  (void)addr;
+  (void)len;
+  const gw_http *h = cls;
+  return gw_conn_count() + gw_park_count() < h->cfg.max_connections ? MHD_YES : MHD_NO;
 }
 
 int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err, size_t errlen) {
@@ -260,12 +269,17 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
        cfg->https ? gw_tls_cert_callback() : NULL},
       {MHD_OPTION_END, 0, NULL},
   };
+  /* A TLS session lives in the library, so HTTPS connections are not
+   * parked. MHD_USE_TURBO: a parked socket must outlive the library's close,
+   * which then must not shut it down. */
+  int parking = cfg->park_after_s && cfg->park_after_s < cfg->idle_timeout_s && !cfg->https;
+  gw_conn_park_after(parking ? cfg->park_after_s : 0, cfg->idle_timeout_s);
   /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: a second gateway on a port in
    * use must fail to start, not quietly take part of the traffic. */
   h->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-          MHD_USE_ERROR_LOG | (cfg->https ? MHD_USE_TLS : 0),
-      0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+          MHD_USE_ERROR_LOG | (cfg->https ? MHD_USE_TLS : 0) | (parking ? MHD_USE_TURBO : 0),
+      0, admit, h, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
       MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
       cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
@@ -277,8 +291,15 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   *port = info ? info->port : 0;
+  if (parking && gw_park_start(h->daemon, cfg->max_connections,
+                               (long long)(cfg->idle_timeout_s - cfg->park_after_s) * 1000) < 0) {
+    snprintf(err, errlen, "cannot start the parked-connections thread");
+    goto stop_daemon;
+  }
   *out = h;
   return 0;
+stop_daemon:
+  MHD_stop_daemon(h->daemon);
 stop_reaper:
   gw_conn_reaper_stop();
 free_h:
@@ -297,6 +318,7 @@ void gw_http_stop(gw_http *h) {
   long long until = ids_now_us() + (long long)h->cfg.rpc_timeout_ms * 1000 + 1000000;
   while (__atomic_load_n(&in_flight, __ATOMIC_RELAXED) > 0 && ids_now_us() < until)
     usleep(10000);
+  gw_park_stop(); /* before the daemon: its closes must not park any more */
   MHD_stop_daemon(h->daemon);
   if (s != MHD_INVALID_SOCKET) close(s);
   gw_conn_reaper_stop();

@@ -46,6 +46,14 @@ static config_var vars[] = {
      .unit_ms = 1000,
      .min = 1000,
      .max = 24 * 3600 * 1000},
+    {.name = "EVENTS_HTTP_PARK_AFTER_S",
+     .def = "2",
+     .help = "a keep-alive connection idle this long leaves libmicrohttpd, and its memory, "
+             "until it sends again (1s, 5s, ...; bare: s; 0: never; plain HTTP only)",
+     .kind = CONFIG_DURATION,
+     .unit_ms = 1000,
+     .min = 0,
+     .max = 3600 * 1000},
     {.name = "EVENTS_REQUEST_TIMEOUT_S",
      .def = "30",
      .help = "time to receive a whole request, headers and body, from when the connection is "
@@ -62,9 +70,9 @@ static config_var vars[] = {
      .max = 256},
     {.name = "EVENTS_HTTP_CONN_MEMORY_KIB",
      .def = "64",
-     .help = "memory of each connection for its request headers, in KiB; a connection kept "
-             "alive holds all of it (libmicrohttpd zeroes it after each request); headers "
-             "larger get libmicrohttpd's own 431",
+     .help = "memory of each connection for its request headers, in KiB; held all the time "
+             "a connection is in libmicrohttpd (it zeroes it after each request), until it is "
+             "parked; headers larger get libmicrohttpd's own 431",
      .kind = CONFIG_INT,
      .min = 8,
      .max = 1024},
@@ -141,6 +149,8 @@ int main(int argc, char **argv) {
       .https = tls_enabled(&http_tls),
       .idle_timeout_s =
           (unsigned)((config_num(vars, N_VARS, "EVENTS_IDLE_TIMEOUT_S") + 999) / 1000),
+      .park_after_s =
+          (unsigned)((config_num(vars, N_VARS, "EVENTS_HTTP_PARK_AFTER_S") + 999) / 1000),
   };
 
   sigset_t sigs;
