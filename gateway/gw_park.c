@@ -84,6 +84,7 @@ int gw_park_put(int fd) {
   int first = !p->prev;
   __atomic_add_fetch(&pk.count, 1, __ATOMIC_RELAXED);
   metrics_gauge_add("events_http_connections_parked", "", 1);
+  metrics_count("events_http_parks_total", "", 1);
   /* Registered under the lock: the thread may see it readable at once, and
    * must find it listed. One-shot, so it is reported once, to one owner. */
   struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = p};
@@ -191,6 +192,8 @@ static void *run(void *unused) {
 int gw_park_start(struct MHD_Daemon *d, unsigned max, long long idle_ms) {
   metrics_describe("events_http_connections_parked", "gauge",
                    "idle keep-alive connections held outside the HTTP library");
+  metrics_describe("events_http_parks_total", "counter",
+                   "idle keep-alive connections taken out of the HTTP library");
   metrics_describe("events_http_unpark_refused_total", "counter",
                    "parked connections that sent a request while the HTTP server was full");
   pk.daemon = d;

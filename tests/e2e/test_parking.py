@@ -65,13 +65,17 @@ def read_response(s):
     return head.split(b"\r\n", 1)[0].decode(), body[:n]
 
 
-def parked(gw):
+def metric(gw, name):
     s = connect(gw)
     s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     _, body = read_response(s)
     s.close()
-    m = re.search(rb"\nevents_http_connections_parked ([0-9.]+)", body)
+    m = re.search(rb"\n" + name.encode() + rb" ([0-9.e+]+)", body)
     return int(float(m.group(1))) if m else 0
+
+
+def parked(gw):
+    return metric(gw, "events_http_connections_parked")
 
 
 def wait_parked(gw, n, within=PARK_S + 2.0):
@@ -203,3 +207,42 @@ def test_parked_connections_count_against_the_cap(gw):
     for s in held:
         s.close()
     assert wait_parked(gw, 0) == 0
+
+
+def test_requests_racing_the_park_delay_are_all_answered(gw):
+    """30 connections (the cap is 40) each send a request (sometimes two pipelined) after
+    a pause drawn around the park delay, so many arrive while their
+    connection is being parked or handed back: every one is answered, in
+    order, on its own connection."""
+    import random
+    import threading
+    rng = random.Random(16)
+    plans = [[(rng.uniform(PARK_S - 0.3, PARK_S + 0.4), rng.random() < 0.3) for _ in range(8)]
+             for _ in range(30)]
+    failures = []
+    parks = metric(gw, "events_http_parks_total")
+
+    def client(plan):
+        try:
+            s = connect(gw)
+            for pause, pipelined in plan:
+                time.sleep(pause)
+                s.sendall(GET * (2 if pipelined else 1))
+                for _ in range(2 if pipelined else 1):
+                    status, body = read_response(s)
+                    if status != "HTTP/1.1 200 OK" or b'"ok"' not in body:
+                        failures.append((status, body[:80]))
+                        return
+            s.close()
+        except OSError as e:
+            failures.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures[:5]
+    assert wait_parked(gw, 0) == 0
+    # About half the pauses outlast the delay: the race was really run.
+    assert metric(gw, "events_http_parks_total") - parks >= 50
