@@ -23,6 +23,8 @@ enum {
   STORE_EINVAL = -4,       /* bad argument, e.g. a tampered cursor */
   STORE_EINTERNAL = -5,
   STORE_EABORTED = -6, /* not written: another item of an atomic batch failed */
+  STORE_EBUSY = -7,    /* contention or a time limit outlasted the retries: the store is
+                          reachable, the call may be tried again */
 };
 
 typedef struct store_err {

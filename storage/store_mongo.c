@@ -158,14 +158,15 @@ static int mg_code(const bson_error_t *e) {
   case 11001:
   case 12582:
     return STORE_EDUPLICATE;
+  case 50:  /* MaxTimeMSExpired: slow, not gone */
+  case 262: /* ExceededTimeLimit */
+    return STORE_EBUSY;
   case 6:     /* HostUnreachable */
   case 7:     /* HostNotFound */
-  case 50:    /* MaxTimeMSExpired */
   case 64:    /* WriteConcernFailed (wtimeout) */
   case 89:    /* NetworkTimeout */
   case 91:    /* ShutdownInProgress */
   case 189:   /* PrimarySteppedDown */
-  case 262:   /* ExceededTimeLimit */
   case 9001:  /* SocketException */
   case 10107: /* NotWritablePrimary */
   case 11600: /* InterruptedAtShutdown */
@@ -1602,7 +1603,7 @@ static int mg_lease_take(mg_store *s, const char *tenant, const char *lease, con
       mg_lease_drop(s, tenant, lease, json_string_value(htoken));
     } else if (!rc && h) {
       if (now - start > MG_LEASE_WAIT_US)
-        rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: lease %s still held", lease);
+        rc = store_fail(err, STORE_EBUSY, "mongodb: lease %s still held", lease);
       else
         usleep(pause);
       if (pause < 50000) pause *= 2;

@@ -138,8 +138,9 @@ static int sq_code(int rc) {
   case SQLITE_CONSTRAINT:
     return rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE ? STORE_EDUPLICATE
                                                                                 : STORE_EINVAL;
-  case SQLITE_BUSY:
+  case SQLITE_BUSY: /* another writer held the lock past the busy timeout */
   case SQLITE_LOCKED:
+    return STORE_EBUSY;
   case SQLITE_IOERR:
   case SQLITE_FULL:
   case SQLITE_CANTOPEN:

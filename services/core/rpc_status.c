@@ -108,6 +108,10 @@ void rpc_fail_store_as(rpc_call *c, const store_err *err, const char *what) {
     store_live_down();
     text = "store unavailable";
     break;
+  case STORE_EBUSY: /* retryable too, but readiness stays: other calls get through */
+    code = GRPC_STATUS_UNAVAILABLE;
+    text = "store busy, try again";
+    break;
   case STORE_EINVAL:
     code = GRPC_STATUS_INVALID_ARGUMENT;
     snprintf(buf, sizeof buf, "invalid %s request", what);

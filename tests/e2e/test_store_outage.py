@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 
 import grpc
 import pytest
@@ -154,3 +155,38 @@ def test_watch_with_grpcurl(sqlite_stack):
                          capture_output=True, text=True)
     # The stream stays open: grpcurl ends at -max-time after the first message.
     assert json.loads(out.stdout.split("}")[0] + "}") == {"status": "SERVING"}, out
+
+
+def test_a_busy_store_is_not_an_outage(sqlite_stack, pb):
+    """Another writer holding SQLite's write lock past the busy timeout (10 s)
+    fails a create with UNAVAILABLE "store busy", a retryable answer; but
+    the store is there, so health stays SERVING and /readyz 200 (a replica
+    is not taken out of rotation for contention), and once the lock goes
+    the next create succeeds."""
+    import importlib
+    import sqlite3
+    s = sqlite_stack
+    mod = pb("events/customer/v1/customer")
+    stub = importlib.import_module("events.customer.v1.customer_pb2_grpc").CustomerEventServiceStub
+    md = [("authorization", f"Bearer {TOKEN_A}")]
+
+    def request():
+        return mod.CreateEventRequest(event=mod.Event(
+            event_type_id="busy-" + uuid.uuid4().hex[:8], customer_id="c", external_id="e"))
+
+    with grpc.insecure_channel(s.grpc_target) as ch:
+        stub(ch).CreateEvent(request(), timeout=10, metadata=md)
+        db = sqlite3.connect(s.store_url[len("sqlite:"):], timeout=5, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fut = stub(ch).CreateEvent.future(request(), timeout=30, metadata=md)
+            with pytest.raises(grpc.RpcError) as e:
+                fut.result()
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+            assert "busy" in e.value.details(), e.value.details()
+            assert health(s) == health_pb2.HealthCheckResponse.SERVING
+            assert requests.get(s.base + "/readyz", timeout=5).status_code == 200
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        stub(ch).CreateEvent(request(), timeout=10, metadata=md)
