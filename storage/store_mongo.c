@@ -1879,19 +1879,60 @@ static int mg_chg_floor(mg_store *s, const char *tenant, long long *floor, store
 }
 
 /* The highest position claimed (or pruned) of the tenant, read from the log
- * itself: exact, holes or not. On MongoDB an index lookup; FerretDB v1 reads
- * and sorts the tenant's whole log in Go for it (12 s for 200k entries, past
- * MG_SOCKET_MS), so a claim asks it only when the top is missing or
- * behind by more than MG_TOP_WALK (see mg_chg_claim_many). */
+ * itself: exact, holes or not. On MongoDB an index lookup; FerretDB v1
+ * decodes and sorts the tenant's whole log in Go for it (12 s for 200k
+ * entries, 50 s for 250k of 1 KiB), so a claim asks it only when the top
+ * is missing or behind by more than MG_TOP_WALK (see mg_chg_claim_many),
+ * and on a client of its own with the driver's default socket timeout
+ * (5 min): on the pool's (MG_SOCKET_MS) such a log could never be read, a
+ * tenant without a top could never claim again, and every try left the
+ * server another scan to finish. */
 static int mg_chg_max(mg_store *s, const char *tenant, long long *max, store_err *err) {
-  bson_t f = BSON_INITIALIZER;
+  bson_t f = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort, proj;
+  mongoc_uri_t *uri = mongoc_uri_copy(s->uri);
+  mongoc_client_t *client = NULL;
   long long floor = 0;
-  int rc = BSON_APPEND_UTF8(&f, "tenant", tenant)
-               ? mg_find_int(s, STORE_CHANGES, &f, "id", -1, "id", max, err)
-               : mg_unencodable(err);
+  int rc = STORE_OK;
+  *max = 0;
+  if (!uri) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup;
+  }
+  int32_t ms = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 0);
+  if (ms > 0 && ms < MONGOC_DEFAULT_SOCKETTIMEOUTMS)
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, MONGOC_DEFAULT_SOCKETTIMEOUTMS);
+  if (!(client = mongoc_client_new_from_uri(uri))) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: cannot create a client for the change log");
+    goto cleanup;
+  }
+  mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+  if (!BSON_APPEND_UTF8(&f, "tenant", tenant) ||
+      !bson_append_document_begin(&opts, "sort", -1, &sort) ||
+      !BSON_APPEND_INT32(&sort, "id", -1) || !bson_append_document_end(&opts, &sort) ||
+      !bson_append_document_begin(&opts, "projection", -1, &proj) ||
+      !BSON_APPEND_INT32(&proj, "id", 1) || !bson_append_document_end(&opts, &proj) ||
+      !BSON_APPEND_INT64(&opts, "limit", 1)) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  mongoc_collection_t *c = mongoc_client_get_collection(client, s->db, STORE_CHANGES);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &f, &opts, NULL);
+  const bson_t *d;
+  bson_iter_t it;
+  bson_error_t e;
+  if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "id") &&
+      (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it)))
+    *max = bson_iter_as_int64(&it);
+  if (mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "change log scan", &e);
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(c);
   if (!rc) rc = mg_chg_floor(s, tenant, &floor, err);
   if (!rc && floor > *max) *max = floor;
+cleanup:
+  if (client) mongoc_client_destroy(client);
+  mongoc_uri_destroy(uri);
   bson_destroy(&f);
+  bson_destroy(&opts);
   return rc;
 }
 
