@@ -98,8 +98,7 @@ typedef struct mg_store {
   struct mg_chg_slot {
     char *key; /* tenant */
     long long last;
-    long long top;       /* what the tenant's top (MG_TOPS) is known to hold; 0: unknown */
-    long long hot_until; /* µs: another writer met; the top is written with every claim */
+    long long top; /* what the tenant's top (MG_TOPS) is known to hold; 0: unknown */
   } chg_last[MG_STRIPES];
   /* Claims waiting for the next group (see mg_chg_claim). */
   pthread_mutex_t cq_mu;
@@ -1952,7 +1951,6 @@ cleanup:
  * (1.2 s for one near the end of 200k entries). */
 #define MG_TOP_STEP 128 /* positions claimed before this process writes the top again */
 #define MG_TOP_WALK 256 /* positions tried one by one past a top that lags */
-#define MG_TOP_HOT_US (1000 * 1000LL) /* the top is written with every claim this long */
 #define MG_CHG_TRIES (MG_TOP_WALK + MG_SEQ_TRIES)
 
 static int mg_chg_top(mg_store *s, const char *tenant, long long *top, store_err *err) {
@@ -2237,11 +2235,9 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item 
   if (done && known) {
     slot->last = seqs[done - 1];
     if (top > slot->top) slot->top = top;
-    /* Another writer met: keep the top current for it, so that its next
-     * lost claim goes straight past ours instead of walking. */
-    long long now = store_now_us();
-    if (met) slot->hot_until = now + MG_TOP_HOT_US;
-    if (scanned || !slot->top || slot->last - slot->top >= MG_TOP_STEP || now < slot->hot_until)
+    /* Another writer met: the top goes past ours at once, so that its next
+     * lost claim, on our positions, jumps past them instead of walking. */
+    if (met || scanned || !slot->top || slot->last - slot->top >= MG_TOP_STEP)
       mg_chg_top_flush(s, slot);
   }
   pthread_mutex_unlock(&s->chg_mu);
