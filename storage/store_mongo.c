@@ -21,8 +21,9 @@
 /* The member of a document naming the change log position of its last
  * write (see "change log" below); never shown to callers. */
 #define MG_CHG "_chg"
-/* The change log's marks (see "change log" below). */
+/* The change log's marks and per-tenant tops (see "change log" below). */
 #define MG_MARKS STORE_CHANGES "_marks"
+#define MG_TOPS STORE_CHANGES "_top"
 
 /* In-process stripes, keyed by (tenant, collection, id): an optimisation
  * only. Calls of one process on one key queue here instead of racing each
@@ -94,7 +95,11 @@ typedef struct mg_store {
   /* Change log claims of this process, one group at a time; the last
    * position claimed per tenant (hashed slots) is tried first. */
   pthread_mutex_t chg_mu;
-  struct mg_seq chg_last[MG_STRIPES];
+  struct mg_chg_slot {
+    char *key; /* tenant */
+    long long last;
+    long long top; /* what the tenant's top (MG_TOPS) is known to hold; 0: unknown */
+  } chg_last[MG_STRIPES];
   /* Claims waiting for the next group (see mg_chg_claim). */
   pthread_mutex_t cq_mu;
   struct mg_claim *cq_head, *cq_tail;
@@ -1801,7 +1806,9 @@ cleanup:
  *     writer, in any process, win each n, and a loser tries past the highest
  *     entry, so positions are dense. For a patch or replace the claim is made
  *     holding the document's lease, so one document's positions follow the
- *     order its writes happen in, across replicas.
+ *     order its writes happen in, across replicas. Where the highest entry
+ *     is comes from the tenant's top (MG_TOPS, see mg_chg_start), not from
+ *     the log.
  *  2. the document write, which records n in the document (member _chg).
  *  3. mark: a document {tenant, id: n, st, time, doc?} inserted into its own
  *     collection (MG_MARKS), st "c" (committed, with the document after the
@@ -1871,16 +1878,136 @@ static int mg_chg_floor(mg_store *s, const char *tenant, long long *floor, store
   return rc;
 }
 
-/* The highest position claimed (or pruned) of the tenant. */
+/* The highest position claimed (or pruned) of the tenant, read from the log
+ * itself: exact, holes or not. On MongoDB an index lookup; FerretDB v1
+ * decodes and sorts the tenant's whole log in Go for it (12 s for 200k
+ * entries, 50 s for 250k of 1 KiB), so a claim asks it only when the top
+ * is missing or behind by more than MG_TOP_WALK (see mg_chg_claim_many),
+ * and on a client of its own with the driver's default socket timeout
+ * (5 min): on the pool's (MG_SOCKET_MS) such a log could never be read, a
+ * tenant without a top could never claim again, and every try left the
+ * server another scan to finish. */
 static int mg_chg_max(mg_store *s, const char *tenant, long long *max, store_err *err) {
-  bson_t f = BSON_INITIALIZER;
+  bson_t f = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort, proj;
+  mongoc_uri_t *uri = mongoc_uri_copy(s->uri);
+  mongoc_client_t *client = NULL;
   long long floor = 0;
-  int rc = BSON_APPEND_UTF8(&f, "tenant", tenant)
-               ? mg_find_int(s, STORE_CHANGES, &f, "id", -1, "id", max, err)
-               : mg_unencodable(err);
+  int rc = STORE_OK;
+  *max = 0;
+  if (!uri) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
+    goto cleanup;
+  }
+  int32_t ms = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 0);
+  if (ms > 0 && ms < MONGOC_DEFAULT_SOCKETTIMEOUTMS)
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, MONGOC_DEFAULT_SOCKETTIMEOUTMS);
+  if (!(client = mongoc_client_new_from_uri(uri))) {
+    rc = store_fail(err, STORE_EINTERNAL, "mongodb: cannot create a client for the change log");
+    goto cleanup;
+  }
+  mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+  if (!BSON_APPEND_UTF8(&f, "tenant", tenant) ||
+      !bson_append_document_begin(&opts, "sort", -1, &sort) ||
+      !BSON_APPEND_INT32(&sort, "id", -1) || !bson_append_document_end(&opts, &sort) ||
+      !bson_append_document_begin(&opts, "projection", -1, &proj) ||
+      !BSON_APPEND_INT32(&proj, "id", 1) || !bson_append_document_end(&opts, &proj) ||
+      !BSON_APPEND_INT64(&opts, "limit", 1)) {
+    rc = mg_unencodable(err);
+    goto cleanup;
+  }
+  mongoc_collection_t *c = mongoc_client_get_collection(client, s->db, STORE_CHANGES);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &f, &opts, NULL);
+  const bson_t *d;
+  bson_iter_t it;
+  bson_error_t e;
+  if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "id") &&
+      (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it)))
+    *max = bson_iter_as_int64(&it);
+  if (mongoc_cursor_error(cur, &e)) rc = mg_fail(err, "change log scan", &e);
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(c);
   if (!rc) rc = mg_chg_floor(s, tenant, &floor, err);
   if (!rc && floor > *max) *max = floor;
+cleanup:
+  if (client) mongoc_client_destroy(client);
+  mongoc_uri_destroy(uri);
   bson_destroy(&f);
+  bson_destroy(&opts);
+  return rc;
+}
+
+/* The top: per tenant one document {_id: tenant, value} in MG_TOPS, a
+ * position that was claimed (0: none known). Claims write it after their
+ * insert was acknowledged, with $max, so it is never past the highest
+ * entry; it may be behind it (a writer died before writing it, writes of
+ * it are spread out (MG_TOP_STEP), FerretDB's $max is a read then a write,
+ * so it can lose a concurrent higher one). The log above the floor is
+ * dense (mg_chg_walk), so a claim tried from the top on either finds its
+ * position free, and then it is one past the highest entry, or taken, and
+ * then the next one is tried: it never lands below an entry, and never
+ * leaves a hole. Keyed by _id in a collection of its own: FerretDB v1 runs
+ * only an _id equality in SQLite (every other filter in Go over every
+ * document), and reading or updating a row scans its whole table, so this
+ * one stays one row per tenant; the log's own _id lookups scan the log
+ * (1.2 s for one near the end of 200k entries). */
+#define MG_TOP_STEP 128 /* positions claimed before this process writes the top again */
+#define MG_TOP_WALK 256 /* positions tried one by one past a top that lags */
+#define MG_CHG_TRIES (MG_TOP_WALK + MG_SEQ_TRIES)
+
+static int mg_chg_top(mg_store *s, const char *tenant, long long *top, store_err *err) {
+  bson_t f = BSON_INITIALIZER;
+  int rc = BSON_APPEND_UTF8(&f, "_id", tenant)
+               ? mg_find_int(s, MG_TOPS, &f, NULL, 0, "value", top, err)
+               : mg_unencodable(err);
+  bson_destroy(&f);
+  return rc;
+}
+
+/* Raises the tenant's top to `top`, a position claimed. */
+static int mg_chg_top_write(mg_store *s, const char *tenant, long long top, store_err *err) {
+  bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, m, opts = BSON_INITIALIZER;
+  mongoc_client_t *client;
+  mongoc_collection_t *c;
+  bson_error_t e;
+  int rc = BSON_APPEND_UTF8(&sel, "_id", tenant) &&
+                   bson_append_document_begin(&upd, "$max", -1, &m) &&
+                   BSON_APPEND_INT64(&m, "value", top) && bson_append_document_end(&upd, &m) &&
+                   BSON_APPEND_BOOL(&opts, "upsert", true)
+               ? STORE_OK
+               : mg_unencodable(err);
+  if (!rc && !(rc = mg_coll(s, MG_TOPS, &client, &c, err))) {
+    /* Two first upserts on FerretDB both insert: the loser's duplicate
+     * error leaves the winner's value, a claimed position as well. */
+    if (!mongoc_collection_update_one(c, &sel, &upd, &opts, NULL, &e))
+      rc = mg_fail(err, "change log top", &e);
+    mg_done(s, client, c);
+  }
+  bson_destroy(&sel);
+  bson_destroy(&upd);
+  bson_destroy(&opts);
+  return rc;
+}
+
+/* Where a claim of a tenant this process has no position of starts: one
+ * past the top, or past the floor (never below it: pruned positions are
+ * free, and an entry there would never be read). Two lookups of one row
+ * each, however long the log. */
+static int mg_chg_start(mg_store *s, const char *tenant, long long *pos, long long *top,
+                        store_err *err) {
+  long long floor = 0;
+  int rc = mg_chg_top(s, tenant, top, err);
+  if (!rc) rc = mg_chg_floor(s, tenant, &floor, err);
+  if (!rc) *pos = (*top > floor ? *top : floor) + 1;
+  return rc;
+}
+
+/* Writes the top of a slot's tenant if this process claimed past it. */
+static int mg_chg_top_flush(mg_store *s, struct mg_chg_slot *slot) {
+  store_err ignored;
+  int rc = STORE_OK;
+  if (slot->key && slot->last > slot->top &&
+      !(rc = mg_chg_top_write(s, slot->key, slot->last, &ignored)))
+    slot->top = slot->last;
   return rc;
 }
 
@@ -1993,31 +2120,36 @@ static void mg_first_write_error(const bson_t *reply, int64_t *index, int64_t *c
  * round trip per run of free positions). An ordered insert stops at the
  * first position another writer won; the rest go past the highest entry,
  * as mg_chg_claim's retry does. seqs[j] is set for each claimed entry, in
- * order; on failure the ones set were claimed and are still pending. */
+ * order; on failure the ones set were claimed and are still pending.
+ *
+ * Past a position another writer won: to the top if it is beyond it (the
+ * other writer wrote it), else one position at a time (the log is dense:
+ * the first free one is one past the highest entry), sending one entry
+ * per try, and after MG_TOP_WALK of those, or with no top at all (a log
+ * from before the tops), to the highest entry read from the log. */
 static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item *items, size_t n,
                              long long *seqs, store_err *err) {
   json_t *key = json_string(STORE_CHANGES);
   size_t slot_i = key ? mg_stripe_index(tenant, STORE_CHANGES, key) : 0;
   json_decref(key);
-  struct mg_seq *slot = &s->chg_last[slot_i];
+  struct mg_chg_slot *slot = &s->chg_last[slot_i];
   bson_t *entries = calloc(n, sizeof *entries);
   const bson_t **ptrs = calloc(n, sizeof *ptrs);
   int rc = entries && ptrs ? STORE_OK : store_fail(err, STORE_EINTERNAL, "mongodb: out of memory");
   size_t done = 0;
   if (rc) goto cleanup;
   pthread_mutex_lock(&s->chg_mu);
-  long long pos = slot->key && !strcmp(slot->key, tenant) ? slot->last + 1 : 0;
+  int known = slot->key && !strcmp(slot->key, tenant);
+  long long pos = known ? slot->last + 1 : 0, top = known ? slot->top : 0;
+  int walked = 0, met = 0, scanned = 0;
   for (int attempt = 0; !rc && done < n; attempt++) {
     long long max;
-    if (attempt >= MG_SEQ_TRIES) {
+    if (attempt >= MG_CHG_TRIES) {
       rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: change log claims keep losing");
       break;
     }
-    if (pos == 0) {
-      if ((rc = mg_chg_max(s, tenant, &max, err))) break;
-      pos = max + 1;
-    }
-    size_t k = n - done, built = 0;
+    if (pos == 0 && (rc = mg_chg_start(s, tenant, &pos, &top, err))) break;
+    size_t k = walked ? 1 : n - done, built = 0;
     long long now = store_now_us();
     for (; built < k; built++) {
       json_t *p = json_integer(pos + (long long)built);
@@ -2068,15 +2200,46 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item 
     done += inserted;
     pos += (long long)inserted;
     if (rc || done == n) break;
-    if ((rc = mg_chg_max(s, tenant, &max, err))) break;
-    pos = max >= pos ? max + 1 : pos + 1;
-  }
-  if (done) {
-    if (!slot->key || strcmp(slot->key, tenant)) {
-      free(slot->key);
-      slot->key = strdup(tenant);
+    if (inserted == k) { /* a walk's one entry landed: the rest follow it */
+      walked = 0;
+      continue;
     }
+    if (inserted) walked = 0; /* pos - 1 is ours: the walk starts over from it */
+    /* pos is another writer's. */
+    met = 1;
+    long long seen;
+    if ((rc = mg_chg_top(s, tenant, &seen, err))) break;
+    if (seen > top) top = seen;
+    if (seen >= pos) {
+      pos = seen + 1;
+      walked = 0;
+    } else if (top && walked < MG_TOP_WALK) {
+      pos++;
+      walked++;
+    } else {
+      if ((rc = mg_chg_max(s, tenant, &max, err))) break;
+      pos = max >= pos ? max + 1 : pos + 1;
+      walked = 0;
+      scanned = 1;
+    }
+  }
+  if (done && !known) {
+    /* The slot changes tenant: the one it held gets its top first. */
+    char *k = strdup(tenant);
+    if (k) {
+      mg_chg_top_flush(s, slot);
+      free(slot->key);
+      *slot = (struct mg_chg_slot){.key = k};
+      known = 1;
+    }
+  }
+  if (done && known) {
     slot->last = seqs[done - 1];
+    if (top > slot->top) slot->top = top;
+    /* Another writer met: the top goes past ours at once, so that its next
+     * lost claim, on our positions, jumps past them instead of walking. */
+    if (met || scanned || !slot->top || slot->last - slot->top >= MG_TOP_STEP)
+      mg_chg_top_flush(s, slot);
   }
   pthread_mutex_unlock(&s->chg_mu);
 cleanup:
@@ -2536,6 +2699,10 @@ static void mg_close(store *st) {
   pthread_mutex_unlock(&s->mk_mu);
   if (s->mk_started) pthread_join(s->mk_thread, NULL);
   free(s->mk_q);
+  /* The tops of what this process claimed, so that the next start finds
+   * its position at once; if the server is gone, the next start walks. */
+  for (int i = 0; s->pool && i < MG_STRIPES; i++)
+    if (mg_chg_top_flush(s, &s->chg_last[i])) break;
   if (s->pool) mongoc_client_pool_destroy(s->pool);
   mongoc_uri_destroy(s->uri);
   for (size_t i = 0; i < s->n_index_cmds; i++)

@@ -2463,6 +2463,267 @@ static void test_group_creates_feed(void **state) {
   }
 }
 
+/* ---- change log positions across starts ---------------------------------- */
+
+/* MongoDB only: the log as the server holds it, through a client of the
+ * test's own (g_raw, for the test's duration). */
+static mongoc_client_t *g_raw;
+
+static mongoc_collection_t *raw_coll(const char *name) {
+  if (!g_raw) g_raw = mongoc_client_new(g_url);
+  return mongoc_client_get_collection(g_raw, "events_test", name);
+}
+
+/* The highest entry's position of a tenant (0: none), and how many entries
+ * it has. */
+static void log_extent(const char *tenant, long long *max, long long *count) {
+  mongoc_collection_t *c = raw_coll("changes");
+  bson_t *f = BCON_NEW("tenant", BCON_UTF8(tenant));
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+  const bson_t *d;
+  bson_error_t be;
+  *max = *count = 0;
+  while (mongoc_cursor_next(cur, &d)) {
+    bson_iter_t it;
+    long long id = bson_iter_init_find(&it, d, "id") ? bson_iter_as_int64(&it) : 0;
+    if (id > *max) *max = id;
+    (*count)++;
+  }
+  assert_false(mongoc_cursor_error(cur, &be));
+  mongoc_cursor_destroy(cur);
+  bson_destroy(f);
+  mongoc_collection_destroy(c);
+}
+
+/* The tenant's top (0: none), or sets it (value 0: removes it). */
+static long long log_top(const char *tenant, int set, long long value) {
+  mongoc_collection_t *c = raw_coll("changes_top");
+  bson_t *f = BCON_NEW("_id", BCON_UTF8(tenant));
+  bson_error_t be;
+  long long got = 0;
+  if (set && value) {
+    bson_t *u = BCON_NEW("$set", "{", "value", BCON_INT64(value), "}");
+    bson_t *o = BCON_NEW("upsert", BCON_BOOL(true));
+    assert_true(mongoc_collection_update_one(c, f, u, o, NULL, &be));
+    bson_destroy(o);
+    bson_destroy(u);
+  } else if (set) {
+    assert_true(mongoc_collection_delete_one(c, f, NULL, NULL, &be));
+  } else {
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+    const bson_t *d;
+    bson_iter_t it;
+    if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "value"))
+      got = bson_iter_as_int64(&it);
+    assert_false(mongoc_cursor_error(cur, &be));
+    mongoc_cursor_destroy(cur);
+  }
+  bson_destroy(f);
+  mongoc_collection_destroy(c);
+  return got;
+}
+
+/* Removes the entry at a position and its mark: a hole in the log. */
+static void log_hole(const char *tenant, long long pos) {
+  static const char *const colls[] = {"changes", "changes_marks"};
+  for (int i = 0; i < 2; i++) {
+    mongoc_collection_t *c = raw_coll(colls[i]);
+    bson_t *f = BCON_NEW("tenant", BCON_UTF8(tenant), "id", BCON_INT64(pos));
+    bson_error_t be;
+    bson_t reply;
+    assert_true(mongoc_collection_delete_many(c, f, NULL, &reply, &be));
+    bson_destroy(&reply);
+    bson_destroy(f);
+    mongoc_collection_destroy(c);
+  }
+}
+
+/* Creates one document through a store handle of its own, opened for it
+ * (a replica that just started: nothing cached), and closes it. */
+static void create_fresh(const char *tenant, int id) {
+  store_err e;
+  store *st;
+  CHK(STORE_OK, store_open(g_url, &schema, &st, &e));
+  json_t *doc = json_pack("{s:i, s:i}", "id", id, "parent", 1);
+  CHK(STORE_OK, store_insert(st, tenant, "props", doc, &e));
+  json_decref(doc);
+  store_close(st);
+}
+
+/* On MongoDB: a claim after a start lands exactly one past the highest
+ * entry, never in a hole, however the tenant's top stands. */
+static void expect_next_claim(const char *tenant, int id) {
+  long long max0, n0, max1, n1;
+  log_extent(tenant, &max0, &n0);
+  create_fresh(tenant, id);
+  log_extent(tenant, &max1, &n1);
+  if (max1 != max0 + 1 || n1 != n0 + 1)
+    print_error("%s: highest %lld of %lld entries, then %lld of %lld\n", tenant, max0, n0, max1,
+                n1);
+  assert_int_equal(max1, max0 + 1);
+  assert_int_equal(n1, n0 + 1);
+}
+
+enum { TOPRACE_THREADS = 8, TOPRACE_EACH = 6 };
+
+static void *toprace_create(void *arg) {
+  worker *w = arg;
+  store_err e = {0};
+  store *st = replica(w->index);
+  pthread_barrier_wait(w->go);
+  for (int i = 0; i < TOPRACE_EACH && !w->rc; i++) {
+    json_t *doc = json_pack("{s:i, s:i}", "id", 1000 + w->index * 100 + i, "parent", w->index);
+    if ((w->rc = store_insert(st, "top-race", "props", doc, &e)))
+      snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+    json_decref(doc);
+  }
+  return NULL;
+}
+
+/* Positions go on after a start from the highest one, on both engines. On
+ * MongoDB (where a start finds the highest entry from the tenant's top,
+ * not from the log): with the top current, behind (by a few positions, by
+ * more than a claim walks), missing (a log from before the tops), and with
+ * a hole in the log below it; and two replicas that both just started
+ * claim at once past a stale top without meeting on a position. */
+static void test_change_log_restart(void **state) {
+  (void)state;
+  store_err e;
+  for (int i = 1; i <= 3; i++) {
+    json_t *doc = json_pack("{s:i, s:i}", "id", i, "parent", 1);
+    CHK(STORE_OK, store_insert(g_st, "top", "props", doc, &e));
+    json_decref(doc);
+  }
+  /* g_st claimed positions it has not written the top for; a replica that
+   * starts now walks past them. */
+  create_fresh("top", 4);
+  create_fresh("top", 5);
+  json_t *all = all_changes(g_st, "top", 0, NULL);
+  assert_int_equal(json_array_size(all), 5);
+  long long last = 0;
+  size_t i;
+  json_t *ch;
+  json_array_foreach(all, i, ch) {
+    long long seq = json_integer_value(json_object_get(ch, "seq"));
+    assert_true(seq > last);
+    last = seq;
+    assert_int_equal(json_integer_value(json_object_get(ch, "id")), (json_int_t)i + 1);
+  }
+  json_decref(all);
+  if (!is_mongo()) return;
+  long long max, n;
+  log_extent("top", &max, &n);
+  assert_int_equal(max, 5);
+  assert_int_equal(n, 5);
+  /* A handle writes its top as it closes. */
+  assert_int_equal(log_top("top", 0, 0), 5);
+
+  /* Behind by a few: a lost position, then the next. */
+  log_top("top", 1, 2);
+  expect_next_claim("top", 6);
+  assert_int_equal(log_top("top", 0, 0), 6);
+  /* Missing: read from the log, then written. */
+  log_top("top", 1, 0);
+  expect_next_claim("top", 7);
+  assert_int_equal(log_top("top", 0, 0), 7);
+
+  /* Behind by more than a claim walks (MG_TOP_WALK). */
+  enum { MANY = 300 };
+  json_t *docs[MANY];
+  int results[MANY];
+  for (int k = 0; k < MANY; k++)
+    docs[k] = json_pack("{s:i, s:i}", "id", 100 + k, "parent", 2);
+  CHK(STORE_OK, store_insert_many(g_st, "top-far", "props", docs, MANY, 0, results, &e));
+  for (int k = 0; k < MANY; k++) {
+    assert_int_equal(results[k], STORE_OK);
+    json_decref(docs[k]);
+  }
+  log_top("top-far", 1, 1);
+  expect_next_claim("top-far", 1);
+
+  /* A hole below the top (entries lost some other way): not refilled. */
+  for (int k = 1; k <= 6; k++) {
+    json_t *doc = json_pack("{s:i, s:i}", "id", 1000 + k, "parent", 3);
+    CHK(STORE_OK, store_insert(g_st, "top-hole", "props", doc, &e));
+    json_decref(doc);
+  }
+  log_extent("top-hole", &max, &n);
+  log_hole("top-hole", max - 2);
+  log_top("top-hole", 1, max);
+  expect_next_claim("top-hole", 2001);
+  /* ... nor with no top at all. */
+  log_top("top-hole", 1, 0);
+  expect_next_claim("top-hole", 2002);
+
+  /* A top below the floor: never a pruned position again. */
+  for (int k = 1; k <= 3; k++) {
+    json_t *doc = json_pack("{s:i, s:i}", "id", k, "parent", 4);
+    CHK(STORE_OK, store_insert(g_st, "top-pruned", "props", doc, &e));
+    json_decref(doc);
+  }
+  all = all_changes(g_st, "top-pruned", 0, NULL); /* and g_st's marks are written */
+  assert_int_equal(json_array_size(all), 3);
+  json_decref(all);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  long long removed;
+  CHK(STORE_OK,
+      store_changes_prune(g_st, ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + 1000000, &removed, &e));
+  log_top("top-pruned", 1, 1);
+  create_fresh("top-pruned", 4);
+  store_changes_page p;
+  CHK(STORE_OK, store_changes(g_st, "top-pruned", 0, 10, &p, &e));
+  assert_int_equal(p.floor, 3);
+  assert_int_equal(json_array_size(p.changes), 0); /* after = 0 is below the floor */
+  store_changes_clear(&p);
+  all = all_changes(g_st, "top-pruned", 3, NULL);
+  assert_int_equal(json_array_size(all), 1);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 0), "seq")), 4);
+  json_decref(all);
+
+  /* Two replicas, both just started, past a stale top at once. */
+  for (int k = 0; k < 20; k++) {
+    json_t *doc = json_pack("{s:i, s:i}", "id", k, "parent", 9);
+    CHK(STORE_OK, store_insert(g_st, "top-race", "props", doc, &e));
+    json_decref(doc);
+  }
+  log_top("top-race", 1, 3);
+  store *mine = g_st;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st, &e));
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  worker w[TOPRACE_THREADS];
+  memset(w, 0, sizeof w);
+  run_workers(w, TOPRACE_THREADS, toprace_create);
+  store_close(g_st2);
+  g_st2 = NULL;
+  store_close(g_st);
+  g_st = mine;
+  for (int t = 0; t < TOPRACE_THREADS; t++) {
+    if (w[t].rc) print_error("thread %d: %d %s\n", t, w[t].rc, w[t].msg);
+    assert_int_equal(w[t].rc, STORE_OK);
+  }
+  /* Every create once, at positions 21.. without a gap: none was claimed
+   * twice (the second would have failed) nor left a hole. */
+  all = all_changes(g_st, "top-race", 20, NULL);
+  assert_int_equal(json_array_size(all), TOPRACE_THREADS * TOPRACE_EACH);
+  json_t *seen = json_object();
+  json_array_foreach(all, i, ch) {
+    assert_int_equal(json_integer_value(json_object_get(ch, "seq")), 21 + (long long)i);
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(ch, "id")));
+    assert_null(json_object_get(seen, key));
+    json_object_set_new(seen, key, json_true());
+  }
+  json_decref(seen);
+  json_decref(all);
+  /* Written by both, with FerretDB's $max a read then a write: one of the
+   * positions claimed, not necessarily the highest. */
+  long long top = log_top("top-race", 0, 0);
+  assert_true(top > 20 && top <= 20 + TOPRACE_THREADS * TOPRACE_EACH);
+  mongoc_client_destroy(g_raw);
+  g_raw = NULL;
+}
+
 static int group_setup(void **state) {
   (void)state;
   store_err e;
@@ -2553,6 +2814,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_change_log, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_replicas, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_group_creates_feed, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log_restart, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_checkpoint, test_start, test_end),
   };
