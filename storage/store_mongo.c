@@ -2145,7 +2145,7 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item 
   for (int attempt = 0; !rc && done < n; attempt++) {
     long long max;
     if (attempt >= MG_CHG_TRIES) {
-      rc = store_fail(err, STORE_EUNAVAILABLE, "mongodb: change log claims keep losing");
+      rc = store_fail(err, STORE_EBUSY, "mongodb: change log claims keep losing");
       break;
     }
     if (pos == 0 && (rc = mg_chg_start(s, tenant, &pos, &top, err))) break;
