@@ -142,7 +142,7 @@ def ferretdb(workdir):
 class Stack:
     """events-service + events-gateway on free ports."""
 
-    def __init__(self, workdir, credentials, store_url, name):
+    def __init__(self, workdir, credentials, store_url, name, gateway_env=None):
         self.workdir = workdir
         self.grpc_port = free_port()
         self.http_port = free_port()
@@ -165,6 +165,7 @@ class Stack:
             "EVENTS_GRPC_TARGET": f"127.0.0.1:{self.grpc_port}",
             "EVENTS_LOG_LEVEL": "warn",
         })
+        genv.update(gateway_env or {})
         self.gateway = Process([os.path.join(BIN, "events-gateway")], genv,
                                os.path.join(workdir, f"{name}-gateway.log"))
         wait_port(self.http_port, self.gateway.proc)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Process, auth_a, free_port, wait_port
+from conftest import Stack, auth_a
 
 PARK_S = 1
 IDLE_S = 4
@@ -19,23 +19,11 @@ IDLE_S = 4
 
 @pytest.fixture(scope="module")
 def gw(workdir, credentials_file):
-    grpc_port, http_port = free_port(), free_port()
-    d = os.path.join(workdir, "parking")
-    os.makedirs(d, exist_ok=True)
-    env = dict(os.environ, EVENTS_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
-               EVENTS_STORE="sqlite:" + os.path.join(d, "e.db"),
-               EVENTS_CREDENTIALS=credentials_file, EVENTS_LOG_LEVEL="warn")
-    svc = Process([os.path.join(BIN, "events-service")], env, os.path.join(d, "service.log"))
-    wait_port(grpc_port, svc.proc)
-    genv = dict(os.environ, EVENTS_HTTP_ADDR=f"127.0.0.1:{http_port}",
-                EVENTS_GRPC_TARGET=f"127.0.0.1:{grpc_port}", EVENTS_LOG_LEVEL="warn",
-                EVENTS_HTTP_PARK_AFTER_S=str(PARK_S), EVENTS_IDLE_TIMEOUT_S=str(IDLE_S),
-                EVENTS_MAX_CONNECTIONS="40")
-    g = Process([os.path.join(BIN, "events-gateway")], genv, os.path.join(d, "gateway.log"))
-    wait_port(http_port, g.proc)
-    yield {"port": http_port}
-    assert g.stop() == 0, g.output()
-    assert svc.stop() == 0
+    s = Stack(workdir, credentials_file, "sqlite:" + os.path.join(workdir, "parking.db"),
+              "parking", {"EVENTS_HTTP_PARK_AFTER_S": str(PARK_S),
+                          "EVENTS_IDLE_TIMEOUT_S": str(IDLE_S), "EVENTS_MAX_CONNECTIONS": "40"})
+    yield {"port": s.http_port}
+    assert s.stop() == (0, 0), s.gateway.output()
 
 
 def connect(gw):

@@ -1263,6 +1263,17 @@ enum { IDS_PER_THREAD = 30 };
  * pool, stripes and caches, sharing only the server (or the file). Workers
  * with odd indexes use it while it is open. */
 static store *g_st2;
+
+/* Runs n workers of fn while a second handle on the store (g_st2, another
+ * replica) is open, and closes it after. */
+static void run_replicas(worker *w, int n, void *(*fn)(void *)) {
+  store_err e;
+  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
+  memset(w, 0, (size_t)n * sizeof *w);
+  run_workers(w, n, fn);
+  store_close(g_st2);
+  g_st2 = NULL;
+}
 static const char *g_seq_tenant = "seq", *g_patch_tenant = "atomic";
 
 static store *replica(int index) {
@@ -2149,12 +2160,8 @@ static void test_next_ids(void **state) {
   CHK(STORE_EINVAL, store_next_ids(g_st, "blocks-1", "s", 0, &first, &e));
   CHK(STORE_EINVAL, store_next_ids(g_st, "blocks-1", "s", STORE_BATCH_MAX + 1, &first, &e));
 
-  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
   worker w[NTHREADS];
-  memset(w, 0, sizeof w);
-  run_workers(w, NTHREADS, race_blocks);
-  store_close(g_st2);
-  g_st2 = NULL;
+  run_replicas(w, NTHREADS, race_blocks);
   long long all[NTHREADS * 64];
   size_t n = 0;
   for (int t = 0; t < NTHREADS; t++) {
@@ -2338,13 +2345,8 @@ static void *change_writer(void *arg) {
 
 static void test_change_log_replicas(void **state) {
   (void)state;
-  store_err e;
-  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
   worker w[NTHREADS];
-  memset(w, 0, sizeof w);
-  run_workers(w, NTHREADS, change_writer);
-  store_close(g_st2);
-  g_st2 = NULL;
+  run_replicas(w, NTHREADS, change_writer);
   int total = 0;
   for (int i = 0; i < NTHREADS; i++) {
     if (w[i].rc) print_error("writer %d: %s\n", i, w[i].msg);
@@ -2690,12 +2692,8 @@ static void test_change_log_restart(void **state) {
   log_top("top-race", 1, 3);
   store *mine = g_st;
   CHK(STORE_OK, store_open(g_url, &schema, &g_st, &e));
-  CHK(STORE_OK, store_open(g_url, &schema, &g_st2, &e));
   worker w[TOPRACE_THREADS];
-  memset(w, 0, sizeof w);
-  run_workers(w, TOPRACE_THREADS, toprace_create);
-  store_close(g_st2);
-  g_st2 = NULL;
+  run_replicas(w, TOPRACE_THREADS, toprace_create);
   store_close(g_st);
   g_st = mine;
   for (int t = 0; t < TOPRACE_THREADS; t++) {
