@@ -98,8 +98,12 @@ typedef struct mg_store {
   struct mg_chg_slot {
     char *key; /* tenant */
     long long last;
-    long long top; /* what the tenant's top (MG_TOPS) is known to hold; 0: unknown */
+    long long last_us; /* when last was claimed */
+    long long top;     /* what the tenant's top (MG_TOPS) is known to hold; 0: unknown */
   } chg_last[MG_STRIPES];
+  /* The retention the last prune of this process asked for (atomic; 0:
+   * none yet): bounds how long a cached position is trusted (mg_chg_fresh_us). */
+  long long prune_age_us;
   /* Claims waiting for the next group (see mg_chg_claim). */
   pthread_mutex_t cq_mu;
   struct mg_claim *cq_head, *cq_tail;
@@ -1953,6 +1957,18 @@ cleanup:
 #define MG_TOP_STEP 128 /* positions claimed before this process writes the top again */
 #define MG_TOP_WALK 256 /* positions tried one by one past a top that lags */
 #define MG_CHG_TRIES (MG_TOP_WALK + MG_SEQ_TRIES)
+#define MG_CHG_FRESH_US (1000 * 1000LL) /* a cached position trusted this long at most */
+
+/* How long a position this process claimed is trusted to lie above the
+ * floor. A prune (by any replica) takes only positions older than its
+ * retention, and positions grow with time, so one claimed more recently is
+ * above any floor; an older one may have been pruned, and a pruned position
+ * is free again: a claim there would land below the floor, never to be read.
+ * Past this age the floor is read first. */
+static long long mg_chg_fresh_us(mg_store *s) {
+  long long age = __atomic_load_n(&s->prune_age_us, __ATOMIC_RELAXED);
+  return age > 0 && age / 2 < MG_CHG_FRESH_US ? age / 2 : MG_CHG_FRESH_US;
+}
 
 static int mg_chg_top(mg_store *s, const char *tenant, long long *top, store_err *err) {
   bson_t f = BSON_INITIALIZER;
@@ -2140,8 +2156,11 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item 
   if (rc) goto cleanup;
   pthread_mutex_lock(&s->chg_mu);
   int known = slot->key && !strcmp(slot->key, tenant);
-  long long pos = known ? slot->last + 1 : 0, top = known ? slot->top : 0;
+  long long pos = known ? slot->last + 1 : 0, top = known ? slot->top : 0, floor = 0;
   int walked = 0, met = 0, scanned = 0;
+  if (known && store_now_us() - slot->last_us > mg_chg_fresh_us(s) &&
+      !(rc = mg_chg_floor(s, tenant, &floor, err)) && floor >= pos)
+    pos = floor + 1;
   for (int attempt = 0; !rc && done < n; attempt++) {
     long long max;
     if (attempt >= MG_CHG_TRIES) {
@@ -2235,6 +2254,7 @@ static int mg_chg_claim_many(mg_store *s, const char *tenant, const mg_chg_item 
   }
   if (done && known) {
     slot->last = seqs[done - 1];
+    slot->last_us = store_now_us();
     if (top > slot->top) slot->top = top;
     /* Another writer met: the top goes past ours at once, so that its next
      * lost claim, on our positions, jumps past them instead of walking. */
@@ -2552,6 +2572,8 @@ static int mg_changes(store *st, const char *tenant, long long after, size_t lim
 
 static int mg_changes_prune(store *st, long long before_us, long long *removed, store_err *err) {
   mg_store *s = MG(st);
+  long long age = store_now_us() - before_us;
+  __atomic_store_n(&s->prune_age_us, age > 0 ? age : 1, __ATOMIC_RELAXED);
   bson_t f = BSON_INITIALIZER, lt, o = BSON_INITIALIZER, proj;
   json_t *old = json_array(), *max = json_object();
   int rc = STORE_OK;

@@ -2683,6 +2683,43 @@ static void test_change_log_restart(void **state) {
   assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 0), "seq")), 4);
   json_decref(all);
 
+  /* A position cached before another replica pruned past it: the claim
+   * goes above the floor, and the change is in the feed. */
+  {
+    json_t *doc = json_pack("{s:i, s:i}", "id", 1, "parent", 5);
+    CHK(STORE_OK, store_insert(g_st, "cache-pruned", "props", doc, &e));
+    json_decref(doc);
+    store *other;
+    CHK(STORE_OK, store_open(g_url, &schema, &other, &e));
+    for (int k = 2; k <= 4; k++) {
+      doc = json_pack("{s:i, s:i}", "id", k, "parent", 5);
+      CHK(STORE_OK, store_insert(other, "cache-pruned", "props", doc, &e));
+      json_decref(doc);
+    }
+    all = all_changes(other, "cache-pruned", 0, NULL); /* marks written */
+    assert_int_equal(json_array_size(all), 4);
+    json_decref(all);
+    store_close(other); /* its marks too */
+    CHK(STORE_OK, store_open(g_url, &schema, &other, &e));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    CHK(STORE_OK, store_changes_prune(other, ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + 1000000,
+                                      &removed, &e));
+    store_close(other);
+    usleep(1100 * 1000); /* g_st's cached position is no longer fresh */
+    doc = json_pack("{s:i, s:i}", "id", 5, "parent", 5);
+    CHK(STORE_OK, store_insert(g_st, "cache-pruned", "props", doc, &e));
+    json_decref(doc);
+    store_changes_page p0;
+    CHK(STORE_OK, store_changes(g_st, "cache-pruned", 0, 10, &p0, &e));
+    long long floor = p0.floor;
+    store_changes_clear(&p0);
+    assert_int_equal(floor, 4);
+    all = all_changes(g_st, "cache-pruned", floor, NULL);
+    assert_int_equal(json_array_size(all), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 0), "id")), 5);
+    json_decref(all);
+  }
+
   /* Two replicas, both just started, past a stale top at once. */
   for (int k = 0; k < 20; k++) {
     json_t *doc = json_pack("{s:i, s:i}", "id", k, "parent", 9);
