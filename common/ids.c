@@ -78,6 +78,12 @@ long long ids_now_us(void) {
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+long long ids_mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* UUIDv7 with a 12-bit counter in rand_a (RFC 9562 method 1), so ids made in
  * the same millisecond by this process still sort in creation order. */
 int ids_uuid7(char out[37]) {

@@ -21,5 +21,7 @@ int ids_is_hex(const char *s, size_t len);
 int ids_is_uuid(const char *s);
 /* Microseconds since the epoch. */
 long long ids_now_us(void);
+/* Microseconds of a clock that never steps: for timeouts and deadlines. */
+long long ids_mono_us(void);
 
 #endif

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "gw_park.h"
 #include "ids.h"
@@ -27,12 +26,6 @@ static long long deadline_us;
 static ticker reaper;
 static unsigned park_s, idle_s; /* park_s 0: never park */
 static unsigned open_conns;     /* atomic */
-
-static long long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Bytes the application has read from fd, or -1. The kernel counts every
  * byte received in order; those not yet read are still queued. */
@@ -50,7 +43,6 @@ static long long bytes_read(int fd) {
 /* Waits for a next request with the short park delay as its timeout. */
 static void wait_idle(struct MHD_Connection *conn, gw_conn *c) {
   c->idle = 1;
-  c->idle_since_ms = mono_ms();
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, park_s);
 }
 
@@ -59,7 +51,7 @@ static void wait_idle(struct MHD_Connection *conn, gw_conn *c) {
  * (the client's, a Connection: close, an error) comes sooner. */
 static void park(gw_conn *c) {
   if (!park_s || !c->idle || c->reaped || c->uncounted || c->fd < 0) return;
-  if (mono_ms() - c->idle_since_ms < (long long)park_s * 500) return;
+  if (ids_mono_us() - c->ready_us < (long long)park_s * 500000) return;
   if (bytes_read(c->fd) != (long long)c->consumed) return;
   /* libmicrohttpd closes its descriptor after this returns (and, started
    * with MHD_USE_TURBO, never shuts the socket down), so a duplicate keeps
@@ -80,7 +72,7 @@ void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_contex
     const union MHD_ConnectionInfo *i =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = i ? i->connect_fd : -1;
-    c->ready_us = ids_now_us();
+    c->ready_us = ids_mono_us();
     if (park_s) {
       /* A connection back from the park has been read before. */
       long long before = c->fd >= 0 ? bytes_read(c->fd) : -1;
@@ -117,16 +109,18 @@ gw_conn *gw_conn_of(struct MHD_Connection *conn) {
   return i ? i->socket_context : NULL;
 }
 
-void gw_conn_request_begins(struct MHD_Connection *conn) {
-  gw_conn *c = gw_conn_of(conn);
-  if (!c || !c->idle) return;
+void gw_conn_request_begins(struct MHD_Connection *conn, gw_conn *c) {
+  if (!c->idle) return;
   c->idle = 0;
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, idle_s);
 }
 
-void gw_conn_answered(struct MHD_Connection *conn) {
+void gw_conn_request_done(struct MHD_Connection *conn, int kept) {
   gw_conn *c = gw_conn_of(conn);
-  if (!c || !park_s || c->uncounted) return;
+  if (!c) return;
+  __atomic_store_n(&c->ready_us, ids_mono_us(), __ATOMIC_RELAXED);
+  __atomic_store_n(&c->busy, 0, __ATOMIC_RELEASE);
+  if (!kept || !park_s || c->uncounted) return;
   const union MHD_ConnectionInfo *h =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
   if (!h || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding")) {
@@ -139,7 +133,7 @@ void gw_conn_answered(struct MHD_Connection *conn) {
 }
 
 void gw_conn_park_after(unsigned park, unsigned idle) {
-  park_s = park < idle ? park : 0;
+  park_s = park;
   idle_s = idle;
 }
 
@@ -147,11 +141,9 @@ unsigned gw_conn_count(void) {
   return __atomic_load_n(&open_conns, __ATOMIC_RELAXED);
 }
 
-void gw_conn_set_busy(struct MHD_Connection *conn, int busy) {
+void gw_conn_busy(struct MHD_Connection *conn) {
   gw_conn *c = gw_conn_of(conn);
-  if (!c) return;
-  if (!busy) __atomic_store_n(&c->ready_us, ids_now_us(), __ATOMIC_RELAXED);
-  __atomic_store_n(&c->busy, busy, __ATOMIC_RELEASE);
+  if (c) __atomic_store_n(&c->busy, 1, __ATOMIC_RELEASE);
 }
 
 static long long reap_interval(void *unused) {
@@ -163,7 +155,7 @@ static long long reap_interval(void *unused) {
 
 static void reap(void *unused) {
   (void)unused;
-  long long now = ids_now_us();
+  long long now = ids_mono_us();
   unsigned n = 0;
   pthread_mutex_lock(&mu);
   for (gw_conn *c = head; c; c = c->next) {

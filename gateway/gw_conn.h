@@ -23,13 +23,12 @@ typedef struct gw_conn {
   const char *target; /* the guard: the request line's target, as sent */
   unsigned flags;     /* the guard: GW_GUARD_* of the request being read */
   int fd;
-  long long ready_us; /* when it became ready for a request (atomic) */
+  long long ready_us; /* when it became ready for a request (atomic; ids_mono_us) */
   int busy;           /* a whole request is in and being answered (atomic) */
   int reaped;
   /* Parking, all on the connection's own thread. */
   int idle;                    /* no byte of a next request seen yet */
   int uncounted;               /* a chunked body: its wire size is unknown */
-  long long idle_since_ms;     /* monotonic */
   unsigned long long consumed; /* bytes of the requests answered */
   struct gw_conn *prev, *next;
 } gw_conn;
@@ -39,14 +38,14 @@ void gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_contex
                     enum MHD_ConnectionNotificationCode toe);
 /* The state of conn, NULL when it could not be allocated. */
 gw_conn *gw_conn_of(struct MHD_Connection *conn);
-/* busy: a whole request arrived; !busy: its response went out. */
-void gw_conn_set_busy(struct MHD_Connection *conn, int busy);
-/* A request's line arrived: it is no longer idle. */
-void gw_conn_request_begins(struct MHD_Connection *conn);
-/* A request was answered and the connection is kept for the next one. */
-void gw_conn_answered(struct MHD_Connection *conn);
-/* Parks connections idle for park_s seconds (0: never), giving them the
- * rest of idle_s; call before the daemon starts. */
+/* A whole request arrived: it is being answered. */
+void gw_conn_busy(struct MHD_Connection *conn);
+/* A request's line arrived on c: it is no longer idle. */
+void gw_conn_request_begins(struct MHD_Connection *conn, gw_conn *c);
+/* A request ended; kept: answered, and the connection waits for the next. */
+void gw_conn_request_done(struct MHD_Connection *conn, int kept);
+/* Parks connections idle for park_s seconds (0: never; less than idle_s),
+ * giving them the rest of idle_s; call before the daemon starts. */
 void gw_conn_park_after(unsigned park_s, unsigned idle_s);
 /* Connections libmicrohttpd holds now. */
 unsigned gw_conn_count(void);

@@ -33,7 +33,7 @@ void *gw_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   (void)cls;
   gw_conn *g = gw_conn_of(conn);
   if (!g) return NULL;
-  gw_conn_request_begins(conn);
+  gw_conn_request_begins(conn, g);
   g->target = uri;
   g->flags = 0;
   const char *q = strchr(uri, '?');

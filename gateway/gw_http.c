@@ -158,7 +158,7 @@ static int append_body(req_state *rs, const char *data, size_t n) {
 static enum MHD_Result dispatch(req_state *rs, const char *method, const char *url) {
   struct MHD_Connection *conn = rs->conn;
   gw_req *req = &rs->req;
-  gw_conn_set_busy(conn, 1);
+  gw_conn_busy(conn);
   *req = (gw_req){.conn = conn,
                   .method = method,
                   .path = url,
@@ -223,8 +223,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   (void)cls;
-  gw_conn_set_busy(conn, 0);
-  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) gw_conn_answered(conn);
+  gw_conn_request_done(conn, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   req_state *rs = *con_cls;
   if (!rs) return;
   gw_req_free_params(&rs->req);

@@ -11,9 +11,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "ids.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -38,9 +38,7 @@ static struct {
 } pk = {.mu = PTHREAD_MUTEX_INITIALIZER, .stopped = 1, .ep = -1, .wake = -1};
 
 static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return ids_mono_us() / 1000;
 }
 
 /* Caller holds pk.mu. */

@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "google/protobuf/timestamp.pb-c.h"
+#include "ids.h"
 #include "log.h"
 #include "rpc_int.h"
 
@@ -198,9 +199,7 @@ char *rpc_feed_list_token(rpc_call *c, char *buf, size_t len) {
 /* ---- watchers ----------------------------------------------------------------- */
 
 static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return ids_mono_us() / 1000;
 }
 
 static void watcher_free(struct feed_watcher *w) {

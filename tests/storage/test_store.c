@@ -1598,42 +1598,34 @@ static void test_group_creates(void **state) {
 
 static int g_group_round;
 
-/* One write per thread and round; which one depends on the thread. */
-static void *group_mixed(void *arg) {
-  worker *w = arg;
+/* One write per thread and round, which one depending on the thread: a
+ * new document, one refused for the base document's primary key or for its
+ * unique (kind, ext), and with `patches`, a patch that fails. */
+static void group_write(worker *w, const char *tenant, const char *kind, int patches) {
   store_err e = {0};
   char text[160];
   json_t *doc = NULL, *key = NULL, *set = NULL;
-  int want = STORE_OK;
-  switch (w->index % 8) {
-  case 1: /* the primary key of the base document */
-  case 5:
-    snprintf(text, sizeof text, "{\"id\":\"base\",\"kind\":\"gd\",\"ext\":\"r%d-%d\"}",
-             g_group_round, w->index);
-    want = STORE_EDUPLICATE;
-    break;
-  case 3: /* the unique (kind, ext) of the base document */
-    snprintf(text, sizeof text, "{\"id\":\"u%d-%d\",\"kind\":\"gd\",\"ext\":\"base\"}",
-             g_group_round, w->index);
-    want = STORE_EDUPLICATE;
-    break;
-  case 7: /* a patch that fails: of a missing document, or (SQLite) after its read */
+  int want = STORE_OK, r = g_group_round, i = w->index;
+  if (patches && i % 8 == 7) { /* of a missing document, or (SQLite) after its read */
     key = json_string(is_mongo() ? "missing" : "base");
     set = is_mongo() ? json_pack("{s:i}", "n", 1) : json_pack("{s:i}", "ext.x", 1);
     want = is_mongo() ? STORE_ENOTFOUND : STORE_EINVAL;
-    break;
-  default: /* a new document */
-    snprintf(text, sizeof text, "{\"id\":\"r%d-%d\",\"kind\":\"gd\",\"ext\":\"r%d-%d\"}",
-             g_group_round, w->index, g_group_round, w->index);
-    break;
+  } else if (i % 4 == 1) {
+    snprintf(text, sizeof text, "{\"id\":\"base\",\"kind\":\"%s\",\"ext\":\"r%d-%d\"}", kind, r, i);
+    want = STORE_EDUPLICATE;
+  } else if (i % 4 == 3) {
+    snprintf(text, sizeof text, "{\"id\":\"u%d-%d\",\"kind\":\"%s\",\"ext\":\"base\"}", r, i, kind);
+    want = STORE_EDUPLICATE;
+  } else {
+    snprintf(text, sizeof text, "{\"id\":\"r%d-%d\",\"kind\":\"%s\",\"ext\":\"r%d-%d\"}", r, i,
+             kind, r, i);
   }
   if (!key) doc = json_loads(text, 0, NULL);
   pthread_barrier_wait(w->go);
-  w->rc = key ? store_patch(g_st, "groupdup", "events", key, set, NULL, &e)
-              : store_insert(g_st, "groupdup", "events", doc, &e);
+  w->rc = key ? store_patch(g_st, tenant, "events", key, set, NULL, &e)
+              : store_insert(g_st, tenant, "events", doc, &e);
   if (w->rc != want) {
-    snprintf(w->msg, sizeof w->msg, "round %d: got %d (%s), want %d", g_group_round, w->rc, e.msg,
-             want);
+    snprintf(w->msg, sizeof w->msg, "round %d: got %d (%s), want %d", r, w->rc, e.msg, want);
     w->rc = -100;
   } else {
     w->rc = STORE_OK;
@@ -1641,6 +1633,10 @@ static void *group_mixed(void *arg) {
   json_decref(doc);
   json_decref(key);
   json_decref(set);
+}
+
+static void *group_mixed(void *arg) {
+  group_write(arg, "groupdup", "gd", 1);
   return NULL;
 }
 
@@ -1689,40 +1685,10 @@ static void test_group_failures(void **state) {
   json_decref(base);
 }
 
-/* One insert per thread and round, no other kind of write: SQLite runs such
- * groups without a savepoint per write (sq_group_inserts). */
+/* Inserts only: SQLite runs such groups without a savepoint per write
+ * (sq_group_inserts). */
 static void *group_inserts(void *arg) {
-  worker *w = arg;
-  store_err e = {0};
-  char text[160];
-  int want = STORE_OK;
-  switch (w->index % 4) {
-  case 1: /* the primary key of the base document */
-    snprintf(text, sizeof text, "{\"id\":\"base\",\"kind\":\"gi\",\"ext\":\"r%d-%d\"}",
-             g_group_round, w->index);
-    want = STORE_EDUPLICATE;
-    break;
-  case 3: /* the unique (kind, ext) of the base document */
-    snprintf(text, sizeof text, "{\"id\":\"u%d-%d\",\"kind\":\"gi\",\"ext\":\"base\"}",
-             g_group_round, w->index);
-    want = STORE_EDUPLICATE;
-    break;
-  default: /* a new document */
-    snprintf(text, sizeof text, "{\"id\":\"r%d-%d\",\"kind\":\"gi\",\"ext\":\"r%d-%d\"}",
-             g_group_round, w->index, g_group_round, w->index);
-    break;
-  }
-  json_t *doc = json_loads(text, 0, NULL);
-  pthread_barrier_wait(w->go);
-  w->rc = store_insert(g_st, "groupins", "events", doc, &e);
-  if (w->rc != want) {
-    snprintf(w->msg, sizeof w->msg, "round %d: got %d (%s), want %d", g_group_round, w->rc, e.msg,
-             want);
-    w->rc = -100;
-  } else {
-    w->rc = STORE_OK;
-  }
-  json_decref(doc);
+  group_write(arg, "groupins", "gi", 0);
   return NULL;
 }
 
