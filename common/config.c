@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,4 +223,23 @@ int config_parse_addr(const char *addr, struct sockaddr_in *sa) {
   }
   if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
   return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+unsigned config_cpus(void) {
+  unsigned n = 1;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    n = (unsigned)CPU_COUNT(&set);
+  /* A container limited to 2 CPUs on a 64-CPU node sees all 64 in its
+   * mask; the quota is what it gets. "max 100000" means no quota. */
+  FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+  if (f) {
+    long long quota, period;
+    if (fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0) {
+      long long q = (quota + period - 1) / period;
+      if (q < (long long)n) n = (unsigned)(q > 0 ? q : 1);
+    }
+    fclose(f);
+  }
+  return n;
 }

@@ -52,5 +52,8 @@ int config_parse_addr(const char *addr, struct sockaddr_in *sa);
 /* "250ms", "10s", "2m", "1h", or a bare number counted in unit_ms. */
 int config_parse_duration(const char *s, long long unit_ms, long long *ms);
 void config_usage(const char *prog, const config_var *vars, size_t n);
+/* CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU
+ * quota (a container's CPU limit), rounded up; at least 1. */
+unsigned config_cpus(void);
 
 #endif

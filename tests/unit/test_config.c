@@ -1,5 +1,6 @@
 /* test_config.c - every setting is parsed completely: units, bounds, kinds,
  * and the setting at fault is named. */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,11 +80,29 @@ static void test_rejects(void **state) {
   expect_bad("--nope=1", "");
 }
 
+/* The CPU count follows the affinity mask (taskset, a pinned container). */
+static void test_cpus_follow_affinity(void **state) {
+  (void)state;
+  cpu_set_t all, one;
+  assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+  unsigned n = config_cpus();
+  assert_true(n >= 1 && n <= (unsigned)CPU_COUNT(&all));
+  int first = 0;
+  while (!CPU_ISSET(first, &all)) first++;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+  assert_int_equal(config_cpus(), 1);
+  assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+  assert_int_equal(config_cpus(), n);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_units),
       cmocka_unit_test(test_rejects),
+      cmocka_unit_test(test_cpus_follow_affinity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
