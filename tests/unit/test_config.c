@@ -88,7 +88,8 @@ static void test_cpus_follow_affinity(void **state) {
   unsigned n = config_cpus();
   assert_true(n >= 1 && n <= (unsigned)CPU_COUNT(&all));
   int first = 0;
-  while (!CPU_ISSET(first, &all)) first++;
+  while (!CPU_ISSET(first, &all))
+    first++;
   CPU_ZERO(&one);
   CPU_SET(first, &one);
   assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
