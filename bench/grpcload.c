@@ -1,4 +1,5 @@
-/* grpcload.c - a CreateEvent load generator in C, for bench/run.sh section 3.
+/* grpcload.c - a CreateEvent (or GetEvent) load generator in C, for
+ * bench/run.sh sections 1 and 3.
  *
  * Section 3 sets the service's creates against raw single-insert
  * transactions (bench/rawinsert, C). With ghz (Go) as the service's client,
@@ -14,8 +15,13 @@
  * has_purchase = "true" and amount = 42.5. A call counts as ok only with
  * status OK and a response carrying a 26-character event_id.
  *
+ * With --get IDS (a file of event ids, one per line) it sends GetEvent for
+ * the ids in turn instead, and a call counts as ok only with status OK and
+ * the event asked for. Section 1 uses it for the cost of a gRPC core client
+ * per unary call, the least the gateway's gRPC side can cost.
+ *
  * Usage: grpcload TARGET TOKEN [--concurrency C] [--count N] [--seconds S]
- *                 [--prefix P] [--timeout S]
+ *                 [--prefix P] [--timeout S] [--get IDS]
  *   Stops starting calls after N calls or S seconds, whichever comes first
  *   (either may be 0: no bound); calls in flight then are waited for and
  *   counted. Prints one JSON line as rawinsert does:
@@ -33,11 +39,14 @@
 #include <time.h>
 #include "events/customer/v1/customer.pb-c.h"
 
-#define METHOD "/events.customer.v1.CustomerEventService/CreateEvent"
+#define CREATE_METHOD "/events.customer.v1.CustomerEventService/CreateEvent"
+#define GET_METHOD "/events.customer.v1.CustomerEventService/GetEvent"
 #define MAX_REPORTED_ERRORS 5
 
 typedef struct opts {
-  const char *target, *token, *prefix;
+  const char *target, *token, *prefix, *ids_file;
+  char **ids; /* --get: the ids, asked for in turn */
+  size_t n_ids;
   int conc;
   long count;     /* 0: no bound */
   double seconds; /* 0: no bound */
@@ -52,6 +61,7 @@ typedef struct slot {
   grpc_status_code status;
   grpc_slice details;
   double t0;
+  long i; /* the call's number: its request */
 } slot;
 
 typedef struct load {
@@ -73,7 +83,7 @@ static double now_s(void) {
 
 static int usage(void) {
   fprintf(stderr, "usage: grpcload TARGET TOKEN [--concurrency C] [--count N] [--seconds S]"
-                  " [--prefix P] [--timeout S]\n");
+                  " [--prefix P] [--timeout S] [--get IDS]\n");
   return 2;
 }
 
@@ -95,6 +105,8 @@ static int parse_args(int argc, char **argv, opts *o) {
       o->prefix = v;
     else if (!strcmp(k, "--timeout"))
       o->timeout = atof(v);
+    else if (!strcmp(k, "--get"))
+      o->ids_file = v;
     else
       return usage();
   }
@@ -104,8 +116,64 @@ static int parse_args(int argc, char **argv, opts *o) {
   return 0;
 }
 
+/* Reads --get's ids, one per line; 0, or -1 with a message. */
+static int load_ids(opts *o) {
+  FILE *f = fopen(o->ids_file, "r");
+  if (!f) {
+    perror(o->ids_file);
+    return -1;
+  }
+  char line[256];
+  size_t cap = 0;
+  int rc = 0;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (!*line) continue;
+    if (o->n_ids == cap) {
+      cap = cap ? 2 * cap : 256;
+      char **p = realloc(o->ids, cap * sizeof *p);
+      if (!p) goto fail;
+      o->ids = p;
+    }
+    if (!(o->ids[o->n_ids] = strdup(line))) goto fail;
+    o->n_ids++;
+  }
+  if (!o->n_ids) {
+    fprintf(stderr, "grpcload: %s holds no id\n", o->ids_file);
+    rc = -1;
+  }
+  fclose(f);
+  return rc;
+fail:
+  fprintf(stderr, "grpcload: out of memory\n");
+  fclose(f);
+  return -1;
+}
+
+static void free_ids(opts *o) {
+  for (size_t i = 0; i < o->n_ids; i++)
+    free(o->ids[i]);
+  free(o->ids);
+}
+
+static int pack_request(const ProtobufCMessage *m, grpc_byte_buffer **out) {
+  uint8_t buf[1024];
+  size_t len = protobuf_c_message_get_packed_size(m);
+  if (len > sizeof buf) return -1;
+  protobuf_c_message_pack(m, buf);
+  grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
+  *out = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s); /* the byte buffer holds its own reference */
+  return *out ? 0 : -1;
+}
+
 /* The request of call i, serialised into a byte buffer the call will own. */
 static int build_request(const opts *o, long i, grpc_byte_buffer **out) {
+  if (o->ids) {
+    Events__Customer__V1__GetEventRequest get = EVENTS__CUSTOMER__V1__GET_EVENT_REQUEST__INIT;
+    get.event_id = o->ids[(size_t)i % o->n_ids];
+    return pack_request(&get.base, out);
+  }
   char external[160];
   snprintf(external, sizeof external, "%s-%ld", o->prefix, i);
   Google__Protobuf__StringValue data = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
@@ -132,23 +200,25 @@ static int build_request(const opts *o, long i, grpc_byte_buffer **out) {
   req.event = &ev;
   req.n_property_records = 2;
   req.property_records = props;
-
-  uint8_t buf[1024];
-  size_t len = events__customer__v1__create_event_request__get_packed_size(&req);
-  if (len > sizeof buf) return -1;
-  events__customer__v1__create_event_request__pack(&req, buf);
-  grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
-  *out = grpc_raw_byte_buffer_create(&s, 1);
-  grpc_slice_unref(s); /* the byte buffer holds its own reference */
-  return *out ? 0 : -1;
+  return pack_request(&req.base, out);
 }
 
-/* Whether a response is a CreateEventResponse with a 26-character event id. */
-static int check_response(grpc_byte_buffer *resp) {
+/* Whether a response is a CreateEventResponse with a 26-character event
+ * id, or the GetEventResponse of the event asked for. */
+static int check_response(const opts *o, long i, grpc_byte_buffer *resp) {
   grpc_byte_buffer_reader r;
   if (!resp || !grpc_byte_buffer_reader_init(&r, resp)) return -1;
   grpc_slice s = grpc_byte_buffer_reader_readall(&r);
   grpc_byte_buffer_reader_destroy(&r);
+  if (o->ids) {
+    Events__Customer__V1__GetEventResponse *g = events__customer__v1__get_event_response__unpack(
+        NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    if (!g) return -1;
+    int rc = g->event && !strcmp(g->event->event_id, o->ids[(size_t)i % o->n_ids]) ? 0 : -1;
+    events__customer__v1__get_event_response__free_unpacked(g, NULL);
+    return rc;
+  }
   Events__Customer__V1__CreateEventResponse *m =
       events__customer__v1__create_event_response__unpack(NULL, GRPC_SLICE_LENGTH(s),
                                                           GRPC_SLICE_START_PTR(s));
@@ -166,7 +236,8 @@ static int slot_start(load *l, slot *sl, long i) {
   gpr_timespec deadline =
       gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                    gpr_time_from_millis((int64_t)(l->o->timeout * 1000), GPR_TIMESPAN));
-  grpc_slice method = grpc_slice_from_static_string(METHOD);
+  sl->i = i;
+  grpc_slice method = grpc_slice_from_static_string(l->o->ids ? GET_METHOD : CREATE_METHOD);
   sl->call = grpc_channel_create_call(l->ch, NULL, GRPC_PROPAGATE_DEFAULTS, l->cq, method, NULL,
                                       deadline, NULL);
   if (!sl->call) goto fail_request;
@@ -224,7 +295,7 @@ static int record_latency(load *l, double ms) {
 /* Accounts for a call that ended and frees what it held. */
 static void slot_finish(load *l, slot *sl, int batch_ok) {
   double ms = (now_s() - sl->t0) * 1e3;
-  int ok = batch_ok && sl->status == GRPC_STATUS_OK && !check_response(sl->resp);
+  int ok = batch_ok && sl->status == GRPC_STATUS_OK && !check_response(l->o, sl->i, sl->resp);
   if (ok) {
     l->ok++;
   } else {
@@ -302,6 +373,10 @@ int main(int argc, char **argv) {
   opts o;
   int rc = parse_args(argc, argv, &o);
   if (rc) return rc;
+  if (o.ids_file && load_ids(&o)) {
+    free_ids(&o);
+    return 2;
+  }
   rc = 1;
   load l = {.o = &o};
   size_t bearer_len = strlen("Bearer ") + strlen(o.token) + 1;
@@ -347,5 +422,6 @@ cleanup_memory:
   free(l.lat_ms);
   free(slots);
   free(bearer);
+  free_ids(&o);
   return rc;
 }

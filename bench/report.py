@@ -196,6 +196,13 @@ for op, what in (("create", "create (POST / CreateEvent)"), ("get", "get by id")
     # the service's per gRPC request (target for get: 0.35 or less).
     row("1", f"{what}: gateway CPU per REST request vs service CPU per gRPC request, ms per 1k",
         cpu_per_1k(f"rest_{op}", "gw"), cpu_per_1k(f"grpc_{op}", "svc"))
+    if op == "get" and num("grpc_floor_get.n"):
+        floor_svc = cpu_per_1k("grpc_floor_get", "svc")
+        row("1", "get by id: CPU of a bare gRPC core client per GetEvent (bench/grpcload --get, C, "
+            "one thread) vs service CPU per gRPC get, ms per 1k", cpu_per_1k("grpc_floor_get", "client"),
+            cpu_per_1k("grpc_get", "svc"), note=join(
+                f"the least the gateway's gRPC side can cost per REST get; {counts('grpc_floor_get')}",
+                floor_svc and f"the service spent {fmt(floor_svc)} per get under this client"))
 
 header("2", f"gRPC core vs peer — grpc.health.v1.Health/Check, ghz c={c}, 1 connection, {D} s; "
        "A = events-service (gRPC C core, 8 workers), B = grpc-go health server (bench/healthpeer)")

@@ -478,6 +478,10 @@ pair() { # OP REST_ARG RPC DATA
 }
 pair create x CreateEvent "$CREATE_DATA"
 pair get "$GET_IDS" GetEvent "$GET_DATA"
+# The least the gateway's gRPC side can cost per REST get: a gRPC core client
+# doing nothing else (bench/grpcload --get: C, one thread polling its queue).
+TRACK=("svc:$SVC1")
+c_load grpc_floor_get $((D * 4000)) grpcload "$SVC_ADDR" "$TOKEN" --concurrency "$C" --get "$GET_IDS"
 pair list "$LIST_CUSTOMER" ListEvents "$LIST_DATA"
 
 note "2: health Check, events-service vs grpc-go"
