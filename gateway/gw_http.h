@@ -12,7 +12,7 @@ typedef struct gw_http_config {
   int rpc_timeout_ms;
   unsigned max_connections;
   unsigned idle_timeout_s;
-  unsigned park_after_s; /* idle keep-alive connections leave the library (0: never) */
+  unsigned park_after_s;        /* idle keep-alive connections leave the library (0: never) */
   long long request_timeout_ms; /* to receive a whole request; 0: no limit */
   unsigned threads;             /* epoll threads */
   size_t conn_memory;           /* libmicrohttpd's memory pool per connection */

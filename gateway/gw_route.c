@@ -158,6 +158,8 @@ const char *gw_challenge(const char *path) {
 }
 
 const gw_dialect *gw_dialect_for_path(const char *path) {
+  /* One prefix a line, as a table reads. */
+  /* clang-format off */
   static const struct {
     const char *prefix;
     const gw_dialect *d;
@@ -168,6 +170,7 @@ const gw_dialect *gw_dialect_for_path(const char *path) {
       {"/api/v1/resource/", &gw_catalog},
       {"/v1/objects/", &gw_object},
   };
+  /* clang-format on */
   for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
     if (strncmp(path, prefixes[i].prefix, strlen(prefixes[i].prefix)) == 0) return prefixes[i].d;
   return &gw_plain;
