@@ -274,16 +274,19 @@ int gw_http_start(const gw_http_config *cfg, gw_http **out, int *port, char *err
   int parking = cfg->park_after_s && cfg->park_after_s < cfg->idle_timeout_s && !cfg->https;
   gw_conn_park_after(parking ? cfg->park_after_s : 0, cfg->idle_timeout_s);
   /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: a second gateway on a port in
-   * use must fail to start, not quietly take part of the traffic. */
+   * use must fail to start, not quietly take part of the traffic. The
+   * guard's options come first: they hold the logger, which must be in place
+   * before the library reads (and may warn about) the others. A pool of one
+   * is the daemon's own thread: the library warns about a size of 1. */
   h->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
           MHD_USE_ERROR_LOG | (cfg->https ? MHD_USE_TLS : 0) | (parking ? MHD_USE_TURBO : 0),
-      0, admit, h, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, NULL,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
-      cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)1024, GW_GUARD_MHD_OPTIONS, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+      0, admit, h, on_request, h, GW_GUARD_MHD_OPTIONS, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads > 1 ? cfg->threads : 0,
+      MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+      NULL, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      cfg->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
   if (!h->daemon) {
     snprintf(err, errlen, "cannot listen on %s", cfg->addr);
     goto stop_reaper;

@@ -66,3 +66,24 @@ def test_units_and_unknown_variables(workdir, tmp_path):
     lines = [json.loads(l) for l in p.output().splitlines() if l.strip()]
     warned = [l for l in lines if l.get("variable") == "EVENTS_RPC_TIMOUT_MS"]
     assert warned and warned[0]["level"] == "warn"
+
+
+@pytest.mark.parametrize("threads", ["0", "1", "2", "3"])
+def test_http_threads_serve_and_log_only_json(tmp_path, threads):
+    """Any event-loop count serves, and the gateway's stderr stays JSON lines:
+    libmicrohttpd warns in plain text about a pool of one thread unless the
+    gateway's logger is in place first and a pool of one is never asked for."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTS_")}
+    env.update({"EVENTS_HTTP_ADDR": f"127.0.0.1:{port}", "EVENTS_GRPC_TARGET": "127.0.0.1:1",
+                "EVENTS_HTTP_THREADS": threads, "EVENTS_LOG_LEVEL": "debug"})
+    p = Process([os.path.join(BIN, "events-gateway")], env, str(tmp_path / "gw.log"))
+    try:
+        wait_port(port, p.proc)
+        for _ in range(4):
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        assert p.stop() == 0
+    for line in p.output().splitlines():
+        if line.strip():
+            assert isinstance(json.loads(line), dict), line

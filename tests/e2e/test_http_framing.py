@@ -332,7 +332,10 @@ def test_gateway_stderr_is_json_and_holds_no_secret(guard_stack):
     assert SECRET not in text
     for line in text.splitlines():
         if line.strip():
-            json.loads(line)
+            try:
+                json.loads(line)
+            except ValueError:
+                raise AssertionError(f"not a JSON line: {line!r}") from None
 
 
 # ---- path parameters ----
