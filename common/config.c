@@ -225,21 +225,74 @@ int config_parse_addr(const char *addr, struct sockaddr_in *sa) {
   return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* CPUs a quota of `quota` µs per `period` µs gives, rounded up; 0 for no
+ * quota ("max" in cgroup v2, -1 in v1) or a file that is not there. */
+static unsigned quota_cpus(long long quota, long long period) {
+  if (quota <= 0 || period <= 0) return 0;
+  long long n = (quota + period - 1) / period;
+  return n > 0 && n < 4096 ? (unsigned)n : 0;
+}
+
+static unsigned cgroup_dir_cpus(const char *dir, int v2) {
+  char path[1024];
+  long long quota = -1, period = 0;
+  snprintf(path, sizeof path, "%s/%s", dir, v2 ? "cpu.max" : "cpu.cfs_quota_us");
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int got = v2 ? fscanf(f, "%lld %lld", &quota, &period) : fscanf(f, "%lld", &quota);
+  fclose(f);
+  if (got < 1) return 0;
+  if (!v2) {
+    snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
+    if (!(f = fopen(path, "r"))) return 0;
+    if (fscanf(f, "%lld", &period) != 1) period = 0;
+    fclose(f);
+  }
+  return quota_cpus(quota, period);
+}
+
+/* Inside a cgroup namespace the path is "/" and the files at the mount's
+ * root are the container's own. */
+unsigned config_cgroup_cpus(const char *self_cgroup, const char *fs_root) {
+  unsigned n = 0;
+  char line[512], dir[768];
+  FILE *f = fopen(self_cgroup, "r");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *ctl = strchr(line, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
+    if (!cg || cg[1] != '/') continue;
+    *ctl++ = 0;
+    *cg++ = 0;
+    int v2 = !strcmp(line, "0") && !*ctl;
+    /* v1: the hierarchy holding "cpu" ("cpu" or "cpu,cpuacct"), mounted
+     * under the controllers' names. */
+    char ctls[128];
+    snprintf(ctls, sizeof ctls, ",%s,", ctl);
+    if (!v2 && !strstr(ctls, ",cpu,")) continue;
+    size_t root = v2 ? (size_t)snprintf(dir, sizeof dir, "%s", fs_root)
+                     : (size_t)snprintf(dir, sizeof dir, "%s/%s", fs_root, ctl);
+    if (root >= sizeof dir) continue;
+    snprintf(dir + root, sizeof dir - root, "%s", strcmp(cg, "/") ? cg : "");
+    for (;;) {
+      unsigned q = cgroup_dir_cpus(dir, v2);
+      if (q && (!n || q < n)) n = q;
+      char *slash = strrchr(dir + root, '/');
+      if (!slash) break;
+      *slash = 0;
+    }
+  }
+  fclose(f);
+  return n;
+}
+
 unsigned config_cpus(void) {
   unsigned n = 1;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
     n = (unsigned)CPU_COUNT(&set);
   /* A container limited to 2 CPUs on a 64-CPU node sees all 64 in its
-   * mask; the quota is what it gets. "max 100000" means no quota. */
-  FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-  if (f) {
-    long long quota, period;
-    if (fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0) {
-      long long q = (quota + period - 1) / period;
-      if (q < (long long)n) n = (unsigned)(q > 0 ? q : 1);
-    }
-    fclose(f);
-  }
-  return n;
+   * mask; the quota is what it gets. */
+  unsigned q = config_cgroup_cpus("/proc/self/cgroup", "/sys/fs/cgroup");
+  return q && q < n ? q : n;
 }

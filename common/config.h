@@ -55,5 +55,10 @@ void config_usage(const char *prog, const config_var *vars, size_t n);
 /* CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU
  * quota (a container's CPU limit), rounded up; at least 1. */
 unsigned config_cpus(void);
+/* The tightest CPU quota over the cgroup named in self_cgroup (a
+ * /proc/self/cgroup) and its ancestors, under fs_root (/sys/fs/cgroup), in
+ * cgroup v2 or v1's cpu hierarchy: a limit may sit on the pod rather than
+ * the container. 0: no quota. */
+unsigned config_cgroup_cpus(const char *self_cgroup, const char *fs_root);
 
 #endif

@@ -4,7 +4,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -98,12 +102,77 @@ static void test_cpus_follow_affinity(void **state) {
   assert_int_equal(config_cpus(), n);
 }
 
+static void put_file(const char *dir, const char *name, const char *text) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void make_dirs(const char *root, const char *sub) {
+  char path[512];
+  snprintf(path, sizeof path, "%s%s", root, sub);
+  for (char *p = path + strlen(root) + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(path, 0700);
+      *p = '/';
+    }
+  mkdir(path, 0700);
+}
+
+/* A quota on the pod's cgroup binds its container (v2); the tightest of
+ * several wins; "max" is none; v1's cfs files under "cpu,cpuacct" count
+ * too; a namespaced "/" reads the mount's root. */
+static void test_cgroup_quota(void **state) {
+  (void)state;
+  char root[] = "/tmp/test_config_cgXXXXXX", self[600], dir[600];
+  assert_non_null(mkdtemp(root));
+  snprintf(self, sizeof self, "%s/self", root);
+
+  make_dirs(root, "/v2/kubepods/pod1/c1");
+  snprintf(dir, sizeof dir, "%s/v2/kubepods/pod1", root);
+  put_file(dir, "cpu.max", "250000 100000\n");
+  snprintf(dir, sizeof dir, "%s/v2/kubepods/pod1/c1", root);
+  put_file(dir, "cpu.max", "max 100000\n");
+  put_file(root, "self", "0::/kubepods/pod1/c1\n");
+  snprintf(dir, sizeof dir, "%s/v2", root);
+  assert_int_equal(config_cgroup_cpus(self, dir), 3);
+  snprintf(dir, sizeof dir, "%s/v2/kubepods", root);
+  put_file(dir, "cpu.max", "50000 100000\n");
+  snprintf(dir, sizeof dir, "%s/v2", root);
+  assert_int_equal(config_cgroup_cpus(self, dir), 1);
+  put_file(dir, "cpu.max", "200000 100000\n");
+  put_file(root, "self", "0::/\n");
+  assert_int_equal(config_cgroup_cpus(self, dir), 2);
+  put_file(dir, "cpu.max", "max 100000\n");
+  assert_int_equal(config_cgroup_cpus(self, dir), 0);
+
+  make_dirs(root, "/v1/cpu,cpuacct/docker/abc");
+  snprintf(dir, sizeof dir, "%s/v1/cpu,cpuacct/docker/abc", root);
+  put_file(dir, "cpu.cfs_quota_us", "150000\n");
+  put_file(dir, "cpu.cfs_period_us", "100000\n");
+  put_file(root, "self", "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n");
+  snprintf(dir, sizeof dir, "%s/v1", root);
+  assert_int_equal(config_cgroup_cpus(self, dir), 2);
+  snprintf(dir, sizeof dir, "%s/v1/cpu,cpuacct/docker/abc", root);
+  put_file(dir, "cpu.cfs_quota_us", "-1\n");
+  snprintf(dir, sizeof dir, "%s/v1", root);
+  assert_int_equal(config_cgroup_cpus(self, dir), 0);
+  assert_int_equal(config_cgroup_cpus("/nonexistent/cgroup", dir), 0);
+
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),
-      cmocka_unit_test(test_units),
-      cmocka_unit_test(test_rejects),
-      cmocka_unit_test(test_cpus_follow_affinity),
+      cmocka_unit_test(test_defaults),     cmocka_unit_test(test_units),
+      cmocka_unit_test(test_rejects),      cmocka_unit_test(test_cpus_follow_affinity),
+      cmocka_unit_test(test_cgroup_quota),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
