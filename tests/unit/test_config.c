@@ -102,25 +102,31 @@ static void test_cpus_follow_affinity(void **state) {
   assert_int_equal(config_cpus(), n);
 }
 
-static void put_file(const char *dir, const char *name, const char *text) {
+static char cg_root[] = "/tmp/test_config_cgXXXXXX";
+
+/* Writes cg_root/rel, making its directories. */
+static void put(const char *rel, const char *text) {
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
+  snprintf(path, sizeof path, "%s/%s", cg_root, rel);
+  for (char *p = path + strlen(cg_root) + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(path, 0700);
+      *p = '/';
+    }
   FILE *f = fopen(path, "w");
   assert_non_null(f);
   fputs(text, f);
   fclose(f);
 }
 
-static void make_dirs(const char *root, const char *sub) {
-  char path[512];
-  snprintf(path, sizeof path, "%s%s", root, sub);
-  for (char *p = path + strlen(root) + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      mkdir(path, 0700);
-      *p = '/';
-    }
-  mkdir(path, 0700);
+/* The quota for a /proc/self/cgroup of `self` under cg_root/fs. */
+static unsigned cpus(const char *self, const char *fs) {
+  char self_path[512], fs_path[512];
+  put("self", self);
+  snprintf(self_path, sizeof self_path, "%s/self", cg_root);
+  snprintf(fs_path, sizeof fs_path, "%s/%s", cg_root, fs);
+  return config_cgroup_cpus(self_path, fs_path);
 }
 
 /* A quota on the pod's cgroup binds its container (v2); the tightest of
@@ -128,43 +134,28 @@ static void make_dirs(const char *root, const char *sub) {
  * too; a namespaced "/" reads the mount's root. */
 static void test_cgroup_quota(void **state) {
   (void)state;
-  char root[] = "/tmp/test_config_cgXXXXXX", self[600], dir[600];
-  assert_non_null(mkdtemp(root));
-  snprintf(self, sizeof self, "%s/self", root);
+  assert_non_null(mkdtemp(cg_root));
+  const char *pod = "0::/kubepods/pod1/c1\n";
+  put("v2/kubepods/pod1/cpu.max", "250000 100000\n");
+  put("v2/kubepods/pod1/c1/cpu.max", "max 100000\n");
+  assert_int_equal(cpus(pod, "v2"), 3);
+  put("v2/kubepods/cpu.max", "50000 100000\n");
+  assert_int_equal(cpus(pod, "v2"), 1);
+  put("v2/cpu.max", "200000 100000\n");
+  assert_int_equal(cpus("0::/\n", "v2"), 2);
+  put("v2/cpu.max", "max 100000\n");
+  assert_int_equal(cpus("0::/\n", "v2"), 0);
 
-  make_dirs(root, "/v2/kubepods/pod1/c1");
-  snprintf(dir, sizeof dir, "%s/v2/kubepods/pod1", root);
-  put_file(dir, "cpu.max", "250000 100000\n");
-  snprintf(dir, sizeof dir, "%s/v2/kubepods/pod1/c1", root);
-  put_file(dir, "cpu.max", "max 100000\n");
-  put_file(root, "self", "0::/kubepods/pod1/c1\n");
-  snprintf(dir, sizeof dir, "%s/v2", root);
-  assert_int_equal(config_cgroup_cpus(self, dir), 3);
-  snprintf(dir, sizeof dir, "%s/v2/kubepods", root);
-  put_file(dir, "cpu.max", "50000 100000\n");
-  snprintf(dir, sizeof dir, "%s/v2", root);
-  assert_int_equal(config_cgroup_cpus(self, dir), 1);
-  put_file(dir, "cpu.max", "200000 100000\n");
-  put_file(root, "self", "0::/\n");
-  assert_int_equal(config_cgroup_cpus(self, dir), 2);
-  put_file(dir, "cpu.max", "max 100000\n");
-  assert_int_equal(config_cgroup_cpus(self, dir), 0);
+  const char *docker = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n";
+  put("v1/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "150000\n");
+  put("v1/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+  assert_int_equal(cpus(docker, "v1"), 2);
+  put("v1/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
+  assert_int_equal(cpus(docker, "v1"), 0);
+  assert_int_equal(config_cgroup_cpus("/nonexistent/cgroup", "/nonexistent"), 0);
 
-  make_dirs(root, "/v1/cpu,cpuacct/docker/abc");
-  snprintf(dir, sizeof dir, "%s/v1/cpu,cpuacct/docker/abc", root);
-  put_file(dir, "cpu.cfs_quota_us", "150000\n");
-  put_file(dir, "cpu.cfs_period_us", "100000\n");
-  put_file(root, "self", "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n");
-  snprintf(dir, sizeof dir, "%s/v1", root);
-  assert_int_equal(config_cgroup_cpus(self, dir), 2);
-  snprintf(dir, sizeof dir, "%s/v1/cpu,cpuacct/docker/abc", root);
-  put_file(dir, "cpu.cfs_quota_us", "-1\n");
-  snprintf(dir, sizeof dir, "%s/v1", root);
-  assert_int_equal(config_cgroup_cpus(self, dir), 0);
-  assert_int_equal(config_cgroup_cpus("/nonexistent/cgroup", dir), 0);
-
-  char cmd[700];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", cg_root);
   assert_int_equal(system(cmd), 0);
 }
 
