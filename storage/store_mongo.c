@@ -2777,12 +2777,14 @@ static void mg_close(store *st) {
   free(s->mk_q);
   /* The tops of what this process claimed, so that the next start finds
    * its position at once; if the server is gone, the next start walks. */
-  for (int i = 0; s->pool && i < MG_STRIPES; i++)
-    if (mg_chg_top_flush(s, &s->chg_last[i])) break;
-  /* The heads found, likewise for the next start's first feed read. */
+  int gone = !s->pool;
+  for (int i = 0; !gone && i < MG_STRIPES; i++)
+    gone = mg_chg_top_flush(s, &s->chg_last[i]) != STORE_OK;
+  /* The heads found, likewise for the next start's first feed read. One
+   * failed write is enough: each waits out the server selection timeout. */
   store_err ignored;
-  for (int i = 0; s->pool && i < MG_STRIPES; i++)
-    if (mg_chg_head_save(s, &s->chg_head[i], &ignored)) break;
+  for (int i = 0; !gone && i < MG_STRIPES; i++)
+    gone = mg_chg_head_save(s, &s->chg_head[i], &ignored) != STORE_OK;
   if (s->pool) mongoc_client_pool_destroy(s->pool);
   mongoc_uri_destroy(s->uri);
   for (size_t i = 0; i < s->n_index_cmds; i++)
