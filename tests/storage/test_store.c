@@ -2618,42 +2618,6 @@ static void *toprace_create(void *arg) {
  * more than a claim walks), missing (a log from before the tops), and with
  * a hole in the log below it; and two replicas that both just started
  * claim at once past a stale top without meeting on a position. */
-/* The head is saved in the tenant's top document, so that a start's first
- * feed read walks from there, not from the floor (on FerretDB the walk of a
- * 100k log took more than 10 minutes). Observed through a hole: a walk from
- * the floor stops below it, one from the saved head does not. */
-static void test_change_log_head_saved(void **state) {
-  (void)state;
-  const char *t = "head-saved";
-  insert_fresh(t, 1, 1500);
-  assert_int_equal(fresh_head(t), 1500);
-  if (!is_mongo()) return;
-  assert_int_equal(top_field(t, "head"), 1500); /* saved once a page past */
-  log_hole(t, 2);
-  assert_int_equal(fresh_head(t), 1500);
-  /* Without it a fresh handle walks from the floor, and stops at the hole. */
-  top_field_set(t, "head", 0);
-  assert_int_equal(fresh_head(t), 1);
-
-  /* A saved head below the floor: the walk starts at the floor. */
-  store_err e;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  long long removed;
-  CHK(STORE_OK,
-      store_changes_prune(g_st, ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + 1000000, &removed, &e));
-  insert_fresh(t, 2001, 5);
-  top_field_set(t, "head", 3);
-  long long max, n;
-  log_extent(t, &max, &n);
-  assert_int_equal(n, 5);
-  assert_int_equal(fresh_head(t), max);
-  /* Saved at close when it moved less than a page. */
-  insert_fresh(t, 2006, 5);
-  assert_int_equal(fresh_head(t), max + 5);
-  assert_int_equal(top_field(t, "head"), max + 5);
-}
-
 static void test_change_log_restart(void **state) {
   (void)state;
   store_err e;
@@ -2824,6 +2788,84 @@ static void test_change_log_restart(void **state) {
   mongoc_client_destroy(g_raw);
   g_raw = NULL;
 }
+/* The head is saved in the tenant's top document, so that a start's first
+ * feed read walks from there, not from the floor (on FerretDB the walk of a
+ * 100k log took more than 10 minutes). Observed through a hole: a walk from
+ * the floor stops below it, one from the saved head does not. */
+static void test_change_log_head_saved(void **state) {
+  (void)state;
+  const char *t = "head-saved";
+  insert_fresh(t, 1, 1500);
+  assert_int_equal(fresh_head(t), 1500);
+  if (!is_mongo()) return;
+  assert_int_equal(top_field(t, "head"), 1500); /* saved once a page past */
+  log_hole(t, 2);
+  assert_int_equal(fresh_head(t), 1500);
+  /* Without it a fresh handle walks from the floor, and stops at the hole. */
+  top_field_set(t, "head", 0);
+  assert_int_equal(fresh_head(t), 1);
+
+  /* A saved head below the floor: the walk starts at the floor. */
+  store_err e;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  long long removed;
+  CHK(STORE_OK,
+      store_changes_prune(g_st, ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + 1000000, &removed, &e));
+  insert_fresh(t, 2001, 5);
+  top_field_set(t, "head", 3);
+  long long max, n;
+  log_extent(t, &max, &n);
+  assert_int_equal(n, 5);
+  assert_int_equal(fresh_head(t), max);
+  /* Saved at close when it moved less than a page. */
+  insert_fresh(t, 2006, 5);
+  assert_int_equal(fresh_head(t), max + 5);
+  assert_int_equal(top_field(t, "head"), max + 5);
+}
+
+/* The head is saved once it is a page past what is saved: not on every
+ * read of a busy feed, and not only at close, so a start after a crash
+ * walks about a page more than it must. A replica whose head is behind
+ * never lowers it ($max). Observed on the top document while the handles
+ * are open, and through a hole below the saved head for a handle started
+ * meanwhile (as after a crash of the one that saved it). */
+static void test_change_log_head_save_bound(void **state) {
+  (void)state;
+  const char *t = "head-bound";
+  store_err e;
+  store *behind, *st;
+  store_changes_page p;
+  insert_fresh(t, 1, 500);
+  CHK(STORE_OK, store_open(g_url, &schema, &behind, &e));
+  CHK(STORE_OK, store_changes(behind, t, (long long)1 << 62, 1, &p, &e));
+  assert_int_equal(p.head, 500);
+  store_changes_clear(&p);
+  insert_fresh(t, 501, 1000);
+  CHK(STORE_OK, store_open(g_url, &schema, &st, &e));
+  CHK(STORE_OK, store_changes(st, t, (long long)1 << 62, 1, &p, &e));
+  assert_int_equal(p.head, 1500);
+  store_changes_clear(&p);
+  if (is_mongo()) assert_int_equal(top_field(t, "head"), 1500);
+  store_close(behind);
+  if (is_mongo()) assert_int_equal(top_field(t, "head"), 1500);
+
+  /* A watcher at the head: each read moves it by 2, none writes it. */
+  for (int i = 0; i < 5; i++) {
+    insert_fresh(t, 2001 + 2 * i, 2);
+    CHK(STORE_OK, store_changes(st, t, 1500 + 2 * i, 100, &p, &e));
+    assert_int_equal(json_array_size(p.changes), 2);
+    assert_int_equal(p.scanned, 1502 + 2 * i);
+    assert_int_equal(p.head, 1502 + 2 * i);
+    store_changes_clear(&p);
+    if (is_mongo()) assert_int_equal(top_field(t, "head"), 1500);
+  }
+  if (is_mongo()) {
+    log_hole(t, 2);
+    assert_int_equal(fresh_head(t), 1510);
+  }
+  store_close(st);
+}
 
 static int group_setup(void **state) {
   (void)state;
@@ -2917,6 +2959,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_group_creates_feed, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_restart, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_head_saved, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log_head_save_bound, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_checkpoint, test_start, test_end),
   };
