@@ -1945,9 +1945,9 @@ cleanup:
   return rc;
 }
 
-/* The top: per tenant one document {_id: tenant, value} in MG_TOPS, a
- * position that was claimed (0: none known). Claims write it after their
- * insert was acknowledged, with $max, so it is never past the highest
+/* The top: per tenant one document {_id: tenant, value, head} in MG_TOPS,
+ * value a position that was claimed (0: none known). Claims write it after
+ * their insert was acknowledged, with $max, so it is never past the highest
  * entry; it may be behind it (a writer died before writing it, writes of
  * it are spread out (MG_TOP_STEP), FerretDB's $max is a read then a write,
  * so it can lose a concurrent higher one). The log above the floor is
@@ -1958,7 +1958,15 @@ cleanup:
  * only an _id equality in SQLite (every other filter in Go over every
  * document), and reading or updating a row scans its whole table, so this
  * one stays one row per tenant; the log's own _id lookups scan the log
- * (1.2 s for one near the end of 200k entries). */
+ * (1.2 s for one near the end of 200k entries). The head the feed found
+ * (mg_chg_hint) is a field of the same row: it needs the same lookup, and
+ * a collection of its own would be one more table of one row per tenant.
+ * FerretDB v1 updates a document by reading it and writing it whole, so
+ * a write of one field can undo a concurrent write of the other; either
+ * is safe at any value it held before (a top only ever lags, as above; a
+ * head that was one stays one), and such a loss costs a later start a
+ * longer walk (or, for a top, mg_chg_max). Head writes are rare (a page
+ * apart, and at close), so the chance of one is small. */
 #define MG_TOP_STEP 128 /* positions claimed before this process writes the top again */
 #define MG_TOP_WALK 256 /* positions tried one by one past a top that lags */
 #define MG_CHG_TRIES (MG_TOP_WALK + MG_SEQ_TRIES)
