@@ -2846,9 +2846,11 @@ static void test_change_log_head_save_bound(void **state) {
   CHK(STORE_OK, store_changes(st, t, (long long)1 << 62, 1, &p, &e));
   assert_int_equal(p.head, 1500);
   store_changes_clear(&p);
-  if (is_mongo()) assert_int_equal(top_field(t, "head"), 1500);
+  /* Saved while open, less than a page behind (walks save page by page). */
+  long long saved = is_mongo() ? top_field(t, "head") : 1500;
+  assert_true(saved > 500 && saved <= 1500 && 1500 - saved < 1000);
   store_close(behind);
-  if (is_mongo()) assert_int_equal(top_field(t, "head"), 1500);
+  if (is_mongo()) assert_int_equal(top_field(t, "head"), saved);
 
   /* A watcher at the head: each read moves it by 2, none writes it. */
   for (int i = 0; i < 5; i++) {
@@ -2858,12 +2860,58 @@ static void test_change_log_head_save_bound(void **state) {
     assert_int_equal(p.scanned, 1502 + 2 * i);
     assert_int_equal(p.head, 1502 + 2 * i);
     store_changes_clear(&p);
-    if (is_mongo()) assert_int_equal(top_field(t, "head"), 1500);
+    if (is_mongo()) assert_int_equal(top_field(t, "head"), saved);
   }
   if (is_mongo()) {
     log_hole(t, 2);
     assert_int_equal(fresh_head(t), 1510);
   }
+  store_close(st);
+}
+
+/* Sets fields of a tenant's log entry straight on the server, and removes
+ * its mark: the entry reads as its writer left it. */
+static void log_entry_set(const char *tenant, long long pos, bson_t *set) {
+  mongoc_collection_t *c = raw_coll("changes");
+  bson_t *f = BCON_NEW("tenant", BCON_UTF8(tenant), "id", BCON_INT64(pos));
+  bson_t *u = BCON_NEW("$set", BCON_DOCUMENT(set));
+  bson_error_t be;
+  bson_t reply;
+  assert_true(mongoc_collection_update_one(c, f, u, NULL, NULL, &be));
+  mongoc_collection_destroy(c);
+  c = raw_coll("changes_marks");
+  assert_true(mongoc_collection_delete_many(c, f, NULL, &reply, &be));
+  bson_destroy(&reply);
+  bson_destroy(u);
+  bson_destroy(f);
+  bson_destroy(set);
+  mongoc_collection_destroy(c);
+}
+
+/* A walk for the head that is cut short keeps what it walked, page by
+ * page: the next one (of this process, or of the next start) goes on from
+ * there. On FerretDB a page scans the whole log, and a walk from the floor
+ * of a long one may time out or be killed before it ends; started from
+ * the floor every time, it would never end. Cut here by an entry that
+ * cannot be settled (an abandoned claim naming an invalid collection). */
+static void test_change_log_head_walk_cut(void **state) {
+  (void)state;
+  if (!is_mongo()) skip();
+  const char *t = "head-cut";
+  store_err e;
+  store_changes_page p;
+  insert_fresh(t, 1, 2500);
+  log_entry_set(t, 2400, BCON_NEW("st", "p", "time", BCON_INT64(1), "coll", "x$y"));
+  store *st;
+  CHK(STORE_OK, store_open(g_url, &schema, &st, &e));
+  assert_int_not_equal(store_changes(st, t, (long long)1 << 62, 1, &p, &e), STORE_OK);
+  assert_int_equal(top_field(t, "head"), 2000);
+  /* This process goes on from there: a hole below it is not seen. */
+  log_hole(t, 2);
+  log_entry_set(t, 2400, BCON_NEW("st", "c", "coll", "props"));
+  CHK(STORE_OK, store_changes(st, t, (long long)1 << 62, 1, &p, &e));
+  assert_int_equal(p.head, 2500);
+  store_changes_clear(&p);
   store_close(st);
 }
 
@@ -2960,6 +3008,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_change_log_restart, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_head_saved, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_change_log_head_save_bound, test_start, test_end),
+      cmocka_unit_test_setup_teardown(test_change_log_head_walk_cut, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_outage, test_start, test_end),
       cmocka_unit_test_setup_teardown(test_checkpoint, test_start, test_end),
   };
