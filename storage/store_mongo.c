@@ -2622,8 +2622,8 @@ static int mg_changes(store *st, const char *tenant, long long after, size_t lim
       /* Kept (and saved) page by page: a walk cut short (an error, a
        * timeout, the process killed) goes on from there next time, not
        * from the floor again. On FerretDB v1 a page costs a scan of the
-       * whole log (about 10 s at 100k entries, as long as the driver's
-       * socket timeout here), so a long walk may never end in one go. */
+       * whole log and one of its marks (10 s at 100k entries, each near
+       * the pool's socket timeout), so a long walk may not end in one go. */
       if (more) mg_chg_hint_set(s, slot, tenant, h);
     } while (more);
   }
