@@ -2519,6 +2519,23 @@ cleanup:
 
 #define MG_HEAD_PAGE 1000
 
+/* Whether a head slot holds the tenant's hint (head_mu held). */
+static int mg_head_is(const struct mg_head *slot, const char *tenant) {
+  return slot->key && !strcmp(slot->key, tenant);
+}
+
+/* Gives a slot to the tenant, evicting another's hint (head_mu held).
+ * Without memory the slot stays as it was: a lost hint costs a walk. */
+static void mg_head_take(struct mg_head *slot, const char *tenant, long long last,
+                         long long saved) {
+  char *k = strdup(tenant);
+  if (!k) return;
+  free(slot->key);
+  slot->key = k;
+  slot->last = last;
+  slot->saved = saved;
+}
+
 /* The slot of the tenant's head hint: a position up to which every entry
  * was seen settled (0: none yet). A tenant this process has no hint of
  * starts from the head saved in its top document: without it, the first
@@ -2532,7 +2549,7 @@ static int mg_chg_hint(mg_store *s, const char *tenant, struct mg_head **out, lo
   json_decref(key);
   struct mg_head *slot = *out = &s->chg_head[slot_i];
   pthread_mutex_lock(&s->head_mu);
-  int known = slot->key && !strcmp(slot->key, tenant);
+  int known = mg_head_is(slot, tenant);
   *hint = known ? slot->last : 0;
   pthread_mutex_unlock(&s->head_mu);
   if (known) return STORE_OK;
@@ -2541,14 +2558,7 @@ static int mg_chg_hint(mg_store *s, const char *tenant, struct mg_head **out, lo
   if (rc) return rc;
   *hint = saved;
   pthread_mutex_lock(&s->head_mu);
-  if (!slot->key || strcmp(slot->key, tenant)) {
-    char *k = strdup(tenant);
-    if (k) {
-      free(slot->key);
-      slot->key = k;
-      slot->last = slot->saved = saved;
-    }
-  }
+  if (!mg_head_is(slot, tenant)) mg_head_take(slot, tenant, saved, saved);
   pthread_mutex_unlock(&s->head_mu);
   return STORE_OK;
 }
@@ -2563,7 +2573,7 @@ static int mg_chg_head_save(mg_store *s, struct mg_head *slot, store_err *err) {
   if (!tenant) return STORE_OK;
   int rc = mg_chg_top_max(s, tenant, "head", h, err);
   pthread_mutex_lock(&s->head_mu);
-  if (!rc && slot->key && !strcmp(slot->key, tenant) && h > slot->saved) slot->saved = h;
+  if (!rc && mg_head_is(slot, tenant) && h > slot->saved) slot->saved = h;
   pthread_mutex_unlock(&s->head_mu);
   free(tenant);
   return rc;
@@ -2575,18 +2585,11 @@ static int mg_chg_head_save(mg_store *s, struct mg_head *slot, store_err *err) {
 static void mg_chg_hint_set(mg_store *s, struct mg_head *slot, const char *tenant, long long h) {
   int save = 0;
   pthread_mutex_lock(&s->head_mu);
-  if (!slot->key || strcmp(slot->key, tenant)) {
-    char *k = strdup(tenant);
-    if (k) {
-      free(slot->key);
-      slot->key = k;
-      slot->last = h;
-      slot->saved = 0;
-    }
-  } else if (h > slot->last) {
+  if (!mg_head_is(slot, tenant))
+    mg_head_take(slot, tenant, h, 0);
+  else if (h > slot->last)
     slot->last = h;
-  }
-  save = slot->key && !strcmp(slot->key, tenant) && slot->last - slot->saved >= MG_HEAD_PAGE;
+  save = mg_head_is(slot, tenant) && slot->last - slot->saved >= MG_HEAD_PAGE;
   pthread_mutex_unlock(&s->head_mu);
   store_err ignored; /* the next save tries again; a lost one costs a walk */
   if (save) mg_chg_head_save(s, slot, &ignored);
