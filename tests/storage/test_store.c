@@ -2463,32 +2463,53 @@ static void log_extent(const char *tenant, long long *max, long long *count) {
   mongoc_collection_destroy(c);
 }
 
+/* A field of a tenant's top document, read or set straight on the server. */
+static long long top_field(const char *tenant, const char *field) {
+  mongoc_collection_t *c = raw_coll("changes_top");
+  bson_t *f = BCON_NEW("_id", BCON_UTF8(tenant));
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
+  const bson_t *d;
+  bson_iter_t it;
+  bson_error_t be;
+  long long got = 0;
+  if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, field))
+    got = bson_iter_as_int64(&it);
+  assert_false(mongoc_cursor_error(cur, &be));
+  mongoc_cursor_destroy(cur);
+  bson_destroy(f);
+  mongoc_collection_destroy(c);
+  return got;
+}
+
+static void top_field_set(const char *tenant, const char *field, long long value) {
+  mongoc_collection_t *c = raw_coll("changes_top");
+  bson_t *f = BCON_NEW("_id", BCON_UTF8(tenant));
+  bson_t *u = BCON_NEW("$set", "{", field, BCON_INT64(value), "}");
+  bson_error_t be;
+  assert_true(mongoc_collection_update_one(c, f, u, NULL, NULL, &be));
+  bson_destroy(u);
+  bson_destroy(f);
+  mongoc_collection_destroy(c);
+}
+
 /* The tenant's top (0: none), or sets it (value 0: removes it). */
 static long long log_top(const char *tenant, int set, long long value) {
+  if (!set) return top_field(tenant, "value");
   mongoc_collection_t *c = raw_coll("changes_top");
   bson_t *f = BCON_NEW("_id", BCON_UTF8(tenant));
   bson_error_t be;
-  long long got = 0;
-  if (set && value) {
+  if (value) {
     bson_t *u = BCON_NEW("$set", "{", "value", BCON_INT64(value), "}");
     bson_t *o = BCON_NEW("upsert", BCON_BOOL(true));
     assert_true(mongoc_collection_update_one(c, f, u, o, NULL, &be));
     bson_destroy(o);
     bson_destroy(u);
-  } else if (set) {
-    assert_true(mongoc_collection_delete_one(c, f, NULL, NULL, &be));
   } else {
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
-    const bson_t *d;
-    bson_iter_t it;
-    if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, "value"))
-      got = bson_iter_as_int64(&it);
-    assert_false(mongoc_cursor_error(cur, &be));
-    mongoc_cursor_destroy(cur);
+    assert_true(mongoc_collection_delete_one(c, f, NULL, NULL, &be));
   }
   bson_destroy(f);
   mongoc_collection_destroy(c);
-  return got;
+  return 0;
 }
 
 /* Removes the entry at a position and its mark: a hole in the log. */
@@ -2530,35 +2551,6 @@ static void expect_next_claim(const char *tenant, int id) {
                 n1);
   assert_int_equal(max1, max0 + 1);
   assert_int_equal(n1, n0 + 1);
-}
-
-/* A field of a tenant's top document, read or set straight on the server. */
-static long long top_field(const char *tenant, const char *field) {
-  mongoc_collection_t *c = raw_coll("changes_top");
-  bson_t *f = BCON_NEW("_id", BCON_UTF8(tenant));
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, f, NULL, NULL);
-  const bson_t *d;
-  bson_iter_t it;
-  bson_error_t be;
-  long long got = 0;
-  if (mongoc_cursor_next(cur, &d) && bson_iter_init_find(&it, d, field))
-    got = bson_iter_as_int64(&it);
-  assert_false(mongoc_cursor_error(cur, &be));
-  mongoc_cursor_destroy(cur);
-  bson_destroy(f);
-  mongoc_collection_destroy(c);
-  return got;
-}
-
-static void top_field_set(const char *tenant, const char *field, long long value) {
-  mongoc_collection_t *c = raw_coll("changes_top");
-  bson_t *f = BCON_NEW("_id", BCON_UTF8(tenant));
-  bson_t *u = BCON_NEW("$set", "{", field, BCON_INT64(value), "}");
-  bson_error_t be;
-  assert_true(mongoc_collection_update_one(c, f, u, NULL, NULL, &be));
-  bson_destroy(u);
-  bson_destroy(f);
-  mongoc_collection_destroy(c);
 }
 
 /* n documents from a handle of their own, closed after (its marks written). */
