@@ -19,16 +19,49 @@
 /* ---- errors and small helpers ---------------------------------------- */
 
 /* Every engine call goes through ENGINE so the store can report its load
- * (calls in flight, i.e. pool connections in use) and its failures. */
+ * (calls in flight, i.e. pool connections in use) and its failures, and a
+ * remote engine's calls are blocks (see store_set_block_hooks). */
+static void (*block_enter_fn)(void), (*block_leave_fn)(void);
+static __thread int block_depth;
+
+void store_set_block_hooks(void (*enter)(void), void (*leave)(void)) {
+  block_enter_fn = enter;
+  block_leave_fn = leave;
+}
+
+void store_block_enter(void) {
+  if (block_depth++ == 0 && block_enter_fn) block_enter_fn();
+}
+
+void store_block_leave(void) {
+  if (--block_depth == 0 && block_leave_fn) block_leave_fn();
+}
+
+static const store_engine_ops *engine_begin(store *st) {
+  __atomic_add_fetch(&st->stats.in_flight, 1, __ATOMIC_RELAXED);
+  if (st->engine->remote) store_block_enter();
+  return st->engine;
+}
+
 static int engine_done(store *st, int rc) {
+  if (st->engine->remote) store_block_leave();
   __atomic_sub_fetch(&st->stats.in_flight, 1, __ATOMIC_RELAXED);
   __atomic_add_fetch(&st->stats.calls, 1, __ATOMIC_RELAXED);
   if (rc == STORE_EUNAVAILABLE) __atomic_add_fetch(&st->stats.unavailable, 1, __ATOMIC_RELAXED);
   if (rc == STORE_EINTERNAL) __atomic_add_fetch(&st->stats.internal, 1, __ATOMIC_RELAXED);
   return rc;
 }
-#define ENGINE(st, op)                                                                             \
-  (__atomic_add_fetch(&(st)->stats.in_flight, 1, __ATOMIC_RELAXED), (st)->engine->op)
+#define ENGINE(st, op) (engine_begin(st)->op)
+
+/* A call whose cost grows with the data (a scan, a count, a read of the
+ * change log) is a block on every engine: a thread serving a call that
+ * waits behind it could run meanwhile. */
+static int scan_done(store *st, int rc) {
+  rc = engine_done(st, rc);
+  store_block_leave();
+  return rc;
+}
+#define SCAN(st, op) (store_block_enter(), ENGINE(st, op))
 
 int store_fail(store_err *err, int code, const char *fmt, ...) {
   if (err) {
@@ -836,7 +869,7 @@ int store_count(store *st, const char *tenant, const char *coll, const store_con
   int rc = check_call(st, tenant, coll, err);
   if (!rc && !out) rc = store_fail(err, STORE_EINVAL, "store_count: out is NULL");
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = engine_done(st, ENGINE(st, count)(st, tenant, coll, c, n_conds, NULL, out, err));
+  if (!rc) rc = scan_done(st, SCAN(st, count)(st, tenant, coll, c, n_conds, NULL, out, err));
   free(c);
   return rc;
 }
@@ -847,7 +880,7 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
   long long n = 0;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = engine_done(st, ENGINE(st, delete_where)(st, tenant, coll, c, n_conds, &n, err));
+  if (!rc) rc = scan_done(st, SCAN(st, delete_where)(st, tenant, coll, c, n_conds, &n, err));
   free(c);
   if (deleted) *deleted = rc ? 0 : n;
   return n ? wrote(st, tenant, rc) : rc;
@@ -874,7 +907,7 @@ int store_changes(store *st, const char *tenant, long long after, size_t limit,
   if (limit == 0 || limit > CHANGES_MAX_PAGE) limit = CHANGES_MAX_PAGE;
   if (!(out->changes = json_array())) return store_fail(err, STORE_EINTERNAL, "out of memory");
   out->scanned = after;
-  rc = engine_done(st, ENGINE(st, changes)(st, tenant, after, limit, out, err));
+  rc = scan_done(st, SCAN(st, changes)(st, tenant, after, limit, out, err));
   if (rc) store_changes_clear(out);
   return rc;
 }
@@ -889,7 +922,7 @@ int store_changes_prune(store *st, long long before_us, long long *removed, stor
   long long n = 0;
   err_clear(err);
   if (!st) return store_fail(err, STORE_EINVAL, "store is NULL");
-  int rc = engine_done(st, ENGINE(st, changes_prune)(st, before_us, &n, err));
+  int rc = scan_done(st, SCAN(st, changes_prune)(st, before_us, &n, err));
   if (removed) *removed = rc ? 0 : n;
   return rc;
 }
@@ -1005,7 +1038,7 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
     rc = store_fail(err, STORE_EINTERNAL, "out of memory");
     goto cleanup_seek;
   }
-  rc = engine_done(st, ENGINE(st, find)(st, tenant, coll, &plan, docs, err));
+  rc = scan_done(st, SCAN(st, find)(st, tenant, coll, &plan, docs, err));
   if (rc) {
     json_decref(docs);
     goto cleanup_seek;
@@ -1024,8 +1057,8 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
   out->docs = docs;
   rc = page_cursors(coll, spec, keys, n_keys, q, more, out, err);
   if (!rc && q->count)
-    rc = engine_done(
-        st, ENGINE(st, count)(st, tenant, coll, conds, q->n_conds, q->where, &out->total, err));
+    rc = scan_done(
+        st, SCAN(st, count)(st, tenant, coll, conds, q->n_conds, q->where, &out->total, err));
   if (rc) store_page_clear(out);
 
 cleanup_seek:

@@ -29,6 +29,10 @@ typedef struct store_plan {
 
 typedef struct store_engine_ops {
   const char *name;
+  /* Every call of the engine waits on the network: each is a block (see
+   * store_set_block_hooks). An engine without it marks its own slow waits
+   * with store_block_enter and store_block_leave. */
+  int remote;
   int (*open)(const char *url, const store_schema *schema, store **out, store_err *err);
   void (*close)(store *st);
   int (*ping)(store *st, store_err *err);
@@ -74,6 +78,10 @@ struct store {
   void (*write_hook)(void *arg, const char *tenant);
   void *write_hook_arg;
 };
+
+/* Brackets a wait that may be slow (see store_set_block_hooks); they nest. */
+void store_block_enter(void);
+void store_block_leave(void);
 
 extern const store_engine_ops store_sqlite_engine;
 /* store_mongo.c: linked in (tests) or loaded from its module (store.c). */

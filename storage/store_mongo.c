@@ -2917,6 +2917,7 @@ cleanup_store:
 
 const store_engine_ops store_mongo_engine = {
     .name = "mongodb",
+    .remote = 1,
     .open = mg_open,
     .close = mg_close,
     .ping = mg_ping,

@@ -39,7 +39,8 @@ static config_var vars[] = {
      .kind = CONFIG_LEVEL},
     {.name = "EVENTS_WORKERS",
      .def = "8",
-     .help = "worker threads serving calls",
+     .help = "worker threads serving calls (at most one per CPU runs at once; the others take "
+             "over while one waits on the store)",
      .kind = CONFIG_INT,
      .min = 1,
      .max = 256},
@@ -191,6 +192,7 @@ int main(int argc, char **argv) {
   rpc_server_config cfg = {
       .addr = get("EVENTS_GRPC_ADDR"),
       .workers = (int)config_num(vars, N_VARS, "EVENTS_WORKERS"),
+      .running = (int)config_cpus(),
       .creds = cr,
       .store = st,
       .services = defs,

@@ -18,6 +18,7 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_server_config {
   const char *addr;
   int workers;
+  int running; /* workers that run at once, the others standing by (rpc_run.c); 0: all */
   creds_live *creds;
   store *store;
   const rpc_service_def *services;

@@ -249,6 +249,55 @@ def test_sigterm_while_a_handler_serves_an_abandoned_call(workdir, credentials_f
     assert "assertion failed" not in stack.log_text()
 
 
+def test_a_call_waiting_on_the_store_does_not_hold_up_others(workdir, credentials_file, pb):
+    """On one CPU only one worker waits on the queue at once (rpc_run.c); a
+    worker whose create waits on SQLite's write lock gives its turn away, so
+    a get is served meanwhile. Without that, the get would queue behind the
+    create until the lock is released, after the get's deadline."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from conftest import TOKEN_A
+    store = _sqlite(workdir)
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # inherited by the service: one run token
+    try:
+        stack = RestartableStack(workdir, credentials_file, store, "faults-run-tokens",
+                                 service_env={"EVENTS_WORKERS": "4"})
+    finally:
+        os.sched_setaffinity(0, cpus)
+    m = pb("events/customer/v1/customer")
+    channel = grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}")
+    svc = "/events.customer.v1.CustomerEventService/"
+    create = channel.unary_unary(svc + "CreateEvent", request_serializer=lambda x: x.SerializeToString(),
+                                 response_deserializer=m.CreateEventResponse.FromString)
+    get = channel.unary_unary(svc + "GetEvent", request_serializer=lambda x: x.SerializeToString(),
+                              response_deserializer=m.GetEventResponse.FromString)
+    meta = [("authorization", f"Bearer {TOKEN_A}")]
+    pool = ThreadPoolExecutor(1)
+    try:
+        ev = m.Event(event_type_id="t", customer_id="c", external_id="warm")
+        warm = create(m.CreateEventRequest(event=ev), timeout=10, metadata=meta).event_id
+        lock = sqlite3.connect(store[len("sqlite:"):], isolation_level=None, timeout=10)
+        lock.execute("BEGIN IMMEDIATE")
+        ev = m.Event(event_type_id="t", customer_id="c", external_id="waits")
+        waiting = pool.submit(create, m.CreateEventRequest(event=ev), timeout=30, metadata=meta)
+        time.sleep(0.5)  # the create is in the service, on the lock
+        got = get(m.GetEventRequest(event_id=warm), timeout=5, metadata=meta)
+        assert got.event.event_id == warm
+        assert not waiting.done(), "the create did not wait on the lock: the test proves nothing"
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert len(waiting.result(timeout=30).event_id) == 26
+    finally:
+        pool.shutdown(wait=False)
+        channel.close()
+        rcs = stack.stop()
+    assert rcs == (0, 0), stack.log_text()
+
+
 def test_sigterm_ends_open_streams(workdir, credentials_file):
     """Streams that last as long as their client wants (a health Watch, a
     reflection stream) do not hold SIGTERM for the whole grace period: once
