@@ -5,9 +5,9 @@
  * queue costs a wake-up for the calls core hands it: with 8 workers on 2
  * CPUs a GetEvent took 87 µs of service CPU, with 2 workers 60 µs (flame
  * graphs: 30 % of it in core's condition-variable waits and wake-ups). So
- * only as many workers as there are CPUs hold a token and wait on the queue;
- * the others stand by here, on a condition variable nobody signals while
- * the token holders keep up.
+ * only a few workers (one per CPU less one: main.c) hold a token and wait on
+ * the queue; the others stand by here, on a condition variable nobody
+ * signals while the token holders keep up.
  *
  * A holder gives its token away while it waits on the store's network or a
  * group commit (store_set_block_hooks), so a standby worker takes up the

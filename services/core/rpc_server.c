@@ -4,7 +4,7 @@
  * a call requested per worker; whichever worker takes an arrived call
  * re-arms the request and serves the call to completion (handlers block on
  * the store), so the number of workers bounds concurrency; only one per CPU
- * waits on the queue at once, the others stand by (rpc_run.c). One queue rather
+ * less one waits on the queue at once, the others stand by (rpc_run.c). One queue rather
  * than one per worker: core's poller hands a completion to the thread that
  * polled when it waits on that queue, where a queue per worker meant waking
  * another thread for most events (2.3 context switches and 60 µs of CPU per
