@@ -225,8 +225,9 @@ int main(int argc, char **argv) {
     goto free_reflect;
   }
   log_json(LOG_LEVEL_INFO, "serving",
-           json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port, "store",
-                     store_engine(st), "workers", cfg.workers, "credentials",
+           json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port,
+                     "store", store_engine(st), "workers", cfg.workers, "running",
+                     cfg.running < cfg.workers ? cfg.running : cfg.workers, "credentials",
                      (int)creds_live_count(cr), "metrics_port", mport, "tls",
                      !tls_enabled(&tls)  ? "off"
                      : tls.ca && *tls.ca ? "mtls"
