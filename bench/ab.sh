@@ -32,68 +32,22 @@ TENANT=bench
 TOKEN="sk:bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 LIST_CUSTOMER=c0000000000000000000000007
 
-note() { printf '[ab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  note "error: $*"
-  exit 1
-}
+BENCH_NAME=ab
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 for b in "$BASE" "$NEW"; do [ -x "$b/events-service" ] || die "$b/events-service is missing"; done
 export PATH="$(go env GOPATH)/bin:$PATH"
 for t in ghz grpcurl jq python3 cc pkg-config; do command -v "$t" >/dev/null || die "$t is missing"; done
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
-RAW=$WORK/rawinsert
-# shellcheck disable=SC2046
-cc -O2 -o "$RAW" bench/rawinsert.c $(pkg-config --cflags --libs libmongoc-1.0 sqlite3) -lpthread
-printf 'bench bearer %s\n' "$TOKEN" >"$WORK/credentials"
-chmod 600 "$WORK/credentials"
+bench_workdir
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-start() { # NAME BIN_DIR DB: prints "PID ADDR"
-  local port pid
-  port=$(free_port)
-  EVENTS_CREDENTIALS="$WORK/credentials" EVENTS_STORE="sqlite:$3" \
-    EVENTS_GRPC_ADDR="127.0.0.1:$port" EVENTS_LOG_LEVEL="$LOG_LEVEL" \
-    "$2/events-service" 2>>"$WORK/$1.log" >/dev/null &
-  pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 200); do
-    grpcurl -plaintext -max-time 1 "127.0.0.1:$port" grpc.health.v1.Health/Check >/dev/null 2>&1 &&
-      break
-    sleep 0.05
-  done
-  kill -0 "$pid" || die "$1 did not start: see $WORK/$1.log"
-  SVC_PID=$pid SVC_ADDR=127.0.0.1:$port
-}
-
-# One seeded store (the service makes the schema, rawinsert fills it, planner
-# statistics as section 1 of run.sh has them), copied for each side.
 note "seeding $SMALL events"
-start schema "$NEW" "$WORK/seed.db"
-kill -TERM "$SVC_PID"
-wait "$SVC_PID" || true
-PIDS=()
-"$RAW" seed "sqlite:$WORK/seed.db" --tenant "$TENANT" --count "$SMALL" \
-  --customers $((SMALL / 200)) --prefix seed --ids-out "$WORK/ids" --ids 100 >/dev/null
-"$RAW" analyze "sqlite:$WORK/seed.db" >/dev/null
+bench_seed "$NEW" "$WORK/seed.db" "$SMALL"
 cp "$WORK/seed.db" "$WORK/a.db"
 cp "$WORK/seed.db" "$WORK/b.db"
-start a "$NEW" "$WORK/a.db"
+bench_service a "$NEW" "$WORK/a.db"
 A_PID=$SVC_PID A_ADDR=$SVC_ADDR
-start b "$BASE" "$WORK/b.db"
+bench_service b "$BASE" "$WORK/b.db"
 B_PID=$SVC_PID B_ADDR=$SVC_ADDR
 
 GOOGLEAPIS=$(sed -n 's/^GOOGLEAPIS_PROTO_DIR:PATH=//p' "$root/build-bench/CMakeCache.txt")

@@ -26,11 +26,9 @@ HARD=$((D * 4 + 60))
 TENANT=bench
 TOKEN="sk:bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
-note() { printf '[flame %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  note "error: $*"
-  exit 1
-}
+BENCH_NAME=flame
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 for b in events-service events-gateway; do [ -x "$BIN/$b" ] || die "$BIN/$b is missing"; done
 export PATH="$TOOLS/bin:$(go env GOPATH)/bin:$HOME/.cargo/bin:$PATH"
 command -v perf >/dev/null || sudo apt-get install -y linux-perf >&2 || die "perf is missing"
@@ -43,55 +41,10 @@ for t in perf inferno-collapse-perf inferno-flamegraph ghz grpcurl wrk jq python
   command -v "$t" >/dev/null || die "$t is missing"
 done
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
-RAW=$WORK/rawinsert
-# shellcheck disable=SC2046
-cc -O2 -o "$RAW" bench/rawinsert.c $(pkg-config --cflags --libs libmongoc-1.0 sqlite3) -lpthread
-printf 'bench bearer %s\n' "$TOKEN" >"$WORK/credentials"
-chmod 600 "$WORK/credentials"
-
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-start_service() { # DB: sets SVC_PID and SVC_ADDR
-  local port
-  port=$(free_port)
-  EVENTS_CREDENTIALS="$WORK/credentials" EVENTS_STORE="sqlite:$1" \
-    EVENTS_GRPC_ADDR="127.0.0.1:$port" EVENTS_LOG_LEVEL=info \
-    "$BIN/events-service" 2>>"$WORK/service.log" >/dev/null &
-  SVC_PID=$!
-  PIDS+=("$SVC_PID")
-  for _ in $(seq 200); do
-    grpcurl -plaintext -max-time 1 "127.0.0.1:$port" grpc.health.v1.Health/Check >/dev/null 2>&1 &&
-      break
-    sleep 0.05
-  done
-  kill -0 "$SVC_PID" || die "events-service did not start: see $WORK/service.log"
-  SVC_ADDR=127.0.0.1:$port
-}
-
-# A seeded store, as bench/ab.sh has it: the service makes the schema,
-# rawinsert fills it and writes the planner statistics.
+bench_workdir
 note "seeding $SMALL events"
-start_service "$WORK/events.db"
-kill -TERM "$SVC_PID"
-wait "$SVC_PID" || true
-PIDS=()
-"$RAW" seed "sqlite:$WORK/events.db" --tenant "$TENANT" --count "$SMALL" \
-  --customers $((SMALL / 200)) --prefix seed --ids-out "$WORK/ids" --ids 100 >/dev/null
-"$RAW" analyze "sqlite:$WORK/events.db" >/dev/null
-start_service "$WORK/events.db"
+bench_seed "$BIN" "$WORK/events.db" "$SMALL"
+bench_service service "$BIN" "$WORK/events.db"
 port=$(free_port)
 EVENTS_HTTP_ADDR=127.0.0.1:$port EVENTS_GRPC_TARGET=$SVC_ADDR EVENTS_LOG_LEVEL=info \
   "$BIN/events-gateway" 2>>"$WORK/gateway.log" &

@@ -21,17 +21,9 @@ mkdir -p "$W"
 export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 TOKEN=sk:bench-mem
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+BENCH_NAME=mem
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 stop() {
   kill -TERM "$1" 2>/dev/null || true
