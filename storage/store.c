@@ -20,31 +20,24 @@
 
 /* Every engine call goes through ENGINE so the store can report its load
  * (calls in flight, i.e. pool connections in use) and its failures, and a
- * remote engine's calls are blocks (see store_set_block_hooks). */
-static void (*block_enter_fn)(void), (*block_leave_fn)(void);
-static __thread int block_depth;
+ * remote engine's calls are blocks (see store_set_block_hook). */
+static void (*block_fn)(void);
 
-void store_set_block_hooks(void (*enter)(void), void (*leave)(void)) {
-  block_enter_fn = enter;
-  block_leave_fn = leave;
+void store_set_block_hook(void (*fn)(void)) {
+  block_fn = fn;
 }
 
-void store_block_enter(void) {
-  if (block_depth++ == 0 && block_enter_fn) block_enter_fn();
-}
-
-void store_block_leave(void) {
-  if (--block_depth == 0 && block_leave_fn) block_leave_fn();
+void store_block(void) {
+  if (block_fn) block_fn();
 }
 
 static const store_engine_ops *engine_begin(store *st) {
   __atomic_add_fetch(&st->stats.in_flight, 1, __ATOMIC_RELAXED);
-  if (st->engine->remote) store_block_enter();
+  if (st->engine->remote) store_block();
   return st->engine;
 }
 
 static int engine_done(store *st, int rc) {
-  if (st->engine->remote) store_block_leave();
   __atomic_sub_fetch(&st->stats.in_flight, 1, __ATOMIC_RELAXED);
   __atomic_add_fetch(&st->stats.calls, 1, __ATOMIC_RELAXED);
   if (rc == STORE_EUNAVAILABLE) __atomic_add_fetch(&st->stats.unavailable, 1, __ATOMIC_RELAXED);
@@ -56,12 +49,7 @@ static int engine_done(store *st, int rc) {
 /* A call whose cost grows with the data (a scan, a count, a read of the
  * change log) is a block on every engine: a thread serving a call that
  * waits behind it could run meanwhile. */
-static int scan_done(store *st, int rc) {
-  rc = engine_done(st, rc);
-  store_block_leave();
-  return rc;
-}
-#define SCAN(st, op) (store_block_enter(), ENGINE(st, op))
+#define SCAN(st, op) (store_block(), ENGINE(st, op))
 
 int store_fail(store_err *err, int code, const char *fmt, ...) {
   if (err) {
@@ -869,7 +857,7 @@ int store_count(store *st, const char *tenant, const char *coll, const store_con
   int rc = check_call(st, tenant, coll, err);
   if (!rc && !out) rc = store_fail(err, STORE_EINVAL, "store_count: out is NULL");
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = scan_done(st, SCAN(st, count)(st, tenant, coll, c, n_conds, NULL, out, err));
+  if (!rc) rc = engine_done(st, SCAN(st, count)(st, tenant, coll, c, n_conds, NULL, out, err));
   free(c);
   return rc;
 }
@@ -880,7 +868,7 @@ int store_delete_where(store *st, const char *tenant, const char *coll, const st
   long long n = 0;
   int rc = check_call(st, tenant, coll, err);
   if (!rc) rc = check_conds(conds, n_conds, &c, err);
-  if (!rc) rc = scan_done(st, SCAN(st, delete_where)(st, tenant, coll, c, n_conds, &n, err));
+  if (!rc) rc = engine_done(st, SCAN(st, delete_where)(st, tenant, coll, c, n_conds, &n, err));
   free(c);
   if (deleted) *deleted = rc ? 0 : n;
   return n ? wrote(st, tenant, rc) : rc;
@@ -907,7 +895,7 @@ int store_changes(store *st, const char *tenant, long long after, size_t limit,
   if (limit == 0 || limit > CHANGES_MAX_PAGE) limit = CHANGES_MAX_PAGE;
   if (!(out->changes = json_array())) return store_fail(err, STORE_EINTERNAL, "out of memory");
   out->scanned = after;
-  rc = scan_done(st, SCAN(st, changes)(st, tenant, after, limit, out, err));
+  rc = engine_done(st, SCAN(st, changes)(st, tenant, after, limit, out, err));
   if (rc) store_changes_clear(out);
   return rc;
 }
@@ -922,7 +910,7 @@ int store_changes_prune(store *st, long long before_us, long long *removed, stor
   long long n = 0;
   err_clear(err);
   if (!st) return store_fail(err, STORE_EINVAL, "store is NULL");
-  int rc = scan_done(st, SCAN(st, changes_prune)(st, before_us, &n, err));
+  int rc = engine_done(st, SCAN(st, changes_prune)(st, before_us, &n, err));
   if (removed) *removed = rc ? 0 : n;
   return rc;
 }
@@ -1038,7 +1026,7 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
     rc = store_fail(err, STORE_EINTERNAL, "out of memory");
     goto cleanup_seek;
   }
-  rc = scan_done(st, SCAN(st, find)(st, tenant, coll, &plan, docs, err));
+  rc = engine_done(st, SCAN(st, find)(st, tenant, coll, &plan, docs, err));
   if (rc) {
     json_decref(docs);
     goto cleanup_seek;
@@ -1057,7 +1045,7 @@ int store_find(store *st, const char *tenant, const char *coll, const store_quer
   out->docs = docs;
   rc = page_cursors(coll, spec, keys, n_keys, q, more, out, err);
   if (!rc && q->count)
-    rc = scan_done(
+    rc = engine_done(
         st, SCAN(st, count)(st, tenant, coll, conds, q->n_conds, q->where, &out->total, err));
   if (rc) store_page_clear(out);
 

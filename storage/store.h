@@ -227,11 +227,11 @@ int store_changes_prune(store *st, long long before_us, long long *removed, stor
  * Set once, before the store is shared. */
 void store_set_write_hook(store *st, void (*fn)(void *arg, const char *tenant), void *arg);
 
-/* Process-wide: `enter` is called by a thread about to wait on something
- * slower than the CPU (a network round trip, a group's commit and fsync) and
- * `leave` when it is back, so a server that lets only some of its threads
- * run at once can let another run meanwhile. Nested waits call them once, at
- * the outer pair. Either may be NULL. Set once, before any store call. */
-void store_set_block_hooks(void (*enter)(void), void (*leave)(void));
+/* Process-wide: called by a thread about to wait on something slower than
+ * the CPU (a network round trip, a group's commit and fsync), so a server
+ * that lets only some of its threads run at once can let another run
+ * meanwhile. It may be called again before a nested wait, so it must be
+ * idempotent. Set once, before any store call. */
+void store_set_block_hook(void (*fn)(void));
 
 #endif

@@ -30,8 +30,8 @@ typedef struct store_plan {
 typedef struct store_engine_ops {
   const char *name;
   /* Every call of the engine waits on the network: each is a block (see
-   * store_set_block_hooks). An engine without it marks its own slow waits
-   * with store_block_enter and store_block_leave. */
+   * store_set_block_hook). An engine without it marks its own slow waits
+   * with store_block. */
   int remote;
   int (*open)(const char *url, const store_schema *schema, store **out, store_err *err);
   void (*close)(store *st);
@@ -79,9 +79,8 @@ struct store {
   void *write_hook_arg;
 };
 
-/* Brackets a wait that may be slow (see store_set_block_hooks); they nest. */
-void store_block_enter(void);
-void store_block_leave(void);
+/* Before a wait that may be slow (see store_set_block_hook). */
+void store_block(void);
 
 extern const store_engine_ops store_sqlite_engine;
 /* store_mongo.c: linked in (tests) or loaded from its module (store.c). */

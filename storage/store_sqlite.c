@@ -589,9 +589,9 @@ static void sq_group_lead(sq_store *s) {
 }
 
 /* Queues one write and returns once its group committed (or failed): a
- * block (see store_set_block_hooks), waiting on the group's commit and fsync. */
+ * block (see store_set_block_hook), waiting on the group's commit and fsync. */
 static int sq_write(sq_store *s, sq_wreq *w, store_err *err) {
-  store_block_enter();
+  store_block();
   w->err = err;
   w->rc = STORE_OK;
   w->done = 0;
@@ -608,7 +608,6 @@ static int sq_write(sq_store *s, sq_wreq *w, store_err *err) {
   if (!w->done) sq_group_lead(s);
   pthread_mutex_unlock(&s->q_mu);
   pthread_cond_destroy(&w->cv);
-  store_block_leave();
   return w->rc;
 }
 

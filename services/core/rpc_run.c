@@ -10,7 +10,7 @@
  * signals while the token holders keep up.
  *
  * A holder gives its token away while it waits on the store's network or a
- * group commit (store_set_block_hooks), so a standby worker takes up the
+ * group commit (store_set_block_hook), so a standby worker takes up the
  * queue meanwhile and concurrent creates still share a commit, as with every
  * worker on the queue. Back from the wait, the worker finishes its call
  * without a token and takes one before it waits on the queue again. A

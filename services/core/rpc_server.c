@@ -937,7 +937,7 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out, int *port, 
     return -1;
   }
   /* Process-wide, and a no-op in any thread that holds no token. */
-  store_set_block_hooks(rpc_run_give, NULL);
+  store_set_block_hook(rpc_run_give);
   pthread_mutex_init(&s->busy_mu, NULL);
   pthread_mutex_init(&s->backlog_mu, NULL);
   pthread_cond_init(&s->idle, NULL);
