@@ -2,8 +2,8 @@
 dialects) against the processes of EVENTS_BIN_DIR (the ASan+UBSan build in
 the test command), then SIGTERM: both exit 0, their logs hold no sanitizer
 or leak report, every request was answered as expected, and the resident
-memory of each process levels off (growth over the second half of the run
-stays under a bound). EVENTS_SOAK_SECONDS sets the load time (default 40).
+memory of each process levels off (it does not keep growing from one quarter
+of the run to the next). EVENTS_SOAK_SECONDS sets the load time (default 40).
 """
 import os
 import re
@@ -125,14 +125,20 @@ def test_soak(workdir, credentials_file):
     bad = [(s, d) for _, s, d in results if s != 200]
     assert len(results) > 200, f"only {len(results)} requests in {SECONDS}s"
     assert not bad, f"{len(bad)} of {len(results)} requests failed: {bad[:5]}"
-    # Memory levels off: over the second half each process grows by less
-    # than max(16 MiB, 15%) of where it stood at the half.
-    half = [s for s in samples if s[0] >= SECONDS / 2]
-    assert len(half) >= 3, samples
+    # Memory levels off. A leak grows the process in every stretch of the
+    # run; caches that fill and allocator regions that grow once show as a
+    # single step (seen once in CI: the service +10.7 MiB between two
+    # samples, flat before and after). So compare the peaks of the last three
+    # quarters: the smaller of the two quarter-on-quarter growths must stay
+    # under half of max(16 MiB, 15 %) (the same leak rate as "under the whole
+    # bound over the second half"), and a single step under twice the bound.
+    quarters = [[s for s in samples if q * SECONDS / 4 <= s[0] < (q + 1) * SECONDS / 4] for q in (1, 2, 3)]
+    assert all(len(q) >= 2 for q in quarters), samples
     for k, name in ((1, "events-service"), (2, "events-gateway")):
-        start, end = half[0][k], max(s[k] for s in half)
-        bound = max(16 * 1024, start * 15 // 100)
-        print(f"{name}: RSS {samples[0][k]} KiB at start, {start} KiB at half time, "
-              f"{end} KiB peak after; {len(results)} requests")
-        assert end - start < bound, (
-            f"{name} RSS grew {end - start} KiB over the second half (bound {bound} KiB): {samples}")
+        peaks = [max(s[k] for s in q) for q in quarters]
+        growth = (peaks[1] - peaks[0], peaks[2] - peaks[1])
+        bound = max(16 * 1024, peaks[0] * 15 // 100)
+        print(f"{name}: RSS {samples[0][k]} KiB at start, quarter peaks {peaks} KiB; {len(results)} requests")
+        assert min(growth) < bound // 2 and max(growth) < 2 * bound, (
+            f"{name} RSS kept growing: {growth} KiB in the last two quarters "
+            f"(bounds {bound // 2} for the smaller, {2 * bound} for either): {samples}")
