@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/flame.sh - where the CPU goes: perf profiles of events-service under
-# Health/Check and GetEvent (ghz) and of events-gateway under REST gets (wrk),
+# Health/Check, GetEvent (ghz) and CreateEvent on SQLite (bench/grpcload) and of
+# events-gateway under REST gets (wrk),
 # rendered as flame graphs (inferno) with a table of the hottest functions and
 # of the share by library. Writes build-bench/flame/NAME.svg, NAME.folded and
 # NAME.top.md; prints the tables. Profiles are reported, never asserted.
@@ -12,7 +13,7 @@
 # installs when missing (cargo install inferno into build-bench/tools). Knobs:
 # BENCH_DURATION (s per profile, 5), BENCH_CONCURRENCY (16), BENCH_SMALL
 # (seeded events, 10000), BENCH_FLAME_FREQ (samples/s, 999), BENCH_FLAME_LOADS
-# (subset of "check get rest").
+# (subset of "check get rest create"; create needs BIN_DIR/grpcload).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -73,6 +74,8 @@ load() { # NAME SECONDS: the load of a profile, in the background; sets LOAD_PID
     --call events.customer.v1.CustomerEventService/GetEvent \
     -m "{\"authorization\":\"Bearer $TOKEN\"}" -D /dev/stdin "$SVC_ADDR" \
     <<<"$GET_DATA" >/dev/null 2>&1 & ;;
+  create) timeout -k 5 "$HARD" "$BIN/grpcload" "$SVC_ADDR" "$TOKEN" --concurrency "$C" \
+    --count 1000000 --seconds "$2" --prefix "flame-$RANDOM" >/dev/null 2>&1 & ;;
   rest) timeout -k 5 "$HARD" wrk -t2 -c"$C" -d"${2}s" --timeout 10s -s bench/wrk/customer.lua \
     "$REST_URL" -- get "$TOKEN" "$WORK/ids" >/dev/null 2>&1 & ;;
   esac
@@ -109,6 +112,7 @@ for l in $LOADS; do
   case $l in
   check) profile check "$SVC_PID" "events-service, grpc.health.v1.Health/Check, ghz c=$C" ;;
   get) profile get "$SVC_PID" "events-service, GetEvent, ghz c=$C" ;;
+  create) profile create "$SVC_PID" "events-service, CreateEvent on SQLite, grpcload c=$C" ;;
   rest) profile rest "$GW_PID" "events-gateway, REST get by id, wrk c=$C" ;;
   *) die "unknown load $l" ;;
   esac

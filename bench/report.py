@@ -209,7 +209,9 @@ header("2", f"gRPC core vs peer — grpc.health.v1.Health/Check, ghz c={c}, 1 co
 pair_rows("2", "Check", "health_svc", "health_peer", ("svc",), ("peer",))
 
 store_n = R.get("cfg.store_n")
-header("3", f"store cost — {store_n} customer events created with c={c}; A = the service's "
+store_rounds = R.get("cfg.store_repeat", "1")
+header("3", f"store cost — {store_rounds} rounds a side of {store_n} customer events created with c={c}, "
+       "alternating (A B B A ...), rates the mean of the rounds; A = the service's "
        "CreateEvent (gRPC, bench/grpcload, C on gRPC core; the store group-commits concurrent SQLite writes and "
        "batches concurrent MongoDB inserts), B = raw single-document inserts of the same "
        f"documents, each its own transaction (bench/rawinsert, {c} threads)")
@@ -220,6 +222,8 @@ for eng, label, store_proc in (("sqlite", "SQLite (WAL, synchronous=FULL)", None
     extra = ""
     if ra and rb:
         extra = f"; service overhead {1000 / ra - 1000 / rb:.3f} ms per document of wall time"
+    if R.get(f"{a}.runs.rps"):
+        extra += f"; rounds A {R[f'{a}.runs.rps']}, B {R.get(f'{b}.runs.rps', '?')}"
     row("3", f"{label}: documents/s", ra, rb, "rate", f"A {counts(a)}, B {counts(b)}{extra}")
     row("3", f"{label}: p50 latency ms", num(f"{a}.p50"), num(f"{b}.p50"))
     row("3", f"{label}: p99 latency ms", num(f"{a}.p99"), num(f"{b}.p99"))

@@ -10,7 +10,8 @@
 # Knobs (environment): BENCH_DURATION (s per load), BENCH_WARMUP (s),
 # BENCH_CONCURRENCY (in-flight requests of every load but list-vs-size),
 # BENCH_REPEAT (runs of each section 1, 2 and scaling load: 2, quick 1),
-# BENCH_STORE_N (documents of the store-cost runs), BENCH_SMALL / BENCH_BIG
+# BENCH_STORE_N (documents of each store-cost round), BENCH_STORE_REPEAT (its
+# rounds a side, alternating: 4), BENCH_SMALL / BENCH_BIG
 # (SQLite list-vs-size stores), BENCH_FERRET_SMALL / BENCH_FERRET_BIG (the same
 # on FerretDB), BENCH_LOG_LEVEL (EVENTS_LOG_LEVEL of both processes: the
 # product's default, info, unless set), BENCH_SKIP_BUILD=1 (reuse build-bench/).
@@ -43,6 +44,7 @@ else
 fi
 C=${BENCH_CONCURRENCY:-16}
 REPEAT=${BENCH_REPEAT:-$([ "$quick" = 1 ] && echo 1 || echo 2)}
+STORE_REPEAT=${BENCH_STORE_REPEAT:-4}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 PER_CUSTOMER=200 # events of the listed customer, whatever the store's size
 TENANT=bench
@@ -378,6 +380,26 @@ c_load() {
 # own client. Both sides now have C clients; the table keeps both clients' CPU
 # per 1k documents beside the service's, so the reader sees what each costs.
 svc_create_load() { c_load "$1" "$2" grpcload "$SVC_ADDR" "$TOKEN" --concurrency "$C"; } # LOAD N
+
+# store_cost ENGINE RAW_URL "SERVICE SIDE TRACK" "RAW SIDE TRACK": STORE_REPEAT
+# rounds of STORE_N documents a side, in the order A B B A A B B A: a round
+# takes under a second on SQLite, and single rounds moved the ratio by a
+# quarter from run to run as the disk's fsync time drifted; alternating
+# rounds put the drift on both sides.
+store_cost() {
+  local eng=$1 url=$2 r side
+  for r in $(seq "$STORE_REPEAT"); do
+    for side in $( ((r % 2)) && echo svc raw || echo raw svc); do
+      if [ "$side" = svc ]; then
+        read -ra TRACK <<<"$3"
+        svc_create_load "store_${eng}_svc_r$r" "$STORE_N"
+      else
+        read -ra TRACK <<<"$4"
+        raw_load "store_${eng}_raw_r$r" "$url" "$STORE_N"
+      fi
+    done
+  done
+}
 raw_load() { c_load "$1" "$3" rawinsert insert "$2" --tenant "$TENANT" --threads "$C"; } # LOAD STORE_URL N
 
 # 7: the same customer events created one call each and BATCH_SIZE per call,
@@ -429,6 +451,7 @@ put cfg.W "$W"
 put cfg.C "$C"
 put cfg.repeat "$REPEAT"
 put cfg.store_n "$STORE_N"
+put cfg.store_repeat "$STORE_REPEAT"
 put cfg.small "$SMALL"
 put cfg.big "$BIG"
 put cfg.fsmall "$FSMALL"
@@ -507,11 +530,8 @@ for r in $(seq "$REPEAT"); do
 done
 stop "$PEER_PID"
 
-note "3: store cost on SQLite ($STORE_N creates, c=$C)"
-TRACK=("svc:$SVC1")
-svc_create_load store_sqlite_svc "$STORE_N"
-TRACK=()
-raw_load store_sqlite_raw "sqlite:$DB" "$STORE_N"
+note "3: store cost on SQLite ($STORE_REPEAT rounds of $STORE_N creates a side, c=$C)"
+store_cost sqlite "sqlite:$DB" "svc:$SVC1" ""
 put sqlite.stat1_rows "$("$BIN/rawinsert" stat "sqlite:$DB" | jq .stat1_rows)"
 stop "$GW_PID"
 
@@ -555,10 +575,7 @@ idle_mem fdb "$FDB1"
 start_service svc-mongo "$FDB_URL/bench"
 SVCM=$SVC_PID
 idle_mem svc_mongo "$SVCM"
-TRACK=("svc:$SVCM" "fdb:$FDB1")
-svc_create_load store_mongo_svc "$STORE_N"
-TRACK=("fdb:$FDB1")
-raw_load store_mongo_raw "$FDB_URL/bench" "$STORE_N"
+store_cost mongo "$FDB_URL/bench" "svc:$SVCM fdb:$FDB1" "fdb:$FDB1"
 note "7: bulk create on FerretDB, batches of $BATCH_SIZE vs single creates, c=1"
 TRACK=("svc:$SVCM" "fdb:$FDB1")
 batch_vs_single mongo
