@@ -4,8 +4,8 @@
 # markdown table; every comparison in it is measured in this run, on this
 # machine. Numbers are reported, never asserted.
 #
-#   bench/run.sh                 full run (about 7 minutes on 2 cores)
-#   BENCH_QUICK=1 bench/run.sh   short loads and small stores (about 1.5 minutes)
+#   bench/run.sh                 full run (longer loads, a 1M-event store)
+#   BENCH_QUICK=1 bench/run.sh   short loads and small stores (about 3 minutes on 2 cores)
 #
 # Knobs (environment): BENCH_DURATION (s per load), BENCH_WARMUP (s),
 # BENCH_CONCURRENCY (in-flight requests of every load but list-vs-size),
