@@ -54,6 +54,7 @@ def merge_runs(r):
 
 
 R = load(sys.argv[1])
+WORKERS = R.get("svc.workers_default") or "the default"
 ROWS = []
 try:
     CLK_TCK = int(R.get("machine.clk_tck", CLK_TCK))
@@ -205,7 +206,7 @@ for op, what in (("create", "create (POST / CreateEvent)"), ("get", "get by id")
                 floor_svc and f"the service spent {fmt(floor_svc)} per get under this client"))
 
 header("2", f"gRPC core vs peer — grpc.health.v1.Health/Check, ghz c={c}, 1 connection, {D} s; "
-       "A = events-service (gRPC C core, 8 workers), B = grpc-go health server (bench/healthpeer)")
+       f"A = events-service (gRPC C core, {WORKERS} workers), B = grpc-go health server (bench/healthpeer)")
 pair_rows("2", "Check", "health_svc", "health_peer", ("svc",), ("peer",))
 
 store_n = R.get("cfg.store_n")
@@ -241,12 +242,12 @@ hwm_note = "" if R.get("cfg.hwm_reset") == "1" else " (VmHWM could not be reset:
 header("4", "memory — A = peak RSS under the load (VmHWM, reset before it), B = VmRSS idle after "
        f"start, MiB{hwm_note}")
 mem = [
-    ("events-service (SQLite, 8 workers)", "svc", "svc",
+    (f"events-service (SQLite, {WORKERS} workers)", "svc", "svc",
      ["rest_create", "grpc_create", "rest_get", "grpc_get", "rest_list", "grpc_list", "health_svc",
       "store_sqlite_svc"]),
     ("events-gateway", "gw", "gw", ["rest_create", "rest_get", "rest_list"]),
     ("grpc-go health peer", "peer", "peer", ["health_peer"]),
-    ("events-service (FerretDB, 8 workers)", "svc_mongo", "svc", ["store_mongo_svc"]),
+    (f"events-service (FerretDB, {WORKERS} workers)", "svc_mongo", "svc", ["store_mongo_svc"]),
     ("events-ferretdb", "fdb", "fdb", ["store_mongo_svc", "store_mongo_raw"]),
 ]
 for label, idle_key, proc, loads in mem:

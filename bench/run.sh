@@ -477,7 +477,7 @@ SVC1=$SVC_PID
 start_gateway
 idle_mem svc "$SVC1"
 idle_mem gw "$GW_PID"
-put svc.workers_default 8
+put svc.workers_default "$(jq -r 'select(.msg == "serving") | .workers' "$WORK/svc.log" | head -1)"
 
 # Each pair runs REPEAT times in A B B A ... order, so drift and order effects
 # fall on both sides alike; the table reports the mean of the runs.

@@ -38,9 +38,10 @@ static config_var vars[] = {
      .help = "debug, info, warn or error",
      .kind = CONFIG_LEVEL},
     {.name = "EVENTS_WORKERS",
-     .def = "8",
+     .def = "16",
      .help = "worker threads serving calls (one per CPU less one runs at once; the others "
-             "take over while one waits on the store)",
+             "take over while one waits on the store, and concurrent writes share a commit "
+             "or a bulk insert only as far as there are workers to wait in it)",
      .kind = CONFIG_INT,
      .min = 1,
      .max = 256},
