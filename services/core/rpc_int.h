@@ -65,7 +65,7 @@ struct rpc_call {
   char tenant[65];
   char request_id[65]; /* x-request-id metadata, when valid */
   /* This call's span, child of the caller's traceparent: allocated on
-   * arrival, like the watched service, because every worker keeps a call
+   * arrival, like the watched service, because the server keeps calls
    * requested for every method and those idle calls should stay small.
    * NULL before arrival (or when out of memory). */
   trace_ctx *trace;
