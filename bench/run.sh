@@ -54,11 +54,9 @@ BIN=$BUILD/bin
 WORK=$BUILD/bench
 HARD=$((D * 4 + 60)) # hard bound (s) on any single timed load
 
-note() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  note "error: $*"
-  exit 1
-}
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh" # note, die, free_port, PIDS stopped on exit
 
 # ---- tools and build ---------------------------------------------------------
 
@@ -100,19 +98,6 @@ chmod 600 "$WORK/credentials"
 
 # ---- processes -----------------------------------------------------------------
 
-STARTED=()
-cleanup() {
-  local p
-  for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${STARTED[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 wait_tcp() { # PID HOST PORT
   local i
   for i in $(seq 200); do
@@ -133,8 +118,8 @@ stop() { # PID: SIGTERM, then wait (the service drains in-flight calls)
   kill -KILL "$p" 2>/dev/null || true
   wait "$p" 2>/dev/null || true
   local keep=() q
-  for q in "${STARTED[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-  STARTED=("${keep[@]}")
+  for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+  PIDS=("${keep[@]}")
 }
 
 # start_service NAME STORE_URL [WORKERS]: sets SVC_PID and SVC_ADDR
@@ -146,7 +131,7 @@ start_service() {
   [ -n "${3:-}" ] && env+=(EVENTS_WORKERS="$3")
   env "${env[@]}" "$BIN/events-service" 2>>"$WORK/$1.log" &
   SVC_PID=$!
-  STARTED+=("$SVC_PID")
+  PIDS+=("$SVC_PID")
   SVC_ADDR=127.0.0.1:$port
   wait_tcp "$SVC_PID" 127.0.0.1 "$port" || die "events-service ($1) did not start: see $WORK/$1.log"
   grpcurl -plaintext -max-time 5 "$SVC_ADDR" grpc.health.v1.Health/Check >/dev/null ||
@@ -159,7 +144,7 @@ start_gateway() { # sets GW_PID and GW_URL
   EVENTS_HTTP_ADDR=127.0.0.1:$port EVENTS_GRPC_TARGET=$SVC_ADDR EVENTS_LOG_LEVEL=$LOG_LEVEL \
     "$BIN/events-gateway" 2>>"$WORK/gateway.log" &
   GW_PID=$!
-  STARTED+=("$GW_PID")
+  PIDS+=("$GW_PID")
   GW_URL=http://127.0.0.1:$port
   local i
   for i in $(seq 100); do
@@ -174,7 +159,7 @@ start_ferretdb() { # DIR: sets FDB_PID and FDB_URL (without database)
   port=$(free_port)
   "$BIN/events-ferretdb" -addr "127.0.0.1:$port" -dir "$1" 2>>"$WORK/ferretdb.log" &
   FDB_PID=$!
-  STARTED+=("$FDB_PID")
+  PIDS+=("$FDB_PID")
   FDB_URL=mongodb://127.0.0.1:$port
   wait_tcp "$FDB_PID" 127.0.0.1 "$port" || die "events-ferretdb did not start"
 }
@@ -510,7 +495,7 @@ pair list "$LIST_CUSTOMER" ListEvents "$LIST_DATA"
 note "2: health Check, events-service vs grpc-go"
 "$BIN/healthpeer" -addr 127.0.0.1:0 >"$WORK/healthpeer.addr" 2>"$WORK/healthpeer.log" &
 PEER_PID=$!
-STARTED+=("$PEER_PID")
+PIDS+=("$PEER_PID")
 for _ in $(seq 100); do [ -s "$WORK/healthpeer.addr" ] && break; sleep 0.05; done
 PEER_ADDR=$(head -1 "$WORK/healthpeer.addr")
 [ -n "$PEER_ADDR" ] || die "healthpeer did not start"

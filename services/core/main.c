@@ -89,9 +89,10 @@ static int fatal(const char *what, const char *detail) {
  * at least one. The CPU left over runs gRPC core's executor and the
  * kernel's socket work; on 2 CPUs one runner against two cost 19 against
  * 28 µs per Health/Check and 40 against 55 per GetEvent (bench/RESULTS.md). */
-static int running_workers(void) {
+static int running_workers(int workers) {
   unsigned cpus = config_cpus();
-  return cpus > 1 ? (int)cpus - 1 : 1;
+  int n = cpus > 1 ? (int)cpus - 1 : 1;
+  return n < workers ? n : workers;
 }
 
 int main(int argc, char **argv) {
@@ -199,10 +200,11 @@ int main(int argc, char **argv) {
       goto free_reflect;
     }
   }
+  int workers = (int)config_num(vars, N_VARS, "EVENTS_WORKERS");
   rpc_server_config cfg = {
       .addr = get("EVENTS_GRPC_ADDR"),
-      .workers = (int)config_num(vars, N_VARS, "EVENTS_WORKERS"),
-      .running = running_workers(),
+      .workers = workers,
+      .running = running_workers(workers),
       .creds = cr,
       .store = st,
       .services = defs,
@@ -227,9 +229,8 @@ int main(int argc, char **argv) {
   }
   log_json(LOG_LEVEL_INFO, "serving",
            json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:s}", "addr", cfg.addr, "port", port,
-                     "store", store_engine(st), "workers", cfg.workers, "running",
-                     cfg.running < cfg.workers ? cfg.running : cfg.workers, "credentials",
-                     (int)creds_live_count(cr), "metrics_port", mport, "tls",
+                     "store", store_engine(st), "workers", cfg.workers, "running", cfg.running,
+                     "credentials", (int)creds_live_count(cr), "metrics_port", mport, "tls",
                      !tls_enabled(&tls)  ? "off"
                      : tls.ca && *tls.ca ? "mtls"
                                          : "on"));

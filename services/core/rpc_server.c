@@ -1,17 +1,16 @@
 /* rpc_server.c - gRPC C core server loop.
  *
  * The worker threads share one completion queue, on which every method has
- * a call requested per worker; whichever worker takes an arrived call
- * re-arms the request and serves the call to completion (handlers block on
- * the store), so the number of workers bounds concurrency; only one per CPU
- * less one waits on the queue at once, the others stand by (rpc_run.c). One queue rather
- * than one per worker: core's poller hands a completion to the thread that
- * polled when it waits on that queue, where a queue per worker meant waking
- * another thread for most events (2.3 context switches and 60 µs of CPU per
- * Health/Check with 8 workers, against 0.8 and 40 µs). Methods come from the protobuf-c service
- * descriptors: no switch per method. Unknown methods are requested through
- * grpc_server_request_call and answered UNIMPLEMENTED at once, since core
- * itself never answers them.
+ * REQUESTS_PER_METHOD calls requested; whichever worker takes an arrived
+ * call re-arms the request and serves the call to completion (handlers
+ * block on the store), so the number of workers bounds concurrency; only
+ * one per CPU less one waits on the queue at once, the others stand by
+ * (rpc_run.c). One queue rather than one per worker: core's poller hands a completion to the thread
+ * that polled when it waits on that queue, where a queue per worker meant waking another thread for
+ * most events (2.3 context switches and 60 µs of CPU per Health/Check with 8 workers, against 0.8
+ * and 40 µs). Methods come from the protobuf-c service descriptors: no switch per method. Unknown
+ * methods are requested through grpc_server_request_call and answered UNIMPLEMENTED at once, since
+ * core itself never answers them.
  *
  * Each arrived call also has a RECV_CLOSE_ON_SERVER batch of its own, which
  * completes when the call is over; before a handler runs, the worker looks
